@@ -1,0 +1,14 @@
+using System.CommandLine;
+using SharpInfer.Cli.Commands;
+
+namespace SharpInfer.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("SharpInfer: run GGUF language models on the CPU, in pure C#.");
+        root.Subcommands.Add(InspectCommand.Create());
+        return CliRunner.Invoke(root, args);
+    }
+}
