@@ -1,0 +1,26 @@
+namespace SharpInfer.KvCache;
+
+/// <summary>Element type of cached keys and values.</summary>
+public enum KvDataType { F32, F16 }
+
+/// <summary>
+/// Storage for attention keys and values, organised in fixed-size blocks of token slots. A sequence's keys are
+/// found through its block table: position p lives in block <c>table[p / BlockSize]</c>, slot <c>p % BlockSize</c>.
+/// Within a block, each KV head's keys for all slots are contiguous (<c>[slot][dim]</c>), which is the tile the
+/// attention kernel walks. The model writes and reads only through this interface; who owns which block is the
+/// block manager's business.
+/// </summary>
+public unsafe interface IKvCache
+{
+    int LayerCount { get; }
+    int BlockSize { get; }
+    int BlockCount { get; }
+    int KvHeadCount { get; }
+    int HeadDim { get; }
+    KvDataType DataType { get; }
+
+    /// <summary>Start of the keys of one KV head in one block: BlockSize × HeadDim elements of <see cref="DataType"/>.</summary>
+    byte* KeyBlock(int layer, int block, int kvHead);
+    /// <summary>Start of the values of one KV head in one block, laid out like keys.</summary>
+    byte* ValueBlock(int layer, int block, int kvHead);
+}

@@ -1,0 +1,72 @@
+using SharpInfer.KvCache;
+
+namespace SharpInfer.Models;
+
+/// <summary>
+/// One model pass: a flat list of tokens from one or more sequences, each with its position and the sequence it
+/// belongs to; for each sequence its KV block table; and which tokens need logits. A prompt, a decode step and a
+/// continuous batch of many sequences are all the same call. Reused across steps (no allocation per step).
+/// </summary>
+public sealed class ForwardBatch
+{
+    public int TokenCount { get; private set; }
+    public int SequenceCount { get; private set; }
+    public int LogitCount { get; private set; }
+
+    private int[] _tokens;
+    private int[] _positions;
+    private int[] _seqIndex;
+    private BlockTable[] _tables;
+    private int[] _logitTokens;
+
+    public ForwardBatch(int tokenCapacity = 512, int sequenceCapacity = 16)
+    {
+        _tokens = new int[tokenCapacity];
+        _positions = new int[tokenCapacity];
+        _seqIndex = new int[tokenCapacity];
+        _logitTokens = new int[Math.Max(1, sequenceCapacity)];
+        _tables = new BlockTable[sequenceCapacity];
+    }
+
+    public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, TokenCount);
+    public ReadOnlySpan<int> Positions => _positions.AsSpan(0, TokenCount);
+    public ReadOnlySpan<int> SequenceOf => _seqIndex.AsSpan(0, TokenCount);
+    /// <summary>Indices (into the token list) of the tokens whose logits are wanted, in output order.</summary>
+    public ReadOnlySpan<int> LogitTokens => _logitTokens.AsSpan(0, LogitCount);
+    public BlockTable Table(int sequence) => _tables[sequence];
+
+    public void Clear()
+    {
+        TokenCount = 0;
+        SequenceCount = 0;
+        LogitCount = 0;
+        Array.Clear(_tables, 0, _tables.Length);
+    }
+
+    /// <summary>Starts a sequence in this batch; returns its index.</summary>
+    public int AddSequence(BlockTable table)
+    {
+        if (SequenceCount == _tables.Length) Array.Resize(ref _tables, _tables.Length * 2);
+        _tables[SequenceCount] = table;
+        return SequenceCount++;
+    }
+
+    public void AddToken(int sequence, int token, int position, bool wantLogits)
+    {
+        if (TokenCount == _tokens.Length)
+        {
+            Array.Resize(ref _tokens, _tokens.Length * 2);
+            Array.Resize(ref _positions, _positions.Length * 2);
+            Array.Resize(ref _seqIndex, _seqIndex.Length * 2);
+        }
+        _tokens[TokenCount] = token;
+        _positions[TokenCount] = position;
+        _seqIndex[TokenCount] = sequence;
+        if (wantLogits)
+        {
+            if (LogitCount == _logitTokens.Length) Array.Resize(ref _logitTokens, _logitTokens.Length * 2);
+            _logitTokens[LogitCount++] = TokenCount;
+        }
+        TokenCount++;
+    }
+}

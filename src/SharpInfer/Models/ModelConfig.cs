@@ -1,0 +1,115 @@
+using SharpInfer.Gguf;
+
+namespace SharpInfer.Models;
+
+/// <summary>How rotary position embeddings pair up dimensions: Llama rotates adjacent pairs (2i, 2i+1);
+/// GPT-NeoX-style models (Qwen) rotate (i, i + n_rot/2).</summary>
+public enum RopeStyle { Normal, NeoX }
+
+/// <summary>Hyper-parameters of a transformer, read from GGUF metadata (<c>{arch}.*</c> keys).</summary>
+public sealed record ModelConfig
+{
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3"];
+
+    public required string Architecture { get; init; }
+    public required string Name { get; init; }
+    public required int LayerCount { get; init; }
+    public required int EmbeddingLength { get; init; }
+    public required int HeadCount { get; init; }
+    public required int KvHeadCount { get; init; }
+    /// <summary>Per-head dimension of queries and keys (Qwen3 sets it independently of n_embd / n_head).</summary>
+    public required int HeadDim { get; init; }
+    public required int ValueHeadDim { get; init; }
+    public required int FeedForwardLength { get; init; }
+    public required int VocabSize { get; init; }
+    public required int TrainedContextLength { get; init; }
+    public required float RmsNormEpsilon { get; init; }
+    public required float RopeFreqBase { get; init; }
+    /// <summary>Number of leading dimensions of each head that RoPE rotates.</summary>
+    public required int RopeDimensions { get; init; }
+    /// <summary>Linear position scaling (1 = none): positions are multiplied by this before rotation.</summary>
+    public required float RopeFreqScale { get; init; }
+    public required RopeStyle RopeStyle { get; init; }
+    /// <summary>Qwen3: RMSNorm over each query and key head before RoPE.</summary>
+    public required bool HasQkNorm { get; init; }
+
+    public int QueryDim => HeadCount * HeadDim;
+    public int KeyDim => KvHeadCount * HeadDim;
+    public int ValueDim => KvHeadCount * ValueHeadDim;
+    public int GroupSize => HeadCount / KvHeadCount;
+
+    public static ModelConfig FromGguf(GgufFile g)
+    {
+        string arch = g.GetString("general.architecture")
+            ?? throw new UnsupportedModelException($"{g.Path}: metadata 'general.architecture' is missing");
+        if (!SupportedArchitectures.Contains(arch))
+            throw new UnsupportedModelException(
+                $"{g.Path}: architecture '{arch}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
+
+        int Req(string key)
+        {
+            if (g.Metadata.TryGetValue($"{arch}.{key}", out var raw) && raw is GgufArray)
+                throw new UnsupportedModelException($"{g.Path}: per-layer '{arch}.{key}' arrays are not supported");
+            long v = g.GetInteger($"{arch}.{key}") ?? throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.{key}' is missing");
+            if (v <= 0 || v > 1 << 24) throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.{key}' = {v} is out of range");
+            return (int)v;
+        }
+        int Opt(string key, int dflt) => g.Has($"{arch}.{key}") ? Req(key) : dflt;
+
+        int nEmbd = Req("embedding_length");
+        int nHead = Req("attention.head_count");
+        int nHeadKv = Opt("attention.head_count_kv", nHead);
+        if (nHead % nHeadKv != 0)
+            throw new UnsupportedModelException($"{g.Path}: head_count {nHead} is not a multiple of head_count_kv {nHeadKv}");
+        if (nEmbd % nHead != 0 && !g.Has($"{arch}.attention.key_length"))
+            throw new UnsupportedModelException($"{g.Path}: embedding_length {nEmbd} is not a multiple of head_count {nHead} and key_length is not given");
+        int headDim = Opt("attention.key_length", nEmbd / nHead);
+        int valueDim = Opt("attention.value_length", headDim);
+        if (valueDim != headDim)
+            throw new UnsupportedModelException($"{g.Path}: key_length {headDim} != value_length {valueDim} is not supported");
+        int nRot = Opt("rope.dimension_count", headDim);
+        if (nRot > headDim || nRot % 2 != 0)
+            throw new UnsupportedModelException($"{g.Path}: rope.dimension_count {nRot} must be even and at most the head size {headDim}");
+
+        float freqScale = 1f;
+        string? scaling = g.GetString($"{arch}.rope.scaling.type");
+        if (scaling is not (null or "none"))
+        {
+            if (scaling != "linear")
+                throw new UnsupportedModelException($"{g.Path}: rope scaling '{scaling}' is not supported (supported: none, linear)");
+            double factor = g.GetFloat($"{arch}.rope.scaling.factor") ?? 1.0;
+            if (factor <= 0) throw new UnsupportedModelException($"{g.Path}: rope.scaling.factor {factor} must be positive");
+            freqScale = (float)(1.0 / factor);
+        }
+
+        int vocab = g.GetArray("tokenizer.ggml.tokens")?.Count ?? Opt("vocab_size", 0);
+        if (vocab <= 0) throw new UnsupportedModelException($"{g.Path}: the vocabulary (tokenizer.ggml.tokens) is missing");
+
+        double eps = g.GetFloat($"{arch}.attention.layer_norm_rms_epsilon")
+            ?? throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.attention.layer_norm_rms_epsilon' is missing");
+        double freqBase = g.GetFloat($"{arch}.rope.freq_base") ?? 10000.0;
+        if (!(eps > 0) || !(freqBase > 0))
+            throw new UnsupportedModelException($"{g.Path}: rms epsilon {eps} and rope freq_base {freqBase} must be positive");
+
+        return new ModelConfig
+        {
+            Architecture = arch,
+            Name = g.GetString("general.name") ?? Path.GetFileNameWithoutExtension(g.Path),
+            LayerCount = Req("block_count"),
+            EmbeddingLength = nEmbd,
+            HeadCount = nHead,
+            KvHeadCount = nHeadKv,
+            HeadDim = headDim,
+            ValueHeadDim = valueDim,
+            FeedForwardLength = Req("feed_forward_length"),
+            VocabSize = vocab,
+            TrainedContextLength = Opt("context_length", 2048),
+            RmsNormEpsilon = (float)eps,
+            RopeFreqBase = (float)freqBase,
+            RopeDimensions = nRot,
+            RopeFreqScale = freqScale,
+            RopeStyle = arch == "llama" ? RopeStyle.Normal : RopeStyle.NeoX,
+            HasQkNorm = arch == "qwen3",
+        };
+    }
+}

@@ -1,0 +1,104 @@
+using SharpInfer.Gguf;
+using SharpInfer.Tensors;
+
+namespace SharpInfer.Models;
+
+/// <summary>The weights of one transformer block.</summary>
+public sealed class LayerWeights
+{
+    public required float[] AttnNorm { get; init; }
+    public required WeightMatrix Q { get; init; }
+    public required WeightMatrix K { get; init; }
+    public required WeightMatrix V { get; init; }
+    public required WeightMatrix O { get; init; }
+    public float[]? QBias { get; init; }
+    public float[]? KBias { get; init; }
+    public float[]? VBias { get; init; }
+    public float[]? QNorm { get; init; }
+    public float[]? KNorm { get; init; }
+    public required float[] FfnNorm { get; init; }
+    public required WeightMatrix Gate { get; init; }
+    public required WeightMatrix Up { get; init; }
+    public required WeightMatrix Down { get; init; }
+}
+
+/// <summary>
+/// All weights of a model, bound by tensor name (llama.cpp's names) to the memory-mapped GGUF file. Matrices are
+/// used in place; only the small norm and bias vectors are copied into float arrays (kilobytes). Every tensor is
+/// checked for presence, shape and a supported type before any computation starts.
+/// </summary>
+public sealed class ModelWeights
+{
+    public required WeightMatrix TokenEmbedding { get; init; }
+    public required WeightMatrix Output { get; init; }
+    public required float[] OutputNorm { get; init; }
+    public required LayerWeights[] Layers { get; init; }
+    /// <summary>Llama 3 rope scaling: a divisor per rotated pair (the <c>rope_freqs</c> tensor), or null.</summary>
+    public float[]? RopeFreqFactors { get; init; }
+
+    public static ModelWeights Load(GgufFile g, ModelConfig c)
+    {
+        int E = c.EmbeddingLength, V = c.VocabSize;
+        var layers = new LayerWeights[c.LayerCount];
+        for (int i = 0; i < c.LayerCount; i++)
+        {
+            string p = $"blk.{i}.";
+            bool bias = g.TryGetTensor(p + "attn_q.bias", out _);
+            layers[i] = new LayerWeights
+            {
+                AttnNorm = Vector(g, p + "attn_norm.weight", E),
+                Q = Matrix(g, p + "attn_q.weight", E, c.QueryDim),
+                K = Matrix(g, p + "attn_k.weight", E, c.KeyDim),
+                V = Matrix(g, p + "attn_v.weight", E, c.ValueDim),
+                O = Matrix(g, p + "attn_output.weight", c.HeadCount * c.ValueHeadDim, E),
+                QBias = bias ? Vector(g, p + "attn_q.bias", c.QueryDim) : null,
+                KBias = bias ? Vector(g, p + "attn_k.bias", c.KeyDim) : null,
+                VBias = bias ? Vector(g, p + "attn_v.bias", c.ValueDim) : null,
+                QNorm = c.HasQkNorm ? Vector(g, p + "attn_q_norm.weight", c.HeadDim) : null,
+                KNorm = c.HasQkNorm ? Vector(g, p + "attn_k_norm.weight", c.HeadDim) : null,
+                FfnNorm = Vector(g, p + "ffn_norm.weight", E),
+                Gate = Matrix(g, p + "ffn_gate.weight", E, c.FeedForwardLength),
+                Up = Matrix(g, p + "ffn_up.weight", E, c.FeedForwardLength),
+                Down = Matrix(g, p + "ffn_down.weight", c.FeedForwardLength, E),
+            };
+        }
+        var embd = Matrix(g, "token_embd.weight", E, V);
+        var output = g.TryGetTensor("output.weight", out _) ? Matrix(g, "output.weight", E, V) : embd;
+        float[]? ropeFactors = g.TryGetTensor("rope_freqs.weight", out _) ? Vector(g, "rope_freqs.weight", c.RopeDimensions / 2) : null;
+        return new ModelWeights
+        {
+            TokenEmbedding = embd,
+            Output = output,
+            OutputNorm = Vector(g, "output_norm.weight", E),
+            Layers = layers,
+            RopeFreqFactors = ropeFactors,
+        };
+    }
+
+    private static WeightMatrix Matrix(GgufFile g, string name, int cols, int rows)
+    {
+        var t = Tensor(g, name);
+        if (t.Dims.Length < 2 || t.Dims[0] != cols || t.Dims[1] != rows || t.ElementCount != (long)cols * rows)
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has shape {t.ShapeString}, expected [{cols}, {rows}]");
+        if (!Dequantize.IsSupported(t.Type))
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has type {GgmlTypeInfo.Name(t.Type)}, which is not supported");
+        return WeightMatrix.FromGguf(g, t);
+    }
+
+    private static float[] Vector(GgufFile g, string name, int n)
+    {
+        var t = Tensor(g, name);
+        if (t.ElementCount != n || t.Dims[0] != n)
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has shape {t.ShapeString}, expected [{n}]");
+        if (t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has type {GgmlTypeInfo.Name(t.Type)}; vectors must be f32, f16 or bf16");
+        var values = GC.AllocateArray<float>(n, pinned: true);   // pinned: kernels take raw pointers to it
+        Dequantize.Row(t.Type, g.TensorBytes(t), values);
+        foreach (var v in values)
+            if (!float.IsFinite(v)) throw new UnsupportedModelException($"{g.Path}: tensor '{name}' contains non-finite values");
+        return values;
+    }
+
+    private static GgufTensorInfo Tensor(GgufFile g, string name) =>
+        g.TryGetTensor(name, out var t) ? t : throw new UnsupportedModelException($"{g.Path}: required tensor '{name}' is missing");
+}

@@ -1,0 +1,168 @@
+using SharpInfer.KvCache;
+using SharpInfer.Runtime;
+using SharpInfer.Tensors;
+
+namespace SharpInfer.Models;
+
+/// <summary>
+/// The forward pass of a decoder-only transformer (llama, qwen2, qwen3 families): embeddings, then per layer
+/// RMSNorm → Q/K/V projections (+bias, +per-head QK norm) → RoPE → KV-cache write → paged attention → output
+/// projection + residual → RMSNorm → SwiGLU FFN + residual; then the final norm and the output projection for the
+/// tokens that want logits. Batches larger than <see cref="MaxBatchTokens"/> are processed in consecutive
+/// micro-batches (tokens of a sequence must appear in position order). All buffers are allocated once.
+/// </summary>
+public sealed unsafe class Transformer : IDisposable
+{
+    public ModelConfig Config { get; }
+    public ModelWeights Weights { get; }
+    public ComputePool Pool { get; }
+    public int MaxBatchTokens { get; }
+
+    private readonly MatMul _matmul;
+    private readonly PagedAttention _attention;
+    private readonly NativeBuffer<float> _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope;
+
+    public Transformer(ModelConfig config, ModelWeights weights, ComputePool pool, int maxBatchTokens, int kvBlockSize)
+    {
+        Config = config;
+        Weights = weights;
+        Pool = pool;
+        MaxBatchTokens = Math.Max(1, maxBatchTokens);
+        var c = config;
+        int T = MaxBatchTokens;
+        int maxCols = Math.Max(Math.Max(c.EmbeddingLength, c.FeedForwardLength), c.HeadCount * c.ValueHeadDim);
+        _matmul = new MatMul(pool, maxCols);
+        _attention = new PagedAttention(pool, c, kvBlockSize);
+        _x = new NativeBuffer<float>((long)T * c.EmbeddingLength);
+        _xn = new NativeBuffer<float>((long)T * Math.Max(c.EmbeddingLength, c.HeadCount * c.ValueHeadDim));
+        _q = new NativeBuffer<float>((long)T * c.QueryDim);
+        _k = new NativeBuffer<float>((long)T * c.KeyDim);
+        _v = new NativeBuffer<float>((long)T * c.ValueDim);
+        _att = new NativeBuffer<float>((long)T * c.HeadCount * c.ValueHeadDim);
+        _gate = new NativeBuffer<float>((long)T * c.FeedForwardLength);
+        _up = new NativeBuffer<float>((long)T * c.FeedForwardLength);
+        _tmp = new NativeBuffer<float>((long)T * c.EmbeddingLength);
+        _rope = new NativeBuffer<float>((long)T * c.RopeDimensions);
+    }
+
+    /// <summary>
+    /// Runs the model over <paramref name="batch"/>, writing every token's keys and values into
+    /// <paramref name="cache"/> (the blocks in each sequence's table must already cover its positions) and the
+    /// logits of the batch's logit tokens, in order, into <paramref name="logits"/> (LogitCount × vocab).
+    /// </summary>
+    public void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits)
+    {
+        int V = Config.VocabSize;
+        if (logits.Length < (long)batch.LogitCount * V)
+            throw new ArgumentException($"logits buffer holds {logits.Length} floats, need {batch.LogitCount} × {V}");
+        fixed (float* logitsPtr = logits)
+        {
+            int logitIndex = 0;
+            for (int start = 0; start < batch.TokenCount; start += MaxBatchTokens)
+            {
+                int count = Math.Min(MaxBatchTokens, batch.TokenCount - start);
+                ForwardChunk(batch, cache, start, count);
+                // logits for the chunk's logit tokens
+                var lt = batch.LogitTokens;
+                int first = logitIndex;
+                while (logitIndex < lt.Length && lt[logitIndex] < start + count)
+                {
+                    int t = lt[logitIndex] - start;
+                    VecOps.RmsNorm(_x.Pointer + (long)t * Config.EmbeddingLength, ArrayPtr(Weights.OutputNorm),
+                        _xn.Pointer + (long)(logitIndex - first) * Config.EmbeddingLength, Config.EmbeddingLength, Config.RmsNormEpsilon);
+                    logitIndex++;
+                }
+                if (logitIndex > first)
+                    _matmul.Run(Weights.Output, _xn.Pointer, logitIndex - first, logitsPtr + (long)first * V, V);
+            }
+        }
+    }
+
+    private void ForwardChunk(ForwardBatch batch, IKvCache cache, int start, int T)
+    {
+        var c = Config;
+        int E = c.EmbeddingLength, D = c.HeadDim, QD = c.QueryDim, KD = c.KeyDim, VD = c.ValueDim, F = c.FeedForwardLength;
+        float eps = c.RmsNormEpsilon;
+        float* x = _x.Pointer, xn = _xn.Pointer, q = _q.Pointer, k = _k.Pointer, v = _v.Pointer;
+
+        var tokens = batch.Tokens;
+        for (int t = 0; t < T; t++)
+        {
+            int id = tokens[start + t];
+            if ((uint)id >= (uint)c.VocabSize) throw new InvalidRequestException($"token id {id} is outside the vocabulary (0..{c.VocabSize - 1})", "tokens");
+            Weights.TokenEmbedding.DequantizeRow(id, new Span<float>(x + (long)t * E, E));
+            Rope.Angles(batch.Positions[start + t], c.RopeDimensions, c.RopeFreqBase, c.RopeFreqScale, Weights.RopeFreqFactors,
+                _rope.Pointer + (long)t * c.RopeDimensions);
+        }
+
+        for (int li = 0; li < c.LayerCount; li++)
+        {
+            var L = Weights.Layers[li];
+            float* attnNorm = ArrayPtr(L.AttnNorm);
+            for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, attnNorm, xn + (long)t * E, E, eps);
+            _matmul.Run(L.Q, xn, T, q, QD);
+            _matmul.Run(L.K, xn, T, k, KD);
+            _matmul.Run(L.V, xn, T, v, VD);
+            for (int t = 0; t < T; t++)
+            {
+                float* qt = q + (long)t * QD, kt = k + (long)t * KD, vt = v + (long)t * VD;
+                if (L.QBias != null) { VecOps.Add(qt, ArrayPtr(L.QBias), QD); VecOps.Add(kt, ArrayPtr(L.KBias!), KD); VecOps.Add(vt, ArrayPtr(L.VBias!), VD); }
+                if (L.QNorm != null)
+                {
+                    for (int h = 0; h < c.HeadCount; h++) VecOps.RmsNorm(qt + h * D, ArrayPtr(L.QNorm), qt + h * D, D, eps);
+                    for (int h = 0; h < c.KvHeadCount; h++) VecOps.RmsNorm(kt + h * D, ArrayPtr(L.KNorm!), kt + h * D, D, eps);
+                }
+                float* cs = _rope.Pointer + (long)t * c.RopeDimensions;
+                Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs);
+                Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs);
+                WriteKv(cache, batch, li, start + t, kt, vt);
+            }
+            _attention.Run(cache, batch, li, start, T, q, _att.Pointer);
+            _matmul.Run(L.O, _att.Pointer, T, _tmp.Pointer, E);
+            for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
+
+            float* ffnNorm = ArrayPtr(L.FfnNorm);
+            for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, ffnNorm, xn + (long)t * E, E, eps);
+            _matmul.Run(L.Gate, xn, T, _gate.Pointer, F);
+            _matmul.Run(L.Up, xn, T, _up.Pointer, F);
+            VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F);
+            _matmul.Run(L.Down, _gate.Pointer, T, _tmp.Pointer, E);
+            for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
+        }
+    }
+
+    private void WriteKv(IKvCache cache, ForwardBatch batch, int layer, int bt, float* k, float* v)
+    {
+        int pos = batch.Positions[bt];
+        var table = batch.Table(batch.SequenceOf[bt]);
+        int bs = cache.BlockSize, blockIdx = pos / bs, slot = pos % bs;
+        if (blockIdx >= table.Count)
+            throw new InvalidOperationException($"position {pos} has no KV block (the sequence has {table.Count} blocks of {bs})");
+        int block = table[blockIdx];
+        int D = Config.HeadDim;
+        for (int h = 0; h < Config.KvHeadCount; h++)
+        {
+            byte* kd = cache.KeyBlock(layer, block, h), vd = cache.ValueBlock(layer, block, h);
+            if (cache.DataType == KvDataType.F32)
+            {
+                new ReadOnlySpan<float>(k + h * D, D).CopyTo(new Span<float>((float*)kd + slot * D, D));
+                new ReadOnlySpan<float>(v + h * D, D).CopyTo(new Span<float>((float*)vd + slot * D, D));
+            }
+            else
+            {
+                Half* kh = (Half*)kd + slot * D, vh = (Half*)vd + slot * D;
+                for (int i = 0; i < D; i++) { kh[i] = (Half)k[h * D + i]; vh[i] = (Half)v[h * D + i]; }
+            }
+        }
+    }
+
+    /// <summary>Norm and bias vectors live on the pinned object heap (see ModelWeights), so a raw pointer stays valid.</summary>
+    private static float* ArrayPtr(float[] a) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(a));
+
+    public void Dispose()
+    {
+        _matmul.Dispose();
+        _attention.Dispose();
+        foreach (var b in new[] { _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope }) b.Dispose();
+    }
+}

@@ -1,0 +1,138 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using SharpInfer.Runtime;
+
+namespace SharpInfer.Tensors;
+
+/// <summary>
+/// Element-wise and reduction kernels on float vectors. Each has a scalar reference and vector paths picked by
+/// <see cref="Isa.Level"/>. A given path always uses the same order of operations for a given length, so results
+/// do not depend on batch composition (batch invariance).
+/// </summary>
+public static unsafe class VecOps
+{
+    /// <summary>Dot product of two float vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Dot(float* a, float* b, int n)
+    {
+        if (Isa.Level >= IsaLevel.Avx512 && Vector512.IsHardwareAccelerated) return Dot512(a, b, n);
+        if (Isa.Level >= IsaLevel.Portable) return Dot256(a, b, n);
+        return DotScalar(a, b, n);
+    }
+
+    public static float DotScalar(float* a, float* b, int n)
+    {
+        float s = 0;
+        for (int i = 0; i < n; i++) s += a[i] * b[i];
+        return s;
+    }
+
+    private static float Dot512(float* a, float* b, int n)
+    {
+        var acc0 = Vector512<float>.Zero;
+        var acc1 = Vector512<float>.Zero;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc0);
+            acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), Vector512.Load(b + i + 16), acc1);
+        }
+        for (; i + 16 <= n; i += 16)
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc0);
+        float s = Vector512.Sum(acc0 + acc1);
+        for (; i < n; i++) s = MathF.FusedMultiplyAdd(a[i], b[i], s);
+        return s;
+    }
+
+    private static float Dot256(float* a, float* b, int n)
+    {
+        var acc0 = Vector256<float>.Zero;
+        var acc1 = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc0);
+            acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), acc1);
+        }
+        for (; i + 8 <= n; i += 8)
+            acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc0);
+        float s = Vector256.Sum(acc0 + acc1);
+        for (; i < n; i++) s = MathF.FusedMultiplyAdd(a[i], b[i], s);
+        return s;
+    }
+
+    /// <summary>y = x * (1 / sqrt(mean(x²) + eps)) * w, with the sum of squares in double like ggml.</summary>
+    public static void RmsNorm(float* x, float* w, float* y, int n, float eps)
+    {
+        double sum = 0;
+        int i = 0;
+        if (Isa.Level >= IsaLevel.Portable)
+        {
+            // Float squares (as ggml computes them) summed in double lanes: deterministic for a given n.
+            var acc0 = Vector256<double>.Zero;
+            var acc1 = Vector256<double>.Zero;
+            for (; i + 8 <= n; i += 8)
+            {
+                var v = Vector256.Load(x + i);
+                var sq = v * v;
+                acc0 += Vector256.WidenLower(sq);
+                acc1 += Vector256.WidenUpper(sq);
+            }
+            var acc = acc0 + acc1;
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) sum += (double)x[i] * x[i];
+        float scale = 1.0f / MathF.Sqrt((float)(sum / n) + eps);
+        i = 0;
+        if (Isa.Level >= IsaLevel.Portable)
+        {
+            var vs = Vector256.Create(scale);
+            for (; i + 8 <= n; i += 8)
+                Vector256.Store(Vector256.Load(x + i) * vs * Vector256.Load(w + i), y + i);
+        }
+        for (; i < n; i++) y[i] = x[i] * scale * w[i];
+    }
+
+    /// <summary>y += x.</summary>
+    public static void Add(float* y, float* x, int n)
+    {
+        int i = 0;
+        if (Isa.Level >= IsaLevel.Portable)
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.Load(y + i) + Vector256.Load(x + i), y + i);
+        for (; i < n; i++) y[i] += x[i];
+    }
+
+    /// <summary>g = silu(g) * u, silu(v) = v / (1 + e^-v).</summary>
+    public static void SiluMul(float* g, float* u, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            float v = g[i];
+            g[i] = v / (1.0f + MathF.Exp(-v)) * u[i];
+        }
+    }
+
+    /// <summary>y *= a.</summary>
+    public static void Scale(float* y, float a, int n)
+    {
+        int i = 0;
+        if (Isa.Level >= IsaLevel.Portable)
+        {
+            var va = Vector256.Create(a);
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.Load(y + i) * va, y + i);
+        }
+        for (; i < n; i++) y[i] *= a;
+    }
+
+    /// <summary>y += a·x.</summary>
+    public static void AddScaled(float* y, float* x, float a, int n)
+    {
+        int i = 0;
+        if (Isa.Level >= IsaLevel.Portable)
+        {
+            var va = Vector256.Create(a);
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.FusedMultiplyAdd(Vector256.Load(x + i), va, Vector256.Load(y + i)), y + i);
+        }
+        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(x[i], a, y[i]);
+    }
+}

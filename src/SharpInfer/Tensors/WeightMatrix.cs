@@ -1,0 +1,44 @@
+using SharpInfer.Gguf;
+
+namespace SharpInfer.Tensors;
+
+/// <summary>
+/// A 2-D weight tensor used as y = W·x: <see cref="Rows"/> outputs, each a dot product of one stored row
+/// (<see cref="Cols"/> inputs, in <see cref="Type"/>'s blocks) with the input vector. The bytes live in the
+/// memory-mapped model file; nothing is copied.
+/// </summary>
+public sealed unsafe class WeightMatrix
+{
+    public string Name { get; }
+    public GgmlType Type { get; }
+    public int Rows { get; }
+    public int Cols { get; }
+    public byte* Data { get; }
+    public long RowBytes { get; }
+    public long ByteSize => RowBytes * Rows;
+
+    public WeightMatrix(string name, GgmlType type, int rows, int cols, byte* data)
+    {
+        Name = name;
+        Type = type;
+        Rows = rows;
+        Cols = cols;
+        Data = data;
+        RowBytes = GgmlTypeInfo.RowSize(type, cols);
+    }
+
+    public static WeightMatrix FromGguf(GgufFile g, GgufTensorInfo t)
+    {
+        if (t.Dims.Length != 2 && !(t.Dims.Length > 2 && t.Dims.Skip(2).All(d => d == 1)))
+            throw new UnsupportedModelException($"{g.Path}: tensor '{t.Name}' should be a matrix but has shape {t.ShapeString}");
+        if (t.Dims[0] > int.MaxValue || t.Dims[1] > int.MaxValue)
+            throw new UnsupportedModelException($"{g.Path}: tensor '{t.Name}' shape {t.ShapeString} is too large");
+        return new WeightMatrix(t.Name, t.Type, (int)t.Dims[1], (int)t.Dims[0], g.TensorData(t));
+    }
+
+    public byte* Row(int r) => Data + r * RowBytes;
+    public ReadOnlySpan<byte> RowSpan(int r) => new(Row(r), checked((int)RowBytes));
+
+    /// <summary>Dequantizes one row to floats (exactly, like ggml's to_float).</summary>
+    public void DequantizeRow(int r, Span<float> dst) => Dequantize.Row(Type, RowSpan(r), dst[..Cols]);
+}

@@ -1,0 +1,70 @@
+using SharpInfer.Models;
+
+namespace SharpInfer.Tests.Models;
+
+/// <summary>
+/// Numerics against llama.cpp with exact arithmetic (golden/generate): teacher-forced top-5 log-probs within 1e-3
+/// by token id, top-1 identical where the golden margin exceeds 2e-3, and free-running greedy identical to
+/// llama.cpp's up to the first step whose golden margin is below 2e-3.
+/// </summary>
+public class GoldenGenerateTests
+{
+    public const double LogProbTolerance = 1e-3;
+    public const double MarginThreshold = 2e-3;
+
+    [Fact]
+    public void Stories260KMatchesLlamaCpp() => Check(TestPaths.Stories260K, "generate/stories260K.jsonl");
+
+    [Theory]
+    [InlineData("qwen3-tiny", "f32")]
+    [InlineData("qwen2-tiny", "f32")]
+    [InlineData("llama3-tiny", "f32")]
+    [InlineData("mistral-tiny", "f32")]
+    [InlineData("mistral-tiny", "f16")]
+    [InlineData("mistral-tiny", "q8_0")]
+    [InlineData("mistral-tiny", "q4_0")]
+    [InlineData("mistral-tiny", "q4_k_m")]
+    [InlineData("qwen3-0.6b", "q8_0")]
+    [InlineData("qwen2.5-0.5b", "f16")]
+    [InlineData("llama3.2-1b", "q4_0")]
+    [InlineData("llama-1.1b-spm", "q4_k_m")]
+    public void SyntheticModelMatchesLlamaCpp(string preset, string type) =>
+        Check(TestModels.Get(preset, type), $"generate/{preset}-{type}-s1.jsonl");
+
+    internal static void Check(string modelPath, string golden)
+    {
+        using var model = Model.Load(modelPath);
+        foreach (var gc in GoldenCase.Load(golden))
+        {
+            // teacher forcing over prompt + gen ids
+            var all = gc.PromptIds.Concat(gc.GenIds).ToArray();
+            using (var runner = new SequenceRunner(model, all.Length + 1))
+            {
+                var logits = runner.Feed(all);
+                var tops = gc.PromptTop.Concat(gc.GenTop.Skip(1)).ToArray();
+                Assert.True(tops.Length <= logits.Length);
+                for (int i = 0; i < tops.Length; i++)
+                {
+                    var lp = SequenceRunner.LogSoftmax(logits[i]);
+                    foreach (var (id, goldLp) in tops[i])
+                        Assert.True(Math.Abs(lp[id] - goldLp) <= LogProbTolerance,
+                            $"'{gc.Prompt}' step {i}: token {id} log-prob {lp[id]:F6} vs llama.cpp {goldLp:F6}");
+                    if (GoldenCase.Margin(tops[i]) > MarginThreshold)
+                        Assert.Equal(tops[i][0].Id, SequenceRunner.ArgMax(logits[i]));
+                }
+            }
+            // free-running greedy
+            using (var runner = new SequenceRunner(model, all.Length + 1))
+            {
+                var last = runner.Feed(gc.PromptIds, allLogits: false)[0];
+                for (int j = 0; j < gc.GenIds.Length; j++)
+                {
+                    int next = SequenceRunner.ArgMax(last);
+                    if (GoldenCase.Margin(gc.GenTop[j]) < MarginThreshold) break;
+                    Assert.True(next == gc.GenIds[j], $"'{gc.Prompt}' greedy step {j}: got {next}, llama.cpp {gc.GenIds[j]}");
+                    last = runner.Feed([next], allLogits: false)[0];
+                }
+            }
+        }
+    }
+}
