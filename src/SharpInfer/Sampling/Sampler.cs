@@ -1,0 +1,230 @@
+namespace SharpInfer.Sampling;
+
+/// <summary>
+/// Picks the next token of one sequence from its logits. Order of transforms: logit bias → repetition penalty
+/// (last N tokens of prompt and output) → presence/frequency penalties (output only) → greedy argmax if
+/// temperature is 0, else temperature → top-k → top-p → min-p → draw. This is Hugging Face's and vLLM's order
+/// (llama.cpp applies temperature after the truncations; with temperature 1 the two agree). Seeded: the same
+/// seed and logits give the same tokens. Allocation-free per token.
+/// </summary>
+public sealed class Sampler
+{
+    private readonly SamplingParams _p;
+    private readonly int _vocab;
+    private Xoshiro256 _rng;
+    private readonly int[] _window;          // ring buffer of the last N tokens (repetition penalty)
+    private int _windowCount, _windowNext;
+    private readonly Dictionary<int, int> _generatedCounts;
+    private readonly int[] _biasIds;
+    private readonly float[] _biasValues;
+
+    public SamplingParams Params => _p;
+    public ulong Seed { get; }
+
+    public Sampler(SamplingParams p, int vocabSize, ReadOnlySpan<int> prompt)
+    {
+        _p = p;
+        _vocab = vocabSize;
+        Seed = p.Seed ?? (ulong)Random.Shared.NextInt64();
+        _rng = new Xoshiro256(Seed);
+        int n = p.RepetitionPenalty == 1f ? 0 : p.PenaltyLastN < 0 ? Math.Max(16, prompt.Length + p.MaxTokens) : p.PenaltyLastN;
+        _window = new int[n];
+        _generatedCounts = new Dictionary<int, int>(p.PresencePenalty != 0 || p.FrequencyPenalty != 0 ? Math.Min(p.MaxTokens, 4096) : 0);
+        foreach (var t in prompt) Remember(t);
+        var bias = p.LogitBias?.ToArray() ?? [];
+        _biasIds = bias.Select(b => b.Key).ToArray();
+        _biasValues = bias.Select(b => b.Value).ToArray();
+    }
+
+    private void Remember(int token)
+    {
+        if (_window.Length == 0) return;
+        _window[_windowNext] = token;
+        _windowNext = (_windowNext + 1) % _window.Length;
+        if (_windowCount < _window.Length) _windowCount++;
+    }
+
+    /// <summary>Records a generated token (for the penalties).</summary>
+    public void Accept(int token)
+    {
+        Remember(token);
+        if (_p.PresencePenalty != 0 || _p.FrequencyPenalty != 0)
+            _generatedCounts[token] = _generatedCounts.GetValueOrDefault(token) + 1;
+    }
+
+    /// <summary>Chooses the next token. <paramref name="logits"/> is modified (penalties, temperature).</summary>
+    public int Sample(Span<float> logits, SamplerScratch scratch)
+    {
+        for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
+        ApplyPenalties(logits, scratch);
+        if (_p.IsGreedy) return ArgMax(logits);
+        return Draw(logits, scratch);
+    }
+
+    private void ApplyPenalties(Span<float> logits, SamplerScratch scratch)
+    {
+        if (_windowCount > 0)
+        {
+            int stamp = scratch.NextStamp();
+            float rp = _p.RepetitionPenalty;
+            for (int i = 0; i < _windowCount; i++)
+            {
+                int t = _window[i];
+                if (scratch.Marks[t] == stamp) continue;
+                scratch.Marks[t] = stamp;
+                logits[t] = logits[t] > 0 ? logits[t] / rp : logits[t] * rp;
+            }
+        }
+        foreach (var (t, count) in _generatedCounts)
+            logits[t] -= count * _p.FrequencyPenalty + _p.PresencePenalty;
+    }
+
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        float bestValue = logits[0];
+        for (int i = 1; i < logits.Length; i++)
+            if (logits[i] > bestValue) { bestValue = logits[i]; best = i; }
+        return best;
+    }
+
+    private int Draw(Span<float> logits, SamplerScratch scratch)
+    {
+        int[] ids = scratch.Ids;
+        float[] vals = scratch.Values;
+        float invT = 1.0f / _p.Temperature;
+        int n;
+        int k = _p.TopK > 0 && _p.TopK < _vocab ? _p.TopK : 0;
+        if (k > 0) n = SelectTopK(logits, k, ids, vals);   // sorted, most likely first
+        else
+        {
+            n = _vocab;
+            for (int i = 0; i < n; i++) { ids[i] = i; vals[i] = logits[i]; }
+        }
+        bool sorted = k > 0;
+
+        // softmax of logit / T over the candidates (vals become probabilities, unnormalised until the sum)
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < n; i++) if (vals[i] > max) max = vals[i];
+        double sum = 0;
+        for (int i = 0; i < n; i++)
+        {
+            float p = MathF.Exp((vals[i] - max) * invT);
+            vals[i] = p;
+            sum += p;
+        }
+        if (_p.TopP < 1f)
+        {
+            if (!sorted)
+            {
+                n = KeepLikely(ids, vals, n, sum, _p.TopP);
+                vals.AsSpan(0, n).Sort(ids.AsSpan(0, n), DescendingComparer);
+            }
+            double target = _p.TopP * sum, acc = 0;
+            int keep = 0;
+            while (keep < n) { acc += vals[keep++]; if (acc >= target) break; }
+            n = keep;
+            sum = acc;
+        }
+        if (_p.MinP > 0f)
+        {
+            float pmax = 0;
+            for (int i = 0; i < n; i++) if (vals[i] > pmax) pmax = vals[i];
+            float threshold = _p.MinP * pmax;
+            int w = 0;
+            sum = 0;
+            for (int i = 0; i < n; i++)
+                if (vals[i] >= threshold) { ids[w] = ids[i]; vals[w] = vals[i]; sum += vals[i]; w++; }
+            n = w;
+        }
+        double r = _rng.NextDouble() * sum;
+        double c = 0;
+        for (int i = 0; i < n; i++)
+        {
+            c += vals[i];
+            if (r < c) return ids[i];
+        }
+        return ids[n - 1];
+    }
+
+    private static readonly Comparer<float> DescendingComparer = Comparer<float>.Create((a, b) => b.CompareTo(a));
+
+    /// <summary>Shrinks the candidates before sorting for top-p: keeps those at or above the largest probability
+    /// threshold whose survivors still hold at least p of the mass (the nucleus lies entirely above it).</summary>
+    private static int KeepLikely(int[] ids, float[] vals, int n, double sum, float topP)
+    {
+        float pmax = 0;
+        for (int i = 0; i < n; i++) if (vals[i] > pmax) pmax = vals[i];
+        for (float frac = 1e-1f; frac >= 1e-6f; frac *= 0.1f)
+        {
+            float th = pmax * frac;
+            double kept = 0;
+            for (int i = 0; i < n; i++) if (vals[i] >= th) kept += vals[i];
+            if (kept >= topP * sum)
+            {
+                int w = 0;
+                for (int i = 0; i < n; i++)
+                    if (vals[i] >= th) { ids[w] = ids[i]; vals[w] = vals[i]; w++; }
+                return w;
+            }
+        }
+        return n;
+    }
+
+    /// <summary>The k largest logits, sorted descending (ties: lower id first), via a size-k min-heap.</summary>
+    private static int SelectTopK(ReadOnlySpan<float> logits, int k, int[] ids, float[] vals)
+    {
+        int size = 0;
+        for (int id = 0; id < logits.Length; id++)
+        {
+            float v = logits[id];
+            if (size < k)
+            {
+                ids[size] = id; vals[size] = v; size++;
+                SiftUp(ids, vals, size - 1);
+            }
+            else if (v > vals[0])
+            {
+                ids[0] = id; vals[0] = v;
+                SiftDown(ids, vals, size, 0);
+            }
+        }
+        // heap-sort ascending-heap into descending order
+        for (int end = size - 1; end > 0; end--)
+        {
+            (ids[0], ids[end]) = (ids[end], ids[0]);
+            (vals[0], vals[end]) = (vals[end], vals[0]);
+            SiftDown(ids, vals, end, 0);
+        }
+        return size;
+    }
+
+    // min-heap ordered by value; among equal values the higher id is "smaller" so lower ids survive ties
+    private static bool Less(int[] ids, float[] vals, int a, int b) => vals[a] < vals[b] || (vals[a] == vals[b] && ids[a] > ids[b]);
+
+    private static void SiftUp(int[] ids, float[] vals, int i)
+    {
+        while (i > 0)
+        {
+            int parent = (i - 1) / 2;
+            if (!Less(ids, vals, i, parent)) break;
+            (ids[i], ids[parent]) = (ids[parent], ids[i]);
+            (vals[i], vals[parent]) = (vals[parent], vals[i]);
+            i = parent;
+        }
+    }
+
+    private static void SiftDown(int[] ids, float[] vals, int size, int i)
+    {
+        while (true)
+        {
+            int l = 2 * i + 1, r = l + 1, m = i;
+            if (l < size && Less(ids, vals, l, m)) m = l;
+            if (r < size && Less(ids, vals, r, m)) m = r;
+            if (m == i) return;
+            (ids[i], ids[m]) = (ids[m], ids[i]);
+            (vals[i], vals[m]) = (vals[m], vals[i]);
+            i = m;
+        }
+    }
+}
