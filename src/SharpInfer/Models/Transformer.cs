@@ -22,7 +22,8 @@ public sealed unsafe class Transformer : IDisposable
     private readonly PagedAttention _attention;
     private readonly NativeBuffer<float> _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope;
 
-    public Transformer(ModelConfig config, ModelWeights weights, ComputePool pool, int maxBatchTokens, int kvBlockSize)
+    public Transformer(ModelConfig config, ModelWeights weights, ComputePool pool, int maxBatchTokens, int kvBlockSize,
+                       MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null)
     {
         Config = config;
         Weights = weights;
@@ -31,7 +32,7 @@ public sealed unsafe class Transformer : IDisposable
         var c = config;
         int T = MaxBatchTokens;
         int maxCols = Math.Max(Math.Max(c.EmbeddingLength, c.FeedForwardLength), c.HeadCount * c.ValueHeadDim);
-        _matmul = new MatMul(pool, maxCols);
+        _matmul = new MatMul(pool, T, maxCols, precision, isa);
         _attention = new PagedAttention(pool, c, kvBlockSize);
         _x = new NativeBuffer<float>((long)T * c.EmbeddingLength);
         _xn = new NativeBuffer<float>((long)T * Math.Max(c.EmbeddingLength, c.HeadCount * c.ValueHeadDim));
@@ -100,9 +101,10 @@ public sealed unsafe class Transformer : IDisposable
             var L = Weights.Layers[li];
             float* attnNorm = ArrayPtr(L.AttnNorm);
             for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, attnNorm, xn + (long)t * E, E, eps);
-            _matmul.Run(L.Q, xn, T, q, QD);
-            _matmul.Run(L.K, xn, T, k, KD);
-            _matmul.Run(L.V, xn, T, v, VD);
+            _matmul.SetInput(xn, T, E);
+            _matmul.Run(L.Q, q, QD);
+            _matmul.Run(L.K, k, KD);
+            _matmul.Run(L.V, v, VD);
             for (int t = 0; t < T; t++)
             {
                 float* qt = q + (long)t * QD, kt = k + (long)t * KD, vt = v + (long)t * VD;
@@ -123,8 +125,9 @@ public sealed unsafe class Transformer : IDisposable
 
             float* ffnNorm = ArrayPtr(L.FfnNorm);
             for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, ffnNorm, xn + (long)t * E, E, eps);
-            _matmul.Run(L.Gate, xn, T, _gate.Pointer, F);
-            _matmul.Run(L.Up, xn, T, _up.Pointer, F);
+            _matmul.SetInput(xn, T, E);
+            _matmul.Run(L.Gate, _gate.Pointer, F);
+            _matmul.Run(L.Up, _up.Pointer, F);
             VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F);
             _matmul.Run(L.Down, _gate.Pointer, T, _tmp.Pointer, E);
             for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);

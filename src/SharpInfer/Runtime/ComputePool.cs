@@ -127,7 +127,7 @@ public sealed class ComputePool : IDisposable
     {
         if (_stopping) return;
         _stopping = true;
-        _wake.Release(_workers.Length);
+        if (_workers.Length > 0) _wake.Release(_workers.Length);
         foreach (var w in _workers) w.Join();
         _wake.Dispose();
         _done.Dispose();

@@ -13,10 +13,14 @@ public static unsafe class VecOps
 {
     /// <summary>Dot product of two float vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Dot(float* a, float* b, int n)
+    public static float Dot(float* a, float* b, int n) => Dot(a, b, n, Isa.Level);
+
+    /// <summary>Dot product on a chosen instruction path (tests compare paths in one process).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Dot(float* a, float* b, int n, IsaLevel level)
     {
-        if (Isa.Level >= IsaLevel.Avx512 && Vector512.IsHardwareAccelerated) return Dot512(a, b, n);
-        if (Isa.Level >= IsaLevel.Portable) return Dot256(a, b, n);
+        if (level >= IsaLevel.Avx512 && Vector512.IsHardwareAccelerated) return Dot512(a, b, n);
+        if (level >= IsaLevel.Portable) return Dot256(a, b, n);
         return DotScalar(a, b, n);
     }
 

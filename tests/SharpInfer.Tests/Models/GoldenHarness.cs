@@ -2,6 +2,7 @@ using System.Text.Json;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
+using SharpInfer.Tensors;
 
 namespace SharpInfer.Tests.Models;
 
@@ -34,11 +35,12 @@ public sealed class SequenceRunner : IDisposable
     private readonly ComputePool _pool;
     private int _length;
 
-    public SequenceRunner(Model model, int maxTokens = 512, int threads = 2, KvDataType kv = KvDataType.F32, int blockSize = 16, int maxBatch = 64)
+    public SequenceRunner(Model model, int maxTokens = 512, int threads = 2, KvDataType kv = KvDataType.F32, int blockSize = 16, int maxBatch = 64,
+                          MatMulPrecision precision = MatMulPrecision.Exact, IsaLevel? isa = null)
     {
         _model = model;
         _pool = new ComputePool(threads);
-        _tf = new Transformer(model.Config, model.Weights, _pool, maxBatch, blockSize);
+        _tf = new Transformer(model.Config, model.Weights, _pool, maxBatch, blockSize, precision, isa);
         var c = model.Config;
         int blocks = BlockTable.BlocksFor(maxTokens, blockSize);
         _cache = new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, blockSize, blocks, kv);
