@@ -32,12 +32,11 @@ public static partial class Dequantize
             float d = Fp16.ToFloat(b.D), dmin = Fp16.ToFloat(b.DMin);
             ReadOnlySpan<byte> scales = b.Scales, qs = b.Qs;
             var y = dst.Slice(i * 256, 256);
-            for (int e = 0; e < 256; e++)
+            for (int j = 0; j < 16; j++)
             {
-                int sc = scales[e >> 4];
                 // dl and ml are rounded to float first, then dl·q − ml (two more roundings).
-                float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
-                y[e] = dl * BlockQ2_K.Code(qs, e) - ml;
+                float dl = d * (scales[j] & 0xF), ml = dmin * (scales[j] >> 4);
+                for (int e = 16 * j; e < 16 * j + 16; e++) y[e] = dl * BlockQ2_K.Code(qs, e) - ml;
             }
         }
     }

@@ -42,10 +42,10 @@ public static partial class Dequantize
             float dAll = Fp16.ToFloat(b.D);
             ReadOnlySpan<byte> scales = b.Scales, qs = b.Qs, hmask = b.HMask;
             var y = dst.Slice(i * 256, 256);
-            for (int e = 0; e < 256; e++)
+            for (int j = 0; j < 16; j++)
             {
-                float dl = dAll * BlockQ3_K.Scale(scales, e >> 4);
-                y[e] = dl * BlockQ3_K.Code(qs, hmask, e);
+                float dl = dAll * BlockQ3_K.Scale(scales, j);
+                for (int e = 16 * j; e < 16 * j + 16; e++) y[e] = dl * BlockQ3_K.Code(qs, hmask, e);
             }
         }
     }
@@ -144,8 +144,11 @@ public static partial class ReferenceDot
             ReadOnlySpan<byte> scales = xb[i].Scales, qs = xb[i].Qs, hmask = xb[i].HMask;
             ReadOnlySpan<sbyte> q8 = yb[i].Qs;
             aux32.Clear();
-            for (int e = 0; e < 256; e++)
-                aux32[e & 7] += BlockQ3_K.Scale(scales, e >> 4) * (q8[e] * BlockQ3_K.Code(qs, hmask, e));
+            for (int j = 0; j < 16; j++)
+            {
+                int scale = BlockQ3_K.Scale(scales, j);
+                for (int e = 16 * j; e < 16 * j + 16; e++) aux32[e & 7] += scale * (q8[e] * BlockQ3_K.Code(qs, hmask, e));
+            }
             float d = Fp16.ToFloat(xb[i].D) * yb[i].D;
             for (int l = 0; l < 8; l++) sums[l] += d * aux32[l];
         }

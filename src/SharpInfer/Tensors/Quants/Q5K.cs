@@ -90,8 +90,11 @@ public static partial class ReferenceDot
             int sumi = 0;
             for (int j = 0; j < 16; j++) sumi += bsums[j] * KScales.Get(scales, j / 2).Min;
             aux32.Clear();
-            for (int e = 0; e < 256; e++)
-                aux32[e & 7] += KScales.Get(scales, e >> 5).Scale * (q8[e] * BlockQ5_K.Code(qs, qh, e));
+            for (int j = 0; j < 8; j++)
+            {
+                int scale = KScales.Get(scales, j).Scale;
+                for (int e = 32 * j; e < 32 * j + 32; e++) aux32[e & 7] += scale * (q8[e] * BlockQ5_K.Code(qs, qh, e));
+            }
             float d = Fp16.ToFloat(xb[i].D) * yb[i].D;
             for (int l = 0; l < 8; l++) sums[l] += d * aux32[l];
             float dmin = Fp16.ToFloat(xb[i].DMin) * yb[i].D;

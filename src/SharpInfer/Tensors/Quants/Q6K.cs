@@ -40,7 +40,11 @@ public static partial class Dequantize
             ReadOnlySpan<sbyte> sc = b.Scales;
             var y = dst.Slice(i * 256, 256);
             // (d·sc)·q: the scale product is rounded first.
-            for (int e = 0; e < 256; e++) y[e] = d * sc[e >> 4] * BlockQ6_K.Code(ql, qh, e);
+            for (int j = 0; j < 16; j++)
+            {
+                float dl = d * sc[j];
+                for (int e = 16 * j; e < 16 * j + 16; e++) y[e] = dl * BlockQ6_K.Code(ql, qh, e);
+            }
         }
     }
 }
