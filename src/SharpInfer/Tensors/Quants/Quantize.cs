@@ -1,0 +1,45 @@
+namespace SharpInfer.Tensors;
+
+/// <summary>Scalar reference quantizers. Each reproduces, byte for byte, what ggml's
+/// <c>ggml_quantize_chunk</c> writes without an importance matrix (the <c>quantize_row_*_ref</c> functions,
+/// and quantize_row_iq4_nl_impl with ntry = 7 for IQ4_NL). Q8_0, Q8_1 and Q8_K are also what ggml's
+/// generic CPU code uses to quantize activations for the quantized dot products.</summary>
+public static partial class Quantize
+{
+    /// <summary>True for the types <see cref="Row"/> can encode.</summary>
+    public static bool IsSupported(GgmlType type) => type switch
+    {
+        GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or
+        GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q8_0 or GgmlType.Q8_1 or
+        GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.Q8_K or
+        GgmlType.IQ4_NL => true,
+        _ => false,
+    };
+
+    /// <summary>Encodes one row of <paramref name="src"/>.Length elements into exactly
+    /// <c>GgmlTypeInfo.RowSize(type, src.Length)</c> bytes.</summary>
+    /// <exception cref="ArgumentException">Unsupported type, or lengths that disagree / are not whole blocks.</exception>
+    public static void Row(GgmlType type, ReadOnlySpan<float> src, Span<byte> dst)
+    {
+        switch (type)
+        {
+            case GgmlType.F32: F32(src, dst); break;
+            case GgmlType.F16: F16(src, dst); break;
+            case GgmlType.BF16: BF16(src, dst); break;
+            case GgmlType.Q4_0: Q4_0(src, dst); break;
+            case GgmlType.Q4_1: Q4_1(src, dst); break;
+            case GgmlType.Q5_0: Q5_0(src, dst); break;
+            case GgmlType.Q5_1: Q5_1(src, dst); break;
+            case GgmlType.Q8_0: Q8_0(src, dst); break;
+            case GgmlType.Q8_1: Q8_1(src, dst); break;
+            case GgmlType.Q2_K: Q2_K(src, dst); break;
+            case GgmlType.Q3_K: Q3_K(src, dst); break;
+            case GgmlType.Q4_K: Q4_K(src, dst); break;
+            case GgmlType.Q5_K: Q5_K(src, dst); break;
+            case GgmlType.Q6_K: Q6_K(src, dst); break;
+            case GgmlType.Q8_K: Q8_K(src, dst); break;
+            case GgmlType.IQ4_NL: IQ4_NL(src, dst); break;
+            default: throw new ArgumentException($"quantizing to {GgmlTypeInfo.Name(type)} is not supported", nameof(type));
+        }
+    }
+}
