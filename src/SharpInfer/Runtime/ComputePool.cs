@@ -21,7 +21,7 @@ public sealed class ComputePool : IDisposable
     private const int SpinIterations = 20_000;
 
     private readonly Thread[] _workers;
-    private readonly SemaphoreSlim _wake;
+    private readonly SemaphoreSlim[] _wake;   // one per worker: each run releases each worker exactly once
     private readonly ManualResetEventSlim _done = new(false);
     private IParallelWork? _work;
     private int _taskCount;
@@ -37,8 +37,9 @@ public sealed class ComputePool : IDisposable
     {
         if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), "at least one thread");
         Threads = threads;
-        _wake = new SemaphoreSlim(0);
         _workers = new Thread[threads - 1];
+        _wake = new SemaphoreSlim[_workers.Length];
+        for (int i = 0; i < _wake.Length; i++) _wake[i] = new SemaphoreSlim(0);
         for (int i = 0; i < _workers.Length; i++)
         {
             int id = i + 1;
@@ -66,9 +67,8 @@ public sealed class ComputePool : IDisposable
         _nextTask = 0;
         _failure = null;
         _pending = _workers.Length + 1;
-        _done.Reset();
         _generation++;                     // publishes the fields above to spinning workers
-        _wake.Release(_workers.Length);    // and wakes blocked ones
+        foreach (var w in _wake) w.Release();  // and wakes blocked ones
         Work(0);
         if (Interlocked.Decrement(ref _pending) != 0) WaitDone();
         _work = null;
@@ -99,7 +99,14 @@ public sealed class ComputePool : IDisposable
             if (Volatile.Read(ref _pending) == 0) return;
             if (i % 64 == 63) sw.SpinOnce(-1); else Thread.SpinWait(4);
         }
-        _done.Wait();
+        // Block. A worker may still Set() the event late for an earlier run (it decrements _pending first, and the
+        // caller can see zero and start the next run before the Set lands), so a wake-up only means "look again".
+        while (true)
+        {
+            _done.Reset();
+            if (Volatile.Read(ref _pending) == 0) return;
+            _done.Wait();
+        }
     }
 
     private void WorkerLoop(int id)
@@ -114,7 +121,9 @@ public sealed class ComputePool : IDisposable
                 if (_generation != seen) { woke = true; break; }
                 Thread.SpinWait(4);
             }
-            _wake.Wait();  // every run releases one permit per worker, so consume it even when spinning saw the run
+            // Each run releases this worker's own semaphore once, so take that permit even when spinning already saw
+            // the run (a shared semaphore would let a fast worker steal a slow one's permit and deadlock the run).
+            _wake[id - 1].Wait();
             if (_stopping) return;
             if (!woke && _generation == seen) continue;
             seen = _generation;
@@ -127,9 +136,9 @@ public sealed class ComputePool : IDisposable
     {
         if (_stopping) return;
         _stopping = true;
-        if (_workers.Length > 0) _wake.Release(_workers.Length);
+        foreach (var w in _wake) w.Release();
         foreach (var w in _workers) w.Join();
-        _wake.Dispose();
+        foreach (var w in _wake) w.Dispose();
         _done.Dispose();
     }
 }
