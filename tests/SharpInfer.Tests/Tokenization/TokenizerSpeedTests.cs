@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using System.Text;
+using SharpInfer.Tokenization;
+
+namespace SharpInfer.Tests.Tokenization;
+
+/// <summary>Encoding a 10,000-character prompt must take well under 100 ms, also with a cold word cache.</summary>
+public class TokenizerSpeedTests(ITestOutputHelper output)
+{
+    /// <summary>Realistic mixed text: prose, code, numbers, JSON, CJK, accents, emoji.</summary>
+    public static string Prompt(int chars, int seed)
+    {
+        string[] words =
+        [
+            "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "tokenizer", "inference", "engine", "llama",
+            "Hello,", "world!", "don't", "we'll", "it's", "naïve", "café", "Straße", "привет", "мир", "日本語", "中文文本",
+            "한국어", "🦙", "🚀", "😶‍🌫️", "12345", "3.14159", "0x1F", "{\"key\": [1, 2, 3]}", "def f(x):\n    return x*2\n",
+            "\t", "\n\n", "  ", "—", "…", "(parenthesised)", "#include <stdio.h>", "https://example.com/a?b=c",
+        ];
+        string[] syllables = ["ka", "lo", "mi", "ren", "sto", "qua", "ith", "ur", "zel", "vo", "pre", "ang", "ße", "дру", "ния", "té"];
+        var rng = new Random(seed);
+        var sb = new StringBuilder(chars + 64);
+        while (sb.Length < chars)
+        {
+            if (rng.Next(2) == 0)
+            {
+                sb.Append(words[rng.Next(words.Length)]);
+            }
+            else
+            {
+                // a made-up word, almost never seen before: defeats the word cache
+                int n = rng.Next(1, 5);
+                for (int i = 0; i < n; i++) sb.Append(syllables[rng.Next(syllables.Length)]);
+            }
+            if (rng.Next(3) == 0) sb.Append(rng.Next(100000));
+            sb.Append(rng.Next(8) == 0 ? ", " : " ");
+        }
+        return sb.ToString(0, chars);
+    }
+
+    [Theory]
+    [InlineData("qwen3-tiny")]
+    [InlineData("llama3-tiny")]
+    [InlineData("mistral-tiny")]
+    public void Encodes10kCharactersQuickly(string model)
+    {
+        var vocab = TokenizerModels.Get(model).Vocabulary;
+        double best = double.MaxValue, coldest = 0;
+        for (int run = 0; run < 4; run++)
+        {
+            var t = Tokenizer.Create(vocab); // a fresh tokenizer: empty word cache
+            string text = Prompt(10_000, seed: run);
+            if (run == 0) t.Encode(Prompt(2_000, seed: 99)); // JIT warm-up
+            var sw = Stopwatch.StartNew();
+            var ids = t.Encode(text);
+            double ms = sw.Elapsed.TotalMilliseconds;
+            best = Math.Min(best, ms);
+            coldest = Math.Max(coldest, ms);
+            Assert.True(ids.Length > 1000);
+            // and it is the right encoding: it decodes back (SentencePiece: with the space that follows BOS)
+            string back = t.Decode(ids, new DecodeOptions { CleanUpSpaces = false });
+            Assert.Equal(vocab.Kind == VocabularyKind.SentencePiece ? " " + text : text, back);
+        }
+        output.WriteLine($"{model}: 10k characters in {best:F1} ms (best of 4), {coldest:F1} ms worst");
+        Assert.True(best < 100, $"{model}: encoding 10k characters took {best:F1} ms");
+    }
+}
