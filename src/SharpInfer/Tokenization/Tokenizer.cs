@@ -50,16 +50,11 @@ public abstract class Tokenizer
     /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="output"/> (reuse the list to avoid garbage).</summary>
     public void Encode(string text, List<int> output, bool addSpecial = true, bool parseSpecial = true)
     {
-        ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(output);
-        text = ReplaceLoneSurrogates(text);
         var scratch = EncodeScratch.Rent();
         try
         {
-            SpecialTokenSplitter.Split(Vocabulary, text, parseSpecial, scratch.Fragments, scratch.FragmentsAlt);
-            if (addSpecial && Vocabulary.AddBos) output.Add(Vocabulary.BosId);
-            EncodeFragments(text, scratch.Fragments, output, scratch);
-            if (addSpecial && Vocabulary.AddEos) output.Add(Vocabulary.EosId);
+            EncodeCore(text, output, addSpecial, parseSpecial, scratch);
         }
         finally
         {
@@ -73,10 +68,10 @@ public abstract class Tokenizer
     {
         var scratch = EncodeScratch.Rent();
         var list = scratch.Output;
-        list.Clear();
         try
         {
-            Encode(text, list, addSpecial, parseSpecial);
+            list.Clear();
+            EncodeCore(text, list, addSpecial, parseSpecial, scratch);
             if (list.Count > destination.Length) return -list.Count;
             System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list).CopyTo(destination);
             return list.Count;
@@ -86,6 +81,16 @@ public abstract class Tokenizer
             list.Clear();
             EncodeScratch.Return(scratch);
         }
+    }
+
+    private void EncodeCore(string text, List<int> output, bool addSpecial, bool parseSpecial, EncodeScratch scratch)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        text = ReplaceLoneSurrogates(text);
+        SpecialTokenSplitter.Split(Vocabulary, text, parseSpecial, scratch.Fragments, scratch.FragmentsAlt);
+        if (addSpecial && Vocabulary.AddBos) output.Add(Vocabulary.BosId);
+        EncodeFragments(text, scratch.Fragments, output, scratch);
+        if (addSpecial && Vocabulary.AddEos) output.Add(Vocabulary.EosId);
     }
 
     /// <summary>Encodes the fragments (raw text and special tokens, in order) between BOS and EOS.</summary>

@@ -26,4 +26,25 @@ public class GoldenTokenizeTests
         var ids = TokenizerModels.Get(model).Encode(fullText);
         Assert.Equal(expected, ids);
     }
+
+    [Fact]
+    public void IsThreadSafe()
+    {
+        // one fresh tokenizer per model (cold word cache), many threads at once
+        var work = TokenizerModels.Names
+            .Select(m => (Tokenizer: SharpInfer.Tokenization.Tokenizer.Create(TokenizerModels.Get(m).Vocabulary), Lines: TokenizerModels.Golden(m)))
+            .SelectMany(x => Enumerable.Range(0, 8).SelectMany(_ => x.Lines.Select(l => (x.Tokenizer, l.Text, l.Ids))))
+            .ToArray();
+        int failures = 0;
+        Parallel.ForEach(work, new ParallelOptions { MaxDegreeOfParallelism = 8 }, w =>
+        {
+            var list = new List<int>();
+            w.Tokenizer.Encode(w.Text, list);
+            if (!list.SequenceEqual(w.Ids)) Interlocked.Increment(ref failures);
+            Span<int> buf = stackalloc int[512];
+            int n = w.Tokenizer.Encode(w.Text, buf);
+            if (!buf[..n].SequenceEqual(w.Ids)) Interlocked.Increment(ref failures);
+        });
+        Assert.Equal(0, failures);
+    }
 }
