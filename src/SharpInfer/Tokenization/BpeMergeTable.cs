@@ -17,7 +17,7 @@ internal sealed class BpeMergeTable
     public BpeMergeTable(Vocabulary v)
     {
         var merges = v.Merges ?? [];
-        _merges = new Dictionary<long, (int, int)>(merges.Length);
+        _merges = new Dictionary<long, (int, int)>(merges.Length, PairComparer.Instance);
         var extra = new Dictionary<string, int>(StringComparer.Ordinal);
         var extraSpan = extra.GetAlternateLookup<ReadOnlySpan<char>>();
         int nextId = v.Count;
@@ -68,5 +68,13 @@ internal sealed class BpeMergeTable
         }
         rank = result = 0;
         return false;
+    }
+
+    /// <summary>long's own hash (low ^ high word) would put all pairs with the same left ^ right in one bucket.</summary>
+    private sealed class PairComparer : IEqualityComparer<long>
+    {
+        public static readonly PairComparer Instance = new();
+        public bool Equals(long x, long y) => x == y;
+        public int GetHashCode(long x) => (int)(((ulong)x * 0x9E3779B97F4A7C15UL) >> 32);
     }
 }

@@ -16,33 +16,61 @@ internal sealed class TokenPieces
 
     public TokenPieces(Vocabulary v)
     {
-        var blob = new List<byte>(v.Count * 6);
+        var blob = new Blob(v.Count * 8);
         _offsets = new int[v.Count + 1];
-        var tmp = new List<byte>(64);
         for (int id = 0; id < v.Count; id++)
         {
-            _offsets[id] = blob.Count;
-            tmp.Clear();
-            Render(v, id, tmp);
-            blob.AddRange(tmp);
+            _offsets[id] = blob.Length;
+            Render(v, id, blob);
         }
-        _offsets[v.Count] = blob.Count;
-        _blob = [.. blob];
+        _offsets[v.Count] = blob.Length;
+        _blob = blob.ToArray();
     }
 
     public ReadOnlySpan<byte> this[int id] => _blob.AsSpan(_offsets[id], _offsets[id + 1] - _offsets[id]);
 
-    private static void Render(Vocabulary v, int id, List<byte> dst)
+    /// <summary>A growable byte buffer.</summary>
+    private sealed class Blob(int capacity)
+    {
+        private byte[] _data = new byte[Math.Max(16, capacity)];
+        public int Length { get; private set; }
+
+        public Span<byte> Reserve(int n)
+        {
+            if (Length + n > _data.Length) Array.Resize(ref _data, Math.Max(_data.Length * 2, Length + n));
+            return _data.AsSpan(Length, n);
+        }
+
+        public void Commit(int n) => Length += n;
+
+        public void Add(byte b)
+        {
+            Reserve(1)[0] = b;
+            Length++;
+        }
+
+        public void Add(ReadOnlySpan<byte> bytes)
+        {
+            bytes.CopyTo(Reserve(bytes.Length));
+            Length += bytes.Length;
+        }
+
+        public void AddUtf8(ReadOnlySpan<char> text) => Commit(Encoding.UTF8.GetBytes(text, Reserve(Encoding.UTF8.GetMaxByteCount(text.Length))));
+
+        public byte[] ToArray() => _data.AsSpan(0, Length).ToArray();
+    }
+
+    private static void Render(Vocabulary v, int id, Blob dst)
     {
         var attr = v.Attrs[id];
         string text = v.Texts[id];
         if ((attr & (TokenAttributes.Unknown | TokenAttributes.Control | TokenAttributes.UserDefined)) != 0)
         {
-            dst.AddRange(Encoding.UTF8.GetBytes(text));
+            dst.AddUtf8(text);
         }
         else if ((attr & TokenAttributes.Normal) != 0)
         {
-            if (v.Kind == VocabularyKind.SentencePiece) dst.AddRange(Encoding.UTF8.GetBytes(text.Replace('\u2581', ' ')));
+            if (v.Kind == VocabularyKind.SentencePiece) dst.AddUtf8(text.Replace('\u2581', ' '));
             else ByteLevelDecode(text, dst);
         }
         else if ((attr & TokenAttributes.Byte) != 0)
@@ -73,7 +101,7 @@ internal sealed class TokenPieces
         };
     }
 
-    private static void ByteLevelDecode(string text, List<byte> dst)
+    private static void ByteLevelDecode(string text, Blob dst)
     {
         Span<byte> utf8 = stackalloc byte[4];
         for (int i = 0; i < text.Length;)
@@ -87,10 +115,11 @@ internal sealed class TokenPieces
             }
             else
             {
-                dst.AddRange("[UNK_BYTE_0x"u8);
+                // llama.cpp's marker for a character outside GPT-2's alphabet: its UTF-8 in hex, then the whole token
+                dst.Add("[UNK_BYTE_0x"u8);
                 int len = new Rune(cp).EncodeToUtf8(utf8);
-                foreach (byte x in utf8[..len]) dst.AddRange(Encoding.ASCII.GetBytes(x.ToString("x2")));
-                dst.AddRange(Encoding.UTF8.GetBytes(text));
+                foreach (byte x in utf8[..len]) dst.AddUtf8(x.ToString("x2"));
+                dst.AddUtf8(text);
                 dst.Add((byte)']');
             }
             i += n;

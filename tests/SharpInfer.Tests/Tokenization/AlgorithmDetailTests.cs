@@ -100,4 +100,12 @@ public class AlgorithmDetailTests
         var t = Bpe("gpt2", ["a b c", "a b"], "ab");
         Assert.Equal([Id(t, "ab")], t.Encode("ab"));
     }
+
+    [Fact]
+    public void BpeNormalTokenOutsideTheByteAlphabetDecodesToLlamaCppsMarker()
+    {
+        // a normal token must be spelled in GPT-2's byte alphabet; llama.cpp renders any other character like this
+        var t = Bpe("gpt2", [], "中x");
+        Assert.Equal("[UNK_BYTE_0xe4b8ad中x]x", t.Decode([Id(t, "中x")]));
+    }
 }
