@@ -88,4 +88,14 @@ public class SpecialTokenTests
         Assert.Equal(t.Encode("a\uFFFDb"), t.Encode("a\uD800b"));
         Assert.Equal(t.Encode("a\uFFFD"), t.Encode("a\uDC00"));
     }
+
+    [Fact]
+    public void QwensNormalEndOfSentenceTokenBecomesSpecial()
+    {
+        // llama.cpp's end-of-generation rule marks any "</s>" control, so with parse_special it is one token
+        var t = TokenizerModels.Get("qwen3-tiny");
+        Assert.Equal([128247], t.Encode("</s>"));
+        Assert.Equal(3, t.Encode("</s>", parseSpecial: false).Length);
+        Assert.Equal("", t.Decode([128247]));
+    }
 }
