@@ -123,7 +123,7 @@ internal sealed class BytePairTokenizer : Tokenizer
         var queue = s.BpeQueue;
         queue.Clear();
         for (int i = 1; i < nb; i++) TryAddBigram(i - 1, i, s);
-        while (queue.TryDequeue(out var bg, out _))
+        while (queue.TryPop(out var bg))
         {
             int left = bg.Left, right = bg.Right;
             if (len[left] == 0 || len[right] == 0 || len[left] + len[right] != bg.Size) continue;
@@ -157,6 +157,6 @@ internal sealed class BytePairTokenizer : Tokenizer
         if (left < 0 || right < 0) return;
         if (!_merges.TryGet(s.SymId[left], s.SymId[right], out int rank, out int result)) return;
         var bg = new BpeBigram(left, right, rank, s.SymLength[left] + s.SymLength[right], result);
-        s.BpeQueue.Enqueue(bg, bg);
+        s.BpeQueue.Push(bg);
     }
 }

@@ -23,8 +23,8 @@ internal sealed class EncodeScratch
     public char[] Chars = new char[64];
     public byte[] Bytes = new byte[64];
 
-    public readonly PriorityQueue<SpmBigram, SpmBigram> SpmQueue = new(SpmBigram.Order);
-    public readonly PriorityQueue<BpeBigram, BpeBigram> BpeQueue = new(BpeBigram.Order);
+    public readonly BigramHeap<SpmBigram, SpmBigram.Order> SpmQueue = new();
+    public readonly BigramHeap<BpeBigram, BpeBigram.Order> BpeQueue = new();
 
     public static EncodeScratch Rent()
     {
@@ -39,7 +39,8 @@ internal sealed class EncodeScratch
         s.SpmQueue.Clear();
         s.BpeQueue.Clear();
         // don't keep huge buffers alive forever
-        if (s.SymStart.Length > 1 << 20 || s.Chars.Length > 1 << 22) return;
+        const int Keep = 1 << 20;
+        if (s.SymStart.Length > Keep || s.Chars.Length > Keep || s.Codepoints.Length > Keep || s.Bytes.Length > 4 * Keep) return;
         t_cached = s;
     }
 
@@ -57,16 +58,22 @@ internal sealed class EncodeScratch
     }
 }
 
-/// <summary>A candidate SentencePiece merge. Order: higher score first, then leftmost.</summary>
+/// <summary>A candidate SentencePiece merge of symbols Left and Right, whose texts had Size chars together.</summary>
 internal readonly record struct SpmBigram(int Left, int Right, float Score, int Size)
 {
-    public static readonly IComparer<SpmBigram> Order = Comparer<SpmBigram>.Create((a, b) =>
-        a.Score > b.Score ? -1 : a.Score < b.Score ? 1 : a.Left.CompareTo(b.Left));
+    /// <summary>Higher score first, then leftmost (llama.cpp's <c>llm_bigram_spm::comparator</c>).</summary>
+    public readonly struct Order : IComparer<SpmBigram>
+    {
+        public int Compare(SpmBigram a, SpmBigram b) => a.Score > b.Score ? -1 : a.Score < b.Score ? 1 : a.Left.CompareTo(b.Left);
+    }
 }
 
-/// <summary>A candidate BPE merge. Order: lower rank first, then leftmost.</summary>
+/// <summary>A candidate BPE merge of symbols Left and Right (Size bytes together) into symbol Result.</summary>
 internal readonly record struct BpeBigram(int Left, int Right, int Rank, int Size, int Result)
 {
-    public static readonly IComparer<BpeBigram> Order = Comparer<BpeBigram>.Create((a, b) =>
-        a.Rank != b.Rank ? a.Rank.CompareTo(b.Rank) : a.Left.CompareTo(b.Left));
+    /// <summary>Lower rank first, then leftmost (llama.cpp's <c>llm_bigram_bpe::comparator</c>).</summary>
+    public readonly struct Order : IComparer<BpeBigram>
+    {
+        public int Compare(BpeBigram a, BpeBigram b) => a.Rank != b.Rank ? a.Rank.CompareTo(b.Rank) : a.Left.CompareTo(b.Left);
+    }
 }

@@ -73,7 +73,7 @@ internal sealed class SentencePieceTokenizer : Tokenizer
         queue.Clear();
         for (int i = 1; i < count; i++) TryAddBigram(text, i - 1, i, s);
 
-        while (queue.TryDequeue(out var bg, out _))
+        while (queue.TryPop(out var bg))
         {
             int left = bg.Left, right = bg.Right;
             if (len[left] == 0 || len[right] == 0 || len[left] + len[right] != bg.Size) continue;
@@ -107,6 +107,6 @@ internal sealed class SentencePieceTokenizer : Tokenizer
         if (left < 0 || right < 0) return;
         int size = s.SymLength[left] + s.SymLength[right];
         if (!Vocabulary.TryGetId(text.Slice(s.SymStart[left], size), out int id)) return;
-        s.SpmQueue.Enqueue(new SpmBigram(left, right, Vocabulary.Scores[id], size), new SpmBigram(left, right, Vocabulary.Scores[id], size));
+        s.SpmQueue.Push(new SpmBigram(left, right, Vocabulary.Scores[id], size));
     }
 }

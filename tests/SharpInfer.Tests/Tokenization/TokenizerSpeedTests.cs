@@ -68,4 +68,36 @@ public class TokenizerSpeedTests(ITestOutputHelper output)
                          $"building the tokenizer from its vocabulary: {buildMs:F0} ms");
         Assert.True(best < 100, $"{model}: encoding 10k characters took {best:F1} ms");
     }
+
+    public static TheoryData<string, string> Pathological()
+    {
+        var d = new TheoryData<string, string>();
+        foreach (var m in TokenizerModels.Names)
+            foreach (var kind in new[] { "a", "space", "newline", "digits", "emoji", "ab" })
+                d.Add(m, kind);
+        return d;
+    }
+
+    /// <summary>50,000 repetitions of one thing: one huge word (or SentencePiece fragment) must not go quadratic.</summary>
+    [Theory]
+    [MemberData(nameof(Pathological))]
+    public void LongRunsStayFast(string model, string kind)
+    {
+        string text = kind switch
+        {
+            "a" => new string('a', 50_000),
+            "space" => new string(' ', 50_000),
+            "newline" => new string('\n', 50_000),
+            "digits" => new string('7', 50_000),
+            "emoji" => string.Concat(Enumerable.Repeat("🦙", 25_000)),
+            _ => string.Concat(Enumerable.Repeat("ab", 25_000)),
+        };
+        var t = TokenizerModels.Get(model);
+        var sw = Stopwatch.StartNew();
+        var ids = t.Encode(text, addSpecial: false);
+        double ms = sw.Elapsed.TotalMilliseconds;
+        output.WriteLine($"{model} {kind}: {ms:F0} ms, {ids.Length} tokens");
+        Assert.Equal(text, t.Decode(ids, new DecodeOptions { CleanUpSpaces = false }));
+        Assert.True(ms < 2000, $"{ms:F0} ms");
+    }
 }
