@@ -148,8 +148,9 @@ internal static class VocabularyReader
     private static void ReadSpecialIds(GgufFile g, VocabularyBuilder b)
     {
         int n = b.Texts.Length;
-        // (key, slot setter, required-in-range): an id that is present but outside the vocabulary is an error for the
-        // tokens the engine relies on, and ignored (llama.cpp keeps its default) for the others.
+        // An id that is present but outside the vocabulary is an error for the tokens the engine relies on (strict),
+        // and ignored with a warning (llama.cpp keeps its default) for the others. Later keys override earlier ones
+        // (the deprecated prefix/suffix/middle ids override fim_*), as in llama.cpp.
         Read("bos_token_id", ref b.Bos, strict: true);
         Read("eos_token_id", ref b.Eos, strict: true);
         Read("eot_token_id", ref b.Eot, strict: true);

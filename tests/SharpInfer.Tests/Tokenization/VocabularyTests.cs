@@ -132,7 +132,8 @@ public class VocabularyTests
         Assert.True(v.IsUserDefined(end));
         Assert.True(v.IsEndOfGeneration(v.GetId("<|return|>")));
         Assert.True(v.IsUserDefined(v.GetId("<|channel|>")));
-        // <|end|> is also llama.cpp's auto-detected EOT, and EOT is put back into the set only if it was absent before the exception
+        // <|end|> is also the auto-detected EOT; llama.cpp adds EOT to the set before applying this exception, so
+        // <|end|> stays the EOT id but does not end generation
         Assert.Equal(end, v.EotId);
     }
 
