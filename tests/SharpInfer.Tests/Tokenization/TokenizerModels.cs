@@ -1,0 +1,30 @@
+using SharpInfer.Gguf;
+using SharpInfer.Tokenization;
+
+namespace SharpInfer.Tests.Tokenization;
+
+/// <summary>The four vocabularies with llama.cpp goldens, loaded once per test run.</summary>
+public static class TokenizerModels
+{
+    public static readonly string[] Names = ["stories260K", "mistral-tiny", "llama3-tiny", "qwen3-tiny"];
+
+    private static readonly Dictionary<string, Lazy<Tokenizer>> Cache = Names.ToDictionary(n => n, n => new Lazy<Tokenizer>(() => Load(n)));
+
+    public static Tokenizer Get(string name) => Cache[name].Value;
+
+    public static string PathOf(string name) => name == "stories260K" ? TestPaths.Stories260K : TestModels.Get(name, "f32");
+
+    private static Tokenizer Load(string name)
+    {
+        using var g = GgufFile.Open(PathOf(name));
+        return Tokenizer.FromGguf(g);
+    }
+
+    /// <summary>(text, ids) of each golden line of a model.</summary>
+    public static IReadOnlyList<(string Text, int[] Ids)> Golden(string name) =>
+        GoldenCache.GetOrAdd(name, n => Tests.Golden.Lines($"tokenize/{n}.jsonl")
+            .Select(e => (e.GetProperty("text").GetString()!, e.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray()))
+            .ToList());
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, List<(string, int[])>> GoldenCache = new();
+}
