@@ -98,7 +98,7 @@ internal static partial class Builtins
         var f = Filters;
         f["abs"] = (st, v, a) => v switch
         {
-            JinjaInt i => JinjaInt.Of(checked(Math.Abs(i.Value))),
+            JinjaInt i => JinjaInt.Of(System.Numerics.BigInteger.Abs(i.BigValue)),
             JinjaBool b => JinjaInt.Of(b.Value ? 1 : 0),
             JinjaFloat d => new JinjaFloat(Math.Abs(d.Value)),
             JinjaUndefined u => throw Err.Undefined(u),
@@ -158,16 +158,17 @@ internal static partial class Builtins
         };
         f["last"] = (st, v, a) =>
         {
-            if (v is JinjaUndefined u) throw Err.Undefined(u);
             var items = v is JinjaList l ? l.Items : Ops.Iterate(st, v);
             return items.Count > 0 ? items[^1] : new JinjaUndefined("No last item, sequence was empty.");
         };
-        f["float"] = (st, v, a) => ToFloat(v) is double d ? new JinjaFloat(d) : (a.Get(0, "default") ?? new JinjaFloat(0.0));
+        f["float"] = (st, v, a) => v is JinjaUndefined u ? throw Err.Undefined(u) : ToFloat(v) is double d ? new JinjaFloat(d) : (a.Get(0, "default") ?? new JinjaFloat(0.0));
         f["int"] = (st, v, a) =>
         {
+            if (v is JinjaUndefined u) throw Err.Undefined(u);
             var def = a.Get(0, "default") ?? JinjaInt.Of(0);
             long b = Int(a, 1, "base", 10);
             if (v is JinjaString s && TryParseInt(s.Value, (int)b, out long parsed)) return JinjaInt.Of(parsed);
+            if (v is JinjaInt) return v;
             if (Py.IsIntLike(v, out long l)) return JinjaInt.Of(l);
             if (ToFloat(v) is double d && !double.IsNaN(d) && !double.IsInfinity(d) && Math.Abs(d) < 9.2e18) return JinjaInt.Of((long)Math.Truncate(d));
             return def;
@@ -230,8 +231,8 @@ internal static partial class Builtins
         };
         f["length"] = f["count"] = (st, v, a) => JinjaInt.Of(Ops.Length(v));
         f["list"] = (st, v, a) => new JinjaList(Ops.Iterate(st, v));
-        f["lower"] = (st, v, a) => S(SoftStr(v).ToLowerInvariant());
-        f["upper"] = (st, v, a) => S(SoftStr(v).ToUpperInvariant());
+        f["lower"] = (st, v, a) => S(Methods.Lower(SoftStr(v)));
+        f["upper"] = (st, v, a) => S(Methods.Upper(SoftStr(v)));
         f["map"] = (st, v, a) =>
         {
             Func<JinjaValue, JinjaValue> fn;
@@ -441,7 +442,7 @@ internal static partial class Builtins
         switch (v)
         {
             case JinjaFloat f: return f.Value;
-            case JinjaInt i: return i.Value;
+            case JinjaInt i: return Py.ToDouble(i);
             case JinjaBool b: return b.Value ? 1 : 0;
             case JinjaString s:
             {

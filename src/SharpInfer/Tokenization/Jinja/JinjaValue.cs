@@ -94,8 +94,12 @@ public abstract class JinjaValue
             case JsonValueKind.Number:
             {
                 string raw = element.GetRawText();
-                if (raw.IndexOfAny(['.', 'e', 'E']) < 0 && long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l))
-                    return JinjaInt.Of(l);
+                if (raw.IndexOfAny(['.', 'e', 'E']) < 0)
+                {
+                    if (long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l)) return JinjaInt.Of(l);
+                    if (raw.Length <= 4300 && System.Numerics.BigInteger.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var big))
+                        return JinjaInt.Of(big);
+                }
                 return new JinjaFloat(double.Parse(raw, NumberStyles.Float, CultureInfo.InvariantCulture));
             }
             case JsonValueKind.True: return JinjaBool.TrueValue;
@@ -147,16 +151,25 @@ public sealed class JinjaBool : JinjaValue
     internal override bool IsTruthy => Value;
 }
 
-/// <summary>Python's <c>int</c> (64-bit here; overflow is a render error).</summary>
+/// <summary>Python's <c>int</c>: 64-bit, promoted to arbitrary precision when it does not fit.</summary>
 public sealed class JinjaInt : JinjaValue
 {
     private static readonly JinjaInt[] Small = Enumerable.Range(-16, 273).Select(i => new JinjaInt(i)).ToArray();
-    /// <summary>The integer.</summary>
+    /// <summary>The integer (meaningful when <see cref="IsBig"/> is false).</summary>
     public long Value { get; }
+    internal readonly System.Numerics.BigInteger? Big;
     private JinjaInt(long v) => Value = v;
+    private JinjaInt(System.Numerics.BigInteger v) { Big = v; Value = v.Sign < 0 ? long.MinValue : long.MaxValue; }
+    /// <summary>True when the value does not fit in 64 bits (see <see cref="BigValue"/>).</summary>
+    public bool IsBig => Big is not null;
+    /// <summary>The integer at full precision.</summary>
+    public System.Numerics.BigInteger BigValue => Big ?? Value;
     internal static JinjaInt Of(long v) => v >= -16 && v <= 256 ? Small[v + 16] : new JinjaInt(v);
+    internal static JinjaInt Of(System.Numerics.BigInteger v) =>
+        v >= long.MinValue && v <= long.MaxValue ? Of((long)v) : new JinjaInt(v);
     internal override string TypeName => "int";
-    internal override bool IsTruthy => Value != 0;
+    internal override bool IsTruthy => Big is null ? Value != 0 : true;
+    internal string Text => Big?.ToString(CultureInfo.InvariantCulture) ?? Value.ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>Python's <c>float</c>.</summary>
@@ -187,6 +200,8 @@ public sealed class JinjaList : JinjaValue
     public List<JinjaValue> Items { get; }
     /// <summary>A tuple prints as <c>(a, b)</c> and cannot be mutated.</summary>
     public bool IsTuple { get; }
+    /// <summary>For the results of dict.items()/keys()/values(): prints as <c>dict_items([...])</c> like Python.</summary>
+    internal string? ViewName { get; init; }
     internal JinjaList(List<JinjaValue> items, bool isTuple = false) { Items = items; IsTuple = isTuple; }
     internal override string TypeName => IsTuple ? "tuple" : "list";
     internal override bool IsTruthy => Items.Count != 0;
@@ -295,7 +310,7 @@ internal sealed class KeyComparer : IEqualityComparer<JinjaValue>
         switch (v)
         {
             case JinjaString s: return string.GetHashCode(s.Value, StringComparison.Ordinal);
-            case JinjaInt i: return i.Value.GetHashCode();
+            case JinjaInt i: return i.Big?.GetHashCode() ?? i.Value.GetHashCode();
             case JinjaBool b: return (b.Value ? 1L : 0L).GetHashCode();
             case JinjaFloat f:
                 if (Math.Floor(f.Value) == f.Value && Math.Abs(f.Value) < 9.2e18) return ((long)f.Value).GetHashCode();

@@ -308,7 +308,7 @@ internal sealed class Lexer
                 if (dv >= radix) throw Fail("invalid digit in number literal", start);
                 v = checked(v * radix + dv);
             }
-            _tokens.Add(new Token(TokenType.Int, s.Substring(start, q - start), start, v));
+            _tokens.Add(new Token(TokenType.Int, s.Substring(start, q - start), start, JinjaInt.Of(v)));
             return q;
         }
         while (p < n && (char.IsAsciiDigit(s[p]) || (s[p] == '_' && p + 1 < n && char.IsAsciiDigit(s[p + 1])))) p++;
@@ -336,9 +336,11 @@ internal sealed class Lexer
             _tokens.Add(new Token(TokenType.Float, text, start, double.Parse(clean, NumberStyles.Float, CultureInfo.InvariantCulture)));
         else
         {
-            if (!long.TryParse(clean, NumberStyles.None, CultureInfo.InvariantCulture, out long v))
-                throw Fail("integer literal too large", start);
-            _tokens.Add(new Token(TokenType.Int, text, start, v));
+            if (long.TryParse(clean, NumberStyles.None, CultureInfo.InvariantCulture, out long v))
+                _tokens.Add(new Token(TokenType.Int, text, start, JinjaInt.Of(v)));
+            else if (clean.Length <= 4300)
+                _tokens.Add(new Token(TokenType.Int, text, start, JinjaInt.Of(System.Numerics.BigInteger.Parse(clean, CultureInfo.InvariantCulture))));
+            else throw Fail("integer literal too large", start);
         }
         return p;
     }

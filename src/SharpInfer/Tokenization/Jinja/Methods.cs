@@ -109,9 +109,9 @@ internal static class Methods
                 }
                 return JinjaBool.FalseValue;
             }
-            case "upper": return S(s.ToUpperInvariant());
+            case "upper": return S(Upper(s));
             case "lower":
-            case "casefold": return S(s.ToLowerInvariant());
+            case "casefold": return S(Lower(s));
             case "title": return S(Title(s));
             case "capitalize": return S(Capitalize(s));
             case "swapcase":
@@ -392,6 +392,41 @@ internal static class Methods
         return sb.ToString();
     }
 
+    /// <summary>Python's <c>str.upper()</c>: invariant mapping plus the common full (one-to-many) mappings.</summary>
+    public static string Upper(string s)
+    {
+        string u = s.ToUpperInvariant();
+        if (u.AsSpan().IndexOfAny("ßŉǰΐΰևﬀﬁﬂﬃﬄﬅﬆ") < 0) return u;
+        var sb = new StringBuilder(u.Length + 4);
+        foreach (char c in u)
+        {
+            sb.Append(c switch
+            {
+                'ß' => "SS",
+                'ŉ' => "\u02BCN",
+                'ǰ' => "J\u030C",
+                'ΐ' => "\u0399\u0308\u0301",
+                'ΰ' => "\u03A5\u0308\u0301",
+                'և' => "\u0535\u0552",
+                'ﬀ' => "FF",
+                'ﬁ' => "FI",
+                'ﬂ' => "FL",
+                'ﬃ' => "FFI",
+                'ﬄ' => "FFL",
+                'ﬅ' or 'ﬆ' => "ST",
+                _ => null,
+            } ?? c.ToString());
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>Python's <c>str.lower()</c>: invariant mapping plus U+0130 → "i̇".</summary>
+    public static string Lower(string s)
+    {
+        string l = s.ToLowerInvariant();
+        return s.Contains('\u0130') ? l.Replace("\u0130", "i\u0307") : l;
+    }
+
     /// <summary>Python's <c>str.title()</c>: a cased character is uppercased after an uncased one, lowercased otherwise.</summary>
     public static string Title(string s)
     {
@@ -518,13 +553,13 @@ internal static class Methods
         {
             case "items":
                 st.Charge(d.Map.Count);
-                return new JinjaList(d.Map.Select(kv => (JinjaValue)new JinjaList([kv.Key, kv.Value], isTuple: true)).ToList());
+                return new JinjaList(d.Map.Select(kv => (JinjaValue)new JinjaList([kv.Key, kv.Value], isTuple: true)).ToList()) { ViewName = "dict_items" };
             case "keys":
                 st.Charge(d.Map.Count);
-                return new JinjaList(d.Map.Keys.ToList());
+                return new JinjaList(d.Map.Keys.ToList()) { ViewName = "dict_keys" };
             case "values":
                 st.Charge(d.Map.Count);
-                return new JinjaList(d.Map.Values.ToList());
+                return new JinjaList(d.Map.Values.ToList()) { ViewName = "dict_values" };
             case "get":
             {
                 var k = a.Get(0, "key") ?? throw Err.Type("get expected at least 1 argument, got 0");

@@ -12,7 +12,7 @@ internal static class Ops
         new($"'{ObjectTypeRepr(obj)}' has no attribute '{name}'");
 
     public static JinjaUndefined MissingItem(JinjaValue obj, JinjaValue key) =>
-        key is JinjaString s ? MissingAttr(obj, s.Value) : new($"'{ObjectTypeRepr(obj)}' has no element {Py.Repr(key)}");
+        key is JinjaString s ? MissingAttr(obj, s.Value) : new($"{ObjectTypeRepr(obj)} has no element {Py.Repr(key)}");
 
     // ------------------------------------------------------------------ attribute / item access
 
@@ -75,8 +75,11 @@ internal static class Ops
     public static JinjaValue Slice(RenderState st, JinjaValue obj, JinjaValue? a, JinjaValue? b, JinjaValue? c)
     {
         if (obj is JinjaUndefined u) throw Err.Undefined(u);
+        // Jinja2 compiles slices to a plain Python subscript, so errors propagate instead of giving undefined.
+        if (obj is JinjaDict) throw Err.Type("unhashable type: 'slice'");
+        if (obj is not (JinjaList or JinjaString)) throw Err.Type($"'{obj.TypeName}' object is not subscriptable");
         if (!SliceBound(a, out long? start) || !SliceBound(b, out long? stop) || !SliceBound(c, out long? step))
-            return new JinjaUndefined("slice indices must be integers or None");
+            throw Err.Type("slice indices must be integers or None or have an __index__ method");
         switch (obj)
         {
             case JinjaList list:
@@ -108,7 +111,7 @@ internal static class Ops
                 return new JinjaString(sb2.ToString());
             }
             default:
-                return new JinjaUndefined($"'{ObjectTypeRepr(obj)}' is not subscriptable with a slice");
+                throw Err.Type($"'{obj.TypeName}' object is not subscriptable");
         }
     }
 
@@ -117,6 +120,8 @@ internal static class Ops
         value = null;
         if (v is null or JinjaNone) return true;
         if (Py.IsIntLike(v, out long l)) { value = l; return true; }
+        if (Py.IsInteger(v, out var big)) { value = big.Sign < 0 ? long.MinValue / 2 : long.MaxValue / 2; return true; }
+        if (v is JinjaUndefined u) throw Err.Undefined(u);
         return false;
     }
 
@@ -200,7 +205,7 @@ internal static class Ops
     {
         switch (v)
         {
-            case JinjaInt i: return negate ? JinjaInt.Of(checked(-i.Value)) : i;
+            case JinjaInt i: return negate ? JinjaInt.Of(-i.BigValue) : i;
             case JinjaBool b: return JinjaInt.Of(negate ? -(b.Value ? 1 : 0) : (b.Value ? 1 : 0));
             case JinjaFloat f: return negate ? new JinjaFloat(-f.Value) : f;
             case JinjaUndefined u: throw Err.Undefined(u);
@@ -285,7 +290,61 @@ internal static class Ops
 
     public static JinjaValue Arith(string op, JinjaValue a, JinjaValue b)
     {
-        if (Py.IsIntLike(a, out long x) && Py.IsIntLike(b, out long y))
+        if (Py.IsInteger(a, out var bx) && Py.IsInteger(b, out var by))
+        {
+            if (Py.IsIntLike(a, out long x) && Py.IsIntLike(b, out long y))
+            {
+                try
+                {
+                    return IntArith(op, x, y);
+                }
+                catch (OverflowException)
+                {
+                    // promote to arbitrary precision below
+                }
+            }
+            return BigArith(op, bx, by);
+        }
+        return FloatArith(op, a, b);
+    }
+
+    private const int MaxIntBits = 65536;
+
+    private static JinjaValue BigArith(string op, System.Numerics.BigInteger x, System.Numerics.BigInteger y)
+    {
+        System.Numerics.BigInteger r;
+        switch (op)
+        {
+            case "+": r = x + y; break;
+            case "-": r = x - y; break;
+            case "*":
+                if (x.GetBitLength() + y.GetBitLength() > MaxIntBits) throw Err.Runtime("integer result too large");
+                r = x * y;
+                break;
+            case "/":
+                if (y.IsZero) throw Err.Runtime("division by zero");
+                return new JinjaFloat((double)x / (double)y);
+            case "//":
+            case "%":
+            {
+                if (y.IsZero) throw Err.Runtime("integer division or modulo by zero");
+                var q = System.Numerics.BigInteger.DivRem(x, y, out var rem);
+                if (!rem.IsZero && (rem.Sign < 0) != (y.Sign < 0)) { q -= 1; rem += y; }
+                r = op == "//" ? q : rem;
+                break;
+            }
+            case "**":
+                if (y.Sign < 0) return new JinjaFloat(Math.Pow((double)x, (double)y));
+                if (x.GetBitLength() > 1 && (double)x.GetBitLength() * (double)y > MaxIntBits) throw Err.Runtime("integer result too large");
+                r = System.Numerics.BigInteger.Pow(x, (int)y);
+                break;
+            default: throw Err.Runtime($"unknown operator {op}");
+        }
+        return JinjaInt.Of(r);
+    }
+
+    private static JinjaValue IntArith(string op, long x, long y)
+    {
         {
             checked
             {
@@ -328,6 +387,11 @@ internal static class Ops
                 }
             }
         }
+        throw Err.Runtime($"unknown operator {op}");
+    }
+
+    private static JinjaValue FloatArith(string op, JinjaValue a, JinjaValue b)
+    {
         double dx = Py.ToDouble(a), dy = Py.ToDouble(b);
         switch (op)
         {

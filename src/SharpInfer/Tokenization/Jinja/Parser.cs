@@ -280,6 +280,8 @@ internal sealed class Parser
                 if (SkipOp("=")) def = ParseExpression(true);
                 else if (ps.Count > 0 && ps[^1].Item2 is not null)
                     throw Fail("non-default argument follows default argument", pn.Pos);
+                else if (pn.Text == "caller")
+                    throw Fail("When defining macros or call blocks the special \"caller\" argument must be omitted or be given a default.", pn.Pos);
                 ps.Add((pn.Text, def));
             }
             Expect(TokenType.Op, ")");
@@ -583,7 +585,7 @@ internal sealed class Parser
             }
             case TokenType.Int:
                 _i++;
-                return new ConstExpr(JinjaInt.Of((long)t.Value!)).At(t.Pos);
+                return new ConstExpr((JinjaInt)t.Value!).At(t.Pos);
             case TokenType.Float:
                 _i++;
                 return new ConstExpr(new JinjaFloat((double)t.Value!)).At(t.Pos);
@@ -639,7 +641,7 @@ internal sealed class Parser
                 _i++;
                 var a = Cur;
                 if (a.Type == TokenType.Name) { _i++; node = new GetAttrExpr(node, a.Text).At(t.Pos); }
-                else if (a.Type == TokenType.Int) { _i++; node = new GetItemExpr(node, new ConstExpr(JinjaInt.Of((long)a.Value!))).At(t.Pos); }
+                else if (a.Type == TokenType.Int) { _i++; node = new GetItemExpr(node, new ConstExpr((JinjaInt)a.Value!)).At(t.Pos); }
                 else throw Fail("expected name or number", a.Pos);
             }
             else if (t.IsOp("["))

@@ -15,7 +15,7 @@ internal static class Py
     {
         JinjaString s => s.Value,
         JinjaUndefined => "",
-        JinjaInt i => i.Value.ToString(CultureInfo.InvariantCulture),
+        JinjaInt i => i.Text,
         JinjaBool b => b.Value ? "True" : "False",
         JinjaNone => "None",
         JinjaFloat f => FloatRepr(f.Value),
@@ -39,6 +39,7 @@ internal static class Py
             {
                 seen ??= new HashSet<JinjaValue>(ReferenceEqualityComparer.Instance);
                 if (!seen.Add(list)) { sb.Append(list.IsTuple ? "(...)" : "[...]"); return; }
+                if (list.ViewName is not null) sb.Append(list.ViewName).Append('(');
                 sb.Append(list.IsTuple ? '(' : '[');
                 for (int i = 0; i < list.Items.Count; i++)
                 {
@@ -47,6 +48,7 @@ internal static class Py
                 }
                 if (list.IsTuple && list.Items.Count == 1) sb.Append(',');
                 sb.Append(list.IsTuple ? ')' : ']');
+                if (list.ViewName is not null) sb.Append(')');
                 seen.Remove(list);
                 return;
             }
@@ -197,7 +199,7 @@ internal static class Py
     {
         switch (v)
         {
-            case JinjaInt i: value = i.Value; return true;
+            case JinjaInt i: value = i.Value; return i.Big is null;
             case JinjaBool b: value = b.Value ? 1 : 0; return true;
             default: value = 0; return false;
         }
@@ -205,11 +207,22 @@ internal static class Py
 
     public static double ToDouble(JinjaValue v) => v switch
     {
-        JinjaInt i => i.Value,
+        JinjaInt i => i.Big is { } big ? (double)big : i.Value,
         JinjaFloat f => f.Value,
         JinjaBool b => b.Value ? 1 : 0,
         _ => throw Err.Type($"expected a number, got {v.TypeName}"),
     };
+
+    /// <summary>Integer value of an int or bool at full precision.</summary>
+    public static bool IsInteger(JinjaValue v, out System.Numerics.BigInteger value)
+    {
+        switch (v)
+        {
+            case JinjaInt i: value = i.BigValue; return true;
+            case JinjaBool b: value = b.Value ? 1 : 0; return true;
+            default: value = default; return false;
+        }
+    }
 
     public static bool Equal(JinjaValue a, JinjaValue b)
     {
@@ -217,6 +230,7 @@ internal static class Py
         if (IsNumber(a) && IsNumber(b))
         {
             if (IsIntLike(a, out long x) && IsIntLike(b, out long y)) return x == y;
+            if (IsInteger(a, out var bx) && IsInteger(b, out var by)) return bx == by;
             return ToDouble(a) == ToDouble(b);
         }
         switch (a)
@@ -248,6 +262,7 @@ internal static class Py
         if (IsNumber(a) && IsNumber(b))
         {
             if (IsIntLike(a, out long x) && IsIntLike(b, out long y)) return x.CompareTo(y);
+            if (IsInteger(a, out var bx) && IsInteger(b, out var by)) return bx.CompareTo(by);
             double dx = ToDouble(a), dy = ToDouble(b);
             return dx < dy ? -1 : dx > dy ? 1 : 0; // NaN compares as "equal" here; callers use Less for exactness
         }

@@ -282,7 +282,7 @@ internal static class PyFormat
 
     private static BigInteger ToInteger(JinjaValue v, char type, bool allowFloat)
     {
-        if (Py.IsIntLike(v, out long l)) return l;
+        if (Py.IsInteger(v, out var big)) return big;
         if (allowFloat && v is JinjaFloat f)
         {
             if (double.IsNaN(f.Value) || double.IsInfinity(f.Value)) throw Err.Runtime("cannot convert float to integer");
@@ -457,10 +457,9 @@ internal static class PyFormat
                 break;
             case JinjaInt or JinjaBool when type is '\0' or 'd' or 'n' or 'b' or 'o' or 'x' or 'X' or 'c':
             {
-                Py.IsIntLike(value, out long l);
+                Py.IsInteger(value, out var iv);
                 numeric = true;
-                if (type == 'c') { body = char.ConvertFromUtf32((int)l); break; }
-                BigInteger iv = l;
+                if (type == 'c') { body = char.ConvertFromUtf32((int)iv); break; }
                 if (iv.Sign < 0) { signStr = "-"; iv = -iv; }
                 body = type switch
                 {

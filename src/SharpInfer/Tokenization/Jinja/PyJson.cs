@@ -44,7 +44,7 @@ internal static class PyJson
         {
             case JinjaNone: sb.Append("null"); return;
             case JinjaBool b: sb.Append(b.Value ? "true" : "false"); return;
-            case JinjaInt i: sb.Append(i.Value.ToString(CultureInfo.InvariantCulture)); return;
+            case JinjaInt i: sb.Append(i.Text); return;
             case JinjaFloat f: sb.Append(FloatJson(f.Value)); return;
             case JinjaString s: WriteString(sb, s.Value, o.EnsureAscii); return;
             case JinjaList list:
@@ -87,7 +87,7 @@ internal static class PyJson
                     {
                         JinjaString s => s.Value,
                         JinjaBool b => b.Value ? "true" : "false",
-                        JinjaInt i => i.Value.ToString(CultureInfo.InvariantCulture),
+                        JinjaInt i => i.Text,
                         JinjaFloat f => FloatJson(f.Value),
                         JinjaNone => "null",
                         _ => throw Err.Type($"keys must be str, int, float, bool or None, not {k.TypeName}"),
