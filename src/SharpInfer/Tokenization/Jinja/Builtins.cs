@@ -263,9 +263,7 @@ internal static partial class Builtins
         {
             string old = Str(a, 0, "old") ?? throw Err.Type("replace() missing required argument 'old'");
             string nw = Str(a, 1, "new") ?? throw Err.Type("replace() missing required argument 'new'");
-            var r = Methods.Replace(SoftStr(v), old, nw, Int(a, 2, "count", -1));
-            st.CheckLength(r.Length);
-            return S(r);
+            return S(Methods.Replace(SoftStr(v), old, nw, Int(a, 2, "count", -1), st));
         };
         f["reverse"] = (st, v, a) =>
         {

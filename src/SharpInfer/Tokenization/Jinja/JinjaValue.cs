@@ -52,22 +52,23 @@ public abstract class JinjaValue
                 return new JinjaList(items);
             }
             case JsonValue val:
-            {
-                if (val.TryGetValue<JsonElement>(out var el)) return FromJson(el);
-                if (val.TryGetValue<string>(out var s)) return new JinjaString(s);
-                if (val.TryGetValue<bool>(out var b)) return From(b);
-                if (val.TryGetValue<long>(out var l)) return JinjaInt.Of(l);
-                if (val.TryGetValue<int>(out var i)) return JinjaInt.Of(i);
-                if (val.TryGetValue<short>(out var sh)) return JinjaInt.Of(sh);
-                if (val.TryGetValue<byte>(out var by)) return JinjaInt.Of(by);
-                if (val.TryGetValue<uint>(out var ui)) return JinjaInt.Of(ui);
-                if (val.TryGetValue<double>(out var dbl)) return new JinjaFloat(dbl);
-                if (val.TryGetValue<float>(out var fl)) return new JinjaFloat(fl);
-                if (val.TryGetValue<decimal>(out var dec)) return new JinjaFloat((double)dec);
-                if (val.TryGetValue<char>(out var ch)) return new JinjaString(ch.ToString());
-                using var doc = JsonDocument.Parse(val.ToJsonString());
-                return FromJson(doc.RootElement);
-            }
+                switch (val.GetValueKind())
+                {
+                    case JsonValueKind.String:
+                        return new JinjaString(val.TryGetValue<string>(out var str) ? str : val.ToString());
+                    case JsonValueKind.True: return JinjaBool.TrueValue;
+                    case JsonValueKind.False: return JinjaBool.FalseValue;
+                    case JsonValueKind.Null: return JinjaNone.Instance;
+                    case JsonValueKind.Number:
+                        if (val.TryGetValue<JsonElement>(out var el)) return FromJson(el);
+                        if (val.TryGetValue<long>(out var l)) return JinjaInt.Of(l);
+                        if (val.TryGetValue<int>(out var i)) return JinjaInt.Of(i);
+                        if (val.TryGetValue<double>(out var dbl)) return new JinjaFloat(dbl);
+                        if (val.TryGetValue<float>(out var fl)) return new JinjaFloat(fl);
+                        if (val.TryGetValue<decimal>(out var dec)) return new JinjaFloat((double)dec);
+                        break;
+                }
+                using (var doc = JsonDocument.Parse(val.ToJsonString())) return FromJson(doc.RootElement);
             default:
                 throw new ArgumentException("unsupported JSON node " + node.GetType().Name, nameof(node));
         }
@@ -319,6 +320,7 @@ internal sealed class KeyComparer : IEqualityComparer<JinjaValue>
             case JinjaUndefined: return 0x1badb002;
             case JinjaList { IsTuple: true } t:
             {
+                System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
                 var h = new HashCode();
                 foreach (var item in t.Items) h.Add(GetHashCode(item));
                 return h.ToHashCode();

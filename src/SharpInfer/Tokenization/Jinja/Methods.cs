@@ -124,8 +124,7 @@ internal static class Methods
             {
                 string old = ReqStr(a, 0, "old", name), nw = ReqStr(a, 1, "new", name);
                 long count = ReqInt(a, 2, "count", name, -1);
-                var r = Replace(s, old, nw, count);
-                st.CheckLength(r.Length);
+                var r = Replace(s, old, nw, count, st);
                 return S(r);
             }
             case "find":
@@ -361,7 +360,7 @@ internal static class Methods
         return result;
     }
 
-    public static string Replace(string s, string old, string nw, long count)
+    public static string Replace(string s, string old, string nw, long count, RenderState? st = null)
     {
         if (count < 0) count = long.MaxValue;
         if (count == 0) return s;
@@ -374,6 +373,7 @@ internal static class Methods
             {
                 if (done < count) { sb.Append(nw); done++; }
                 sb.Append(c);
+                st?.CheckLength(sb.Length);
             }
             if (done < count) sb.Append(nw);
             return sb.ToString();
@@ -385,6 +385,7 @@ internal static class Methods
             int k = s.IndexOf(old, start, StringComparison.Ordinal);
             if (k < 0) break;
             sb.Append(s, start, k - start).Append(nw);
+            st?.CheckLength(sb.Length);
             start = k + old.Length;
             n++;
         }

@@ -31,6 +31,7 @@ internal static class Py
 
     public static void AppendRepr(StringBuilder sb, JinjaValue v, HashSet<JinjaValue>? seen)
     {
+        RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (v)
         {
             case JinjaString s: AppendStringRepr(sb, s.Value); return;
@@ -240,6 +241,7 @@ internal static class Py
             case JinjaUndefined: return b is JinjaUndefined;
             case JinjaList la:
             {
+                RuntimeHelpers.EnsureSufficientExecutionStack();
                 if (b is not JinjaList lb || la.IsTuple != lb.IsTuple || la.Items.Count != lb.Items.Count) return false;
                 for (int i = 0; i < la.Items.Count; i++)
                     if (!Equal(la.Items[i], lb.Items[i])) return false;
@@ -247,6 +249,7 @@ internal static class Py
             }
             case JinjaDict da:
             {
+                RuntimeHelpers.EnsureSufficientExecutionStack();
                 if (b is not JinjaDict db || da.Map.Count != db.Map.Count) return false;
                 foreach (var (k, v) in da.Map)
                     if (!db.Map.TryGetValue(k, out var other) || !Equal(v, other)) return false;
@@ -269,6 +272,7 @@ internal static class Py
         if (a is JinjaString sa && b is JinjaString sb) return CompareCodePoints(sa.Value, sb.Value);
         if (a is JinjaList la && b is JinjaList lb && la.IsTuple == lb.IsTuple)
         {
+            RuntimeHelpers.EnsureSufficientExecutionStack();
             int n = Math.Min(la.Items.Count, lb.Items.Count);
             for (int i = 0; i < n; i++)
             {

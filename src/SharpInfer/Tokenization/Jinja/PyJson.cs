@@ -40,6 +40,9 @@ internal static class PyJson
     private static void Write(StringBuilder sb, JinjaValue v, Options o, int level, HashSet<JinjaValue> stack, RenderState? state)
     {
         state?.CheckLength(sb.Length);
+        if (state is not null && level > state.Options.MaxDepth)
+            throw Err.Limit(TemplateLimit.Depth, $"tojson nesting exceeded MaxDepth ({state.Options.MaxDepth})");
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         switch (v)
         {
             case JinjaNone: sb.Append("null"); return;
