@@ -660,12 +660,6 @@ internal sealed class LoopObject(List<JinjaValue> items, int depth0, ForStmt? re
     public override string ToString() => $"<LoopContext {Index0 + 1}/{Items.Count}>";
 }
 
-/// <summary>The compiled template: the statement list plus the source map for error positions.</summary>
-internal sealed class TemplateBody(List<Stmt> body)
-{
-    public readonly List<Stmt> Body = body;
-}
-
 internal static class NodeExtensions
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

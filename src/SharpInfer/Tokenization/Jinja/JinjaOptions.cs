@@ -19,8 +19,11 @@ public sealed record JinjaOptions
     /// <summary>Maximum number of evaluation steps (statements, expressions, loop iterations, items
     /// processed by filters) of one render.</summary>
     public long MaxSteps { get; init; } = 10_000_000;
-    /// <summary>Maximum macro call depth, and maximum nesting of blocks and expressions in the source.</summary>
+    /// <summary>Maximum macro call (and recursive loop) depth, and nesting of data printed or serialized.</summary>
     public int MaxDepth { get; init; } = 256;
+    /// <summary>Maximum nesting of blocks and expressions in the template source (checked when parsing;
+    /// reported as <see cref="TemplateLimit.Depth"/>).</summary>
+    public int MaxNesting { get; init; } = 256;
     /// <summary>Maximum length (UTF-16 code units) of the output and of any string or list built while rendering.</summary>
     public long MaxOutputLength { get; init; } = 16 * 1024 * 1024;
     /// <summary>Maximum number of items one <c>range()</c> call may produce (Jinja2's sandbox uses 100000).</summary>

@@ -11,10 +11,10 @@ internal readonly record struct Token(TokenType Type, string Text, int Pos, obje
     public bool IsName(string name) => Type == TokenType.Name && Text == name;
     public override string ToString() => Type switch
     {
-        TokenType.Eof => "end of template",
-        TokenType.BlockEnd => "end of statement block",
-        TokenType.VarEnd => "end of print statement",
-        TokenType.Data => "template data",
+        TokenType.Eof => "'end of template'",
+        TokenType.BlockEnd => "'end of statement block'",
+        TokenType.VarEnd => "'end of print statement'",
+        TokenType.Data => "'template data'",
         _ => $"'{Text}'",
     };
 }

@@ -15,6 +15,7 @@ internal sealed class Parser
     private int _depth;
     private int _loopDepth;
     private readonly List<string> _endStack = new();
+    private readonly List<string[]> _endTokenStack = new();
     private readonly List<HashSet<string>> _macroNames = new();
 
     private Parser(List<Token> tokens, SourceMap map, JinjaOptions options)
@@ -76,11 +77,11 @@ internal sealed class Parser
 
     private void Enter(int pos)
     {
-        if (++_depth > _options.MaxDepth || !RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        if (++_depth > _options.MaxNesting || !RuntimeHelpers.TryEnsureSufficientExecutionStack())
         {
             var (l, c) = _map.Locate(pos);
             throw new TemplateException(TemplateErrorKind.LimitExceeded,
-                $"template nesting exceeded MaxDepth ({_options.MaxDepth})", l, c, TemplateLimit.Depth);
+                $"template nesting exceeded MaxNesting ({_options.MaxNesting})", l, c, TemplateLimit.Depth);
         }
     }
 
@@ -94,6 +95,36 @@ internal sealed class Parser
     // ------------------------------------------------------------------ statements
 
     private List<Stmt> Subparse(string[]? endNames)
+    {
+        if (endNames is null) return SubparseInner(null);
+        _endTokenStack.Add(endNames);
+        try
+        {
+            return SubparseInner(endNames);
+        }
+        finally
+        {
+            _endTokenStack.RemoveAt(_endTokenStack.Count - 1);
+        }
+    }
+
+    /// <summary>Jinja2's message for an unknown tag (name) or a premature end of template (null).</summary>
+    private string UnknownTagMessage(string? name)
+    {
+        var sb = new System.Text.StringBuilder(name is null ? "Unexpected end of template." : $"Encountered unknown tag '{name}'.");
+        if (_endTokenStack.Count > 0)
+        {
+            string looking = string.Join(" or ", _endTokenStack[^1].Select(n => $"'{n}'"));
+            bool expected = name is not null && _endTokenStack.Any(e => e.Contains(name));
+            sb.Append(expected
+                ? $" You probably made a nesting mistake. Jinja is expecting this tag, but currently looking for {looking}."
+                : $" Jinja was looking for the following tags: {looking}.");
+        }
+        if (_endStack.Count > 0) sb.Append($" The innermost block that needs to be closed is '{_endStack[^1]}'.");
+        return sb.ToString();
+    }
+
+    private List<Stmt> SubparseInner(string[]? endNames)
     {
         var body = new List<Stmt>();
         while (true)
@@ -129,12 +160,7 @@ internal sealed class Parser
                     break;
                 }
                 case TokenType.Eof:
-                    if (endNames is not null)
-                    {
-                        string looking = string.Join(" or ", endNames.Select(n => $"'{n}'"));
-                        string inner = _endStack.Count > 0 ? $" The innermost block that needs to be closed is '{_endStack[^1]}'." : "";
-                        throw Fail($"Unexpected end of template. Jinja was looking for the following tags: {looking}.{inner}", t.Pos);
-                    }
+                    if (endNames is not null) throw Fail(UnknownTagMessage(null), t.Pos);
                     return body;
                 default:
                     throw Fail($"unexpected {t}", t.Pos);
@@ -191,10 +217,7 @@ internal sealed class Parser
             }
             if (UnsupportedTags.Contains(t.Text))
                 throw Fail($"tag '{t.Text}' is not supported by this engine", t.Pos);
-            string msg = $"Encountered unknown tag '{t.Text}'.";
-            if (_endStack.Count > 0)
-                msg += $" The innermost block that needs to be closed is '{_endStack[^1]}'.";
-            throw Fail(msg, t.Pos);
+            throw Fail(UnknownTagMessage(t.Text), t.Pos);
         }
         finally
         {

@@ -118,7 +118,6 @@ internal static class PyFormat
             if (args is JinjaDict d) mapping = d;
         }
         int next = 0;
-        bool usedMapping = false;
         var sb = new StringBuilder();
         int i = 0, n = fmt.Length;
         JinjaValue NextArg()
@@ -145,7 +144,6 @@ internal static class PyFormat
                 if (depth > 0) throw Err.Runtime("incomplete format key");
                 string key = fmt.Substring(start, i - 1 - start);
                 if (!mapping.TryGet(key, out keyed)) throw Err.Runtime($"KeyError: {Py.Repr(new JinjaString(key))}");
-                usedMapping = true;
             }
             bool left = false, plus = false, space = false, alt = false, zero = false;
             for (; i < n; i++)
@@ -264,7 +262,6 @@ internal static class PyFormat
             else sb.Append(sign).Append(body);
         }
         if (mapping is null && next < list.Count) throw Err.Type("not all arguments converted during string formatting");
-        _ = usedMapping;
         return sb.ToString();
     }
 

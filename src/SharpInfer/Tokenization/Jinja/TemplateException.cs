@@ -22,7 +22,8 @@ public enum TemplateLimit
     None,
     /// <summary><see cref="JinjaOptions.MaxSteps"/>: too many statements/expressions evaluated.</summary>
     Steps,
-    /// <summary><see cref="JinjaOptions.MaxDepth"/>: macro calls (or template nesting) too deep.</summary>
+    /// <summary><see cref="JinjaOptions.MaxDepth"/> (macro calls, data nesting) or <see cref="JinjaOptions.MaxNesting"/>
+    /// (source nesting) exceeded, or the stack guard fired.</summary>
     Depth,
     /// <summary><see cref="JinjaOptions.MaxOutputLength"/>: the output (or a string/list built) is too large.</summary>
     OutputSize,

@@ -108,6 +108,12 @@ public class JinjaLimitTests
 
         string blocks = string.Concat(Enumerable.Repeat("{% if true %}", 2000)) + string.Concat(Enumerable.Repeat("{% endif %}", 2000));
         Assert.Equal(TemplateLimit.Depth, Assert.Throws<TemplateException>(() => JinjaTemplate.Parse(blocks)).Limit);
+
+        string nested10 = string.Concat(Enumerable.Repeat("{% if true %}", 10)) + "x" + string.Concat(Enumerable.Repeat("{% endif %}", 10));
+        Assert.Equal("x", JinjaTemplate.Parse(nested10).Render());
+        var ex10 = Assert.Throws<TemplateException>(() => JinjaTemplate.Parse(nested10, new JinjaOptions { MaxNesting = 8 }));
+        Assert.Equal(TemplateLimit.Depth, ex10.Limit);
+        Assert.Contains("MaxNesting (8)", ex10.Message);
     }
 
     [Fact]
