@@ -30,6 +30,13 @@ public abstract class JinjaValue
     public static JinjaValue From(bool value) => value ? JinjaBool.TrueValue : JinjaBool.FalseValue;
     /// <summary>A list of values.</summary>
     public static JinjaValue List(IEnumerable<JinjaValue> items) => new JinjaList(items.ToList());
+    /// <summary>A dict with string keys, in the given order.</summary>
+    public static JinjaValue Dict(IEnumerable<KeyValuePair<string, JinjaValue>> entries)
+    {
+        var d = new JinjaDict();
+        foreach (var (k, v) in entries) d.Set(k, v);
+        return d;
+    }
 
     /// <summary>Converts JSON to template values: objects become dicts that keep key order (like Python
     /// dicts from <c>json.loads</c>), arrays lists, numbers ints (no fraction or exponent in the JSON text)
@@ -263,15 +270,6 @@ public sealed class JinjaArgs
         if (index >= 0 && index < Positional.Count) return Positional[index];
         foreach (var kv in Named) if (kv.Key == name) return kv.Value;
         return null;
-    }
-
-    internal void Check(string function, int maxPositional, params string[] names)
-    {
-        if (Positional.Count > maxPositional)
-            throw Err.Runtime($"{function}() takes at most {maxPositional} positional argument(s) ({Positional.Count} given)");
-        foreach (var kv in Named)
-            if (Array.IndexOf(names, kv.Key) < 0)
-                throw Err.Runtime($"{function}() got an unexpected keyword argument '{kv.Key}'");
     }
 }
 

@@ -7,8 +7,6 @@ namespace SharpInfer.Tokenization.Jinja;
 /// <summary>Python semantics of values: str/repr, float repr, equality, ordering, truthiness.</summary>
 internal static class Py
 {
-    public static bool Truthy(JinjaValue v) => v.IsTruthy;
-
     // ------------------------------------------------------------------ str / repr
 
     public static string Str(JinjaValue v) => v switch
