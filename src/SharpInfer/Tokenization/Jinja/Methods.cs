@@ -255,13 +255,6 @@ internal static class Methods
 
     public static string Strip(string s, string? chars, bool left, bool right)
     {
-        Func<string, bool> strip;
-        if (chars is null) strip = c => c.Length == 1 && Py.IsSpace(c[0]);
-        else
-        {
-            var set = new HashSet<string>(Py.Chars(chars), StringComparer.Ordinal);
-            strip = set.Contains;
-        }
         if (!Py.HasSurrogates(s) && (chars is null || !Py.HasSurrogates(chars)))
         {
             int lo = 0, hi = s.Length;
@@ -276,6 +269,13 @@ internal static class Methods
                 if (right) while (hi > lo && chars.Contains(s[hi - 1])) hi--;
             }
             return lo == 0 && hi == s.Length ? s : s.Substring(lo, hi - lo);
+        }
+        Func<string, bool> strip;
+        if (chars is null) strip = c => c.Length == 1 && Py.IsSpace(c[0]);
+        else
+        {
+            var set = new HashSet<string>(Py.Chars(chars), StringComparer.Ordinal);
+            strip = set.Contains;
         }
         var cs = Py.Chars(s);
         int a = 0, b = cs.Length;
