@@ -1,0 +1,57 @@
+namespace SharpInfer.Tests.Tokenization.Jinja;
+
+/// <summary>The <c>is</c> tests.</summary>
+public class JinjaIsTestTests
+{
+    [Theory]
+    [InlineData("x is defined", "False")]
+    [InlineData("x is undefined", "True")]
+    [InlineData("none is none", "True")]
+    [InlineData("true is boolean", "True")]
+    [InlineData("1 is boolean", "False")]
+    [InlineData("true is true", "True")]
+    [InlineData("0 is false", "False")]
+    [InlineData("'a' is string", "True")]
+    [InlineData("1 is number", "True")]
+    [InlineData("true is number", "True")]
+    [InlineData("true is integer", "False")]
+    [InlineData("1 is integer", "True")]
+    [InlineData("1.0 is float", "True")]
+    [InlineData("{} is mapping", "True")]
+    [InlineData("[] is mapping", "False")]
+    [InlineData("[] is iterable", "True")]
+    [InlineData("'x' is iterable", "True")]
+    [InlineData("5 is iterable", "False")]
+    [InlineData("x is iterable", "True")]
+    [InlineData("[] is sequence", "True")]
+    [InlineData("5 is sequence", "False")]
+    [InlineData("range is callable", "True")]
+    [InlineData("'x'.upper is callable", "True")]
+    [InlineData("3 is odd", "True")]
+    [InlineData("4 is even", "True")]
+    [InlineData("9 is divisibleby 3", "True")]
+    [InlineData("9 is divisibleby(4)", "False")]
+    [InlineData("1 is eq 1", "True")]
+    [InlineData("1 is ne 1", "False")]
+    [InlineData("1 is lt 2", "True")]
+    [InlineData("1 is gt 2", "False")]
+    [InlineData("2 is ge 2", "True")]
+    [InlineData("2 is le 1", "False")]
+    [InlineData("1 is equalto 1", "True")]
+    [InlineData("2 is in [1, 2]", "True")]
+    [InlineData("'abc' is in 'xabcx'", "True")]
+    [InlineData("none is sameas none", "True")]
+    [InlineData("[1] is sameas [1]", "False")]
+    [InlineData("'ABC' is upper", "True")]
+    [InlineData("'abc' is lower", "True")]
+    [InlineData("1 is not eq 2", "True")]
+    [InlineData("x is not defined", "True")]
+    [InlineData("not x is defined", "True")]
+    [InlineData("'upper' is filter", "True")]
+    [InlineData("'odd' is test", "True")]
+    public void Tests(string expression, string expected) => Assert.Equal(expected, J.R("{{ " + expression + " }}"));
+
+    [Fact]
+    public void SameasIsIdentity() =>
+        Assert.Equal("True False", J.R("{% set a = [1] %}{% set b = a %}{{ a is sameas b }} {{ a is sameas [1] }}"));
+}
