@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using SharpInfer.Tokenization;
 using SharpInfer.Tokenization.Jinja;
@@ -90,7 +89,7 @@ public class ChatTemplateTests
     }
 
     [Fact]
-    public void Qwen3TwentyMessageRenderIsFastAfterParsing()
+    public void Qwen3TwentyMessageRenderIsRepeatable()
     {
         var template = ChatTemplate.GetCached(ChatTemplateGoldenTests.TemplateFor("qwen3.jsonl"));
         var msgs = new JsonArray { new JsonObject { ["role"] = "system", ["content"] = "You are a helpful assistant." } };
@@ -104,12 +103,7 @@ public class ChatTemplateTests
         Assert.EndsWith("<|im_start|>assistant\n", first);
 
         var variables = ChatTemplate.BuildVariables(request);
-        for (int i = 0; i < 20; i++) template.Template.Render(variables); // warm up
-        const int n = 200;
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < n; i++) Assert.Equal(first, template.Template.Render(variables));
-        double msPerRender = sw.Elapsed.TotalMilliseconds / n;
-        // "well under a few ms" on an idle machine; the bound is loose because CI machines are shared.
-        Assert.True(msPerRender < 25, $"rendering took {msPerRender:F3} ms");
+        // a parsed template renders the same text every time (speed is measured in benchmarks, not tests)
+        for (int i = 0; i < 20; i++) Assert.Equal(first, template.Template.Render(variables));
     }
 }

@@ -1,11 +1,11 @@
-using System.Diagnostics;
 using System.Text;
 using SharpInfer.Tokenization;
 
 namespace SharpInfer.Tests.Tokenization;
 
-/// <summary>Encoding a 10,000-character prompt must take well under 100 ms, also with a cold word cache.</summary>
-public class TokenizerSpeedTests(ITestOutputHelper output)
+/// <summary>Long and pathological inputs encode correctly (they round-trip). Speed itself is measured by
+/// <c>sharpinfer bench tokenize</c>, never asserted here.</summary>
+public class TokenizerLongInputTests
 {
     /// <summary>Realistic mixed text: prose, code, numbers, JSON, CJK, accents, emoji.</summary>
     public static string Prompt(int chars, int seed)
@@ -42,31 +42,19 @@ public class TokenizerSpeedTests(ITestOutputHelper output)
     [InlineData("qwen3-tiny")]
     [InlineData("llama3-tiny")]
     [InlineData("mistral-tiny")]
-    public void Encodes10kCharactersQuickly(string model)
+    public void Encodes10kCharacterPromptsThatRoundTrip(string model)
     {
         var vocab = TokenizerModels.Get(model).Vocabulary;
-        var build = Stopwatch.StartNew();
-        Tokenizer.Create(vocab);
-        double buildMs = build.Elapsed.TotalMilliseconds;
-        Tokenizer.Create(vocab).Encode(Prompt(2_000, seed: 99)); // JIT warm-up
-        var times = new List<double>();
         for (int run = 0; run < 4; run++)
         {
             var t = Tokenizer.Create(vocab); // a fresh tokenizer: empty word cache
             string text = Prompt(10_000, seed: run);
-            GC.Collect();
-            var sw = Stopwatch.StartNew();
             var ids = t.Encode(text);
-            times.Add(sw.Elapsed.TotalMilliseconds);
             Assert.True(ids.Length > 1000);
             // and it is the right encoding: it decodes back (SentencePiece: with the space that follows BOS)
             string back = t.Decode(ids, new DecodeOptions { CleanUpSpaces = false });
             Assert.Equal(vocab.Kind == VocabularyKind.SentencePiece ? " " + text : text, back);
         }
-        double best = times.Min();
-        output.WriteLine($"{model}: 10k characters in {string.Join(", ", times.Select(x => x.ToString("F1")))} ms (cold word cache each time); " +
-                         $"building the tokenizer from its vocabulary: {buildMs:F0} ms");
-        Assert.True(best < 100, $"{model}: encoding 10k characters took {best:F1} ms");
     }
 
     public static TheoryData<string, string> Pathological()
@@ -78,10 +66,10 @@ public class TokenizerSpeedTests(ITestOutputHelper output)
         return d;
     }
 
-    /// <summary>50,000 repetitions of one thing: one huge word (or SentencePiece fragment) must not go quadratic.</summary>
+    /// <summary>50,000 repetitions of one thing: one huge word (or SentencePiece fragment) still encodes and round-trips.</summary>
     [Theory]
     [MemberData(nameof(Pathological))]
-    public void LongRunsStayFast(string model, string kind)
+    public void LongRunsRoundTrip(string model, string kind)
     {
         string text = kind switch
         {
@@ -93,11 +81,8 @@ public class TokenizerSpeedTests(ITestOutputHelper output)
             _ => string.Concat(Enumerable.Repeat("ab", 25_000)),
         };
         var t = TokenizerModels.Get(model);
-        var sw = Stopwatch.StartNew();
         var ids = t.Encode(text, addSpecial: false);
-        double ms = sw.Elapsed.TotalMilliseconds;
-        output.WriteLine($"{model} {kind}: {ms:F0} ms, {ids.Length} tokens");
+        Assert.True(ids.Length > 0 && ids.Length <= text.Length);
         Assert.Equal(text, t.Decode(ids, new DecodeOptions { CleanUpSpaces = false }));
-        Assert.True(ms < 2000, $"{ms:F0} ms");
     }
 }
