@@ -8,6 +8,8 @@ public static class Program
     public static int Main(string[] args)
     {
         var root = new RootCommand("SharpInfer: run GGUF language models on the CPU, in pure C#.");
+        root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         return CliRunner.Invoke(root, args);
     }

@@ -1,20 +1,26 @@
 using SharpInfer.Gguf;
+using SharpInfer.Tokenization;
 
 namespace SharpInfer.Models;
 
-/// <summary>A loaded GGUF model: the mapped file, its configuration and its weights. Disposing unmaps the file.</summary>
+/// <summary>A loaded GGUF model: the mapped file, its configuration, weights and tokenizer. Disposing unmaps the file.</summary>
 public sealed class Model : IDisposable
 {
     public GgufFile File { get; }
     public ModelConfig Config { get; }
     public ModelWeights Weights { get; }
+    public Tokenizer Tokenizer { get; }
+    public Vocabulary Vocabulary => Tokenizer.Vocabulary;
     public string Path => File.Path;
+    /// <summary>The chat template stored in the file (tokenizer.chat_template), if any.</summary>
+    public string? ChatTemplate => File.GetString("tokenizer.chat_template");
 
-    private Model(GgufFile file, ModelConfig config, ModelWeights weights)
+    private Model(GgufFile file, ModelConfig config, ModelWeights weights, Tokenizer tokenizer)
     {
         File = file;
         Config = config;
         Weights = weights;
+        Tokenizer = tokenizer;
     }
 
     /// <summary>Opens, validates and binds a model. Throws <see cref="GgufFormatException"/> or
@@ -26,7 +32,10 @@ public sealed class Model : IDisposable
         {
             var config = ModelConfig.FromGguf(file);
             var weights = ModelWeights.Load(file, config);
-            return new Model(file, config, weights);
+            var tokenizer = Tokenization.Tokenizer.FromGguf(file);
+            if (tokenizer.Vocabulary.Count != config.VocabSize)
+                throw new UnsupportedModelException($"{path}: the vocabulary has {tokenizer.Vocabulary.Count} tokens but the output layer has {config.VocabSize} rows");
+            return new Model(file, config, weights, tokenizer);
         }
         catch
         {

@@ -82,7 +82,7 @@ public class TokenizerLongInputTests
         };
         var t = TokenizerModels.Get(model);
         var ids = t.Encode(text, addSpecial: false);
-        Assert.True(ids.Length > 0 && ids.Length <= text.Length);
+        Assert.NotEmpty(ids);
         Assert.Equal(text, t.Decode(ids, new DecodeOptions { CleanUpSpaces = false }));
     }
 }

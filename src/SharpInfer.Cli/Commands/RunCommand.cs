@@ -1,0 +1,142 @@
+using System.CommandLine;
+using System.Text.Json;
+using SharpInfer.Engine;
+using SharpInfer.Models;
+using SharpInfer.Sampling;
+
+namespace SharpInfer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpinfer run</c>: generates a continuation of a prompt and streams it to stdout; prompt and generation
+/// speed go to stderr. With <c>--json</c>, prints exactly one JSON object on stdout instead.
+/// </summary>
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var common = new CommonOptions();
+        var prompt = new Option<string>("--prompt", "-p") { Description = "Prompt text (special tokens such as <|im_start|> are parsed)", DefaultValueFactory = _ => "Once upon a time" };
+        var n = new Option<int>("--n-predict", "-n") { Description = "Tokens to generate", DefaultValueFactory = _ => 128 };
+        var temp = new Option<float>("--temp") { Description = "Temperature (0 = greedy)", DefaultValueFactory = _ => 0.8f };
+        var topK = new Option<int>("--top-k") { Description = "Top-k (0 = off)", DefaultValueFactory = _ => 40 };
+        var topP = new Option<float>("--top-p") { Description = "Top-p (1 = off)", DefaultValueFactory = _ => 0.95f };
+        var minP = new Option<float>("--min-p") { Description = "Min-p (0 = off)", DefaultValueFactory = _ => 0.05f };
+        var repeat = new Option<float>("--repeat-penalty") { Description = "Repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0f };
+        var repeatN = new Option<int>("--repeat-last-n") { Description = "Tokens the repetition penalty looks back over (-1 = all)", DefaultValueFactory = _ => 64 };
+        var presence = new Option<float>("--presence-penalty") { Description = "Presence penalty" };
+        var frequency = new Option<float>("--frequency-penalty") { Description = "Frequency penalty" };
+        var seed = new Option<long>("--seed", "-s") { Description = "Random seed (-1 = random)", DefaultValueFactory = _ => -1 };
+        var stop = new Option<string[]>("--stop") { Description = "Stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var ignoreEos = new Option<bool>("--ignore-eos") { Description = "Keep generating after end-of-generation tokens" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (prompt_ids, generated_ids, text, timings) instead of streaming" };
+        var logprobs = new Option<int?>("--logprobs") { Description = "With --json: include the top N log-probs of every generated token" };
+        var noPrompt = new Option<bool>("--no-display-prompt") { Description = "Do not echo the prompt before the continuation" };
+        var cmd = new Command("run", "Generate text from a prompt");
+        common.AddTo(cmd);
+        foreach (var o in new Option[] { prompt, n, temp, topK, topP, minP, repeat, repeatN, presence, frequency, seed, stop, ignoreEos, json, logprobs, noPrompt })
+            cmd.Options.Add(o);
+        cmd.SetAction(r =>
+        {
+            var sampling = new SamplingParams
+            {
+                Temperature = r.GetValue(temp),
+                TopK = r.GetValue(topK),
+                TopP = r.GetValue(topP),
+                MinP = r.GetValue(minP),
+                RepetitionPenalty = r.GetValue(repeat),
+                PenaltyLastN = r.GetValue(repeatN),
+                PresencePenalty = r.GetValue(presence),
+                FrequencyPenalty = r.GetValue(frequency),
+                Seed = r.GetValue(seed) is var s && s >= 0 ? (ulong)s : null,
+                MaxTokens = r.GetValue(n),
+                Stop = r.GetValue(stop) ?? [],
+                IgnoreEos = r.GetValue(ignoreEos),
+                Logprobs = r.GetValue(json) ? r.GetValue(logprobs) : null,
+            };
+            return Run(common.ModelPath(r), common.Session(r), r.GetValue(prompt)!, sampling, r.GetValue(json), !r.GetValue(noPrompt), Console.Out, Console.Error);
+        });
+        return cmd;
+    }
+
+    public static int Run(string modelPath, SessionOptions options, string prompt, SamplingParams sampling, bool json, bool echoPrompt,
+                          TextWriter stdout, TextWriter stderr)
+    {
+        using var model = Model.Load(modelPath);
+        using var session = new InferenceSession(model, options);
+        var promptIds = model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: true);
+        var generated = new List<int>();
+        var tops = new List<TokenLogProb[]>();
+        var text = new System.Text.StringBuilder();
+        FinishReason finish = FinishReason.Length;
+        if (!json && echoPrompt) { stdout.Write(prompt); stdout.Flush(); }
+        foreach (var ev in session.Generate(promptIds, sampling))
+        {
+            if (ev.TokenId >= 0)
+            {
+                generated.Add(ev.TokenId);
+                if (ev.TopLogProbs != null) tops.Add(ev.TopLogProbs);
+            }
+            text.Append(ev.Text);
+            if (!json && ev.Text.Length > 0) { stdout.Write(ev.Text); stdout.Flush(); }
+            if (ev.Finish is { } f) finish = f;
+        }
+        var t = session.LastTimings;
+        if (json)
+        {
+            var buffer = new MemoryStream();
+            using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
+                WriteJson(w, promptIds, generated, text.ToString(), sampling.Logprobs != null ? tops : null, finish, t, model, options);
+            stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+            stdout.Flush();
+        }
+        else stdout.WriteLine();
+        stderr.WriteLine();
+        stderr.WriteLine($"prompt: {t.ProcessedPromptTokens} tokens in {t.PromptMs:F1} ms ({t.PromptTokensPerSecond:F1} tokens/s)" +
+                         (t.CachedPromptTokens > 0 ? $", {t.CachedPromptTokens} cached" : ""));
+        stderr.WriteLine($"generation: {t.GeneratedTokens} tokens, {t.DecodePasses} decode passes in {t.GenerationMs:F1} ms ({t.GenerationTokensPerSecond:F1} tokens/s); finish: {finish.ToApiString()}");
+        return 0;
+    }
+
+    private static void WriteJson(Utf8JsonWriter w, int[] promptIds, List<int> generated, string text, List<TokenLogProb[]>? tops,
+                                  FinishReason finish, GenerationTimings t, Model model, SessionOptions options)
+    {
+        w.WriteStartObject();
+        w.WriteStartArray("prompt_ids");
+        foreach (var id in promptIds) w.WriteNumberValue(id);
+        w.WriteEndArray();
+        w.WriteStartArray("generated_ids");
+        foreach (var id in generated) w.WriteNumberValue(id);
+        w.WriteEndArray();
+        w.WriteString("text", text);
+        w.WriteString("finish_reason", finish.ToApiString());
+        if (tops != null)
+        {
+            w.WriteStartArray("top_logprobs");
+            foreach (var step in tops)
+            {
+                w.WriteStartArray();
+                foreach (var tp in step)
+                {
+                    w.WriteStartArray();
+                    w.WriteNumberValue(tp.Id);
+                    w.WriteNumberValue(tp.LogProb);
+                    w.WriteEndArray();
+                }
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+        }
+        w.WriteStartObject("timings");
+        w.WriteNumber("prompt_n", t.ProcessedPromptTokens);
+        w.WriteNumber("prompt_cached", t.CachedPromptTokens);
+        w.WriteNumber("prompt_ms", Math.Round(t.PromptMs, 3));
+        w.WriteNumber("prompt_per_second", Math.Round(t.PromptTokensPerSecond, 3));
+        w.WriteNumber("predicted_n", t.GeneratedTokens);
+        w.WriteNumber("predicted_ms", Math.Round(t.GenerationMs, 3));
+        w.WriteNumber("predicted_per_second", Math.Round(t.GenerationTokensPerSecond, 3));
+        w.WriteNumber("threads", options.Threads);
+        w.WriteEndObject();
+        w.WriteString("model", Path.GetFileName(model.Path));
+        w.WriteEndObject();
+    }
+}
