@@ -18,7 +18,10 @@ public interface IParallelWork
 /// </summary>
 public sealed class ComputePool : IDisposable
 {
-    private const int SpinIterations = 20_000;
+    /// <summary>How long a waiting thread spins before it blocks: long enough to bridge the gaps between the
+    /// operations of one forward pass (microseconds), short enough not to burn a core that another thread needs
+    /// when the machine is oversubscribed.</summary>
+    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 10_000;   // 100 µs
 
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim[] _wake;   // one per worker: each run releases each worker exactly once
@@ -93,11 +96,12 @@ public sealed class ComputePool : IDisposable
 
     private void WaitDone()
     {
-        var sw = new SpinWait();
-        for (int i = 0; i < SpinIterations; i++)
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
+        for (int i = 0; ; i++)
         {
             if (Volatile.Read(ref _pending) == 0) return;
-            if (i % 64 == 63) sw.SpinOnce(-1); else Thread.SpinWait(4);
+            Thread.SpinWait(8);
+            if ((i & 31) == 31 && System.Diagnostics.Stopwatch.GetTimestamp() > until) break;
         }
         // Block. A worker may still Set() the event late for an earlier run (it decrements _pending first, and the
         // caller can see zero and start the next run before the Set lands), so a wake-up only means "look again".
@@ -116,10 +120,12 @@ public sealed class ComputePool : IDisposable
         {
             // Spin briefly for the next run (the common case inside a forward pass), then block.
             bool woke = false;
-            for (int i = 0; i < SpinIterations; i++)
+            long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
+            for (int i = 0; ; i++)
             {
                 if (_generation != seen) { woke = true; break; }
-                Thread.SpinWait(4);
+                Thread.SpinWait(8);
+                if ((i & 31) == 31 && System.Diagnostics.Stopwatch.GetTimestamp() > until) break;
             }
             // Each run releases this worker's own semaphore once, so take that permit even when spinning already saw
             // the run (a shared semaphore would let a fast worker steal a slow one's permit and deadlock the run).

@@ -1,0 +1,61 @@
+using System.Diagnostics.Metrics;
+
+namespace SharpInfer.Engine;
+
+/// <summary>
+/// The engine's instruments on the process-wide <c>Meter("SharpInfer")</c>: the engine records, the server exposes
+/// them (Prometheus text) and benchmarks read the same numbers. Names follow vLLM's metrics.
+/// </summary>
+public sealed class EngineMetrics : IDisposable
+{
+    public const string MeterName = "SharpInfer";
+
+    public Meter Meter { get; }
+    public Histogram<double> TimeToFirstToken { get; }
+    public Histogram<double> TimePerOutputToken { get; }
+    public Histogram<double> InterTokenLatency { get; }
+    public Histogram<double> EndToEndLatency { get; }
+    public Histogram<double> QueueTime { get; }
+    public Counter<long> PromptTokens { get; }
+    public Counter<long> GenerationTokens { get; }
+    public Counter<long> RequestsFinished { get; }
+    public Counter<long> Preemptions { get; }
+
+    public EngineMetrics(Func<EngineStats> stats)
+    {
+        Meter = new Meter(MeterName, "1.0");
+        TimeToFirstToken = Meter.CreateHistogram<double>("sharpinfer.time_to_first_token", "s", "Time from arrival to the first generated token");
+        TimePerOutputToken = Meter.CreateHistogram<double>("sharpinfer.time_per_output_token", "s", "Mean time per output token after the first, per request");
+        InterTokenLatency = Meter.CreateHistogram<double>("sharpinfer.inter_token_latency", "s", "Time between consecutive output tokens");
+        EndToEndLatency = Meter.CreateHistogram<double>("sharpinfer.e2e_request_latency", "s", "Time from arrival to the last output");
+        QueueTime = Meter.CreateHistogram<double>("sharpinfer.request_queue_time", "s", "Time from arrival to the first scheduled step");
+        PromptTokens = Meter.CreateCounter<long>("sharpinfer.prompt_tokens", "tokens", "Prompt tokens processed (recomputation excluded)");
+        GenerationTokens = Meter.CreateCounter<long>("sharpinfer.generation_tokens", "tokens", "Tokens generated");
+        RequestsFinished = Meter.CreateCounter<long>("sharpinfer.requests_finished", "requests", "Finished requests, by finish_reason");
+        Preemptions = Meter.CreateCounter<long>("sharpinfer.preemptions", "preemptions", "Sequences preempted for lack of KV blocks");
+        Meter.CreateObservableGauge("sharpinfer.requests_running", () => stats().Running, "requests", "Requests in the running batch");
+        Meter.CreateObservableGauge("sharpinfer.requests_waiting", () => stats().Waiting, "requests", "Requests waiting to be scheduled");
+        Meter.CreateObservableGauge("sharpinfer.kv_cache_usage", () => stats().KvCacheUsage, "1", "Fraction of KV-cache blocks in use");
+    }
+
+    public void Dispose() => Meter.Dispose();
+}
+
+/// <summary>A snapshot of the engine's state.</summary>
+public sealed record EngineStats
+{
+    public int Running { get; init; }
+    public int Waiting { get; init; }
+    public double KvCacheUsage { get; init; }
+    public int KvBlocksUsed { get; init; }
+    public int KvBlocksTotal { get; init; }
+    public long Preemptions { get; init; }
+    public long PromptTokens { get; init; }
+    public long GenerationTokens { get; init; }
+    public long Steps { get; init; }
+    /// <summary>Internal KV waste averaged over busy time (1 − stored tokens ÷ allocated slots).</summary>
+    public double TimeAveragedKvWaste { get; init; }
+    /// <summary>Most sequences that ran in one step.</summary>
+    public int MaxConcurrency { get; init; }
+    public long FinishedRequests { get; init; }
+}

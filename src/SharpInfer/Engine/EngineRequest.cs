@@ -1,0 +1,57 @@
+using SharpInfer.Sampling;
+
+namespace SharpInfer.Engine;
+
+/// <summary>A generation request for <see cref="LlmEngine"/>: prompt token ids (already templated and tokenized) and
+/// sampling parameters. Lower <see cref="Priority"/> values are served first (vLLM's convention); ties go in arrival order.</summary>
+public sealed record EngineRequest
+{
+    public required int[] PromptTokens { get; init; }
+    public required SamplingParams Sampling { get; init; }
+    public string? RequestId { get; init; }
+    public int Priority { get; init; }
+}
+
+/// <summary>A token's log-probability and the most likely alternatives at that step (raw-logit log-softmax).</summary>
+public sealed record TokenLogProbs(int TokenId, float LogProb, TokenLogProb[] Top);
+
+/// <summary>What a request produced since its previous output: new token ids, the text they complete, their
+/// log-probs when asked for, and, on the last output, the finish reason and timings.</summary>
+public sealed record RequestOutput
+{
+    public required string RequestId { get; init; }
+    public required int[] TokenIds { get; init; }
+    public required string Text { get; init; }
+    public IReadOnlyList<TokenLogProbs>? LogProbs { get; init; }
+    public FinishReason? Finish { get; init; }
+    public int PromptTokens { get; init; }
+    /// <summary>Tokens generated so far (all outputs of this request).</summary>
+    public int CompletionTokens { get; init; }
+    public RequestTimings? Timings { get; init; }
+    public bool IsFinal => Finish != null;
+}
+
+/// <summary>Per-request latencies in seconds (vLLM's request metrics).</summary>
+public sealed record RequestTimings
+{
+    /// <summary>Arrival to first scheduled step.</summary>
+    public double QueueTime { get; init; }
+    /// <summary>Arrival to the first generated token.</summary>
+    public double TimeToFirstToken { get; init; }
+    /// <summary>Arrival to the last output.</summary>
+    public double EndToEnd { get; init; }
+    /// <summary>Mean time per output token after the first: (e2e − ttft) / (tokens − 1).</summary>
+    public double TimePerOutputToken { get; init; }
+    public int PromptTokens { get; init; }
+    public int CompletionTokens { get; init; }
+    public int Preemptions { get; init; }
+}
+
+/// <summary>The engine refused a request because its waiting queue is full (HTTP 429).</summary>
+public sealed class EngineOverloadedException(int queued) : SharpInferException($"the server is busy: {queued} requests are already waiting")
+{
+    public int Queued { get; } = queued;
+}
+
+/// <summary>The engine is not accepting requests (stopping or stopped).</summary>
+public sealed class EngineStoppedException() : SharpInferException("the engine is shutting down and accepts no new requests");

@@ -1,0 +1,419 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Threading.Channels;
+using SharpInfer.KvCache;
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Sampling;
+using SharpInfer.Scheduling;
+using SharpInfer.Tokenization;
+
+namespace SharpInfer.Engine;
+
+/// <summary>
+/// The serving engine: many requests share the model through continuous batching over a paged KV cache. One
+/// background thread owns the model, the cache and the scheduler and runs steps: schedule (decodes first, then
+/// prompt chunks within the token budget), one forward pass over every scheduled token, sampling, streaming
+/// detokenization and stop checks, then each request's new output goes to its channel. Callers talk to it only
+/// through <see cref="AddRequest"/> (thread-safe) and cancellation; an aborted request frees its blocks at the next step.
+/// </summary>
+public sealed class LlmEngine : IDisposable
+{
+    private sealed class Request : Sequence
+    {
+        public required string RequestId;
+        public required SamplingParams Sampling;
+        public required Sampler Sampler;
+        public required StreamingDetokenizer Detokenizer;
+        public required StopStringMatcher Stops;
+        public required Channel<RequestOutput> Channel;
+        public long Arrival, FirstScheduled, FirstToken, LastToken;
+        public bool PromptCounted;
+        public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
+    }
+
+    private readonly Model _model;
+    private readonly ComputePool _pool;
+    private readonly Transformer _transformer;
+    private readonly BlockManager _blocks;
+    private readonly Scheduler _scheduler;
+    private readonly ForwardBatch _batch;
+    private readonly float[] _logits;
+    private readonly float[] _raw;
+    private readonly SamplerScratch _scratch;
+    private enum Command { Add, Abort, AbortAll }
+    private readonly ConcurrentQueue<(Command Command, Request? Request)> _incoming = new();
+    private readonly SemaphoreSlim _signal = new(0);
+    private readonly Thread _loop;
+    private readonly StringBuilder _emit = new();
+    private readonly Dictionary<long, Request> _live = [];
+    private readonly TokenLogProb[] _top = new TokenLogProb[SamplingParams.MaxLogprobs];
+    private long _nextId;
+    private int _queued;               // added but not yet scheduled (admission control)
+    private int _pendingAdds;          // added but not yet seen by the loop
+    private volatile bool _accepting = true;
+    private volatile bool _stopLoop;
+    private Exception? _fatal;
+    private EngineStats _stats = new();
+    private double _wasteIntegral, _busySeconds;
+    private int _maxConcurrency;
+    private long _promptTokens, _generationTokens, _steps, _finished;
+
+    public Model Model => _model;
+    public EngineOptions Options { get; }
+    public EngineMetrics Metrics { get; }
+    public int MaxModelLen { get; }
+    public long KvCacheBytes => _blocks.Cache.TotalBytes;
+    public long KvCapacityTokens => _blocks.CapacityTokens;
+    public EngineStats Stats => _stats;
+
+    public LlmEngine(Model model, EngineOptions? options = null)
+    {
+        Options = (options ?? new EngineOptions()).Validate();
+        _model = model;
+        var c = model.Config;
+        MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
+        long perToken = 2L * c.LayerCount * c.KvHeadCount * c.HeadDim * (Options.KvType == KvDataType.F32 ? 4 : 2);
+        long bytes = Options.KvCacheMemoryBytes
+                     ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perToken * MaxModelLen * Options.MaxNumSeqs);
+        int blockCount = (int)Math.Max(1, Math.Min(int.MaxValue, bytes / (perToken * Options.BlockSize)));
+        _pool = new ComputePool(Options.Threads);
+        _transformer = new Transformer(c, model.Weights, _pool, Options.MaxNumBatchedTokens, Options.BlockSize, Options.Precision, Options.Isa);
+        _blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, Options.BlockSize, blockCount, Options.KvType));
+        _scheduler = new Scheduler(_blocks, Options.MaxNumSeqs, Options.MaxNumBatchedTokens, Options.Mode);
+        _batch = new ForwardBatch(Options.MaxNumBatchedTokens, Options.MaxNumSeqs);
+        _logits = new float[(long)Options.MaxNumSeqs * c.VocabSize];
+        _raw = new float[c.VocabSize];
+        _scratch = new SamplerScratch(c.VocabSize);
+        Metrics = new EngineMetrics(() => _stats);
+        PublishStats();
+        _loop = new Thread(Loop) { IsBackground = true, Name = "sharpinfer-engine" };
+        _loop.Start();
+    }
+
+    /// <summary>
+    /// Queues a request and returns its output stream. Validation happens here, synchronously: invalid sampling
+    /// parameters or an empty prompt throw <see cref="InvalidRequestException"/>, a prompt that leaves no room in
+    /// the context throws <see cref="ContextLengthExceededException"/>, a full waiting queue throws
+    /// <see cref="EngineOverloadedException"/>. Cancelling <paramref name="cancellation"/>, or abandoning the
+    /// enumeration, aborts the request and frees its KV blocks.
+    /// </summary>
+    public IAsyncEnumerable<RequestOutput> AddRequest(EngineRequest request, CancellationToken cancellation = default)
+    {
+        if (!_accepting) throw new EngineStoppedException();
+        if (_fatal != null) throw new SharpInferException("the engine failed: " + _fatal.Message, _fatal);
+        var p = request.Sampling.Validate(_model.Config.VocabSize);
+        var prompt = request.PromptTokens;
+        if (prompt.Length == 0) throw new InvalidRequestException("the prompt is empty", "prompt");
+        foreach (var t in prompt)
+            if ((uint)t >= (uint)_model.Config.VocabSize)
+                throw new InvalidRequestException($"token id {t} is outside the vocabulary (0..{_model.Config.VocabSize - 1})", "prompt");
+        int limit = (int)Math.Min(MaxModelLen, _blocks.CapacityTokens);
+        if (prompt.Length >= limit) throw new ContextLengthExceededException(prompt.Length, limit);
+        int maxLength = (int)Math.Min((long)prompt.Length + p.MaxTokens, limit);
+        // Admission control: at most MaxQueuedRequests may wait beyond the seats that are free right now.
+        int freeSeats = Math.Max(0, Options.MaxNumSeqs - _stats.Running);
+        if (Interlocked.Increment(ref _queued) > Options.MaxQueuedRequests + freeSeats)
+        {
+            int q = Interlocked.Decrement(ref _queued);
+            throw new EngineOverloadedException(q);
+        }
+        long id = Interlocked.Increment(ref _nextId);
+        var r = new Request(id, prompt, maxLength, request.Priority)
+        {
+            RequestId = request.RequestId ?? $"req-{id}",
+            Sampling = p,
+            Sampler = new Sampler(p, _model.Config.VocabSize, prompt),
+            Detokenizer = new StreamingDetokenizer(_model.Tokenizer, DecodeOptions.Pieces),
+            Stops = new StopStringMatcher(p.Stop),
+            Channel = Channel.CreateUnbounded<RequestOutput>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true }),
+            Arrival = Stopwatch.GetTimestamp(),
+        };
+        Interlocked.Increment(ref _pendingAdds);
+        _incoming.Enqueue((Command.Add, r));
+        _signal.Release();
+        return Read(r, cancellation);
+    }
+
+    private async IAsyncEnumerable<RequestOutput> Read(Request r, [EnumeratorCancellation] CancellationToken ct)
+    {
+        bool finished = false;
+        using var reg = ct.Register(() => Abort(r));
+        try
+        {
+            await foreach (var output in r.Channel.Reader.ReadAllAsync(CancellationToken.None))
+            {
+                finished = output.IsFinal;
+                yield return output;
+                if (finished) yield break;
+            }
+        }
+        finally
+        {
+            if (!finished) Abort(r);
+        }
+    }
+
+    private void Abort(Request r)
+    {
+        _incoming.Enqueue((Command.Abort, r));
+        _signal.Release();
+    }
+
+    // ---- the engine loop -------------------------------------------------------------------------------------
+
+    private void Loop()
+    {
+        try
+        {
+            while (!_stopLoop)
+            {
+                Drain();
+                if (!_scheduler.HasWork)
+                {
+                    PublishStats();
+                    _signal.Wait(100);
+                    continue;
+                }
+                Step();
+            }
+        }
+        catch (Exception e)
+        {
+            _fatal = e;
+            _accepting = false;
+            foreach (var r in _live.Values.ToArray()) Finish(r, FinishReason.Abort, error: e);
+        }
+        finally
+        {
+            PublishStats();
+        }
+    }
+
+    private void Drain()
+    {
+        while (_incoming.TryDequeue(out var item))
+        {
+            var r = item.Request;
+            switch (item.Command)
+            {
+                case Command.Add:
+                    Interlocked.Decrement(ref _pendingAdds);
+                    if (r!.Status == SequenceStatus.Finished) continue;  // aborted before the loop saw it
+                    _live[r.Id] = r;
+                    _scheduler.Add(r);
+                    break;
+                case Command.Abort:
+                    if (r!.Status == SequenceStatus.Finished) continue;
+                    if (!_live.ContainsKey(r.Id))
+                    {
+                        // not seen yet: its Add is still queued behind this abort
+                        r.Status = SequenceStatus.Finished;
+                        Interlocked.Decrement(ref _queued);
+                        r.Channel.Writer.TryComplete();
+                        continue;
+                    }
+                    Finish(r, FinishReason.Abort);
+                    break;
+                case Command.AbortAll:
+                    foreach (var live in _live.Values.ToArray()) Finish(live, FinishReason.Abort);
+                    break;
+            }
+        }
+    }
+
+    private void Step()
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        var chunks = _scheduler.Schedule();
+        foreach (var s in _scheduler.PreemptedThisStep) Metrics.Preemptions.Add(1);
+        if (chunks.Count == 0)
+        {
+            // Only possible if the head of the queue cannot fit even alone; admission prevents that, but never spin.
+            if (_scheduler.RunningCount == 0 && _scheduler.Waiting.Count > 0)
+                Finish((Request)_scheduler.Waiting[0], FinishReason.Abort, error: new SharpInferException("the request does not fit in the KV cache"));
+            return;
+        }
+        _batch.Clear();
+        foreach (var c in chunks)
+        {
+            var r = (Request)c.Sequence;
+            if (r.FirstScheduled == 0)
+            {
+                r.FirstScheduled = t0;
+                Interlocked.Decrement(ref _queued);
+                Metrics.QueueTime.Record(Seconds(r.Arrival, t0));
+            }
+            int seq = _batch.AddSequence(r.Blocks);
+            var tokens = r.Tokens;
+            for (int k = 0; k < c.Count; k++)
+                _batch.AddToken(seq, tokens[c.Start + k], c.Start + k, wantLogits: c.SamplesNext && k == c.Count - 1);
+        }
+        _maxConcurrency = Math.Max(_maxConcurrency, chunks.Count);
+        _transformer.Forward(_batch, _blocks.Cache, _logits);
+        _scheduler.Complete(chunks);
+        _steps++;
+
+        int row = 0;
+        int V = _model.Config.VocabSize;
+        // iterate over a copy of the plan: finishing a request changes the scheduler's lists, not this one
+        for (int i = 0; i < chunks.Count; i++)
+        {
+            var c = chunks[i];
+            var r = (Request)c.Sequence;
+            if (!r.PromptCounted && r.ComputedTokens >= r.PromptLength)
+            {
+                r.PromptCounted = true;
+                _promptTokens += r.PromptLength;
+                Metrics.PromptTokens.Add(r.PromptLength);
+            }
+            if (!c.SamplesNext) continue;
+            SampleAndEmit(r, _logits.AsSpan(row * V, V));
+            row++;
+        }
+        long t1 = Stopwatch.GetTimestamp();
+        double dt = Seconds(t0, t1);
+        _busySeconds += dt;
+        _wasteIntegral += dt * _blocks.Waste(_scheduler.StoredTokens());
+        PublishStats();
+    }
+
+    private void SampleAndEmit(Request r, Span<float> logits)
+    {
+        var p = r.Sampling;
+        TokenLogProbs? lp = null;
+        double lse = 0;
+        int k = 0;
+        if (p.Logprobs != null)
+        {
+            lse = LogProbs.LogSumExp(logits);
+            k = LogProbs.Top(logits, lse, _top.AsSpan(0, p.Logprobs.Value));
+            logits.CopyTo(_raw);
+        }
+        int token = r.Sampler.Sample(logits, _scratch);
+        long now = Stopwatch.GetTimestamp();
+        if (r.FirstToken == 0)
+        {
+            r.FirstToken = now;
+            Metrics.TimeToFirstToken.Record(Seconds(r.Arrival, now));
+        }
+        else Metrics.InterTokenLatency.Record(Seconds(r.LastToken, now));
+        r.LastToken = now;
+
+        if (!p.IgnoreEos && _model.Vocabulary.IsEndOfGeneration(token))
+        {
+            _emit.Clear();
+            r.Stops.Push(r.Detokenizer.Flush(), _emit);
+            _emit.Append(r.Stops.Flush());
+            Finish(r, FinishReason.Stop, text: _emit.ToString());
+            return;
+        }
+        if (p.Logprobs != null) lp = new TokenLogProbs(token, (float)(_raw[token] - lse), _top.AsSpan(0, k).ToArray());
+        r.Append(token);
+        r.Sampler.Accept(token);
+        _generationTokens++;
+        Metrics.GenerationTokens.Add(1);
+        _emit.Clear();
+        bool stopped = r.Stops.Push(r.Detokenizer.Push(token), _emit);
+        FinishReason? finish = stopped ? FinishReason.Stop
+            : r.OutputLength >= p.MaxTokens || r.Length >= r.MaxLength ? FinishReason.Length : null;
+        if (finish == FinishReason.Length)
+        {
+            r.Stops.Push(r.Detokenizer.Flush(), _emit);
+            _emit.Append(r.Stops.Flush());
+        }
+        var output = new RequestOutput
+        {
+            RequestId = r.RequestId,
+            TokenIds = [token],
+            Text = _emit.ToString(),
+            LogProbs = lp != null ? [lp] : null,
+            PromptTokens = r.PromptLength,
+            CompletionTokens = r.OutputLength,
+        };
+        if (finish != null) Finish(r, finish.Value, output);
+        else r.Channel.Writer.TryWrite(output);
+    }
+
+    /// <summary>Ends a request: frees its blocks, sends the final output (with timings) and completes its stream.</summary>
+    private void Finish(Request r, FinishReason reason, RequestOutput? last = null, string text = "", Exception? error = null)
+    {
+        if (r.Status == SequenceStatus.Finished) return;
+        bool wasQueued = r.FirstScheduled == 0;
+        _scheduler.Remove(r);
+        _live.Remove(r.Id);
+        if (wasQueued) Interlocked.Decrement(ref _queued);
+        long now = Stopwatch.GetTimestamp();
+        double e2e = Seconds(r.Arrival, now);
+        double ttft = r.FirstToken == 0 ? e2e : Seconds(r.Arrival, r.FirstToken);
+        var timings = new RequestTimings
+        {
+            QueueTime = r.FirstScheduled == 0 ? e2e : Seconds(r.Arrival, r.FirstScheduled),
+            TimeToFirstToken = ttft,
+            EndToEnd = e2e,
+            TimePerOutputToken = r.OutputLength > 1 ? (Seconds(r.Arrival, r.LastToken) - ttft) / (r.OutputLength - 1) : 0,
+            PromptTokens = r.PromptLength,
+            CompletionTokens = r.OutputLength,
+            Preemptions = r.Preemptions,
+        };
+        Metrics.EndToEndLatency.Record(e2e);
+        if (r.OutputLength > 1) Metrics.TimePerOutputToken.Record(timings.TimePerOutputToken);
+        Metrics.RequestsFinished.Add(1, new KeyValuePair<string, object?>("finish_reason", reason.ToApiString()));
+        _finished++;
+        var final = (last ?? new RequestOutput
+        {
+            RequestId = r.RequestId, TokenIds = [], Text = text, PromptTokens = r.PromptLength, CompletionTokens = r.OutputLength,
+        }) with { Finish = reason, Timings = timings };
+        r.Channel.Writer.TryWrite(final);
+        r.Channel.Writer.TryComplete(error);
+    }
+
+    private void PublishStats()
+    {
+        _stats = new EngineStats
+        {
+            Running = _scheduler.RunningCount,
+            Waiting = _scheduler.WaitingCount + Volatile.Read(ref _pendingAdds),
+            KvCacheUsage = _blocks.Usage,
+            KvBlocksUsed = _blocks.UsedBlocks,
+            KvBlocksTotal = _blocks.TotalBlocks,
+            Preemptions = _scheduler.Preemptions,
+            PromptTokens = _promptTokens,
+            GenerationTokens = _generationTokens,
+            Steps = _steps,
+            TimeAveragedKvWaste = _busySeconds > 0 ? _wasteIntegral / _busySeconds : 0,
+            MaxConcurrency = _maxConcurrency,
+            FinishedRequests = _finished,
+        };
+    }
+
+    private static double Seconds(long from, long to) => (to - from) / (double)Stopwatch.Frequency;
+
+    /// <summary>Graceful shutdown: stops accepting requests, lets running and queued ones finish for up to
+    /// <paramref name="grace"/>, then aborts what is left and stops the loop.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        _accepting = false;
+        var deadline = Stopwatch.GetTimestamp() + (long)(grace.TotalSeconds * Stopwatch.Frequency);
+        while ((_stats.Running > 0 || _stats.Waiting > 0 || !_incoming.IsEmpty) && Stopwatch.GetTimestamp() < deadline && _loop.IsAlive)
+            await Task.Delay(20).ConfigureAwait(false);
+        _incoming.Enqueue((Command.AbortAll, null));
+        _signal.Release();
+        while (!_incoming.IsEmpty && _loop.IsAlive) await Task.Delay(5).ConfigureAwait(false);
+        _stopLoop = true;
+        _signal.Release();
+        _loop.Join();
+    }
+
+    public void Dispose()
+    {
+        if (_loop.IsAlive) StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
+        Metrics.Dispose();
+        _transformer.Dispose();
+        _blocks.Dispose();
+        _pool.Dispose();
+        _signal.Dispose();
+    }
+}

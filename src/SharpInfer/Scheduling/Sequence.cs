@@ -1,0 +1,53 @@
+using SharpInfer.KvCache;
+
+namespace SharpInfer.Scheduling;
+
+public enum SequenceStatus { Waiting, Running, Finished }
+
+/// <summary>
+/// The scheduler's view of one request: its tokens (prompt, then generated ones), how many of them have keys and
+/// values in the cache, its blocks, priority and arrival order. A preempted sequence loses its blocks and
+/// recomputes all its tokens (prompt and output so far) when it is admitted again.
+/// </summary>
+public class Sequence
+{
+    private int[] _tokens;
+
+    public long Id { get; }
+    public int Priority { get; }
+    /// <summary>Monotonic arrival number (FCFS tie-break; kept across preemptions).</summary>
+    public long ArrivalOrder { get; }
+    public int PromptLength { get; }
+    public int Length { get; private set; }
+    /// <summary>Tokens whose keys and values are in the cache.</summary>
+    public int ComputedTokens { get; set; }
+    public BlockTable Blocks { get; } = new();
+    public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
+    public int Preemptions { get; set; }
+    /// <summary>Largest length this sequence may reach (prompt + max output, capped by the model length).</summary>
+    public int MaxLength { get; }
+
+    public Sequence(long id, ReadOnlySpan<int> prompt, int maxLength, int priority, long arrivalOrder)
+    {
+        Id = id;
+        Priority = priority;
+        ArrivalOrder = arrivalOrder;
+        PromptLength = prompt.Length;
+        MaxLength = maxLength;
+        _tokens = new int[Math.Max(maxLength, prompt.Length)];
+        prompt.CopyTo(_tokens);
+        Length = prompt.Length;
+    }
+
+    public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, Length);
+    public int OutputLength => Length - PromptLength;
+    /// <summary>Tokens still to run through the model before the next one can be sampled.</summary>
+    public int PendingTokens => Length - ComputedTokens;
+    public bool IsPrefilling => PendingTokens > 1;
+
+    public void Append(int token)
+    {
+        if (Length == _tokens.Length) Array.Resize(ref _tokens, _tokens.Length * 2);
+        _tokens[Length++] = token;
+    }
+}

@@ -1,0 +1,162 @@
+using SharpInfer.KvCache;
+using SharpInfer.Scheduling;
+
+namespace SharpInfer.Tests.Scheduling;
+
+/// <summary>Random add / abort / step / finish sequences against the scheduler and block manager (no model): the
+/// invariants hold after every operation and everything is freed at the end.</summary>
+public class SchedulerPropertyTests
+{
+    [Theory]
+    [InlineData(1, 16, 64, 8, SchedulingMode.Continuous)]
+    [InlineData(2, 8, 24, 4, SchedulingMode.Continuous)]     // tiny cache: constant preemption
+    [InlineData(3, 32, 40, 16, SchedulingMode.Continuous)]
+    [InlineData(4, 16, 64, 8, SchedulingMode.Static)]
+    public void RandomOperationsKeepInvariantsAndFreeEverything(int seed, int blockSize, int blocks, int maxSeqs, SchedulingMode mode)
+    {
+        var rng = new Random(seed);
+        using var cache = new PagedKvCache(1, 1, 4, blockSize, blocks, KvDataType.F32);
+        var bm = new BlockManager(cache);
+        var sched = new Scheduler(bm, maxSeqs, maxNumBatchedTokens: 48, mode);
+        var live = new List<Sequence>();
+        var maxOut = new Dictionary<Sequence, int>();
+        long id = 0;
+        int capacity = blocks * blockSize;
+        int finished = 0, aborted = 0;
+        for (int op = 0; op < 1000; op++)
+        {
+            int kind = rng.Next(10);
+            if (kind < 3)
+            {
+                int prompt = 1 + rng.Next(Math.Min(100, capacity - 2));
+                int max = Math.Min(capacity, prompt + 1 + rng.Next(40));
+                var s = new Sequence(++id, Enumerable.Range(0, prompt).Select(i => i % 50).ToArray(), max, rng.Next(3), id);
+                sched.Add(s);
+                live.Add(s);
+                maxOut[s] = max;
+            }
+            else if (kind < 4 && live.Count > 0)
+            {
+                var s = live[rng.Next(live.Count)];
+                sched.Remove(s);
+                live.Remove(s);
+                aborted++;
+            }
+            else
+            {
+                var plan = sched.Schedule().ToList();
+                if (live.Count > 0) Assert.NotEmpty(plan);   // never stuck while there is work
+                int tokens = plan.Sum(c => c.Count);
+                Assert.True(tokens <= 48);
+                Assert.True(plan.Count <= maxSeqs);
+                Assert.Equal(plan.Count, plan.Select(c => c.Sequence).Distinct().Count());
+                foreach (var c in plan)
+                {
+                    Assert.Equal(SequenceStatus.Running, c.Sequence.Status);
+                    Assert.Equal(c.Sequence.ComputedTokens, c.Start);
+                    Assert.True(c.Sequence.Blocks.Count * blockSize >= c.Start + c.Count, "a scheduled token has no KV slot");
+                }
+                sched.Complete(plan);
+                foreach (var c in plan.Where(c => c.SamplesNext))
+                {
+                    var s = c.Sequence;
+                    if (s.Length >= maxOut[s] || rng.Next(20) == 0)
+                    {
+                        sched.Remove(s);
+                        live.Remove(s);
+                        finished++;
+                    }
+                    else s.Append(rng.Next(50));
+                }
+            }
+            // invariants: blocks in use are exactly the blocks the live sequences hold, none shared, none out of range
+            var held = live.SelectMany(s => s.Blocks.Blocks.ToArray()).ToList();
+            Assert.Equal(held.Count, held.Distinct().Count());
+            Assert.Equal(bm.UsedBlocks, held.Count);
+            Assert.All(held, b => Assert.InRange(b, 0, blocks - 1));
+            Assert.Equal(live.Count, sched.RunningCount + sched.WaitingCount);
+            Assert.True(sched.RunningCount <= maxSeqs);
+        }
+        // drain: everything left finishes
+        for (int guard = 0; live.Count > 0; guard++)
+        {
+            Assert.True(guard < 100_000, "the scheduler made no progress");
+            var plan = sched.Schedule().ToList();
+            Assert.NotEmpty(plan);
+            sched.Complete(plan);
+            foreach (var c in plan.Where(c => c.SamplesNext))
+            {
+                if (c.Sequence.Length >= maxOut[c.Sequence]) { sched.Remove(c.Sequence); live.Remove(c.Sequence); finished++; }
+                else c.Sequence.Append(1);
+            }
+        }
+        Assert.Equal(0, bm.UsedBlocks);
+        Assert.Equal(blocks, bm.FreeBlocks);
+        Assert.True(finished > 0 && aborted > 0);
+        if (blocks * blockSize < 1000) Assert.True(sched.Preemptions > 0, "the small cache should have forced preemption");
+    }
+
+    [Fact]
+    public void DecodesComeFirstThenPrefillChunksWithinBudget()
+    {
+        using var cache = new PagedKvCache(1, 1, 4, 16, 64, KvDataType.F32);
+        var sched = new Scheduler(new BlockManager(cache), 8, maxNumBatchedTokens: 32, SchedulingMode.Continuous);
+        var a = new Sequence(1, new int[10], 100, 0, 1);
+        sched.Add(a);
+        var p1 = sched.Schedule().ToList();
+        Assert.Equal(new ScheduledChunk(a, 0, 10), Assert.Single(p1));
+        sched.Complete(p1);
+        a.Append(5);
+        var b = new Sequence(2, new int[100], 200, 0, 2);
+        sched.Add(b);
+        var p2 = sched.Schedule().ToList();
+        Assert.Equal(2, p2.Count);
+        Assert.Equal(new ScheduledChunk(a, 10, 1), p2[0]);   // the decode first
+        Assert.Equal(new ScheduledChunk(b, 0, 31), p2[1]);   // then a prompt chunk filling the budget
+        Assert.False(p2[1].SamplesNext);
+    }
+
+    [Fact]
+    public void StaticModeAdmitsNothingUntilTheBatchFinishes()
+    {
+        using var cache = new PagedKvCache(1, 1, 4, 16, 64, KvDataType.F32);
+        var sched = new Scheduler(new BlockManager(cache), 2, 64, SchedulingMode.Static);
+        var seqs = Enumerable.Range(1, 3).Select(i => new Sequence(i, new int[4], 10, 0, i)).ToArray();
+        foreach (var s in seqs) sched.Add(s);
+        var p = sched.Schedule().ToList();
+        Assert.Equal(2, p.Count);
+        sched.Complete(p);
+        sched.Remove(seqs[0]);
+        seqs[1].Append(1);
+        var p2 = sched.Schedule().ToList();
+        Assert.Equal(seqs[1], Assert.Single(p2).Sequence);   // seqs[2] waits although a seat is free
+        sched.Complete(p2);
+        sched.Remove(seqs[1]);
+        Assert.Equal(seqs[2], Assert.Single(sched.Schedule()).Sequence);
+    }
+
+    [Fact]
+    public void PreemptsLowestPriorityNewestFirst()
+    {
+        using var cache = new PagedKvCache(1, 1, 4, 4, 4, KvDataType.F32);   // 16 token slots
+        var sched = new Scheduler(new BlockManager(cache), 4, 64, SchedulingMode.Continuous);
+        var hi = new Sequence(1, new int[4], 16, priority: 0, arrivalOrder: 1);
+        var lo = new Sequence(2, new int[8], 16, priority: 1, arrivalOrder: 2);
+        sched.Add(hi);
+        sched.Add(lo);
+        var p = sched.Schedule().ToList();
+        Assert.Equal(2, p.Count);
+        sched.Complete(p);
+        hi.Append(1); lo.Append(1);
+        // hi needs a 2nd block (slot 5), lo a 3rd (slot 9): 1 + 2 = 3 of 4 blocks, then both again...
+        for (int step = 0; step < 4; step++)
+        {
+            var plan = sched.Schedule().ToList();
+            sched.Complete(plan);
+            foreach (var c in plan.Where(c => c.SamplesNext)) c.Sequence.Append(1);
+        }
+        Assert.True(sched.Preemptions > 0);
+        Assert.Equal(SequenceStatus.Running, hi.Status);      // the high-priority one kept running
+        Assert.True(lo.Preemptions > 0);
+    }
+}
