@@ -1,0 +1,106 @@
+using System.CommandLine;
+using System.Text.Json;
+using SharpInfer.Engine;
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Tensors;
+
+namespace SharpInfer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpinfer bench</c>: llama-bench's pp/tg measurements (mean ± sd over repetitions, plus peak RSS); with
+/// <c>--json</c> the same records llama-bench -o json prints. Subcommands: <c>throughput</c> (offline serving
+/// benchmark) and <c>serve</c> (load generator against an OpenAI-compatible server).
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model", "-m") { Description = "GGUF model file" };
+        var nPrompt = new Option<int[]>("--n-prompt", "-p") { Description = "Prompt lengths to test (pp); 0 skips", DefaultValueFactory = _ => [512], AllowMultipleArgumentsPerToken = true };
+        var nGen = new Option<int[]>("--n-gen", "-n") { Description = "Generation lengths to test (tg); 0 skips", DefaultValueFactory = _ => [128], AllowMultipleArgumentsPerToken = true };
+        var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
+        var reps = new Option<int>("--repetitions", "-r") { Description = "Repetitions of each test", DefaultValueFactory = _ => 5 };
+        var ubatch = new Option<int>("--ubatch-size", "-ub") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 512 };
+        var cacheType = new Option<string>("--cache-type") { Description = "KV cache type f16|f32", DefaultValueFactory = _ => "f16" };
+        var exact = new Option<bool>("--exact") { Description = "Float activations for quantized weights (slower, exact)" };
+        var json = new Option<bool>("--json") { Description = "Print llama-bench's JSON records" };
+        var cmd = new Command("bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench")
+        {
+            model, nPrompt, nGen, threads, reps, ubatch, cacheType, exact, json,
+        };
+        cmd.SetAction(r => Run(ModelLocator.Resolve(r.GetValue(model)), r.GetValue(nPrompt)!, r.GetValue(nGen)!, r.GetValue(threads),
+            r.GetValue(reps), r.GetValue(ubatch), r.GetValue(cacheType)!, r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error));
+        return cmd;
+    }
+
+    public static int Run(string path, int[] prompts, int[] gens, int threads, int reps, int ubatch, string cacheType, bool exact, bool json,
+                          TextWriter stdout, TextWriter stderr)
+    {
+        if (reps < 1) throw new InvalidRequestException("--repetitions must be at least 1", "repetitions");
+        using var model = Model.Load(path);
+        var kv = CommonOptions.ParseKv(cacheType);
+        int maxTokens = Math.Max(prompts.DefaultIfEmpty(0).Max(), 1) + Math.Max(gens.DefaultIfEmpty(0).Max(), 1);
+        using var bench = new ModelBenchmark(model, threads, maxTokens, ubatch, kv, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast);
+        var results = new List<BenchmarkResult>();
+        if (!json)
+        {
+            stdout.WriteLine($"| model | size | params | isa | threads | test | t/s |");
+            stdout.WriteLine($"| --- | ---: | ---: | --- | ---: | ---: | ---: |");
+        }
+        foreach (var (p, g) in prompts.Where(p => p > 0).Select(p => (p, 0)).Concat(gens.Where(g => g > 0).Select(g => (0, g))))
+        {
+            var res = bench.Run(p, g, reps);
+            results.Add(res);
+            if (!json)
+            {
+                stdout.WriteLine($"| {Describe(model)} | {model.File.FileSize / 1048576.0:F2} MiB | {Params(model) / 1e6:F2} M | {Isa.Describe()} | {threads} | {res.TestName} | {res.AvgTs:F2} ± {res.StdDevTs:F2} |");
+                stdout.Flush();
+            }
+        }
+        long rss = MemoryInfo.PeakRssBytes();
+        if (json)
+        {
+            var records = results.Select(res => new Dictionary<string, object?>
+            {
+                ["build_commit"] = typeof(BenchCommand).Assembly.GetName().Version?.ToString(),
+                ["cpu_info"] = Environment.GetEnvironmentVariable("PROCESSOR_IDENTIFIER") ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString(),
+                ["backends"] = "CPU",
+                ["model_filename"] = Path.GetFileName(path),
+                ["model_type"] = Describe(model),
+                ["model_size"] = model.File.FileSize,
+                ["model_n_params"] = Params(model),
+                ["n_batch"] = ubatch,
+                ["n_ubatch"] = ubatch,
+                ["n_threads"] = threads,
+                ["type_k"] = cacheType,
+                ["type_v"] = cacheType,
+                ["isa"] = Isa.Describe(),
+                ["precision"] = exact ? "exact" : "fast",
+                ["n_prompt"] = res.PromptTokens,
+                ["n_gen"] = res.GenTokens,
+                ["n_depth"] = 0,
+                ["test_time"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
+                ["avg_ns"] = (long)res.AvgNs,
+                ["stddev_ns"] = (long)res.StdDevNs,
+                ["avg_ts"] = Math.Round(res.AvgTs, 6),
+                ["stddev_ts"] = Math.Round(res.StdDevTs, 6),
+                ["samples_ns"] = res.SamplesNs.Select(x => (long)x).ToArray(),
+                ["samples_ts"] = res.SamplesTs.Select(x => Math.Round(x, 3)).ToArray(),
+                ["peak_rss_bytes"] = rss,
+            }).ToList();
+            stdout.WriteLine(JsonSerializer.Serialize(records, new JsonSerializerOptions { WriteIndented = true }));
+        }
+        else stdout.WriteLine($"\npeak RSS: {rss / 1048576.0:F0} MiB (model file {model.File.FileSize / 1048576.0:F0} MiB)");
+        return 0;
+    }
+
+    private static long Params(Model m) => m.File.Tensors.Sum(t => t.ElementCount);
+
+    private static string Describe(Model m)
+    {
+        var ft = m.File.GetInteger("general.file_type");
+        string type = ft switch { 0 => "F32", 1 => "F16", 2 => "Q4_0", 3 => "Q4_1", 7 => "Q8_0", 8 => "Q5_0", 15 => "Q4_K - Medium", 14 => "Q4_K - Small", 17 => "Q5_K - Medium", 18 => "Q6_K", 32 => "BF16", _ => $"ftype {ft}" };
+        return $"{m.Config.Architecture} {Params(m) / 1e9:F1}B {type}";
+    }
+}
