@@ -11,7 +11,9 @@ public static class Program
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
-        root.Subcommands.Add(BenchCommand.Create());
+        var bench = BenchCommand.Create();
+        bench.Subcommands.Add(BenchThroughputCommand.Create());
+        root.Subcommands.Add(bench);
         return CliRunner.Invoke(root, args);
     }
 }

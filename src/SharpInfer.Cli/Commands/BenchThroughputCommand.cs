@@ -1,0 +1,157 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using SharpInfer.Engine;
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Sampling;
+using SharpInfer.Scheduling;
+
+namespace SharpInfer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpinfer bench throughput</c>: offline serving throughput like vLLM's benchmark_throughput — all requests
+/// (random prompt tokens, random lengths in the given ranges, ignore_eos) are submitted at once and the engine
+/// serves them; <c>--mode</c> compares continuous batching, static batching and one request at a time.
+/// </summary>
+public static class BenchThroughputCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model", "-m") { Description = "GGUF model file" };
+        var numPrompts = new Option<int>("--num-prompts") { Description = "Requests", DefaultValueFactory = _ => 64 };
+        var inputLen = new Option<string>("--input-len") { Description = "Prompt length A or range A:B (tokens)", DefaultValueFactory = _ => "128" };
+        var outputLen = new Option<string>("--output-len") { Description = "Output length C or range C:D (tokens)", DefaultValueFactory = _ => "128" };
+        var mode = new Option<string>("--mode") { Description = "continuous | static | sequential", DefaultValueFactory = _ => "continuous" };
+        var maxSeqs = new Option<int>("--max-num-seqs") { Description = "Most sequences per step", DefaultValueFactory = _ => 16 };
+        var maxTokens = new Option<int>("--max-num-batched-tokens") { Description = "Token budget per step", DefaultValueFactory = _ => 512 };
+        var blockSize = new Option<int>("--block-size") { Description = "KV block size (8, 16, 32)", DefaultValueFactory = _ => 16 };
+        var kvMem = new Option<string?>("--kv-cache-memory") { Description = "KV cache size, e.g. 2GiB (default: what max-num-seqs × longest request needs)" };
+        var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
+        var cacheType = new Option<string>("--cache-type") { Description = "KV cache type f16|f32", DefaultValueFactory = _ => "f16" };
+        var seed = new Option<int>("--seed") { Description = "Seed for prompt lengths and tokens", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var cmd = new Command("throughput", "Offline serving throughput (continuous vs static vs sequential batching)")
+        {
+            model, numPrompts, inputLen, outputLen, mode, maxSeqs, maxTokens, blockSize, kvMem, threads, cacheType, seed, json,
+        };
+        cmd.SetAction(r =>
+        {
+            var (inA, inB) = Range(r.GetValue(inputLen)!, "--input-len");
+            var (outA, outB) = Range(r.GetValue(outputLen)!, "--output-len");
+            string m = r.GetValue(mode)!.ToLowerInvariant();
+            if (m is not ("continuous" or "static" or "sequential"))
+                throw new InvalidRequestException($"--mode must be continuous, static or sequential, got '{m}'", "mode");
+            using var loaded = Model.Load(ModelLocator.Resolve(r.GetValue(model)));
+            var options = new EngineOptions
+            {
+                Threads = r.GetValue(threads),
+                MaxNumSeqs = m == "sequential" ? 1 : r.GetValue(maxSeqs),
+                MaxNumBatchedTokens = Math.Max(r.GetValue(maxTokens), m == "sequential" ? 1 : r.GetValue(maxSeqs)),
+                MaxQueuedRequests = int.MaxValue / 2,
+                MaxModelLen = Math.Min(loaded.Config.TrainedContextLength, inB + outB + 1),
+                BlockSize = r.GetValue(blockSize),
+                KvType = CommonOptions.ParseKv(r.GetValue(cacheType)!),
+                KvCacheMemoryBytes = r.GetValue(kvMem) is { } s ? ByteSize.Parse(s) : null,
+                KvCacheFraction = 0.5,
+                Mode = m == "static" ? SchedulingMode.Static : SchedulingMode.Continuous,
+            };
+            var result = Run(loaded, options, r.GetValue(numPrompts), inA, inB, outA, outB, r.GetValue(seed), m);
+            if (r.GetValue(json)) Console.Out.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            else Print(result, Console.Out);
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static (int, int) Range(string s, string name)
+    {
+        var parts = s.Split(':');
+        if (parts.Length is < 1 or > 2 || !int.TryParse(parts[0], out int a) || a < 1)
+            throw new InvalidRequestException($"{name} must be N or A:B with positive integers, got '{s}'", name);
+        int b = a;
+        if (parts.Length == 2 && (!int.TryParse(parts[1], out b) || b < a))
+            throw new InvalidRequestException($"{name} must be N or A:B with A <= B, got '{s}'", name);
+        return (a, b);
+    }
+
+    public static Dictionary<string, object> Run(Model model, EngineOptions options, int n, int inA, int inB, int outA, int outB, int seed, string mode)
+    {
+        var rng = new Random(seed);
+        int V = model.Config.VocabSize;
+        var requests = Enumerable.Range(0, n).Select(_ =>
+        {
+            var prompt = new int[rng.Next(inA, inB + 1)];
+            for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.Next(V);
+            int outLen = rng.Next(outA, outB + 1);
+            return new EngineRequest
+            {
+                PromptTokens = prompt,
+                Sampling = new SamplingParams { Temperature = 0, MaxTokens = outLen, IgnoreEos = true },
+            };
+        }).ToArray();
+        using var engine = new LlmEngine(model, options);
+        Console.Error.WriteLine($"engine: {options.MaxNumSeqs} seqs, {options.MaxNumBatchedTokens} batched tokens, KV cache {engine.KvCacheBytes / 1048576.0:F0} MiB " +
+                                $"({engine.KvCapacityTokens} tokens in blocks of {options.BlockSize}), mode {mode}, {options.Threads} threads, {Isa.Describe()}");
+        var sw = Stopwatch.StartNew();
+        var tasks = requests.Select(async r =>
+        {
+            int prompt = 0, output = 0;
+            await foreach (var o in engine.AddRequest(r)) { prompt = o.PromptTokens; output = o.CompletionTokens; }
+            return (prompt, output);
+        }).ToArray();
+        var done = Task.WhenAll(tasks).GetAwaiter().GetResult();
+        double seconds = sw.Elapsed.TotalSeconds;
+        long promptTokens = done.Sum(d => (long)d.prompt), outputTokens = done.Sum(d => (long)d.output);
+        var st = engine.Stats;
+        return new Dictionary<string, object>
+        {
+            ["mode"] = mode,
+            ["num_prompts"] = n,
+            ["elapsed_s"] = Math.Round(seconds, 3),
+            ["requests_per_s"] = Math.Round(n / seconds, 4),
+            ["output_tokens_per_s"] = Math.Round(outputTokens / seconds, 3),
+            ["total_tokens_per_s"] = Math.Round((promptTokens + outputTokens) / seconds, 3),
+            ["prompt_tokens"] = promptTokens,
+            ["output_tokens"] = outputTokens,
+            ["max_concurrency"] = st.MaxConcurrency,
+            ["max_num_seqs"] = options.MaxNumSeqs,
+            ["block_size"] = options.BlockSize,
+            ["kv_cache_tokens"] = engine.KvCapacityTokens,
+            ["kv_waste_time_averaged"] = Math.Round(st.TimeAveragedKvWaste, 5),
+            ["preemptions"] = st.Preemptions,
+            ["steps"] = st.Steps,
+            ["threads"] = options.Threads,
+            ["model"] = Path.GetFileName(model.Path),
+        };
+    }
+
+    private static void Print(Dictionary<string, object> r, TextWriter o)
+    {
+        o.WriteLine($"mode {r["mode"]}: {r["num_prompts"]} requests in {r["elapsed_s"]} s");
+        o.WriteLine($"  throughput: {r["requests_per_s"]} requests/s, {r["output_tokens_per_s"]} output tokens/s, {r["total_tokens_per_s"]} total tokens/s");
+        o.WriteLine($"  tokens: {r["prompt_tokens"]} prompt, {r["output_tokens"]} output");
+        o.WriteLine($"  concurrency: max {r["max_concurrency"]} of {r["max_num_seqs"]}; {r["steps"]} steps; {r["preemptions"]} preemptions");
+        o.WriteLine($"  KV cache: {r["kv_cache_tokens"]} tokens in blocks of {r["block_size"]}; time-averaged internal waste {(double)r["kv_waste_time_averaged"] * 100:F2}%");
+    }
+}
+
+/// <summary>Parses sizes like "2GiB", "512MiB", "1.5GB", "1048576".</summary>
+public static class ByteSize
+{
+    public static long Parse(string s)
+    {
+        s = s.Trim();
+        int i = 0;
+        while (i < s.Length && (char.IsDigit(s[i]) || s[i] == '.')) i++;
+        if (i == 0 || !double.TryParse(s[..i], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v))
+            throw new InvalidRequestException($"cannot read the size '{s}' (examples: 2GiB, 512MiB, 1073741824)", "kv_cache_memory");
+        double mult = s[i..].Trim().ToLowerInvariant() switch
+        {
+            "" or "b" => 1, "k" or "kb" => 1e3, "kib" => 1024, "m" or "mb" => 1e6, "mib" => 1 << 20,
+            "g" or "gb" => 1e9, "gib" => 1L << 30,
+            var u => throw new InvalidRequestException($"unknown size unit '{u}' in '{s}'", "kv_cache_memory"),
+        };
+        return (long)(v * mult);
+    }
+}
