@@ -21,12 +21,14 @@ public sealed class ChatConversation
     /// <param name="session">The session to generate with (its cache is this conversation's).</param>
     /// <param name="formatter">Formats prompts for the session's model.</param>
     /// <param name="systemPrompt">A system message that starts the conversation (kept by <see cref="Reset"/>).</param>
-    /// <param name="variables">Extra template variables for every turn (e.g. <c>enable_thinking</c>).</param>
+    /// <param name="variables">Extra template variables for every turn (e.g. <c>enable_thinking</c>); checked with
+    /// <see cref="ChatFormatter.ValidateVariables"/>.</param>
     public ChatConversation(InferenceSession session, ChatFormatter formatter, string? systemPrompt = null,
                             IReadOnlyDictionary<string, JsonNode?>? variables = null)
     {
         _session = session ?? throw new ArgumentNullException(nameof(session));
         Formatter = formatter ?? throw new ArgumentNullException(nameof(formatter));
+        ChatFormatter.ValidateVariables(variables);
         _systemPrompt = string.IsNullOrEmpty(systemPrompt) ? null : systemPrompt;
         Variables = variables;
         Reset();

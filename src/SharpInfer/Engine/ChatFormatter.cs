@@ -118,11 +118,9 @@ public sealed class ChatFormatter
         if (request.Variables is { Count: > 0 } given)
         {
             variables = new Dictionary<string, JsonNode?>(StringComparer.Ordinal);
+            ValidateVariables(given);
             foreach (var (name, value) in given)
             {
-                if (string.IsNullOrEmpty(name)) throw new InvalidRequestException("template variable names must not be empty", "variables");
-                if (Array.IndexOf(ReservedVariables, name) >= 0)
-                    throw new InvalidRequestException($"'{name}' cannot be set as a template variable", name);
                 // ChatRenderRequest's named properties win over Variables, so an override must clear them
                 if (name == "bos_token") bos = null;
                 else if (name == "eos_token") eos = null;
@@ -156,6 +154,19 @@ public sealed class ChatFormatter
             && !(EosToken is { Length: > 0 } e && text.EndsWith(e, StringComparison.Ordinal)))
             ids.Add(vocab.EosId);
         return [.. ids];
+    }
+
+    /// <summary>Checks extra template variables: names must be non-empty and not <c>messages</c>, <c>tools</c> or
+    /// <c>add_generation_prompt</c> (those come from the request itself).</summary>
+    public static void ValidateVariables(IReadOnlyDictionary<string, JsonNode?>? variables)
+    {
+        if (variables is null) return;
+        foreach (var name in variables.Keys)
+        {
+            if (string.IsNullOrEmpty(name)) throw new InvalidRequestException("template variable names must not be empty", "variables");
+            if (Array.IndexOf(ReservedVariables, name) >= 0)
+                throw new InvalidRequestException($"'{name}' cannot be set as a template variable", name);
+        }
     }
 
     /// <summary>Checks a conversation's shape; throws <see cref="InvalidRequestException"/> (field: the JSON path of

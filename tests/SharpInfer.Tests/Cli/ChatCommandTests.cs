@@ -121,5 +121,10 @@ public partial class ChatCommandTests
         var t = Chat("hi\n", false, "--chat-template-file", CliHarness.TempFile("{% if %}", ".jinja"));
         Assert.Equal(1, t.ExitCode);
         Assert.Contains("template syntax error", t.Stderr);
+        var v = Chat("hi\nhello\n", false, "--var", "messages=[]");
+        Assert.Equal(1, v.ExitCode);
+        Assert.Equal("", v.Stdout);                     // rejected before the first turn, not once per turn
+        Assert.Equal(1, v.Stderr.Split("error:").Length - 1);
+        Assert.Contains("'messages' cannot be set", v.Stderr);
     }
 }

@@ -11,14 +11,16 @@ namespace SharpInfer.Tests.Engine;
 public class ChatFormatterTests
 {
     /// <summary>A formatter for a test model's vocabulary and its own template (or <paramref name="template"/>).</summary>
-    internal static ChatFormatter For(string model, string? template = null)
+    internal static ChatFormatter For(string model, string? template = null) =>
+        template is null ? OwnTemplate.GetOrAdd(model, m => new ChatFormatter(TokenizerModels.Get(m), ModelTemplate(m)))
+                         : new ChatFormatter(TokenizerModels.Get(model), template);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, ChatFormatter> OwnTemplate = new();
+
+    private static string? ModelTemplate(string model)
     {
-        if (template is null)
-        {
-            using var g = GgufFile.Open(TokenizerModels.PathOf(model));
-            template = g.GetString("tokenizer.chat_template");
-        }
-        return new ChatFormatter(TokenizerModels.Get(model), template);
+        using var g = GgufFile.Open(TokenizerModels.PathOf(model));
+        return g.GetString("tokenizer.chat_template");
     }
 
     private static JsonArray Msgs(string json) => JsonNode.Parse(json)!.AsArray();
