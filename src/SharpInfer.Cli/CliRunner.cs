@@ -6,16 +6,18 @@ namespace SharpInfer.Cli;
 /// (no stack trace: they describe bad input, not a bug).</summary>
 public static class CliRunner
 {
-    public static int Invoke(RootCommand root, string[] args)
+    public static int Invoke(RootCommand root, string[] args) => Invoke(root, args, CliIo.System);
+
+    public static int Invoke(RootCommand root, string[] args, CliIo io)
     {
-        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = io.Out, Error = io.Error };
         try
         {
             return root.Parse(args).Invoke(config);
         }
         catch (SharpInferException e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            io.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
     }

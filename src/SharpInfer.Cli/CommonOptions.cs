@@ -3,6 +3,7 @@ using SharpInfer.Engine;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
+using SharpInfer.Sampling;
 using SharpInfer.Tensors;
 
 namespace SharpInfer.Cli;
@@ -39,4 +40,58 @@ public sealed class CommonOptions
         "f32" => KvDataType.F32,
         _ => throw new InvalidRequestException($"--cache-type must be f16 or f32, got '{s}'", "cache_type"),
     };
+}
+
+/// <summary>Sampling options shared by <c>run</c> and <c>chat</c>, with llama.cpp's names and defaults.</summary>
+public sealed class SamplingOptions
+{
+    public readonly Option<int> MaxTokens;
+    public readonly Option<float> Temp = new("--temp") { Description = "Temperature (0 = greedy)", DefaultValueFactory = _ => 0.8f };
+    public readonly Option<int> TopK = new("--top-k") { Description = "Top-k (0 = off)", DefaultValueFactory = _ => 40 };
+    public readonly Option<float> TopP = new("--top-p") { Description = "Top-p (1 = off)", DefaultValueFactory = _ => 0.95f };
+    public readonly Option<float> MinP = new("--min-p") { Description = "Min-p (0 = off)", DefaultValueFactory = _ => 0.05f };
+    public readonly Option<float> Repeat = new("--repeat-penalty") { Description = "Repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0f };
+    public readonly Option<int> RepeatN = new("--repeat-last-n") { Description = "Tokens the repetition penalty looks back over (-1 = all)", DefaultValueFactory = _ => 64 };
+    public readonly Option<float> Presence = new("--presence-penalty") { Description = "Presence penalty" };
+    public readonly Option<float> Frequency = new("--frequency-penalty") { Description = "Frequency penalty" };
+    public readonly Option<long> Seed = new("--seed", "-s") { Description = "Random seed (-1 = random)", DefaultValueFactory = _ => -1 };
+    public readonly Option<string[]> Stop = new("--stop") { Description = "Stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
+    public readonly Option<bool> IgnoreEos = new("--ignore-eos") { Description = "Keep generating after end-of-generation tokens" };
+
+    /// <param name="defaultMaxTokens">Default of <c>-n</c>; -1 means until an end-of-generation token or a full context.</param>
+    public SamplingOptions(int defaultMaxTokens)
+    {
+        MaxTokens = new("--n-predict", "-n")
+        {
+            Description = defaultMaxTokens < 0 ? "Most tokens per reply (-1 = until the end of the turn or a full context)" : "Tokens to generate",
+            DefaultValueFactory = _ => defaultMaxTokens,
+        };
+    }
+
+    public void AddTo(Command c)
+    {
+        foreach (var o in new Option[] { MaxTokens, Temp, TopK, TopP, MinP, Repeat, RepeatN, Presence, Frequency, Seed, Stop, IgnoreEos })
+            c.Options.Add(o);
+    }
+
+    /// <summary>The sampling parameters the options give (not yet validated against a vocabulary).</summary>
+    public SamplingParams Params(ParseResult r)
+    {
+        int n = r.GetValue(MaxTokens);
+        return new SamplingParams
+        {
+            Temperature = r.GetValue(Temp),
+            TopK = r.GetValue(TopK),
+            TopP = r.GetValue(TopP),
+            MinP = r.GetValue(MinP),
+            RepetitionPenalty = r.GetValue(Repeat),
+            PenaltyLastN = r.GetValue(RepeatN),
+            PresencePenalty = r.GetValue(Presence),
+            FrequencyPenalty = r.GetValue(Frequency),
+            Seed = r.GetValue(Seed) is var s && s >= 0 ? (ulong)s : null,
+            MaxTokens = n < 0 ? int.MaxValue : n,
+            Stop = r.GetValue(Stop) ?? [],
+            IgnoreEos = r.GetValue(IgnoreEos),
+        };
+    }
 }

@@ -5,15 +5,21 @@ namespace SharpInfer.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Run(args, CliIo.System);
+
+    /// <summary>Runs the CLI with the given streams (what <see cref="Main"/> does with the console's). The chat and
+    /// template commands use <paramref name="io"/>; the others write to the console.</summary>
+    public static int Run(string[] args, CliIo io)
     {
         var root = new RootCommand("SharpInfer: run GGUF language models on the CPU, in pure C#.");
         root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create(io));
+        root.Subcommands.Add(TemplateCommand.Create(io));
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         var bench = BenchCommand.Create();
         bench.Subcommands.Add(BenchThroughputCommand.Create());
         root.Subcommands.Add(bench);
-        return CliRunner.Invoke(root, args);
+        return CliRunner.Invoke(root, args, io);
     }
 }

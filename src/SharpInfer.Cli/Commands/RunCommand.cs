@@ -16,44 +16,20 @@ public static class RunCommand
     {
         var common = new CommonOptions();
         var prompt = new Option<string>("--prompt", "-p") { Description = "Prompt text (special tokens such as <|im_start|> are parsed)", DefaultValueFactory = _ => "Once upon a time" };
-        var n = new Option<int>("--n-predict", "-n") { Description = "Tokens to generate", DefaultValueFactory = _ => 128 };
-        var temp = new Option<float>("--temp") { Description = "Temperature (0 = greedy)", DefaultValueFactory = _ => 0.8f };
-        var topK = new Option<int>("--top-k") { Description = "Top-k (0 = off)", DefaultValueFactory = _ => 40 };
-        var topP = new Option<float>("--top-p") { Description = "Top-p (1 = off)", DefaultValueFactory = _ => 0.95f };
-        var minP = new Option<float>("--min-p") { Description = "Min-p (0 = off)", DefaultValueFactory = _ => 0.05f };
-        var repeat = new Option<float>("--repeat-penalty") { Description = "Repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0f };
-        var repeatN = new Option<int>("--repeat-last-n") { Description = "Tokens the repetition penalty looks back over (-1 = all)", DefaultValueFactory = _ => 64 };
-        var presence = new Option<float>("--presence-penalty") { Description = "Presence penalty" };
-        var frequency = new Option<float>("--frequency-penalty") { Description = "Frequency penalty" };
-        var seed = new Option<long>("--seed", "-s") { Description = "Random seed (-1 = random)", DefaultValueFactory = _ => -1 };
-        var stop = new Option<string[]>("--stop") { Description = "Stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var ignoreEos = new Option<bool>("--ignore-eos") { Description = "Keep generating after end-of-generation tokens" };
+        var sampling = new SamplingOptions(defaultMaxTokens: 128);
         var json = new Option<bool>("--json") { Description = "Print one JSON object (prompt_ids, generated_ids, text, timings) instead of streaming" };
         var logprobs = new Option<int?>("--logprobs") { Description = "With --json: include the top N log-probs of every generated token" };
         var noPrompt = new Option<bool>("--no-display-prompt") { Description = "Do not echo the prompt before the continuation" };
         var cmd = new Command("run", "Generate text from a prompt");
         common.AddTo(cmd);
-        foreach (var o in new Option[] { prompt, n, temp, topK, topP, minP, repeat, repeatN, presence, frequency, seed, stop, ignoreEos, json, logprobs, noPrompt })
+        cmd.Options.Add(prompt);
+        sampling.AddTo(cmd);
+        foreach (var o in new Option[] { json, logprobs, noPrompt })
             cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
-            var sampling = new SamplingParams
-            {
-                Temperature = r.GetValue(temp),
-                TopK = r.GetValue(topK),
-                TopP = r.GetValue(topP),
-                MinP = r.GetValue(minP),
-                RepetitionPenalty = r.GetValue(repeat),
-                PenaltyLastN = r.GetValue(repeatN),
-                PresencePenalty = r.GetValue(presence),
-                FrequencyPenalty = r.GetValue(frequency),
-                Seed = r.GetValue(seed) is var s && s >= 0 ? (ulong)s : null,
-                MaxTokens = r.GetValue(n),
-                Stop = r.GetValue(stop) ?? [],
-                IgnoreEos = r.GetValue(ignoreEos),
-                Logprobs = r.GetValue(json) ? r.GetValue(logprobs) : null,
-            };
-            return Run(common.ModelPath(r), common.Session(r), r.GetValue(prompt)!, sampling, r.GetValue(json), !r.GetValue(noPrompt), Console.Out, Console.Error);
+            var p = sampling.Params(r) with { Logprobs = r.GetValue(json) ? r.GetValue(logprobs) : null };
+            return Run(common.ModelPath(r), common.Session(r), r.GetValue(prompt)!, p, r.GetValue(json), !r.GetValue(noPrompt), Console.Out, Console.Error);
         });
         return cmd;
     }

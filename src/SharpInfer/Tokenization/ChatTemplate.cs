@@ -45,7 +45,9 @@ public enum ChatTemplateFallback
 /// <c>&lt;|start_header_id|&gt;</c>, else the Llama 2 <c>[INST]</c> format. The choice depends only on a
 /// <c>hasToken</c> predicate, not on the tokenizer type.</para>
 /// <para>Templates that write <c>{{ bos_token }}</c> put the BOS text into the prompt: pass
-/// <see cref="ChatRenderRequest.BosToken"/> only if the tokenizer will not add BOS itself.</para>
+/// <see cref="ChatRenderRequest.BosToken"/> only if the tokenizer will not add BOS itself.
+/// <see cref="Engine.ChatFormatter"/> does all of this for a model (bos/eos from the vocabulary, the chat BOS rule,
+/// message validation, tokenization).</para>
 /// </remarks>
 public sealed class ChatTemplate
 {
