@@ -19,6 +19,7 @@ public sealed unsafe class Transformer : IDisposable
     public int MaxBatchTokens { get; }
 
     private readonly MatMul _matmul;
+    private readonly ForwardProfiler? _prof = ForwardProfiler.Enabled ? new ForwardProfiler() : null;
     private readonly PagedAttention _attention;
     private readonly NativeBuffer<float> _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope;
 
@@ -56,6 +57,7 @@ public sealed unsafe class Transformer : IDisposable
         int V = Config.VocabSize;
         if (logits.Length < (long)batch.LogitCount * V)
             throw new ArgumentException($"logits buffer holds {logits.Length} floats, need {batch.LogitCount} × {V}");
+        if (_prof != null) { _prof.Passes++; _prof.Tokens += batch.TokenCount; }
         fixed (float* logitsPtr = logits)
         {
             int logitIndex = 0;
@@ -63,6 +65,7 @@ public sealed unsafe class Transformer : IDisposable
             {
                 int count = Math.Min(MaxBatchTokens, batch.TokenCount - start);
                 ForwardChunk(batch, cache, start, count);
+                _prof?.Start();
                 // logits for the chunk's logit tokens
                 var lt = batch.LogitTokens;
                 int first = logitIndex;
@@ -75,6 +78,7 @@ public sealed unsafe class Transformer : IDisposable
                 }
                 if (logitIndex > first)
                     _matmul.Run(Weights.Output, _xn.Pointer, logitIndex - first, logitsPtr + (long)first * V, V);
+                _prof?.Stop(ForwardProfiler.Op.Logits);
             }
         }
     }
@@ -87,6 +91,7 @@ public sealed unsafe class Transformer : IDisposable
         float* x = _x.Pointer, xn = _xn.Pointer, q = _q.Pointer, k = _k.Pointer, v = _v.Pointer;
 
         var tokens = batch.Tokens;
+        _prof?.Start();
         for (int t = 0; t < T; t++)
         {
             int id = tokens[start + t];
@@ -96,15 +101,18 @@ public sealed unsafe class Transformer : IDisposable
                 _rope.Pointer + (long)t * c.RopeDimensions);
         }
 
+        _prof?.Stop(ForwardProfiler.Op.Embed);
         for (int li = 0; li < c.LayerCount; li++)
         {
             var L = Weights.Layers[li];
             float* attnNorm = ArrayPtr(L.AttnNorm);
             for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, attnNorm, xn + (long)t * E, E, eps);
+            _prof?.Stop(ForwardProfiler.Op.Norm);
             _matmul.SetInput(xn, T, E);
             _matmul.Run(L.Q, q, QD);
             _matmul.Run(L.K, k, KD);
             _matmul.Run(L.V, v, VD);
+            _prof?.Stop(ForwardProfiler.Op.QkvProj);
             for (int t = 0; t < T; t++)
             {
                 float* qt = q + (long)t * QD, kt = k + (long)t * KD, vt = v + (long)t * VD;
@@ -119,18 +127,26 @@ public sealed unsafe class Transformer : IDisposable
                 Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs);
                 WriteKv(cache, batch, li, start + t, kt, vt);
             }
+            _prof?.Stop(ForwardProfiler.Op.QkNormRope);
             _attention.Run(cache, batch, li, start, T, q, _att.Pointer);
+            _prof?.Stop(ForwardProfiler.Op.Attention);
             _matmul.Run(L.O, _att.Pointer, T, _tmp.Pointer, E);
+            _prof?.Stop(ForwardProfiler.Op.OutProj);
             for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
 
             float* ffnNorm = ArrayPtr(L.FfnNorm);
             for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, ffnNorm, xn + (long)t * E, E, eps);
+            _prof?.Stop(ForwardProfiler.Op.Norm);
             _matmul.SetInput(xn, T, E);
             _matmul.Run(L.Gate, _gate.Pointer, F);
             _matmul.Run(L.Up, _up.Pointer, F);
+            _prof?.Stop(ForwardProfiler.Op.GateUp);
             VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F);
+            _prof?.Stop(ForwardProfiler.Op.SiluMul);
             _matmul.Run(L.Down, _gate.Pointer, T, _tmp.Pointer, E);
+            _prof?.Stop(ForwardProfiler.Op.Down);
             for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
+            _prof?.Stop(ForwardProfiler.Op.Residual);
         }
     }
 
@@ -164,6 +180,7 @@ public sealed unsafe class Transformer : IDisposable
 
     public void Dispose()
     {
+        if (_prof != null) Console.Error.Write(_prof.Report());
         _matmul.Dispose();
         _attention.Dispose();
         foreach (var b in new[] { _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope }) b.Dispose();
