@@ -12,6 +12,7 @@ public static class Program
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return CliRunner.Invoke(root, args);
     }
 }
