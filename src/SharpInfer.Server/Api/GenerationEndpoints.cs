@@ -123,7 +123,7 @@ internal static class GenerationEndpoints
         }
         if (arr.All(x => x is JsonValue xv && xv.GetValueKind() == JsonValueKind.Number))
         {
-            var ids = TokenIds(arr, "prompt");
+            var ids = TokenIds(arr, "prompt", host.Model!.Config.VocabSize);
             list.Add((tok.Decode(ids, renderSpecial: true), ids));
             return list;
         }
@@ -131,7 +131,7 @@ internal static class GenerationEndpoints
         {
             foreach (var x in arr)
             {
-                var ids = TokenIds((JsonArray)x!, "prompt");
+                var ids = TokenIds((JsonArray)x!, "prompt", host.Model!.Config.VocabSize);
                 list.Add((tok.Decode(ids, renderSpecial: true), ids));
             }
             return list;
@@ -139,13 +139,15 @@ internal static class GenerationEndpoints
         throw ApiException.BadRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids.", "prompt");
     }
 
-    public static int[] TokenIds(JsonArray arr, string field)
+    /// <summary>A JSON list of token ids, each checked against the vocabulary.</summary>
+    public static int[] TokenIds(JsonArray arr, string field, int vocabSize)
     {
         var ids = new int[arr.Count];
         for (int i = 0; i < ids.Length; i++)
         {
             long id = arr[i] is null ? -1 : JsonBody.AsLong(arr[i]!, field);
-            if (id is < 0 or > int.MaxValue) throw ApiException.BadRequest($"'{field}' contains an invalid token id {id}.", field);
+            if (id < 0 || id >= vocabSize)
+                throw ApiException.BadRequest($"'{field}' contains token id {id}, outside the vocabulary (0..{vocabSize - 1}).", field);
             ids[i] = (int)id;
         }
         return ids;

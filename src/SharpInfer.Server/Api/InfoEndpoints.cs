@@ -98,10 +98,7 @@ internal static class InfoEndpoints
         var engine = host.RequireEngine();
         var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
         var arr = body.Array("tokens") ?? throw ApiException.BadRequest("'tokens' is required.", "tokens");
-        var ids = GenerationEndpoints.TokenIds(arr, "tokens");
-        int vocab = engine.Model.Config.VocabSize;
-        foreach (var id in ids)
-            if (id >= vocab) throw ApiException.BadRequest($"'tokens' contains {id}, outside the vocabulary (0..{vocab - 1}).", "tokens");
+        var ids = GenerationEndpoints.TokenIds(arr, "tokens", engine.Model.Config.VocabSize);
         var text = engine.Model.Tokenizer.Decode(ids, renderSpecial: true);
         await JsonResponse.WriteAsync(ctx, w =>
         {
