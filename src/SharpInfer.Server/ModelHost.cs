@@ -23,6 +23,7 @@ public sealed class ModelHost : IAsyncDisposable
     private readonly CancellationTokenSource _loadCancel = new();
     private volatile ServerState _state = ServerState.Loading;
     private Task? _stopTask;
+    private bool _loadStarted;
 
     public ModelHost(ServerOptions options, ILogger<ModelHost> log)
     {
@@ -54,7 +55,6 @@ public sealed class ModelHost : IAsyncDisposable
         }
         _ = Task.Run(LoadAsync);
     }
-    private bool _loadStarted;
 
     private async Task LoadAsync()
     {

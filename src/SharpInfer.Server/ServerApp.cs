@@ -75,9 +75,6 @@ public static class ServerApp
         return app;
     }
 
-    /// <summary>The URLs the started server listens on (with the real port when 0 was asked for).</summary>
-    public static IReadOnlyList<string> Addresses(WebApplication app) => [.. app.Urls];
-
     private static async Task HandleErrors(HttpContext ctx, Func<Task> next, ILogger log)
     {
         try

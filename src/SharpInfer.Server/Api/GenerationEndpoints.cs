@@ -90,7 +90,7 @@ internal static class GenerationEndpoints
                 case JsonArray parts:
                     foreach (var part in parts)
                     {
-                        if (part is not JsonObject po || new JsonBody(po)["type"]?.GetValue<string>() is not ("text" or null))
+                        if (part is not JsonObject po || !(po["type"] is null || (po["type"] is JsonValue tv && tv.GetValueKind() == JsonValueKind.String && tv.GetValue<string>() == "text")))
                             throw ApiException.BadRequest($"'messages[{i}].content': only text content parts are supported.", $"messages[{i}].content");
                     }
                     break;

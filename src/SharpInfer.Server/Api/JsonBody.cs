@@ -12,7 +12,7 @@ public sealed class JsonBody(JsonObject root)
 {
     public JsonObject Root { get; } = root;
 
-    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64 };
+    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
 
     /// <summary>Reads the body (at most <paramref name="maxBytes"/>, else 413) and parses a JSON object (else 400).</summary>
     public static async Task<JsonBody> ReadAsync(HttpRequest request, long maxBytes, CancellationToken ct)
@@ -39,6 +39,14 @@ public sealed class JsonBody(JsonObject root)
             throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
         }
         if (node is not JsonObject obj) throw ApiException.BadRequest("The request body must be a JSON object.");
+        try
+        {
+            _ = obj.Count;   // materializes the properties: a duplicate name fails here, not in a handler
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
+        }
         return new JsonBody(obj);
     }
 

@@ -51,6 +51,12 @@ public class ErrorTests
         AssertError(HttpStatusCode.BadRequest, st, body);
         (st, body) = await Send(s, HttpMethod.Post, "v1/completions", "");
         AssertError(HttpStatusCode.BadRequest, st, body);
+        (st, body) = await Send(s, HttpMethod.Post, "v1/completions", "{\"prompt\": \"a\", \"prompt\": \"b\"}");
+        AssertError(HttpStatusCode.BadRequest, st, body);
+        (st, body) = await Send(s, HttpMethod.Post, "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": 5}]}]}");
+        AssertError(HttpStatusCode.BadRequest, st, body, param: "messages[0].content");
+        (st, body) = await Send(s, HttpMethod.Post, "v1/chat/completions", "{\"messages\": [{\"content\": \"no role\"}]}");
+        AssertError(HttpStatusCode.BadRequest, st, body, param: "messages[0].role");
     }
 
     [Theory]
