@@ -190,7 +190,10 @@ internal static class GenerationEndpoints
             {
                 return;   // the client is gone; its requests were aborted
             }
-            if (states.Any(s => s.Finish == FinishReason.Abort)) throw ApiErrors.ShuttingDown();
+            if (states.Any(s => s.Finish == FinishReason.Abort))
+                throw host.State == ServerState.Ready
+                    ? new ApiException(StatusCodes.Status500InternalServerError, "The engine aborted the request before it finished.", ApiErrorTypes.Server)
+                    : ApiErrors.ShuttingDown();
             await JsonResponse.WriteAsync(ctx, w =>
             {
                 w.WriteStartObject();
