@@ -297,9 +297,11 @@ public static class BenchServe
             var tasks = new List<Task<BenchRequestResult>>(dataset.Count);
             foreach (var (prompt, words, outLen) in dataset)
             {
-                if (gate != null) await gate.WaitAsync(ct).ConfigureAwait(false);
+                // arrivals follow the Poisson clock whatever the concurrency limit; a request that arrives while
+                // the limit is reached waits here, on the client, and its latencies start when it is sent (as vLLM)
                 tasks.Add(Task.Run(async () =>
                 {
+                    if (gate != null) await gate.WaitAsync(ct).ConfigureAwait(false);
                     int now = Interlocked.Increment(ref inFlight);
                     InterlockedMax(ref peak, now);
                     try
