@@ -23,18 +23,21 @@ public class LifecycleTests
         await using var s = await ServerHarness.StartAsync(loopback: true);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         var res = await s.PostStreamAsync("v1/completions", LongStream(), cts.Token);
-        int seen = 0;
-        await foreach (var chunk in ServerHarness.ReadSseAsync(res, cts.Token))
+        var reader = ServerHarness.ReadSseAsync(res, cts.Token).GetAsyncEnumerator(cts.Token);
+        for (int i = 0; i < 3; i++)
         {
-            Assert.NotNull(chunk);
-            if (++seen == 3) break;
+            Assert.True(await reader.MoveNextAsync());
+            Assert.NotNull(reader.Current);
         }
-        Assert.True(s.Engine.Stats.KvBlocksUsed > 0, "the request should hold KV blocks while it streams");
+        Assert.True(s.Engine.Stats.KvBlocksUsed > 0, $"the request should hold KV blocks while it streams: {s.Engine.Stats}");
         Assert.Equal(1, s.Engine.Stats.Running);
+        // the client goes away: its connection closes (see MaxResponseDrainSize in the harness)
         cts.Cancel();
+        await reader.DisposeAsync();
         res.Dispose();
         Assert.True(await s.WaitIdleAsync(), $"KV blocks still used after the disconnect: {s.Engine.Stats}");
-        Assert.Contains("sharpinfer:request_success_total{model_name=\"stories260K\",finished_reason=\"abort\"} 1", s.Host.Exporter!.Scrape());
+        var scrape = s.Host.Exporter!.Scrape();
+        Assert.True(scrape.Contains("sharpinfer:request_success_total{model_name=\"stories260K\",finished_reason=\"abort\"} 1"), scrape);
         Assert.True(s.Engine.Stats.GenerationTokens < 1000);
     }
 

@@ -88,7 +88,10 @@ public sealed class ServerHarness : IAsyncDisposable
         if (loopback)
         {
             baseAddress = new Uri(app.Urls.First() + "/");
-            http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue }) { BaseAddress = baseAddress, Timeout = TimeSpan.FromMinutes(5) };
+            // MaxResponseDrainSize 0: disposing an unfinished response closes its connection (the default would read up
+            // to 1 MB of the rest to reuse the connection, and the server would never see the client go)
+            http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, MaxResponseDrainSize = 0 })
+            { BaseAddress = baseAddress, Timeout = TimeSpan.FromMinutes(5) };
         }
         else
         {
