@@ -106,15 +106,17 @@ public sealed class ModelHost : IAsyncDisposable
     /// shutdown timeout, then abort the rest. Returns at once; <see cref="StopAsync"/> waits for the end.</summary>
     public void BeginShutdown()
     {
+        bool wasReady;
         lock (_gate)
         {
             if (_stopTask != null) return;
-            var wasReady = _state == ServerState.Ready;
+            wasReady = _state == ServerState.Ready;
             _state = ServerState.Stopping;
             _loadCancel.Cancel();
             _stopTask = wasReady ? Engine!.StopAsync(_options.ShutdownTimeout) : Task.CompletedTask;
         }
-        _log.LogInformation("shutting down: new requests are refused, in-flight requests have {Seconds} s to finish", _options.ShutdownTimeout.TotalSeconds);
+        if (wasReady)
+            _log.LogInformation("shutting down: new requests are refused, in-flight requests have {Seconds} s to finish", _options.ShutdownTimeout.TotalSeconds);
     }
 
     /// <summary>Completes the shutdown (starting it if needed) and releases the engine.</summary>

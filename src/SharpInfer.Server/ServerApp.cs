@@ -47,6 +47,8 @@ public static class ServerApp
         });
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        // start-up failures (port in use) are reported by the caller in one line, not as a logged stack trace
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.Critical);
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         // Kestrel's own drain must outlast the engine's grace period, which ends in-flight requests itself.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5));
