@@ -11,6 +11,8 @@ internal static class GenerationEndpoints
 {
     /// <summary>OpenAI's default max_tokens for legacy completions.</summary>
     public const int CompletionsDefaultMaxTokens = 16;
+    /// <summary>Most choices (prompts × n) one completions request may ask for.</summary>
+    public const int MaxChoices = 1024;
 
     public static async Task ChatAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
     {
@@ -48,6 +50,8 @@ internal static class GenerationEndpoints
         if (p.Echo && p.Logprobs != null)
             throw ApiException.BadRequest("'echo' together with 'logprobs' is not supported (prompt log-probs are not computed).", "echo");
         var prompts = ReadPrompts(body, host);
+        if ((long)prompts.Count * p.N > MaxChoices)
+            throw ApiException.BadRequest($"{prompts.Count} prompts × n = {p.N} is more than {MaxChoices} choices in one request.", "prompt");
         var meta = new ResponseMeta("cmpl-" + Guid.NewGuid().ToString("N"), "text_completion", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
         var requests = new List<EngineRequest>();
         string[]? echo = p.Echo ? new string[prompts.Count * p.N] : null;
