@@ -20,6 +20,7 @@ public static class Program
         var bench = BenchCommand.Create();
         bench.Subcommands.Add(BenchThroughputCommand.Create());
         root.Subcommands.Add(bench);
+        root.Subcommands.Add(ServeCommand.Create());
         return CliRunner.Invoke(root, args, io);
     }
 }

@@ -29,6 +29,7 @@ public static class BenchCommand
         {
             model, nPrompt, nGen, threads, reps, ubatch, cacheType, exact, json,
         };
+        cmd.Subcommands.Add(BenchServeCommand.Create());
         cmd.SetAction(r => Run(ModelLocator.Resolve(r.GetValue(model)), r.GetValue(nPrompt)!, r.GetValue(nGen)!, r.GetValue(threads),
             r.GetValue(reps), r.GetValue(ubatch), r.GetValue(cacheType)!, r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error));
         return cmd;

@@ -6,6 +6,7 @@ using SharpInfer.Models;
 using SharpInfer.Runtime;
 using SharpInfer.Sampling;
 using SharpInfer.Scheduling;
+using SharpInfer.Server;
 
 namespace SharpInfer.Cli.Commands;
 
@@ -133,25 +134,5 @@ public static class BenchThroughputCommand
         o.WriteLine($"  tokens: {r["prompt_tokens"]} prompt, {r["output_tokens"]} output");
         o.WriteLine($"  concurrency: max {r["max_concurrency"]} of {r["max_num_seqs"]}; {r["steps"]} steps; {r["preemptions"]} preemptions");
         o.WriteLine($"  KV cache: {r["kv_cache_tokens"]} tokens in blocks of {r["block_size"]}; time-averaged internal waste {(double)r["kv_waste_time_averaged"] * 100:F2}%");
-    }
-}
-
-/// <summary>Parses sizes like "2GiB", "512MiB", "1.5GB", "1048576".</summary>
-public static class ByteSize
-{
-    public static long Parse(string s)
-    {
-        s = s.Trim();
-        int i = 0;
-        while (i < s.Length && (char.IsDigit(s[i]) || s[i] == '.')) i++;
-        if (i == 0 || !double.TryParse(s[..i], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v))
-            throw new InvalidRequestException($"cannot read the size '{s}' (examples: 2GiB, 512MiB, 1073741824)", "kv_cache_memory");
-        double mult = s[i..].Trim().ToLowerInvariant() switch
-        {
-            "" or "b" => 1, "k" or "kb" => 1e3, "kib" => 1024, "m" or "mb" => 1e6, "mib" => 1 << 20,
-            "g" or "gb" => 1e9, "gib" => 1L << 30,
-            var u => throw new InvalidRequestException($"unknown size unit '{u}' in '{s}'", "kv_cache_memory"),
-        };
-        return (long)(v * mult);
     }
 }

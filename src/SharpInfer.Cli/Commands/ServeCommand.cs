@@ -1,0 +1,157 @@
+using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using SharpInfer.Engine;
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Scheduling;
+using SharpInfer.Server;
+using SharpInfer.Tensors;
+
+namespace SharpInfer.Cli.Commands;
+
+/// <summary>
+/// <c>sharpinfer serve -m model.gguf</c>: the OpenAI-compatible HTTP server (vLLM's and llama-server's endpoints).
+/// Prints its options, starts listening at once, loads the model in the background (/health is 503 until it is
+/// loaded), and on SIGTERM/Ctrl-C refuses new requests, lets in-flight ones finish within --shutdown-timeout, then
+/// aborts the rest.
+/// </summary>
+public static class ServeCommand
+{
+    public const string ApiKeyEnvironmentVariable = "SHARPINFER_API_KEY";
+
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: $SHARPINFER_MODEL, else ../shared/models/stories260K.gguf)" };
+        var host = new Option<string>("--host") { Description = "Interface to listen on (0.0.0.0 for all)", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
+        var apiKey = new Option<string?>("--api-key") { Description = $"Require 'Authorization: Bearer KEY' on /v1/*, /tokenize and /detokenize (default: ${ApiKeyEnvironmentVariable})" };
+        var served = new Option<string?>("--served-model-name") { Description = "Model id in the API (default: the file name without .gguf)" };
+        var maxSeqs = new Option<int>("--max-num-seqs") { Description = "Most requests running at once", DefaultValueFactory = _ => 16 };
+        var maxBatched = new Option<int>("--max-num-batched-tokens") { Description = "Token budget of one engine step", DefaultValueFactory = _ => 512 };
+        var maxQueued = new Option<int>("--max-queued-requests") { Description = "Requests allowed to wait for a seat; more get 429", DefaultValueFactory = _ => 256 };
+        var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "KV cache size, e.g. 2GiB or 512MiB (default: a share of free memory, capped at what max-num-seqs × max-model-len need)" };
+        var maxModelLen = new Option<int>("--max-model-len", "-c", "--ctx-size") { Description = "Longest sequence (prompt + output) in tokens, capped by the model's", DefaultValueFactory = _ => 4096 };
+        var threads = new Option<int>("--threads", "-t") { Description = "Compute threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
+        var cacheType = new Option<string>("--cache-type") { Description = "KV cache element type: f16 or f32", DefaultValueFactory = _ => "f16" };
+        var blockSize = new Option<int>("--block-size") { Description = "Tokens per KV block: 8, 16 or 32", DefaultValueFactory = _ => 16 };
+        var scheduling = new Option<string>("--scheduling") { Description = "continuous (iteration-level batching) or static (batch runs to completion)", DefaultValueFactory = _ => "continuous" };
+        var shutdown = new Option<double>("--shutdown-timeout") { Description = "Seconds in-flight requests may run after SIGTERM/Ctrl-C before they are aborted", DefaultValueFactory = _ => 30 };
+        var maxBody = new Option<string>("--max-body-size") { Description = "Largest request body; larger ones get 413", DefaultValueFactory = _ => "16MiB" };
+        var exact = new Option<bool>("--exact") { Description = "Keep activations in float for quantized weights (slower, matches llama.cpp on F32 weights)" };
+        var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, metrics)")
+        {
+            model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType, blockSize, scheduling,
+            shutdown, maxBody, exact,
+        };
+        cmd.SetAction(r =>
+        {
+            var kv = r.GetValue(kvMemory);
+            var options = new ServerOptions
+            {
+                ModelPath = ModelLocator.Resolve(r.GetValue(model)),
+                Host = r.GetValue(host)!,
+                Port = r.GetValue(port),
+                ApiKey = r.GetValue(apiKey) ?? NullIfEmpty(Environment.GetEnvironmentVariable(ApiKeyEnvironmentVariable)),
+                ServedModelName = r.GetValue(served),
+                ShutdownTimeout = TimeSpan.FromSeconds(r.GetValue(shutdown)),
+                MaxRequestBodyBytes = ByteSize.Parse(r.GetValue(maxBody)!, "max_body_size"),
+                Engine = new EngineOptions
+                {
+                    Threads = r.GetValue(threads),
+                    MaxModelLen = r.GetValue(maxModelLen),
+                    MaxNumSeqs = r.GetValue(maxSeqs),
+                    MaxNumBatchedTokens = r.GetValue(maxBatched),
+                    MaxQueuedRequests = r.GetValue(maxQueued),
+                    KvCacheMemoryBytes = kv is null ? null : ByteSize.Parse(kv),
+                    BlockSize = r.GetValue(blockSize),
+                    KvType = CommonOptions.ParseKv(r.GetValue(cacheType)!),
+                    Mode = ParseScheduling(r.GetValue(scheduling)!),
+                    Precision = r.GetValue(exact) ? MatMulPrecision.Exact : MatMulPrecision.Fast,
+                },
+            };
+            return Run(options, Console.Out, Console.Error);
+        });
+        return cmd;
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    public static SchedulingMode ParseScheduling(string s) => s.ToLowerInvariant() switch
+    {
+        "continuous" => SchedulingMode.Continuous,
+        "static" => SchedulingMode.Static,
+        _ => throw new InvalidRequestException($"--scheduling must be continuous or static, got '{s}'", "scheduling"),
+    };
+
+    /// <summary>Runs the server until SIGTERM/Ctrl-C (exit 0) or a failed model load (exit 1).</summary>
+    public static int Run(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        options.Validate();
+        PrintOptions(options, stdout);
+        var app = ServerApp.Build(options);
+        try
+        {
+            try
+            {
+                app.StartAsync().GetAwaiter().GetResult();
+            }
+            catch (IOException e)
+            {
+                throw new SharpInferException($"cannot listen on {options.ListenUrl}: {e.Message}", e);
+            }
+            foreach (var url in app.Urls) stdout.WriteLine($"listening on {url}  (model loading in the background; /health answers 503 until it is ready)");
+            stdout.Flush();
+            var modelHost = app.Services.GetRequiredService<ModelHost>();
+            bool failed = false;
+            modelHost.Loaded.ContinueWith(t =>
+            {
+                if (t.IsCompletedSuccessfully)
+                {
+                    var e = modelHost.Engine!;
+                    stdout.WriteLine($"model loaded: {Path.GetFileName(options.ModelPath)} ({e.Model.Config.Architecture}, vocab {e.Model.Config.VocabSize}), served as '{modelHost.ModelId}'");
+                    stdout.WriteLine($"KV cache: {ByteSize.Format(e.KvCacheBytes)}, {e.KvCapacityTokens} tokens ({e.Stats.KvBlocksTotal} blocks of {e.Options.BlockSize}); max_model_len {e.MaxModelLen}");
+                    stdout.WriteLine($"ready: {string.Join(", ", app.Urls)}/v1");
+                    stdout.Flush();
+                }
+                else if (modelHost.State != ServerState.Stopping && modelHost.State != ServerState.Stopped)
+                {
+                    failed = true;
+                    stderr.WriteLine($"error: {t.Exception?.InnerException?.Message ?? "the model failed to load"}");
+                    app.Lifetime.StopApplication();
+                }
+            }, TaskScheduler.Default);
+            app.WaitForShutdownAsync().GetAwaiter().GetResult();
+            stdout.WriteLine("server stopped");
+            return failed ? 1 : 0;
+        }
+        finally
+        {
+            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    private static void PrintOptions(ServerOptions o, TextWriter w)
+    {
+        var e = o.Engine;
+        w.WriteLine("sharpinfer serve");
+        w.WriteLine($"  model                  {o.ModelPath}");
+        w.WriteLine($"  served_model_name      {o.ModelId}");
+        w.WriteLine($"  host:port              {o.Host}:{o.Port}");
+        w.WriteLine($"  api_key                {(o.ApiKey is null ? "none" : "set")}");
+        w.WriteLine($"  threads                {e.Threads}");
+        w.WriteLine($"  max_model_len          {e.MaxModelLen}");
+        w.WriteLine($"  max_num_seqs           {e.MaxNumSeqs}");
+        w.WriteLine($"  max_num_batched_tokens {e.MaxNumBatchedTokens}");
+        w.WriteLine($"  max_queued_requests    {e.MaxQueuedRequests}");
+        w.WriteLine($"  kv_cache_memory        {(e.KvCacheMemoryBytes is { } b ? ByteSize.Format(b) : $"auto ({e.KvCacheFraction:P0} of free memory at most)")}");
+        w.WriteLine($"  cache_type             {e.KvType.ToString().ToLowerInvariant()}");
+        w.WriteLine($"  block_size             {e.BlockSize}");
+        w.WriteLine($"  scheduling             {e.Mode.ToString().ToLowerInvariant()}");
+        w.WriteLine($"  precision              {e.Precision.ToString().ToLowerInvariant()}");
+        w.WriteLine($"  shutdown_timeout       {o.ShutdownTimeout.TotalSeconds:0.###} s");
+        w.WriteLine($"  max_body_size          {ByteSize.Format(o.MaxRequestBodyBytes)}");
+        w.Flush();
+    }
+}

@@ -1,0 +1,334 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using SharpInfer.Engine;
+
+namespace SharpInfer.Server.Api;
+
+/// <summary><c>POST /v1/chat/completions</c> and <c>POST /v1/completions</c>.</summary>
+internal static class GenerationEndpoints
+{
+    /// <summary>OpenAI's default max_tokens for legacy completions.</summary>
+    public const int CompletionsDefaultMaxTokens = 16;
+    /// <summary>Most choices (prompts × n) one completions request may ask for.</summary>
+    public const int MaxChoices = 1024;
+
+    public static async Task ChatAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
+    {
+        var engine = host.RequireEngine();
+        var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        CheckModel(body, host);
+        var p = GenerationParams.Parse(body, chat: true, engine.Model.Config.VocabSize);
+        var messages = ReadMessages(body);
+        var tools = body.Array("tools");
+        if (body["tool_choice"] is { } tc && !(tc is JsonValue v && v.GetValueKind() == JsonValueKind.String && v.GetValue<string>() is "none" or "auto"))
+            throw ApiException.BadRequest("Only 'none' and 'auto' are supported for 'tool_choice'.", "tool_choice");
+        Dictionary<string, JsonNode?>? variables = null;
+        if (body.Object("chat_template_kwargs") is { } kwargs)
+        {
+            variables = [];
+            foreach (var (k, val) in kwargs) variables[k] = val;
+        }
+        bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
+
+        var (_, tokens) = host.Prompts!.Build(messages, tools, addGenerationPrompt, variables);
+        var meta = new ResponseMeta("chatcmpl-" + Guid.NewGuid().ToString("N"), p.Stream ? "chat.completion.chunk" : "chat.completion",
+                                    DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
+        var requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id);
+        await RunAsync(ctx, host, log, chat: true, p, requests, tokens.Length, echo: null, meta, "messages").ConfigureAwait(false);
+    }
+
+    public static async Task CompletionsAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
+    {
+        var engine = host.RequireEngine();
+        var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        CheckModel(body, host);
+        var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize);
+        if (body.String("suffix") is { Length: > 0 })
+            throw ApiException.BadRequest("'suffix' is not supported.", "suffix");
+        if (p.Echo && p.Logprobs != null)
+            throw ApiException.BadRequest("'echo' together with 'logprobs' is not supported (prompt log-probs are not computed).", "echo");
+        var prompts = ReadPrompts(body, host);
+        if ((long)prompts.Count * p.N > MaxChoices)
+            throw ApiException.BadRequest($"{prompts.Count} prompts × n = {p.N} is more than {MaxChoices} choices in one request.", "prompt");
+        var meta = new ResponseMeta("cmpl-" + Guid.NewGuid().ToString("N"), "text_completion", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
+        var requests = new List<EngineRequest>();
+        string[]? echo = p.Echo ? new string[prompts.Count * p.N] : null;
+        int promptTokens = 0;
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            requests.AddRange(p.EngineRequests(prompts[i].Tokens, engine.MaxModelLen, CompletionsDefaultMaxTokens, meta.Id, i * p.N));
+            promptTokens += prompts[i].Tokens.Length;
+            if (echo != null)
+                for (int j = 0; j < p.N; j++) echo[i * p.N + j] = prompts[i].Text;
+        }
+        await RunAsync(ctx, host, log, chat: false, p, requests, promptTokens, echo, meta, "prompt").ConfigureAwait(false);
+    }
+
+    private static void CheckModel(JsonBody body, ModelHost host)
+    {
+        var model = body.String("model");
+        if (model != null && model != host.ModelId)
+            throw new ApiException(StatusCodes.Status404NotFound, $"The model `{model}` does not exist. This server serves `{host.ModelId}`.",
+                                   ApiErrorTypes.NotFound, "model", "model_not_found");
+    }
+
+    private static JsonArray ReadMessages(JsonBody body)
+    {
+        var messages = body.Array("messages") ?? throw ApiException.BadRequest("'messages' is required.", "messages");
+        if (messages.Count == 0) throw ApiException.BadRequest("'messages' must contain at least one message.", "messages");
+        for (int i = 0; i < messages.Count; i++)
+        {
+            if (messages[i] is not JsonObject m)
+                throw ApiException.BadRequest($"'messages[{i}]' must be an object, got {JsonBody.Describe(messages[i])}.", $"messages[{i}]");
+            var mb = new JsonBody(m);
+            if (mb["role"] is null) throw ApiException.BadRequest($"'messages[{i}].role' is required.", $"messages[{i}].role");
+            if (mb["role"] is not JsonValue r || r.GetValueKind() != JsonValueKind.String)
+                throw ApiException.BadRequest($"'messages[{i}].role' must be a string.", $"messages[{i}].role");
+            switch (mb["content"])
+            {
+                case null:
+                case JsonValue cv when cv.GetValueKind() == JsonValueKind.String:
+                    break;
+                case JsonArray parts:
+                    foreach (var part in parts)
+                    {
+                        if (part is not JsonObject po || !(po["type"] is null || (po["type"] is JsonValue tv && tv.GetValueKind() == JsonValueKind.String && tv.GetValue<string>() == "text")))
+                            throw ApiException.BadRequest($"'messages[{i}].content': only text content parts are supported.", $"messages[{i}].content");
+                    }
+                    break;
+                default:
+                    throw ApiException.BadRequest($"'messages[{i}].content' must be a string or a list of content parts.", $"messages[{i}].content");
+            }
+        }
+        return messages;
+    }
+
+    /// <summary><c>prompt</c>: a string, a list of strings, a list of token ids, or a list of lists of token ids.</summary>
+    private static List<(string Text, int[] Tokens)> ReadPrompts(JsonBody body, ModelHost host)
+    {
+        var node = body["prompt"] ?? throw ApiException.BadRequest("'prompt' is required.", "prompt");
+        var prompts = host.Prompts!;
+        var tok = host.Model!.Tokenizer;
+        var list = new List<(string, int[])>();
+        if (node is JsonValue v && v.GetValueKind() == JsonValueKind.String)
+        {
+            var s = v.GetValue<string>();
+            list.Add((s, prompts.TokenizeCompletionPrompt(s)));
+            return list;
+        }
+        if (node is not JsonArray arr || arr.Count == 0)
+            throw ApiException.BadRequest("'prompt' must be a string, a list of strings or a list of token ids.", "prompt");
+        if (arr.All(x => x is JsonValue xv && xv.GetValueKind() == JsonValueKind.String))
+        {
+            foreach (var x in arr) list.Add((x!.GetValue<string>(), prompts.TokenizeCompletionPrompt(x.GetValue<string>())));
+            return list;
+        }
+        if (arr.All(x => x is JsonValue xv && xv.GetValueKind() == JsonValueKind.Number))
+        {
+            var ids = TokenIds(arr, "prompt", host.Model!.Config.VocabSize);
+            list.Add((tok.Decode(ids, renderSpecial: true), ids));
+            return list;
+        }
+        if (arr.All(x => x is JsonArray))
+        {
+            foreach (var x in arr)
+            {
+                var ids = TokenIds((JsonArray)x!, "prompt", host.Model!.Config.VocabSize);
+                list.Add((tok.Decode(ids, renderSpecial: true), ids));
+            }
+            return list;
+        }
+        throw ApiException.BadRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids.", "prompt");
+    }
+
+    /// <summary>A JSON list of token ids, each checked against the vocabulary.</summary>
+    public static int[] TokenIds(JsonArray arr, string field, int vocabSize)
+    {
+        var ids = new int[arr.Count];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            long id = arr[i] is null ? -1 : JsonBody.AsLong(arr[i]!, field);
+            if (id < 0 || id >= vocabSize)
+                throw ApiException.BadRequest($"'{field}' contains token id {id}, outside the vocabulary (0..{vocabSize - 1}).", field);
+            ids[i] = (int)id;
+        }
+        return ids;
+    }
+
+    private static async Task RunAsync(HttpContext ctx, ModelHost host, ILogger log, bool chat, GenerationParams p, List<EngineRequest> requests,
+                                       int promptTokens, string[]? echo, ResponseMeta meta, string promptParam)
+    {
+        var engine = host.Engine!;
+        var tokenizer = engine.Model.Tokenizer;
+        var aborted = ctx.RequestAborted;
+        ChoiceSet set;
+        try
+        {
+            set = ChoiceSet.Start(engine, requests, aborted);
+        }
+        catch (Exception e) when (e is not ApiException)
+        {
+            throw ApiErrors.Map(e, promptParam);
+        }
+        await using var _ = set.ConfigureAwait(false);
+        var states = new ChoiceState[requests.Count];
+        for (int i = 0; i < states.Length; i++)
+        {
+            states[i] = new ChoiceState();
+            if (echo != null)
+            {
+                states[i].Text.Append(echo[i]);
+                states[i].TextOffset = echo[i].Length;
+            }
+        }
+
+        if (!p.Stream)
+        {
+            try
+            {
+                await foreach (var (i, o) in set.ReadAllAsync(aborted).ConfigureAwait(false)) Accumulate(states[i], o);
+            }
+            catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+            {
+                return;   // the client is gone; its requests were aborted
+            }
+            if (states.Any(s => s.Finish == FinishReason.Abort))
+                throw host.State == ServerState.Ready
+                    ? new ApiException(StatusCodes.Status500InternalServerError, "The engine aborted the request before it finished.", ApiErrorTypes.Server)
+                    : ApiErrors.ShuttingDown();
+            await JsonResponse.WriteAsync(ctx, w =>
+            {
+                w.WriteStartObject();
+                meta.WriteHeader(w);
+                w.WriteStartArray("choices");
+                for (int i = 0; i < states.Length; i++)
+                {
+                    var s = states[i];
+                    w.WriteStartObject();
+                    w.WriteNumber("index", i);
+                    if (chat)
+                    {
+                        w.WriteStartObject("message");
+                        w.WriteString("role", "assistant");
+                        w.WriteString("content", s.Text.ToString());
+                        w.WriteNull("refusal");
+                        w.WriteEndObject();
+                    }
+                    else w.WriteString("text", s.Text.ToString());
+                    if (p.Logprobs == null) w.WriteNull("logprobs");
+                    else if (chat) ResponseJson.WriteChatLogprobs(w, tokenizer, s.LogProbs);
+                    else
+                    {
+                        int offset = 0;
+                        ResponseJson.WriteCompletionLogprobs(w, tokenizer, s.LogProbs, ref offset);
+                    }
+                    ResponseJson.WriteFinish(w, s.Finish);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens));
+                w.WriteEndObject();
+            }).ConfigureAwait(false);
+            return;
+        }
+
+        var sse = new SseWriter(ctx);
+        try
+        {
+            await ctx.Response.StartAsync(aborted).ConfigureAwait(false);
+            for (int i = 0; i < states.Length; i++)
+            {
+                if (chat)
+                    await sse.WriteAsync(w => Chunk(w, meta, p, i, role: true, "", null, null, tokenizer), aborted).ConfigureAwait(false);
+                else if (echo != null)
+                    await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, echo[i], null, null, tokenizer), aborted).ConfigureAwait(false);
+            }
+            await foreach (var (i, o) in set.ReadAllAsync(aborted).ConfigureAwait(false))
+            {
+                Accumulate(states[i], o);
+                bool hasLogprobs = p.Logprobs != null && o.LogProbs is { Count: > 0 };
+                if (o.Text.Length == 0 && !hasLogprobs && !o.IsFinal) continue;
+                var s = states[i];
+                await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, hasLogprobs ? o.LogProbs : null, o.Finish, tokenizer, s), aborted)
+                         .ConfigureAwait(false);
+            }
+            if (p.IncludeUsage)
+            {
+                await sse.WriteAsync(w =>
+                {
+                    w.WriteStartObject();
+                    meta.WriteHeader(w);
+                    w.WriteStartArray("choices");
+                    w.WriteEndArray();
+                    ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens));
+                    w.WriteEndObject();
+                }, aborted).ConfigureAwait(false);
+            }
+            await sse.WriteDoneAsync(aborted).ConfigureAwait(false);
+        }
+        catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)
+        {
+            // the client disconnected: disposing the set aborts its requests
+        }
+        catch (Exception e) when (!aborted.IsCancellationRequested)
+        {
+            var error = ApiErrors.Map(e, promptParam);
+            log.LogError(e, "streaming request {Id} failed", meta.Id);
+            try
+            {
+                await sse.WriteErrorAsync(error, aborted).ConfigureAwait(false);
+                await sse.WriteDoneAsync(aborted).ConfigureAwait(false);
+            }
+            catch (Exception) { /* nothing more can be sent */ }
+        }
+    }
+
+    private static void Accumulate(ChoiceState s, RequestOutput o)
+    {
+        s.Text.Append(o.Text);
+        if (o.LogProbs != null) s.LogProbs.AddRange(o.LogProbs);
+        s.CompletionTokens = Math.Max(s.CompletionTokens, o.CompletionTokens);
+        if (o.Finish != null) s.Finish = o.Finish;
+    }
+
+    /// <summary>One streamed chunk of choice <paramref name="index"/>: chat's <c>delta</c> or completions' <c>text</c>.</summary>
+    private static void Chunk(Utf8JsonWriter w, ResponseMeta meta, GenerationParams p, int index, bool role, string text,
+                              IReadOnlyList<TokenLogProbs>? logprobs, FinishReason? finish, SharpInfer.Tokenization.Tokenizer tokenizer,
+                              ChoiceState? state = null)
+    {
+        bool chat = meta.Object == "chat.completion.chunk";
+        w.WriteStartObject();
+        meta.WriteHeader(w);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", index);
+        if (chat)
+        {
+            w.WriteStartObject("delta");
+            if (role) w.WriteString("role", "assistant");
+            if (role || text.Length > 0) w.WriteString("content", text);
+            w.WriteEndObject();
+            if (logprobs != null) ResponseJson.WriteChatLogprobs(w, tokenizer, logprobs);
+            else w.WriteNull("logprobs");
+        }
+        else
+        {
+            w.WriteString("text", text);
+            if (logprobs != null && state != null)
+            {
+                // offsets continue from the text before this chunk
+                int offset = state.TextOffset;
+                ResponseJson.WriteCompletionLogprobs(w, tokenizer, logprobs, ref offset);
+                state.TextOffset = offset;
+            }
+            else w.WriteNull("logprobs");
+        }
+        ResponseJson.WriteFinish(w, finish);
+        w.WriteEndObject();
+        w.WriteEndArray();
+        if (p.IncludeUsage) w.WriteNull("usage");
+        w.WriteEndObject();
+    }
+}

@@ -1,0 +1,171 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SharpInfer.Engine;
+using SharpInfer.Sampling;
+
+namespace SharpInfer.Server.Api;
+
+/// <summary>The parameters shared by <c>/v1/chat/completions</c> and <c>/v1/completions</c>, read and validated from
+/// the request body (400 naming the field for anything wrong), and turned into one engine request per choice.</summary>
+internal sealed class GenerationParams
+{
+    public required SamplingParams Sampling { get; init; }
+    /// <summary>max_tokens as the client gave it (null = the default).</summary>
+    public int? MaxTokens { get; init; }
+    /// <summary>The field max_tokens came from ("max_tokens" or "max_completion_tokens").</summary>
+    public string MaxTokensField { get; init; } = "max_tokens";
+    public int N { get; init; } = 1;
+    public bool Stream { get; init; }
+    public bool IncludeUsage { get; init; }
+    /// <summary>Alternatives per token when log-probs are wanted (0 = the chosen token only); null = no log-probs.</summary>
+    public int? Logprobs { get; init; }
+    public bool Echo { get; init; }
+    public int Priority { get; init; }
+
+    public const int MaxN = 128;
+
+    /// <summary>Reads the parameters. <paramref name="chat"/> selects chat's log-probs fields (logprobs: bool,
+    /// top_logprobs: int) over legacy completions' (logprobs: int).</summary>
+    public static GenerationParams Parse(JsonBody b, bool chat, int vocabSize)
+    {
+        b.String("user");
+        int n = b.Int("n", 1, MaxN) ?? 1;
+        if (b.Int("best_of", 1, MaxN) is { } bestOf && bestOf != n)
+            throw ApiException.BadRequest("'best_of' different from 'n' is not supported.", "best_of");
+
+        int? maxTokens = null;
+        string maxField = "max_tokens";
+        if (chat && b.Has("max_completion_tokens"))
+        {
+            maxField = "max_completion_tokens";
+            maxTokens = b.Int(maxField, 1);
+        }
+        else maxTokens = b.Int("max_tokens", 1);
+
+        bool stream = b.Bool("stream") ?? false;
+        bool includeUsage = false;
+        if (b.Object("stream_options") is { } so)
+        {
+            if (!stream) throw ApiException.BadRequest("'stream_options' is only allowed when 'stream' is true.", "stream_options");
+            includeUsage = new JsonBody(so).Bool("include_usage") ?? false;
+        }
+
+        int? logprobs;
+        if (chat)
+        {
+            bool want = b.Bool("logprobs") ?? false;
+            int? top = b.Int("top_logprobs", 0, SamplingParams.MaxLogprobs);
+            if (top != null && !want) throw ApiException.BadRequest("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs");
+            logprobs = want ? top ?? 0 : null;
+        }
+        else logprobs = b.Int("logprobs", 0, SamplingParams.MaxLogprobs);
+
+        if (b.Object("response_format") is { } rf)
+        {
+            var type = new JsonBody(rf).String("type");
+            if (type is not (null or "text"))
+                throw ApiException.BadRequest($"'response_format' of type '{type}' is not supported; only 'text' is.", "response_format");
+        }
+
+        var seed = b.Long("seed");
+        var sampling = new SamplingParams
+        {
+            Temperature = F(b, "temperature") ?? 1.0f,
+            TopP = F(b, "top_p") ?? 1.0f,
+            TopK = b.Int("top_k") ?? 0,
+            MinP = F(b, "min_p") ?? 0f,
+            RepetitionPenalty = F(b, "repetition_penalty") ?? 1.0f,
+            PenaltyLastN = b.Int("repeat_last_n") ?? -1,
+            PresencePenalty = F(b, "presence_penalty") ?? 0f,
+            FrequencyPenalty = F(b, "frequency_penalty") ?? 0f,
+            Seed = seed is { } s ? unchecked((ulong)s) : null,
+            MaxTokens = maxTokens ?? int.MaxValue,
+            Stop = b.StringOrList("stop"),
+            LogitBias = LogitBias(b, vocabSize),
+            IgnoreEos = b.Bool("ignore_eos") ?? false,
+            Logprobs = logprobs,
+        };
+        try
+        {
+            sampling.Validate(vocabSize);
+        }
+        catch (InvalidRequestException e)
+        {
+            var field = e.Field switch
+            {
+                "top_logprobs" when !chat => "logprobs",
+                "max_tokens" => maxField,
+                var f => f,
+            };
+            throw ApiException.BadRequest(e.Message, field);
+        }
+
+        return new GenerationParams
+        {
+            Sampling = sampling,
+            MaxTokens = maxTokens,
+            MaxTokensField = maxField,
+            N = n,
+            Stream = stream,
+            IncludeUsage = includeUsage,
+            Logprobs = logprobs,
+            Echo = !chat && (b.Bool("echo") ?? false),
+            Priority = b.Int("priority") ?? 0,
+        };
+    }
+
+    /// <summary>A number field as float (ranges are checked by <see cref="SamplingParams.Validate"/>).</summary>
+    private static float? F(JsonBody b, string name) => b.Number(name) is { } d ? (float)d : null;
+
+    /// <summary><c>logit_bias</c>: an object mapping token ids (as strings) to a bias in [-100, 100].</summary>
+    private static Dictionary<int, float>? LogitBias(JsonBody b, int vocabSize)
+    {
+        var obj = b.Object("logit_bias");
+        if (obj is null || obj.Count == 0) return null;
+        var result = new Dictionary<int, float>(obj.Count);
+        foreach (var (key, value) in obj)
+        {
+            if (!int.TryParse(key, NumberStyles.None, CultureInfo.InvariantCulture, out int id) || id >= vocabSize)
+                throw ApiException.BadRequest($"'logit_bias' keys must be token ids between 0 and {vocabSize - 1}, got \"{key}\".", "logit_bias");
+            if (value is not JsonValue jv || jv.GetValueKind() != JsonValueKind.Number)
+                throw ApiException.BadRequest($"'logit_bias' values must be numbers, got {JsonBody.Describe(value)} for \"{key}\".", "logit_bias");
+            double bias = jv.GetValue<double>();
+            if (!(bias >= -100 && bias <= 100))
+                throw ApiException.BadRequest($"'logit_bias' values must be between -100 and 100, got {bias.ToString(CultureInfo.InvariantCulture)} for \"{key}\".", "logit_bias");
+            result[id] = (float)bias;
+        }
+        return result;
+    }
+
+    /// <summary>The engine requests for one prompt: <see cref="N"/> of them, with seeds seed, seed+1, ... when a seed
+    /// was given. <paramref name="defaultMaxTokens"/> applies when the client gave none; an explicit max_tokens that
+    /// does not fit the context beside the prompt is a 400 (the prompt alone not fitting is the engine's
+    /// <see cref="ContextLengthExceededException"/>).</summary>
+    public List<EngineRequest> EngineRequests(int[] prompt, int maxModelLen, int? defaultMaxTokens, string requestId, int firstIndex = 0)
+    {
+        int maxTokens;
+        if (MaxTokens is { } explicitMax)
+        {
+            if (prompt.Length < maxModelLen && (long)prompt.Length + explicitMax > maxModelLen)
+                throw ApiException.BadRequest(
+                    $"This model's maximum context length is {maxModelLen} tokens. However, you requested {(long)prompt.Length + explicitMax} tokens " +
+                    $"({prompt.Length} in the prompt, {explicitMax} for the completion). Please reduce the length of the prompt or the completion.",
+                    MaxTokensField, "context_length_exceeded");
+            maxTokens = explicitMax;
+        }
+        else maxTokens = defaultMaxTokens ?? Math.Max(1, maxModelLen - prompt.Length);
+
+        var list = new List<EngineRequest>(N);
+        for (int i = 0; i < N; i++)
+        {
+            var s = Sampling with
+            {
+                MaxTokens = maxTokens,
+                Seed = Sampling.Seed is { } seed ? unchecked(seed + (ulong)(firstIndex + i)) : null,
+            };
+            list.Add(new EngineRequest { PromptTokens = prompt, Sampling = s, RequestId = $"{requestId}-{firstIndex + i}", Priority = Priority });
+        }
+        return list;
+    }
+}

@@ -1,0 +1,173 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+
+namespace SharpInfer.Server.Api;
+
+/// <summary>A request's JSON object with typed accessors that answer 400 naming the field when a value has the
+/// wrong type or range. Absent and <c>null</c> fields read as null (OpenAI treats them alike).</summary>
+public sealed class JsonBody(JsonObject root)
+{
+    public JsonObject Root { get; } = root;
+
+    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
+
+    /// <summary>Reads the body (at most <paramref name="maxBytes"/>, else 413) and parses a JSON object (else 400).</summary>
+    public static async Task<JsonBody> ReadAsync(HttpRequest request, long maxBytes, CancellationToken ct)
+    {
+        if (request.ContentLength > maxBytes) throw TooLarge(maxBytes);
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, maxBytes) + 1);
+        var stream = request.Body;
+        while (true)
+        {
+            var span = buffer.GetMemory(8192);
+            int n = await stream.ReadAsync(span, ct).ConfigureAwait(false);
+            if (n == 0) break;
+            buffer.Advance(n);
+            if (buffer.WrittenCount > maxBytes) throw TooLarge(maxBytes);
+        }
+        if (buffer.WrittenCount == 0) throw ApiException.BadRequest("The request body is empty; expected a JSON object.");
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(buffer.WrittenSpan, documentOptions: ParseOptions);
+        }
+        catch (JsonException e)
+        {
+            throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
+        }
+        if (node is not JsonObject obj) throw ApiException.BadRequest("The request body must be a JSON object.");
+        try
+        {
+            _ = obj.Count;   // materializes the properties: a duplicate name fails here, not in a handler
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
+        }
+        return new JsonBody(obj);
+    }
+
+    private static ApiException TooLarge(long max) =>
+        new(StatusCodes.Status413PayloadTooLarge, $"The request body is larger than the limit of {max} bytes.", ApiErrorTypes.InvalidRequest, null, "request_too_large");
+
+    public JsonNode? this[string name] => Root.TryGetPropertyValue(name, out var v) ? v : null;
+
+    public bool Has(string name) => this[name] is not null;
+
+    public static string Describe(JsonNode? v) => v switch
+    {
+        null => "null",
+        JsonObject => "an object",
+        JsonArray => "an array",
+        JsonValue jv => jv.GetValueKind() switch
+        {
+            JsonValueKind.String => "a string",
+            JsonValueKind.Number => "a number",
+            JsonValueKind.True or JsonValueKind.False => "a boolean",
+            _ => "null",
+        },
+        _ => "a value",
+    };
+
+    private static ApiException Type(string name, string expected, JsonNode? v) =>
+        ApiException.BadRequest($"'{name}' must be {expected}, got {Describe(v)}.", name);
+
+    public string? String(string name)
+    {
+        var v = this[name];
+        if (v is null) return null;
+        if (v is JsonValue jv && jv.GetValueKind() == JsonValueKind.String) return jv.GetValue<string>();
+        throw Type(name, "a string", v);
+    }
+
+    public bool? Bool(string name)
+    {
+        var v = this[name];
+        if (v is null) return null;
+        if (v is JsonValue jv && jv.GetValueKind() is JsonValueKind.True or JsonValueKind.False) return jv.GetValue<bool>();
+        throw Type(name, "a boolean", v);
+    }
+
+    public double? Number(string name)
+    {
+        var v = this[name];
+        if (v is null) return null;
+        if (v is JsonValue jv && jv.GetValueKind() == JsonValueKind.Number) return jv.GetValue<double>();
+        throw Type(name, "a number", v);
+    }
+
+    public float? Float(string name, double min, double max)
+    {
+        var d = Number(name);
+        if (d is null) return null;
+        if (!(d >= min && d <= max))
+            throw ApiException.BadRequest($"'{name}' must be between {min.ToString(CultureInfo.InvariantCulture)} and {max.ToString(CultureInfo.InvariantCulture)}, got {d.Value.ToString(CultureInfo.InvariantCulture)}.", name);
+        return (float)d.Value;
+    }
+
+    public long? Long(string name)
+    {
+        var v = this[name];
+        if (v is null) return null;
+        return AsLong(v, name);
+    }
+
+    public int? Int(string name, long min = int.MinValue, long max = int.MaxValue)
+    {
+        var l = Long(name);
+        if (l is null) return null;
+        if (l < min || l > max)
+            throw ApiException.BadRequest($"'{name}' must be between {min} and {max}, got {l}.", name);
+        return (int)l.Value;
+    }
+
+    /// <summary>An integral JSON number (5 and 5.0 are integers, 5.5 is not) in the range of a long.</summary>
+    public static long AsLong(JsonNode v, string name)
+    {
+        if (v is JsonValue jv && jv.GetValueKind() == JsonValueKind.Number)
+        {
+            if (jv.TryGetValue<long>(out var l)) return l;
+            if (jv.TryGetValue<double>(out var d) && Math.Floor(d) == d && d >= long.MinValue && d <= long.MaxValue) return (long)d;
+        }
+        throw ApiException.BadRequest($"'{name}' must be an integer, got {Describe(v)}{(v is JsonValue ? " " + v.ToJsonString() : "")}.", name);
+    }
+
+    public JsonObject? Object(string name)
+    {
+        var v = this[name];
+        if (v is null) return null;
+        return v as JsonObject ?? throw Type(name, "an object", v);
+    }
+
+    public JsonArray? Array(string name)
+    {
+        var v = this[name];
+        if (v is null) return null;
+        return v as JsonArray ?? throw Type(name, "an array", v);
+    }
+
+    /// <summary><c>stop</c>: a string, a list of strings, or null.</summary>
+    public IReadOnlyList<string> StringOrList(string name)
+    {
+        var v = this[name];
+        switch (v)
+        {
+            case null: return [];
+            case JsonValue jv when jv.GetValueKind() == JsonValueKind.String:
+                return [jv.GetValue<string>()];
+            case JsonArray arr:
+                var list = new List<string>(arr.Count);
+                foreach (var item in arr)
+                {
+                    if (item is JsonValue s && s.GetValueKind() == JsonValueKind.String) list.Add(s.GetValue<string>());
+                    else throw ApiException.BadRequest($"'{name}' must be a string or a list of strings, got a list containing {Describe(item)}.", name);
+                }
+                return list;
+            default:
+                throw Type(name, "a string or a list of strings", v);
+        }
+    }
+}

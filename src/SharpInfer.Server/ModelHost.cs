@@ -1,0 +1,138 @@
+using Microsoft.Extensions.Logging;
+using SharpInfer.Engine;
+using SharpInfer.Models;
+using SharpInfer.Server.Api;
+using SharpInfer.Server.Metrics;
+
+namespace SharpInfer.Server;
+
+public enum ServerState { Loading, Ready, Failed, Stopping, Stopped }
+
+/// <summary>
+/// The served model and its engine, and the server's lifecycle: <see cref="ServerState.Loading"/> (the model loads
+/// in the background after Kestrel starts; requests get 503), <see cref="ServerState.Ready"/>,
+/// <see cref="ServerState.Stopping"/> (graceful shutdown: new requests get 503 while in-flight ones finish, up to
+/// the shutdown timeout, after which the engine aborts them) and <see cref="ServerState.Stopped"/>.
+/// </summary>
+public sealed class ModelHost : IAsyncDisposable
+{
+    private readonly ServerOptions _options;
+    private readonly ILogger _log;
+    private readonly Lock _gate = new();
+    private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _loadCancel = new();
+    private volatile ServerState _state = ServerState.Loading;
+    private Task? _stopTask;
+    private bool _loadStarted;
+
+    public ModelHost(ServerOptions options, ILogger<ModelHost> log)
+    {
+        _options = options;
+        _log = log;
+        ModelId = options.ModelId;
+    }
+
+    public ServerOptions Options => _options;
+    public ServerState State => _state;
+    public string ModelId { get; }
+    public Model? Model { get; private set; }
+    public LlmEngine? Engine { get; private set; }
+    public PromptBuilder? Prompts { get; private set; }
+    public PrometheusExporter? Exporter { get; private set; }
+    /// <summary>When the model finished loading (Unix seconds), for /v1/models.</summary>
+    public long Created { get; private set; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    public Exception? LoadError { get; private set; }
+    /// <summary>Completes when the model is ready; faults with the load error.</summary>
+    public Task Loaded => _loaded.Task;
+
+    /// <summary>Starts loading the model on a background thread (once).</summary>
+    public void StartLoading()
+    {
+        lock (_gate)
+        {
+            if (_state != ServerState.Loading || _loadStarted) return;
+            _loadStarted = true;
+        }
+        _ = Task.Run(LoadAsync);
+    }
+
+    private async Task LoadAsync()
+    {
+        Model? model = null;
+        LlmEngine? engine = null;
+        try
+        {
+            model = _options.ModelLoader != null
+                ? await _options.ModelLoader(_loadCancel.Token).ConfigureAwait(false)
+                : Models.Model.Load(_options.ModelPath);
+            _loadCancel.Token.ThrowIfCancellationRequested();
+            var prompts = new PromptBuilder(model);
+            engine = new LlmEngine(model, _options.Engine);
+            var exporter = new PrometheusExporter(engine.Metrics.Meter, ModelId);
+            lock (_gate)
+            {
+                if (_state != ServerState.Loading) throw new OperationCanceledException("the server stopped while the model was loading");
+                Model = model;
+                Engine = engine;
+                Prompts = prompts;
+                Exporter = exporter;
+                Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+                _state = ServerState.Ready;
+            }
+            _loaded.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            engine?.Dispose();
+            if (_options.DisposeModel) model?.Dispose();
+            LoadError = e;
+            lock (_gate)
+                if (_state == ServerState.Loading) _state = ServerState.Failed;
+            if (e is not OperationCanceledException) _log.LogError("loading {Path} failed: {Message}", _options.ModelPath, e.Message);
+            _loaded.TrySetException(e);
+        }
+    }
+
+    /// <summary>The engine, or a 503 (loading, failed, stopping) for the caller to answer with.</summary>
+    public LlmEngine RequireEngine() => _state switch
+    {
+        ServerState.Ready => Engine!,
+        ServerState.Loading => throw ApiErrors.Loading(),
+        ServerState.Failed => throw new ApiException(503, "The model failed to load: " + LoadError?.Message, ApiErrorTypes.Unavailable, null, "model_load_failed"),
+        _ => throw ApiErrors.ShuttingDown(),
+    };
+
+    /// <summary>Graceful shutdown begins: refuse new requests, let the engine finish in-flight ones for up to the
+    /// shutdown timeout, then abort the rest. Returns at once; <see cref="StopAsync"/> waits for the end.</summary>
+    public void BeginShutdown()
+    {
+        bool wasReady;
+        lock (_gate)
+        {
+            if (_stopTask != null) return;
+            wasReady = _state == ServerState.Ready;
+            _state = ServerState.Stopping;
+            _loadCancel.Cancel();
+            _stopTask = wasReady ? Engine!.StopAsync(_options.ShutdownTimeout) : Task.CompletedTask;
+        }
+        if (wasReady)
+            _log.LogInformation("shutting down: new requests are refused, in-flight requests have {Seconds} s to finish", _options.ShutdownTimeout.TotalSeconds);
+    }
+
+    /// <summary>Completes the shutdown (starting it if needed) and releases the engine.</summary>
+    public async Task StopAsync()
+    {
+        BeginShutdown();
+        await _stopTask!.ConfigureAwait(false);
+        lock (_gate) _state = ServerState.Stopped;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_state != ServerState.Stopped) await StopAsync().ConfigureAwait(false);
+        Exporter?.Dispose();
+        Engine?.Dispose();
+        if (_options.DisposeModel) Model?.Dispose();
+        _loadCancel.Dispose();
+    }
+}

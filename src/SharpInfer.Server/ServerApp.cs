@@ -1,0 +1,141 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using SharpInfer.Server.Api;
+
+namespace SharpInfer.Server;
+
+/// <summary>
+/// Builds the OpenAI-compatible HTTP server: Kestrel on <see cref="ServerOptions.ListenUrl"/>, minimal-API endpoints,
+/// OpenAI-shaped errors for everything (including unknown routes and wrong methods), bearer-key auth, background
+/// model loading once the server listens, and graceful shutdown on SIGTERM/Ctrl-C.
+/// </summary>
+public static class ServerApp
+{
+    /// <summary>Creates the application (not started). <paramref name="configure"/> can adjust the builder before it
+    /// is built (tests swap in TestServer or change logging).</summary>
+    public static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure = null)
+    {
+        options.Validate();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ContentRootPath = AppContext.BaseDirectory,
+            ApplicationName = typeof(ServerApp).Assembly.GetName().Name,
+        });
+        // no appsettings.json or environment overrides (and no file watchers): the options are the configuration
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection();
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+        });
+        builder.WebHost.UseUrls(options.ListenUrl);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        // start-up failures (port in use) are reported by the caller in one line, not as a logged stack trace
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.Critical);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        // Kestrel's own drain must outlast the engine's grace period, which ends in-flight requests itself.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<ModelHost>();
+        builder.Services.AddHostedService<ModelHostService>();
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        var host = app.Services.GetRequiredService<ModelHost>();
+        var log = app.Services.GetRequiredService<ILogger<ModelHost>>();
+        app.Lifetime.ApplicationStarted.Register(host.StartLoading);
+        app.Lifetime.ApplicationStopping.Register(host.BeginShutdown);
+
+        app.Use((ctx, next) => HandleErrors(ctx, next, log));
+        app.UseStatusCodePages(ctx => StatusCodePage(ctx.HttpContext));
+        app.Use((ctx, next) => Authorize(ctx, next, options.ApiKey));
+
+        app.MapGet("/health", ctx => InfoEndpoints.HealthAsync(ctx, host));
+        app.MapGet("/metrics", ctx => InfoEndpoints.MetricsAsync(ctx, host));
+        app.MapGet("/v1/models", ctx => InfoEndpoints.ModelsAsync(ctx, host));
+        app.MapPost("/v1/chat/completions", ctx => GenerationEndpoints.ChatAsync(ctx, host, log));
+        app.MapPost("/v1/completions", ctx => GenerationEndpoints.CompletionsAsync(ctx, host, log));
+        app.MapPost("/tokenize", ctx => InfoEndpoints.TokenizeAsync(ctx, host));
+        app.MapPost("/detokenize", ctx => InfoEndpoints.DetokenizeAsync(ctx, host));
+        return app;
+    }
+
+    private static async Task HandleErrors(HttpContext ctx, Func<Task> next, ILogger log)
+    {
+        try
+        {
+            await next().ConfigureAwait(false);
+        }
+        catch (Exception e) when (ctx.RequestAborted.IsCancellationRequested && e is OperationCanceledException or IOException)
+        {
+            // the client went away
+        }
+        catch (Exception e)
+        {
+            var error = ApiErrors.Map(e);
+            if (error.Status >= 500 && e is not ApiException) log.LogError(e, "{Method} {Path} failed", ctx.Request.Method, ctx.Request.Path);
+            if (ctx.Response.HasStarted)
+            {
+                ctx.Abort();
+                return;
+            }
+            ctx.Response.Clear();
+            await ApiErrors.WriteAsync(ctx, error).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Unknown routes (404) and wrong methods (405) answer with OpenAI error bodies too.</summary>
+    private static Task StatusCodePage(HttpContext ctx)
+    {
+        int status = ctx.Response.StatusCode;
+        var error = status switch
+        {
+            404 => new ApiException(404, $"Not found: {ctx.Request.Method} {ctx.Request.Path}", ApiErrorTypes.NotFound, null, "not_found"),
+            405 => new ApiException(405, $"Method {ctx.Request.Method} is not allowed on {ctx.Request.Path}", ApiErrorTypes.InvalidRequest, null, "method_not_allowed"),
+            _ => new ApiException(status, ReasonPhrases.GetReasonPhrase(status), status >= 500 ? ApiErrorTypes.Server : ApiErrorTypes.InvalidRequest),
+        };
+        return ApiErrors.WriteAsync(ctx, error);
+    }
+
+    private static bool NeedsKey(PathString path) =>
+        path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize");
+
+    private static Task Authorize(HttpContext ctx, Func<Task> next, string? apiKey)
+    {
+        if (apiKey is null || !NeedsKey(ctx.Request.Path)) return next();
+        string header = ctx.Request.Headers.Authorization.ToString();
+        const string scheme = "Bearer ";
+        bool ok = header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)
+                  && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()), Encoding.UTF8.GetBytes(apiKey));
+        if (ok) return next();
+        ctx.Response.Headers.WWWAuthenticate = "Bearer";
+        return ApiErrors.WriteAsync(ctx, new ApiException(401,
+            header.Length == 0 ? "You didn't provide an API key. Provide it in the Authorization header (Authorization: Bearer YOUR_KEY)."
+                               : "Incorrect API key provided.",
+            ApiErrorTypes.Authentication, null, "invalid_api_key"));
+    }
+}
+
+/// <summary>Waits, at host shutdown, for the engine to finish or abort in-flight requests, then releases it.</summary>
+internal sealed class ModelHostService(ModelHost host) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => host.StopAsync();
+}

@@ -1,0 +1,76 @@
+using SharpInfer.Engine;
+using SharpInfer.Models;
+
+namespace SharpInfer.Server;
+
+/// <summary>Options of the HTTP server (<c>sharpinfer serve</c>), with the engine's options inside.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>The GGUF file to serve (-m).</summary>
+    public string ModelPath { get; init; } = "";
+    /// <summary>Interface to listen on (--host); "0.0.0.0" or "::" for all.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+    /// <summary>TCP port (--port); 0 picks a free one.</summary>
+    public int Port { get; init; } = 8080;
+    /// <summary>When set, /v1/* and /tokenize, /detokenize require <c>Authorization: Bearer &lt;key&gt;</c> (--api-key).</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>The model id clients use (--served-model-name); null = the file name without .gguf.</summary>
+    public string? ServedModelName { get; init; }
+    /// <summary>How long in-flight requests may run after SIGTERM/Ctrl-C before they are aborted (--shutdown-timeout).</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Largest accepted request body in bytes; larger bodies get 413 (--max-body-size).</summary>
+    public long MaxRequestBodyBytes { get; init; } = 16L << 20;
+    public EngineOptions Engine { get; init; } = new();
+    /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
+    /// after the server starts listening; until it returns, requests get 503.</summary>
+    public Func<CancellationToken, Task<Model>>? ModelLoader { get; init; }
+    /// <summary>Dispose the model when the server stops (false when the caller shares a loaded model).</summary>
+    public bool DisposeModel { get; init; } = true;
+
+    /// <summary>The id of the served model.</summary>
+    public string ModelId => ServedModelName is { Length: > 0 } n ? n
+        : Path.GetFileName(ModelPath) is var f && f.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? f[..^5] : Path.GetFileName(ModelPath);
+
+    public ServerOptions Validate()
+    {
+        if (Port is < 0 or > 65535) throw new InvalidRequestException($"--port must be between 0 and 65535, got {Port}", "port");
+        if (string.IsNullOrWhiteSpace(Host)) throw new InvalidRequestException("--host must not be empty", "host");
+        if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("--shutdown-timeout must not be negative", "shutdown_timeout");
+        if (MaxRequestBodyBytes < 1024) throw new InvalidRequestException("--max-body-size must be at least 1 KiB", "max_body_size");
+        if (ApiKey is { Length: 0 }) throw new InvalidRequestException("--api-key must not be empty", "api_key");
+        if (string.IsNullOrEmpty(ModelId)) throw new InvalidRequestException("a model file (-m) or --served-model-name is required", "model");
+        Engine.Validate();
+        return this;
+    }
+
+    /// <summary>The URL Kestrel binds for <see cref="Host"/> and <see cref="Port"/> (IPv6 literals bracketed).</summary>
+    public string ListenUrl => $"http://{(Host.Contains(':') && !Host.StartsWith('[') ? $"[{Host}]" : Host)}:{Port}";
+}
+
+/// <summary>Parses sizes such as <c>2GiB</c>, <c>512MiB</c>, <c>1.5GB</c>, <c>4096</c> (bytes).</summary>
+public static class ByteSize
+{
+    public static long Parse(string text, string field = "kv_cache_memory")
+    {
+        var s = text.Trim();
+        int i = 0;
+        while (i < s.Length && (char.IsDigit(s[i]) || s[i] == '.')) i++;
+        if (i == 0 || !double.TryParse(s[..i], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value))
+            throw new InvalidRequestException($"'{text}' is not a size (examples: 2GiB, 512MiB, 1.5GB, 1048576)", field);
+        double mult = s[i..].Trim().ToLowerInvariant() switch
+        {
+            "" or "b" => 1,
+            "k" or "kb" => 1e3, "kib" => 1L << 10,
+            "m" or "mb" => 1e6, "mib" => 1L << 20,
+            "g" or "gb" => 1e9, "gib" => 1L << 30,
+            "t" or "tb" => 1e12, "tib" => 1L << 40,
+            var u => throw new InvalidRequestException($"'{text}': unknown unit '{u}' (use B, KiB, MiB, GiB, KB, MB, GB)", field),
+        };
+        double bytes = value * mult;
+        if (!(bytes >= 1 && bytes < 9e18)) throw new InvalidRequestException($"'{text}' is not a positive size", field);
+        return (long)bytes;
+    }
+
+    public static string Format(long bytes) =>
+        bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):F2} GiB" : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):F1} MiB" : $"{bytes / 1024.0:F1} KiB";
+}

@@ -1,0 +1,112 @@
+using SharpInfer.Cli.Commands;
+
+namespace SharpInfer.Tests.Server;
+
+/// <summary><c>bench serve</c> against the in-process server on a loopback port.</summary>
+public class BenchServeTests
+{
+    [Fact]
+    public async Task BenchServeCompletesEveryRequestAndCountsTokensFromUsage()
+    {
+        await using var s = await ServerHarness.StartAsync(loopback: true);
+        var options = new BenchServeOptions
+        {
+            BaseUrl = s.BaseAddress.ToString(),
+            NumPrompts = 12,
+            RequestRate = 200,
+            MaxConcurrency = 4,
+            InputLen = (4, 10),
+            OutputLen = (5, 5),
+            Seed = 3,
+        };
+        var result = await BenchServe.RunAsync(options, ct: TestContext.Current.CancellationToken);
+        Assert.Equal(12, result.Completed);
+        Assert.Equal(0, result.Failed);
+        Assert.Equal(s.ModelId, result.Model);   // taken from /v1/models
+        Assert.Equal(60, result.TotalOutputTokens);
+        Assert.True(result.InputTokensFromServer);
+        // the prompt tokens reported are the server's count of the generated prompts
+        var tokenizer = s.Engine.Model.Tokenizer;
+        long expectedInput = BenchServe.BuildDataset(options).Sum(d => (long)tokenizer.Encode(d.Prompt).Length);
+        Assert.Equal(expectedInput, result.TotalInputTokens);
+        Assert.InRange(result.MaxConcurrencyObserved, 1, 4);
+        Assert.True(result.Duration > 0);
+        Assert.Equal(result.Completed / result.Duration, result.RequestThroughput, 9);
+        Assert.Equal(result.TotalOutputTokens / result.Duration, result.OutputThroughput, 9);
+        Assert.Equal((result.TotalInputTokens + result.TotalOutputTokens) / result.Duration, result.TotalTokenThroughput, 9);
+        Assert.Equal(12, result.TtftMs.Length);
+        Assert.All(result.TtftMs, t => Assert.True(t > 0));
+        Assert.Equal(12, result.TpotMs.Length);
+        Assert.NotEmpty(result.ItlMs);
+        Assert.All(result.Requests, r => Assert.True(r.Latency >= r.Ttft));
+        Assert.True(BenchServeResult.Percentile(result.TtftMs, 50) <= BenchServeResult.Percentile(result.TtftMs, 99));
+
+        var json = result.ToJson();
+        Assert.Equal(12, json["completed"]!.GetValue<int>());
+        Assert.Equal(60, json["total_output_tokens"]!.GetValue<long>());
+        foreach (var key in new[] { "request_throughput", "output_throughput", "total_token_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms",
+                                    "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "median_itl_ms", "p99_itl_ms" })
+            Assert.True(json.ContainsKey(key), key);
+        var printed = new StringWriter();
+        result.Print(printed);
+        Assert.Contains("Successful requests:                    12", printed.ToString());
+    }
+
+    [Fact]
+    public async Task SharedPrefixOverChatCompletions()
+    {
+        await using var s = await ServerHarness.StartAsync(loopback: true);
+        var options = new BenchServeOptions
+        {
+            BaseUrl = s.BaseAddress.ToString().TrimEnd('/'),
+            Model = s.ModelId,
+            NumPrompts = 6,
+            Dataset = "shared-prefix",
+            PrefixLen = 12,
+            InputLen = (3, 3),
+            OutputLen = (2, 4),
+            Endpoint = "/v1/chat/completions",
+        };
+        var data = BenchServe.BuildDataset(options);
+        var prefix = string.Join(' ', data[0].Prompt.Split(' ').Take(12));
+        Assert.All(data, d => Assert.StartsWith(prefix + " ", d.Prompt));
+        Assert.All(data, d => Assert.Equal(15, d.Prompt.Split(' ').Length));
+        Assert.Equal(6, data.Select(d => d.Prompt).Distinct().Count());
+        var result = await BenchServe.RunAsync(options, ct: TestContext.Current.CancellationToken);
+        Assert.Equal(6, result.Completed);
+        Assert.Equal(data.Sum(d => d.OutputLen), result.TotalOutputTokens);
+    }
+
+    [Fact]
+    public async Task FailuresAreCountedNotThrown()
+    {
+        await using var s = await ServerHarness.StartAsync(loopback: true, configure: o => o with { ApiKey = "k" });
+        var result = await BenchServe.RunAsync(new BenchServeOptions
+        {
+            BaseUrl = s.BaseAddress.ToString(), Model = s.ModelId, NumPrompts = 3, InputLen = (2, 2), OutputLen = (2, 2),
+        }, ct: TestContext.Current.CancellationToken);
+        Assert.Equal(0, result.Completed);
+        Assert.Equal(3, result.Failed);
+        Assert.All(result.Requests, r => Assert.StartsWith("HTTP 401", r.Error));
+    }
+
+    [Theory]
+    [InlineData("128", 128, 128)]
+    [InlineData("64:256", 64, 256)]
+    public void RangesParse(string text, int min, int max) => Assert.Equal((min, max), BenchServeCommand.ParseRange(text, "input-len"));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("5:2")]
+    [InlineData("a:b")]
+    [InlineData("1:2:3")]
+    public void BadRangesAreRejected(string text) => Assert.Throws<InvalidRequestException>(() => BenchServeCommand.ParseRange(text, "input-len"));
+
+    [Fact]
+    public void RateParses()
+    {
+        Assert.True(double.IsPositiveInfinity(BenchServeCommand.ParseRate("inf")));
+        Assert.Equal(2.5, BenchServeCommand.ParseRate("2.5"));
+        Assert.Throws<InvalidRequestException>(() => BenchServeCommand.ParseRate("-1"));
+    }
+}
