@@ -196,7 +196,9 @@ internal static class GenerationEndpoints
             }
             if (states.Any(s => s.Finish == FinishReason.Abort))
                 throw host.State == ServerState.Ready
-                    ? new ApiException(StatusCodes.Status500InternalServerError, "The engine aborted the request before it finished.", ApiErrorTypes.Server)
+                    ? new ApiException(StatusCodes.Status500InternalServerError,
+                        "The engine aborted the request before it finished" + (states.FirstOrDefault(s => s.Error != null)?.Error is { } why ? $": {why}" : "."),
+                        ApiErrorTypes.Server)
                     : ApiErrors.ShuttingDown();
             await JsonResponse.WriteAsync(ctx, w =>
             {
@@ -291,6 +293,7 @@ internal static class GenerationEndpoints
         if (o.LogProbs != null) s.LogProbs.AddRange(o.LogProbs);
         s.CompletionTokens = Math.Max(s.CompletionTokens, o.CompletionTokens);
         if (o.Finish != null) s.Finish = o.Finish;
+        if (o.Error != null) s.Error = o.Error;
     }
 
     /// <summary>One streamed chunk of choice <paramref name="index"/>: chat's <c>delta</c> or completions' <c>text</c>.</summary>

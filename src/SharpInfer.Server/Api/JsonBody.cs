@@ -17,7 +17,11 @@ public sealed class JsonBody(JsonObject root)
     /// <summary>Reads the body (at most <paramref name="maxBytes"/>, else 413) and parses a JSON object (else 400).</summary>
     public static async Task<JsonBody> ReadAsync(HttpRequest request, long maxBytes, CancellationToken ct)
     {
-        if (request.ContentLength > maxBytes) throw TooLarge(maxBytes);
+        if (request.ContentLength > maxBytes)
+        {
+            await DrainAsync(request, ct).ConfigureAwait(false);
+            throw TooLarge(maxBytes);
+        }
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, maxBytes) + 1);
         var stream = request.Body;
         while (true)
@@ -26,7 +30,11 @@ public sealed class JsonBody(JsonObject root)
             int n = await stream.ReadAsync(span, ct).ConfigureAwait(false);
             if (n == 0) break;
             buffer.Advance(n);
-            if (buffer.WrittenCount > maxBytes) throw TooLarge(maxBytes);
+            if (buffer.WrittenCount > maxBytes)
+            {
+                await DrainAsync(request, ct).ConfigureAwait(false);
+                throw TooLarge(maxBytes);
+            }
         }
         if (buffer.WrittenCount == 0) throw ApiException.BadRequest("The request body is empty; expected a JSON object.");
         JsonNode? node;
@@ -48,6 +56,26 @@ public sealed class JsonBody(JsonObject root)
             throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
         }
         return new JsonBody(obj);
+    }
+
+    /// <summary>Bodies up to this size are read and discarded before a 413 is sent: a client still writing its body
+    /// when the server answers and closes would otherwise see a connection reset instead of the error.</summary>
+    private const long DrainLimit = 4L << 20;
+
+    private static async Task DrainAsync(HttpRequest request, CancellationToken ct)
+    {
+        if (request.ContentLength > DrainLimit) return;   // too big to be worth reading: the connection just closes
+        var limit = request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>();
+        if (limit is { IsReadOnly: false }) limit.MaxRequestBodySize = DrainLimit;
+        var scratch = ArrayPool<byte>.Shared.Rent(16384);
+        try
+        {
+            long total = 0;
+            int n;
+            while (total <= DrainLimit && (n = await request.Body.ReadAsync(scratch, ct).ConfigureAwait(false)) > 0) total += n;
+        }
+        catch (Exception e) when (e is BadHttpRequestException or IOException or OperationCanceledException) { }
+        finally { ArrayPool<byte>.Shared.Return(scratch); }
     }
 
     private static ApiException TooLarge(long max) =>

@@ -29,6 +29,8 @@ internal sealed class ChoiceState
     public readonly StringBuilder Text = new();
     public readonly List<TokenLogProbs> LogProbs = [];
     public FinishReason? Finish;
+    /// <summary>The engine's reason when it aborted the choice on its own (not the client's cancellation).</summary>
+    public string? Error;
     public int CompletionTokens;
     public bool StartedStreaming;
     /// <summary>Characters of text (echoed prompt included) before the next token, for completions' text_offset.</summary>

@@ -28,6 +28,9 @@ public sealed record RequestOutput
     /// <summary>Tokens generated so far (all outputs of this request).</summary>
     public int CompletionTokens { get; init; }
     public RequestTimings? Timings { get; init; }
+    /// <summary>On a final output with <see cref="FinishReason.Abort"/>: why the engine gave up on the request, when it
+    /// was not the caller's cancellation (e.g. an internal failure); null otherwise.</summary>
+    public string? Error { get; init; }
     public bool IsFinal => Finish != null;
 }
 

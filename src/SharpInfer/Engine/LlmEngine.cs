@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Threading.Channels;
 using SharpInfer.KvCache;
@@ -30,6 +29,7 @@ public sealed class LlmEngine : IDisposable
         public required StopStringMatcher Stops;
         public required Channel<RequestOutput> Channel;
         public long Arrival, FirstScheduled, FirstToken, LastToken;
+        public CancellationTokenRegistration Cancellation;
         public bool PromptCounted;
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
     }
@@ -51,7 +51,7 @@ public sealed class LlmEngine : IDisposable
     private readonly Dictionary<long, Request> _live = [];
     private readonly TokenLogProb[] _top = new TokenLogProb[SamplingParams.MaxLogprobs];
     private long _nextId;
-    private int _queued;               // added but not yet scheduled (admission control)
+    private int _inSystem;             // accepted and not finished (admission control)
     private int _pendingAdds;          // added but not yet seen by the loop
     private volatile bool _accepting = true;
     private volatile bool _stopLoop;
@@ -113,12 +113,12 @@ public sealed class LlmEngine : IDisposable
         int limit = (int)Math.Min(MaxModelLen, _blocks.CapacityTokens);
         if (prompt.Length >= limit) throw new ContextLengthExceededException(prompt.Length, limit);
         int maxLength = (int)Math.Min((long)prompt.Length + p.MaxTokens, limit);
-        // Admission control: at most MaxQueuedRequests may wait beyond the seats that are free right now.
-        int freeSeats = Math.Max(0, Options.MaxNumSeqs - _stats.Running);
-        if (Interlocked.Increment(ref _queued) > Options.MaxQueuedRequests + freeSeats)
+        // Admission control: MaxNumSeqs requests can run and MaxQueuedRequests more can wait; beyond that the
+        // request is refused at once (the HTTP layer answers 429) instead of queueing without bound.
+        if (Interlocked.Increment(ref _inSystem) > Options.MaxNumSeqs + Options.MaxQueuedRequests)
         {
-            int q = Interlocked.Decrement(ref _queued);
-            throw new EngineOverloadedException(q);
+            int q = Interlocked.Decrement(ref _inSystem) - Options.MaxNumSeqs;
+            throw new EngineOverloadedException(Math.Max(0, q));
         }
         long id = Interlocked.Increment(ref _nextId);
         var r = new Request(id, prompt, maxLength, request.Priority)
@@ -133,14 +133,15 @@ public sealed class LlmEngine : IDisposable
         };
         Interlocked.Increment(ref _pendingAdds);
         _incoming.Enqueue((Command.Add, r));
+        // watch the token from now on, whether or not the caller ever reads the stream
+        r.Cancellation = cancellation.Register(static state => { var (e, q) = ((LlmEngine, Request))state!; e.Abort(q); }, (this, r));
         _signal.Release();
-        return Read(r, cancellation);
+        return Read(r);
     }
 
-    private async IAsyncEnumerable<RequestOutput> Read(Request r, [EnumeratorCancellation] CancellationToken ct)
+    private async IAsyncEnumerable<RequestOutput> Read(Request r)
     {
         bool finished = false;
-        using var reg = ct.Register(() => Abort(r));
         try
         {
             await foreach (var output in r.Channel.Reader.ReadAllAsync(CancellationToken.None))
@@ -211,8 +212,9 @@ public sealed class LlmEngine : IDisposable
                     {
                         // not seen yet: its Add is still queued behind this abort
                         r.Status = SequenceStatus.Finished;
-                        Interlocked.Decrement(ref _queued);
+                        Interlocked.Decrement(ref _inSystem);
                         r.Channel.Writer.TryComplete();
+                        r.Cancellation.Dispose();
                         continue;
                     }
                     Finish(r, FinishReason.Abort);
@@ -243,7 +245,6 @@ public sealed class LlmEngine : IDisposable
             if (r.FirstScheduled == 0)
             {
                 r.FirstScheduled = t0;
-                Interlocked.Decrement(ref _queued);
                 Metrics.QueueTime.Record(Seconds(r.Arrival, t0));
             }
             int seq = _batch.AddSequence(r.Blocks);
@@ -341,10 +342,9 @@ public sealed class LlmEngine : IDisposable
     private void Finish(Request r, FinishReason reason, RequestOutput? last = null, string text = "", Exception? error = null)
     {
         if (r.Status == SequenceStatus.Finished) return;
-        bool wasQueued = r.FirstScheduled == 0;
         _scheduler.Remove(r);
         _live.Remove(r.Id);
-        if (wasQueued) Interlocked.Decrement(ref _queued);
+        Interlocked.Decrement(ref _inSystem);
         long now = Stopwatch.GetTimestamp();
         double e2e = Seconds(r.Arrival, now);
         double ttft = r.FirstToken == 0 ? e2e : Seconds(r.Arrival, r.FirstToken);
@@ -365,9 +365,10 @@ public sealed class LlmEngine : IDisposable
         var final = (last ?? new RequestOutput
         {
             RequestId = r.RequestId, TokenIds = [], Text = text, PromptTokens = r.PromptLength, CompletionTokens = r.OutputLength,
-        }) with { Finish = reason, Timings = timings };
+        }) with { Finish = reason, Timings = timings, Error = error?.Message };
         r.Channel.Writer.TryWrite(final);
-        r.Channel.Writer.TryComplete(error);
+        r.Channel.Writer.TryComplete();
+        r.Cancellation.Dispose();
     }
 
     private void PublishStats()

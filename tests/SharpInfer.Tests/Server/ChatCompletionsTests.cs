@@ -55,7 +55,7 @@ public class ChatCompletionsTests
         Assert.False(string.IsNullOrEmpty(c.SystemFingerprint));
         Assert.True(c.CreatedAt > DateTimeOffset.UtcNow.AddHours(-1));
         // Qwen3's own template was used: the prompt holds its turn markers
-        var rendered = new PromptBuilder(s.Engine.Model).Render(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "x" }));
+        var rendered = new PromptBuilder(s.Engine.Model).Build(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "x" })).Text;
         Assert.Contains("<|im_start|>user", rendered);
     }
 

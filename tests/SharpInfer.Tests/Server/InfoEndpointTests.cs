@@ -85,7 +85,7 @@ public class InfoEndpointTests
         Assert.Equal(v.BosId, tokens[0]);
         Assert.Equal(1, tokens.Count(t => t == v.BosId));
         // a rendered prompt without the BOS text gets it prepended
-        var plain = builder.Tokenize("[INST] Hi [/INST]");
+        var plain = builder.Formatter.Tokenize("[INST] Hi [/INST]");
         Assert.Equal(v.BosId, plain[0]);
         Assert.Equal(1, plain.Count(t => t == v.BosId));
 
