@@ -95,6 +95,8 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     {
         if (w.Cols != _input.Cols) throw new ArgumentException($"{w.Name} has {w.Cols} inputs but the input rows have {_input.Cols}");
         var kernel = KernelFor(w.Type);
+        if (kernel.ScratchFloats(w.Cols) > (long)DequantizedKernel.RowGroup * _maxCols)
+            throw new InvalidOperationException($"{kernel.GetType().Name} needs more per-thread scratch than the matmul allocated");
         if (kernel.Format != ActivationFormat.F32 && _quantizedAs != kernel.Format) Quantize(kernel.Format);
         _job = Job.Multiply;
         _w = w;

@@ -23,6 +23,11 @@ internal unsafe struct IQ4_NLFormat : ILegacyBlockFormat
     public static int QsOffset => BlockIQ4_NL.OffsetQs;
     public static int Offset => 128;
     public static bool HasMin => false;
+    public static bool PlainNibbles => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> MapNibbles(Vector256<byte> nibbles) => Avx2.Shuffle(Table, nibbles);
+
     public static bool WideCodes => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -21,6 +21,11 @@ internal unsafe struct Q4_0Format : ILegacyBlockFormat
     public static int QsOffset => BlockQ4_0.OffsetQs;
     public static int Offset => 8;
     public static bool HasMin => false;
+    public static bool PlainNibbles => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> MapNibbles(Vector256<byte> nibbles) => nibbles;
+
     public static bool WideCodes => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -21,6 +21,11 @@ internal unsafe struct Q4_1Format : ILegacyBlockFormat
     public static int QsOffset => BlockQ4_1.OffsetQs;
     public static int Offset => 0;
     public static bool HasMin => true;
+    public static bool PlainNibbles => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> MapNibbles(Vector256<byte> nibbles) => nibbles;
+
     public static bool WideCodes => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -22,6 +22,11 @@ internal unsafe struct Q5_0Format : ILegacyBlockFormat
     public static int QsOffset => BlockQ5_0.OffsetQs;
     public static int Offset => 16;
     public static bool HasMin => false;
+    public static bool PlainNibbles => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> MapNibbles(Vector256<byte> nibbles) => nibbles;
+
     public static bool WideCodes => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

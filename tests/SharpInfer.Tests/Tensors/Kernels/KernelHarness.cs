@@ -28,7 +28,12 @@ public static unsafe class KernelHarness
         }
         var x = new float[tokens * cols];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(Gaussian(rng) * (i % 13 == 0 ? 4 : 1));
+        Check(wType, kernel, weights, rows, cols, x, tokens);
+    }
 
+    /// <summary>As above on given weight bytes (rows × row size) and activations (tokens × cols).</summary>
+    public static void Check(GgmlType wType, MatMulKernel kernel, byte[] weights, int rows, int cols, float[] x, int tokens)
+    {
         using var input = new QuantizedInput(kernel.Format, x, tokens, cols);
         fixed (byte* wp = weights)
         {
