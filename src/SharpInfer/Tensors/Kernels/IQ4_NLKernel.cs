@@ -34,9 +34,13 @@ internal unsafe struct IQ4_NLFormat : ILegacyBlockFormat
     public static int Code(byte* blk, int j) => BlockIQ4_NL.Values[j < 16 ? blk[2 + j] & 0x0F : blk[2 + j - 16] >> 4];
 
     /// <summary>kvalues_iq4nl + 128 (both 128-bit halves, for the in-lane byte shuffle).</summary>
-    private static Vector256<byte> Table => Vector256.Create(
+    private static Vector256<byte> Table
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create(
         1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241,
         1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, (byte)241);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> UnpackPortable(byte* blk)

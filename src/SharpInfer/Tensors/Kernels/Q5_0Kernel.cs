@@ -38,8 +38,12 @@ internal unsafe struct Q5_0Format : ILegacyBlockFormat
     }
 
     /// <summary>Byte j of the result: 1 &lt;&lt; (j mod 8), the bit of qh byte j/8 that element j's fifth bit is.</summary>
-    private static Vector256<byte> BitMask => Vector256.Create(
+    private static Vector256<byte> BitMask
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create(
         1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, (byte)128);
+    }
 
     /// <summary>0x10 where the selected bit is set: the fifth bit of each code in place.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
