@@ -52,22 +52,27 @@ internal unsafe interface ILegacyBlockFormat
 /// sums are formed differs:
 /// <list type="bullet">
 /// <item>1–3 tokens (decode, memory-bound): 8 rows at a time straight from the weights; two rows' half blocks share
-/// one 256-bit vpdpbusd, three horizontal adds reduce 8 rows' partial sums to one vector with a row per lane, and
-/// the 8 rows' scales come from one gather, so the float step is one vector FMA per 8 row-blocks.</item>
-/// <item>4+ tokens (prefill): each group of 8 rows is repacked once into per-thread scratch, 4-byte groups of
-/// the 8 rows interleaved (lane r = row r), with the scales as floats; every token then needs only a broadcast of
-/// 4 activation bytes per vpdpbusd, and tiles of 8 rows × 4 tokens reuse each loaded weight vector 4 times.</item>
+/// one 256-bit vpdpbusd (nibbles split with one AND and one GFNI affine), three horizontal adds reduce the 8 rows'
+/// partial sums to one vector with a row per lane, and the 8 rows' f16 scales are converted in one vector, so the
+/// float step is one vector FMA per 8 row-blocks. The −offset·Σx term enters as the seed of the integer sums. The
+/// next 8-row group is prefetched while this one streams (worth ~30% when the weights come from DRAM).</item>
+/// <item>4+ tokens (prefill): groups of 8 rows are repacked into per-thread scratch (from the packed nibbles: a
+/// dword transpose, then AND/GFNI), 4-byte groups of the 8 rows interleaved so that lane r is row r, with the
+/// scales as floats; each vpdpbusd then takes a broadcast of 4 activation bytes. Tiles are 16 rows × 4 tokens on
+/// AVX-512 CPUs (the JIT's 32 vector registers hold 8 int and 8 float accumulators) and 8 × 4 on AVX2; a 1-token
+/// tile takes the remainder.</item>
 /// </list>
-/// Row counts that are not a multiple of 8 reuse the 8-row code with the missing rows aliased to the last real
-/// row (their lanes are computed and dropped).
+/// Row counts that are not a multiple of 8 (or 16) reuse the same code with the missing rows aliased to the last
+/// real row (their lanes are computed and dropped).
 /// </summary>
 internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlockFormat
 {
-    /// <summary>Token count from which the AVX2 path repacks weights (below it, each token streams the weights).</summary>
+    /// <summary>Token count from which the vector paths repack weights (below it, each token streams the weights).</summary>
     public const int GemmMinTokens = 4;
     /// <summary>Repacked bytes per block of 8 rows: 8 × 32 code bytes, 8 float scales, (Q4_1) 8 float minimums.</summary>
     private static int PackStride => TF.HasMin ? 320 : 288;
 
+    /// <summary>Two 8-row groups of repacked blocks (prefill), or the seeds of up to 3 tokens (decode).</summary>
     public static long ScratchFloats(int cols) => (long)(cols / 32) * Math.Max(PackStride / 2, 8 * (GemmMinTokens - 1)) + 16;
 
     public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
@@ -184,7 +189,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
 
     /// <summary>Exact f16 → f32 of the low 16 bits of each lane (upper bits are ignored), for every half value:
     /// normals and subnormals by moving the bits into place and scaling by 2^112 (exact), Inf/NaN by forcing the
-    /// exponent. Bit-identical to <see cref="Fp16.ToFloat"/>.</summary>
+    /// exponent. Bit-identical to <see cref="Fp16.ToFloat"/> (with the default MXCSR: no denormals-are-zero).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> HalfToFloat(Vector256<int> h)
     {
