@@ -51,12 +51,12 @@ internal unsafe interface ILegacyBlockFormat
 /// token count, so outputs are batch-invariant and the paths agree bit for bit; only the way the exact integer
 /// sums are formed differs:
 /// <list type="bullet">
-/// <item>1–3 tokens (decode, memory-bound): 8 rows at a time straight from the weights; two rows' half blocks share
+/// <item>1–2 tokens (decode, memory-bound): 8 rows at a time straight from the weights; two rows' half blocks share
 /// one 256-bit vpdpbusd (nibbles split with one AND and one GFNI affine), three horizontal adds reduce the 8 rows'
 /// partial sums to one vector with a row per lane, and the 8 rows' f16 scales are converted in one vector, so the
 /// float step is one vector FMA per 8 row-blocks. The −offset·Σx term enters as the seed of the integer sums. The
 /// next 8-row group is prefetched while this one streams (worth ~30% when the weights come from DRAM).</item>
-/// <item>4+ tokens (prefill): groups of 8 rows are repacked into per-thread scratch (from the packed nibbles: a
+/// <item>3+ tokens (prefill, batched decode): groups of 8 rows are repacked into per-thread scratch (from the packed nibbles: a
 /// dword transpose, then AND/GFNI), 4-byte groups of the 8 rows interleaved so that lane r is row r, with the
 /// scales as floats; each vpdpbusd then takes a broadcast of 4 activation bytes. Tiles are 16 rows × 4 tokens on
 /// AVX-512 CPUs (the JIT's 32 vector registers hold 8 int and 8 float accumulators) and 8 × 4 on AVX2; a 1-token
@@ -68,11 +68,11 @@ internal unsafe interface ILegacyBlockFormat
 internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlockFormat
 {
     /// <summary>Token count from which the vector paths repack weights (below it, each token streams the weights).</summary>
-    public const int GemmMinTokens = 4;
+    public const int GemmMinTokens = 3;
     /// <summary>Repacked bytes per block of 8 rows: 8 × 32 code bytes, 8 float scales, (Q4_1) 8 float minimums.</summary>
     private static int PackStride => TF.HasMin ? 320 : 288;
 
-    /// <summary>Two 8-row groups of repacked blocks (prefill), or the seeds of up to 3 tokens (decode).</summary>
+    /// <summary>Two 8-row groups of repacked blocks (prefill), or the seeds of up to 2 tokens (decode).</summary>
     public static long ScratchFloats(int cols) => (long)(cols / 32) * Math.Max(PackStride / 2, 8 * (GemmMinTokens - 1)) + 16;
 
     public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
