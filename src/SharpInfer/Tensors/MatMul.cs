@@ -28,6 +28,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     private readonly NativeBuffer<sbyte> _q;
     private readonly NativeBuffer<float> _d, _s;
     private readonly NativeBuffer<short> _bsums;
+    private readonly NativeBuffer<int> _sums;
     private readonly int _maxTokens, _maxCols;
 
     public IsaLevel Level { get; }
@@ -60,12 +61,14 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
             _d = new NativeBuffer<float>((long)maxTokens * (maxCols / 32 + 1));
             _s = new NativeBuffer<float>((long)maxTokens * (maxCols / 32 + 1));
             _bsums = new NativeBuffer<short>((long)maxTokens * (maxCols / 16 + 1));
+            _sums = new NativeBuffer<int>((long)maxTokens * (maxCols / 32 + 1));
         }
         else
         {
             _q = new NativeBuffer<sbyte>(1);
             _d = _s = new NativeBuffer<float>(1);
             _bsums = new NativeBuffer<short>(1);
+            _sums = new NativeBuffer<int>(1);
         }
     }
 
@@ -92,6 +95,8 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     {
         if (w.Cols != _input.Cols) throw new ArgumentException($"{w.Name} has {w.Cols} inputs but the input rows have {_input.Cols}");
         var kernel = KernelFor(w.Type);
+        if (kernel.ScratchFloats(w.Cols) > (long)DequantizedKernel.RowGroup * _maxCols)
+            throw new InvalidOperationException($"{kernel.GetType().Name} needs more per-thread scratch than the matmul allocated");
         if (kernel.Format != ActivationFormat.F32 && _quantizedAs != kernel.Format) Quantize(kernel.Format);
         _job = Job.Multiply;
         _w = w;
@@ -113,6 +118,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         _input.D = _d.Pointer;
         _input.S = _s.Pointer;
         _input.BSums = _bsums.Pointer;
+        _input.Sums = _sums.Pointer;
         _job = Job.Quantize;
         _quantFormat = f;
         _tasks = Math.Min(_input.Tokens, _pool.Threads);
@@ -129,7 +135,8 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
             int cols = _input.Cols, bs = ActivationQuantizer.BlockSize(_quantFormat);
             for (int t = t0; t < t1; t++)
                 ActivationQuantizer.Row(_quantFormat, _input.F32 + (long)t * cols, cols, _input.Q + (long)t * cols,
-                    _input.D + (long)t * (cols / bs), _input.S + (long)t * (cols / 32), _input.BSums + (long)t * (cols / 16), Level);
+                    _input.D + (long)t * (cols / bs), _input.S + (long)t * (cols / 32), _input.BSums + (long)t * (cols / 16), Level,
+                    _input.Sums + (long)t * (cols / 32));
             return;
         }
         int units = (_w.Rows + _rowAlign - 1) / _rowAlign;
@@ -141,6 +148,6 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     public void Dispose()
     {
         foreach (var s in _scratch) s.Dispose();
-        _q.Dispose(); _d.Dispose(); _s.Dispose(); _bsums.Dispose();
+        _q.Dispose(); _d.Dispose(); _s.Dispose(); _bsums.Dispose(); _sums.Dispose();
     }
 }

@@ -16,7 +16,7 @@ public enum ActivationFormat
 /// <summary>
 /// One matmul input (T tokens × Cols floats) and, computed on demand and cached until the next input, its
 /// quantized forms. Quantized rows are stored split for SIMD: all int8 values of a token contiguous, then its
-/// block scales as floats, and (Q8_1/Q8_K) block sums.
+/// block scales as floats, and block sums (Q8_0/Q8_1: exact Σq per block; Q8_1 also d·Σq; Q8_K: Σq per 16 values).
 /// </summary>
 public unsafe struct ActivationView
 {
@@ -31,4 +31,7 @@ public unsafe struct ActivationView
     public float* S;
     /// <summary>Q8_K only: Σq of every 16 values; token t at BSums + t * (Cols / 16).</summary>
     public short* BSums;
+    /// <summary>Q8_0/Q8_1: the exact integer Σq of each 32-block; token t at Sums + t * (Cols / 32). Kernels for weights
+    /// with an implicit offset (Q4_0's q − 8, Q5_0's q − 16) multiply unsigned codes and subtract offset·Σq.</summary>
+    public int* Sums;
 }

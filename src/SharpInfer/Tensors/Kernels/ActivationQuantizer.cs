@@ -9,7 +9,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// the same values ggml's do:
 /// <list type="bullet">
 /// <item>Q8_0/Q8_1 (ggml's AVX2 quantize_row_q8_0/q8_1): d = amax/127 stored as f16; values = round-half-even(x · 127/amax).
-/// Q8_1 adds s = f16(d · Σq).</item>
+/// Q8_1 adds s = f16(d · Σq) with the unrounded d. Optionally the exact Σq of each block (for offset weight formats).</item>
 /// <item>Q8_K (ggml's quantize_row_q8_K_ref): the element of largest magnitude, max, gives iscale = -127/max; values =
 /// min(127, round-half-even(iscale · x)); d = 1/iscale (a float); bsums = sums of each 16 values.</item>
 /// </list>
@@ -18,8 +18,9 @@ public static unsafe class ActivationQuantizer
 {
     public static int BlockSize(ActivationFormat f) => f == ActivationFormat.Q8_K ? 256 : 32;
 
-    /// <summary>Quantizes one row of <paramref name="n"/> floats.</summary>
-    public static void Row(ActivationFormat f, float* x, int n, sbyte* q, float* d, float* s, short* bsums, IsaLevel level)
+    /// <summary>Quantizes one row of <paramref name="n"/> floats. <paramref name="sums"/> (Q8_0/Q8_1, optional) receives
+    /// each block's exact integer Σq.</summary>
+    public static void Row(ActivationFormat f, float* x, int n, sbyte* q, float* d, float* s, short* bsums, IsaLevel level, int* sums = null)
     {
         switch (f)
         {
@@ -27,13 +28,15 @@ public static unsafe class ActivationQuantizer
             case ActivationFormat.Q8_1:
                 for (int b = 0; b < n / 32; b++)
                 {
-                    float db = level >= IsaLevel.Portable ? Q8_0BlockVector(x + b * 32, q + b * 32) : Q8_0BlockScalar(x + b * 32, q + b * 32);
-                    d[b] = db;
-                    if (f == ActivationFormat.Q8_1)
+                    sbyte* qb = q + b * 32;
+                    float dRaw = level >= IsaLevel.Portable ? Q8_0BlockVector(x + b * 32, qb) : Q8_0BlockScalarRaw(x + b * 32, qb);
+                    d[b] = (float)(Half)dRaw;
+                    if (f == ActivationFormat.Q8_1 || sums != null)
                     {
-                        int sum = 0;
-                        for (int j = 0; j < 32; j++) sum += q[b * 32 + j];
-                        s[b] = (float)(Half)(db * sum);
+                        int sum = level >= IsaLevel.Portable ? SumVector(qb) : SumScalar(qb);
+                        if (sums != null) sums[b] = sum;
+                        // ggml's x86 quantize_row_q8_1: s = fp16(d·Σq) with the float d = amax/127, not the fp16-rounded one
+                        if (f == ActivationFormat.Q8_1) s[b] = (float)(Half)(dRaw * sum);
                     }
                 }
                 break;
@@ -45,18 +48,36 @@ public static unsafe class ActivationQuantizer
         }
     }
 
+    private static int SumScalar(sbyte* q)
+    {
+        int sum = 0;
+        for (int j = 0; j < 32; j++) sum += q[j];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int SumVector(sbyte* q)
+    {
+        var (lo, hi) = Vector256.Widen(Vector256.Load(q));
+        return Vector256.Sum(lo + hi);  // |Σ| <= 32·127: no int16 overflow
+    }
+
     /// <summary>Scalar reference of ggml's x86 Q8_0 block quantization. Returns the scale as the dot product uses it
     /// (f16-rounded, back to float).</summary>
-    public static float Q8_0BlockScalar(float* x, sbyte* q)
+    public static float Q8_0BlockScalar(float* x, sbyte* q) => (float)(Half)Q8_0BlockScalarRaw(x, q);
+
+    /// <summary>Quantizes the block; returns the unrounded d = amax/127.</summary>
+    private static float Q8_0BlockScalarRaw(float* x, sbyte* q)
     {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
         float d = amax / 127f;
         float id = amax != 0f ? 127f / amax : 0f;
         for (int j = 0; j < 32; j++) q[j] = (sbyte)(int)MathF.Round(x[j] * id, MidpointRounding.ToEven);
-        return (float)(Half)d;
+        return d;
     }
 
+    /// <summary>Vector form of <see cref="Q8_0BlockScalarRaw"/> (same values).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Q8_0BlockVector(float* x, sbyte* q)
     {
@@ -76,7 +97,7 @@ public static unsafe class ActivationQuantizer
         var s01 = Vector256.Narrow(i0, i1);   // values are within [-127, 127]: narrowing is exact
         var s23 = Vector256.Narrow(i2, i3);
         Vector256.Store(Vector256.Narrow(s01, s23), q);
-        return (float)(Half)d;
+        return d;
     }
 
     /// <summary>ggml's quantize_row_q8_K_ref for one block of 256. Returns d.</summary>

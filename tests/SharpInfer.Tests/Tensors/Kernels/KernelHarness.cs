@@ -28,7 +28,12 @@ public static unsafe class KernelHarness
         }
         var x = new float[tokens * cols];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(Gaussian(rng) * (i % 13 == 0 ? 4 : 1));
+        Check(wType, kernel, weights, rows, cols, x, tokens);
+    }
 
+    /// <summary>As above on given weight bytes (rows × row size) and activations (tokens × cols).</summary>
+    public static void Check(GgmlType wType, MatMulKernel kernel, byte[] weights, int rows, int cols, float[] x, int tokens)
+    {
         using var input = new QuantizedInput(kernel.Format, x, tokens, cols);
         fixed (byte* wp = weights)
         {
@@ -100,6 +105,7 @@ public static unsafe class KernelHarness
         private readonly sbyte[] _q;
         private readonly float[] _d, _s;
         private readonly short[] _bsums;
+        private readonly int[] _sums;
         private readonly ActivationFormat _format;
         private readonly int _cols;
         public ActivationView View;
@@ -113,19 +119,22 @@ public static unsafe class KernelHarness
             _d = new float[tokens * cols / 32 + 1];
             _s = new float[tokens * cols / 32 + 1];
             _bsums = new short[tokens * cols / 16 + 1];
+            _sums = new int[tokens * cols / 32 + 1];
             _pins = [GCHandle.Alloc(_x, GCHandleType.Pinned), GCHandle.Alloc(_q, GCHandleType.Pinned), GCHandle.Alloc(_d, GCHandleType.Pinned),
-                     GCHandle.Alloc(_s, GCHandleType.Pinned), GCHandle.Alloc(_bsums, GCHandleType.Pinned)];
+                     GCHandle.Alloc(_s, GCHandleType.Pinned), GCHandle.Alloc(_bsums, GCHandleType.Pinned),
+                     GCHandle.Alloc(_sums, GCHandleType.Pinned)];
             View = new ActivationView
             {
                 F32 = (float*)_pins[0].AddrOfPinnedObject(), Tokens = tokens, Cols = cols,
                 Q = (sbyte*)_pins[1].AddrOfPinnedObject(), D = (float*)_pins[2].AddrOfPinnedObject(),
                 S = (float*)_pins[3].AddrOfPinnedObject(), BSums = (short*)_pins[4].AddrOfPinnedObject(),
+                Sums = (int*)_pins[5].AddrOfPinnedObject(),
             };
             if (format == ActivationFormat.F32) return;
             int bs = ActivationQuantizer.BlockSize(format);
             for (int t = 0; t < tokens; t++)
                 ActivationQuantizer.Row(format, View.F32 + t * cols, cols, View.Q + t * cols, View.D + t * (cols / bs),
-                    View.S + t * (cols / 32), View.BSums + t * (cols / 16), Isa.Best);
+                    View.S + t * (cols / 32), View.BSums + t * (cols / 16), Isa.Best, View.Sums + t * (cols / 32));
         }
 
         /// <summary>A view of token t alone.</summary>
@@ -135,7 +144,7 @@ public static unsafe class KernelHarness
             return new ActivationView
             {
                 F32 = View.F32 + t * _cols, Tokens = 1, Cols = _cols, Q = View.Q + t * _cols, D = View.D + t * (_cols / bs),
-                S = View.S + t * (_cols / 32), BSums = View.BSums + t * (_cols / 16),
+                S = View.S + t * (_cols / 32), BSums = View.BSums + t * (_cols / 16), Sums = View.Sums + t * (_cols / 32),
             };
         }
 

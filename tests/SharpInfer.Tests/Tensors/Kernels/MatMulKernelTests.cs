@@ -23,6 +23,18 @@ public class MatMulKernelTests
             d.Add(type, precision, 4, block * 8, 1);
             d.Add(type, precision, 9, block, 5);
         }
+        // the int8 kernels for 32-element formats: decode (1-3 tokens) and repacked prefill tiles (4+), full and
+        // partial 8-row groups, odd token counts, row lengths that are not a multiple of 128
+        foreach (var type in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.IQ4_NL })
+        {
+            d.Add(type, MatMulPrecision.Fast, 13, 32 * 3, 7);
+            d.Add(type, MatMulPrecision.Fast, 4, 32 * 8, 1);
+            d.Add(type, MatMulPrecision.Fast, 9, 32, 5);
+            d.Add(type, MatMulPrecision.Fast, 16, 32 * 5, 1);
+            d.Add(type, MatMulPrecision.Fast, 21, 32 * 7, 3);
+            d.Add(type, MatMulPrecision.Fast, 24, 32 * 12, 9);
+            d.Add(type, MatMulPrecision.Fast, 8, 32 * 33, 4);
+        }
         return d;
     }
 
