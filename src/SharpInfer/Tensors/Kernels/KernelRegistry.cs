@@ -5,6 +5,9 @@ public static class KernelRegistry
 {
     private static readonly DequantizedKernel Dequantized = new();
     private static readonly Q8_0Kernel Q8_0 = new();
+    private static readonly Q4_KKernel Q4_K = new();
+    private static readonly Q5_KKernel Q5_K = new();
+    private static readonly Q6_KKernel Q6_K = new();
 
     public static MatMulKernel For(GgmlType type, MatMulPrecision precision)
     {
@@ -12,6 +15,9 @@ public static class KernelRegistry
         return type switch
         {
             GgmlType.Q8_0 => Q8_0,
+            GgmlType.Q4_K => Q4_K,
+            GgmlType.Q5_K => Q5_K,
+            GgmlType.Q6_K => Q6_K,
             _ => Dequantized,
         };
     }

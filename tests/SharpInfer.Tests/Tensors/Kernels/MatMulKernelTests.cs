@@ -14,6 +14,7 @@ public class MatMulKernelTests
         foreach (var (type, precision) in new[]
                  {
                      (GgmlType.Q8_0, MatMulPrecision.Fast),
+                     (GgmlType.Q4_K, MatMulPrecision.Fast), (GgmlType.Q5_K, MatMulPrecision.Fast), (GgmlType.Q6_K, MatMulPrecision.Fast),
                      (GgmlType.Q8_0, MatMulPrecision.Exact), (GgmlType.Q4_0, MatMulPrecision.Exact), (GgmlType.Q4_K, MatMulPrecision.Exact),
                      (GgmlType.Q6_K, MatMulPrecision.Exact), (GgmlType.F16, MatMulPrecision.Exact), (GgmlType.F32, MatMulPrecision.Exact),
                  })
@@ -22,6 +23,13 @@ public class MatMulKernelTests
             d.Add(type, precision, 13, block * 3, 7);
             d.Add(type, precision, 4, block * 8, 1);
             d.Add(type, precision, 9, block, 5);
+            if (precision == MatMulPrecision.Fast && block == 256)
+            {
+                // K-quant int8 kernels: token tiles of 8 (AVX-512) and 4 (AVX2) with 1-token remainders
+                d.Add(type, precision, 7, block * 5, 19);
+                d.Add(type, precision, 3, block * 2, 8);
+                d.Add(type, precision, 5, block * 22, 12);
+            }
         }
         return d;
     }
