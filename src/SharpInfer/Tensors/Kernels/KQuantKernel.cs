@@ -36,14 +36,14 @@ public unsafe interface IKQuantFormat
     /// <summary>int16 scale for each int16 lane of a vpmaddubsw result of chunk c (lane i covers elements 32c+2i, 32c+2i+1).</summary>
     static abstract Vector256<short> S256(Vector256<byte> info, int c);
     /// <summary>c_j for j = 0..15 as int16 lanes (multiplied with the 16 bsums by vpmaddwd).</summary>
-    static abstract Vector256<short> E256(Vector256<byte> info);
+    static abstract Vector256<short> E256(byte* blk, Vector256<byte> info);
 
     static abstract Vector512<byte> Info512(byte* blk);
     /// <summary>Codes of elements 64g..64g+63.</summary>
     static abstract Vector512<byte> W512(byte* blk, int g);
     static abstract Vector512<short> S512(Vector512<byte> info, int g);
     /// <summary>c_j in int16 lanes 0..15 (lanes 16..31 are multiplied by zero).</summary>
-    static abstract Vector512<short> E512(Vector512<byte> info);
+    static abstract Vector512<short> E512(byte* blk, Vector512<byte> info);
 }
 
 /// <summary>
@@ -227,7 +227,7 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
             i0 = Dot256(i0, TF.W256(blk, 7), xb + 224, TF.S256(info, 7));
             var dw = Vector256.Create(TF.D(blk));
             var ndm = TF.HasMins ? Vector256.Create(-TF.DMin(blk)) : default;
-            acc = Finish256(i0, bs + b * 16, TF.E256(info), dw, ndm, xd[b], acc);
+            acc = Finish256(i0, bs + b * 16, TF.E256(blk, info), dw, ndm, xd[b], acc);
         }
         return HSum(acc);
     }
@@ -268,7 +268,7 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
             Chunk256x4(blk, info, 5, xb, xs, ref i0, ref i1, ref i2, ref i3);
             Chunk256x4(blk, info, 6, xb, xs, ref i0, ref i1, ref i2, ref i3);
             Chunk256x4(blk, info, 7, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            var e = TF.E256(info);
+            var e = TF.E256(blk, info);
             var dw = Vector256.Create(TF.D(blk));
             var ndm = TF.HasMins ? Vector256.Create(-TF.DMin(blk)) : default;
             short* bsb = bs + b * 16;
@@ -329,7 +329,7 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
             var info = TF.Info512(blk);
             float dw = TF.D(blk), ndm = TF.HasMins ? -TF.DMin(blk) : 0f;
             acc = Pair512(TF.W512(blk, 0), TF.W512(blk, 1), TF.W512(blk, 2), TF.W512(blk, 3),
-                TF.S512(info, 0), TF.S512(info, 1), TF.S512(info, 2), TF.S512(info, 3), TF.E512(info),
+                TF.S512(info, 0), TF.S512(info, 1), TF.S512(info, 2), TF.S512(info, 3), TF.E512(blk, info),
                 dw, ndm, xq + b * 256, bs + b * 16, xd[b], acc);
         }
         return HSum(acc);
@@ -350,7 +350,7 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
             var info = TF.Info512(blk);
             var w0 = TF.W512(blk, 0); var w1 = TF.W512(blk, 1); var w2 = TF.W512(blk, 2); var w3 = TF.W512(blk, 3);
             var s0 = TF.S512(info, 0); var s1 = TF.S512(info, 1); var s2 = TF.S512(info, 2); var s3 = TF.S512(info, 3);
-            var e = TF.E512(info);
+            var e = TF.E512(blk, info);
             float dw = TF.D(blk), ndm = TF.HasMins ? -TF.DMin(blk) : 0f;
             sbyte* xb = xq + b * 256;
             short* bsb = bs + b * 16;

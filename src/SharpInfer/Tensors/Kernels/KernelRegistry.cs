@@ -5,6 +5,8 @@ public static class KernelRegistry
 {
     private static readonly DequantizedKernel Dequantized = new();
     private static readonly Q8_0Kernel Q8_0 = new();
+    private static readonly Q2_KKernel Q2_K = new();
+    private static readonly Q3_KKernel Q3_K = new();
     private static readonly Q4_KKernel Q4_K = new();
     private static readonly Q5_KKernel Q5_K = new();
     private static readonly Q6_KKernel Q6_K = new();
@@ -15,6 +17,8 @@ public static class KernelRegistry
         return type switch
         {
             GgmlType.Q8_0 => Q8_0,
+            GgmlType.Q2_K => Q2_K,
+            GgmlType.Q3_K => Q3_K,
             GgmlType.Q4_K => Q4_K,
             GgmlType.Q5_K => Q5_K,
             GgmlType.Q6_K => Q6_K,

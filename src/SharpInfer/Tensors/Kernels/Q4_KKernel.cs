@@ -87,7 +87,7 @@ public unsafe struct Q4_KFormat : IKQuantFormat
 
     /// <summary>int16 lane j ← m_{j/2} (bytes 8 + j/2): the min of the sub-block that bsums j lies in.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> E256(Vector256<byte> info) =>
+    public static Vector256<short> E256(byte* blk, Vector256<byte> info) =>
         Avx2.Shuffle(info, Vector256.Create(0x8009800980088008UL, 0x800B800B800A800AUL, 0x800D800D800C800CUL, 0x800F800F800E800EUL).AsByte()).AsInt16();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -104,7 +104,7 @@ public unsafe struct Q4_KFormat : IKQuantFormat
     public static Vector512<short> S512(Vector512<byte> info, int g) => Avx512BW.Shuffle(info, KConst.WordIdx512(2 * g, 2 * g + 1)).AsInt16();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<short> E512(Vector512<byte> info) =>
+    public static Vector512<short> E512(byte* blk, Vector512<byte> info) =>
         Avx512BW.Shuffle(info, Vector512.Create(0x8009800980088008UL, 0x800B800B800A800AUL, 0x800D800D800C800CUL, 0x800F800F800E800EUL,
             0x8080808080808080UL, 0x8080808080808080UL, 0x8080808080808080UL, 0x8080808080808080UL).AsByte()).AsInt16();
 }
@@ -124,6 +124,33 @@ internal static unsafe class KConst
     {
         ulong a = 0x8000800080008000UL | (ulong)lo * 0x0001000100010001UL, b = 0x8000800080008000UL | (ulong)hi * 0x0001000100010001UL;
         return Vector512.Create(a, a, a, a, b, b, b, b).AsByte();
+    }
+
+    /// <summary>For 16-element sub-blocks with signed scales, info = the 16 scale bytes in both 128-bit lanes: int16
+    /// lanes 0..7 ← sc[2c], lanes 8..15 ← sc[2c+1], sign-extended (byte placed high, then shifted down).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> SignedScales256(Vector256<byte> info, int c)
+    {
+        ulong lo = 0x0080008000800080UL | (ulong)(2 * c) * 0x0100010001000100UL, hi = 0x0080008000800080UL | (ulong)(2 * c + 1) * 0x0100010001000100UL;
+        return Avx2.ShiftRightArithmetic(Avx2.Shuffle(info, Vector256.Create(lo, lo, hi, hi).AsByte()).AsInt16(), 8);
+    }
+
+    /// <summary>The 16 signed scales of 16-element sub-blocks as int16, in both 256-bit halves (info for <see cref="SignedScales512"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> SignedScalesInfo512(Vector128<sbyte> sc)
+    {
+        var s = Avx2.ConvertToVector256Int16(sc);
+        return Avx512F.InsertVector256(s.ToVector512Unsafe(), s, 1).AsByte();
+    }
+
+    /// <summary>int16 lanes 8L..8L+7 ← sc[4g+L] (the scale of each 16-element sub-block of chunk g).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> SignedScales512(Vector512<byte> info, int g)
+    {
+        const ulong One = 0x0001000100010001UL;
+        ulong a = (ulong)(4 * g) * One;
+        var idx = Vector512.Create(a, a, a + One, a + One, a + 2 * One, a + 2 * One, a + 3 * One, a + 3 * One).AsInt16();
+        return Avx512BW.PermuteVar32x16(info.AsInt16(), idx);
     }
 
     /// <summary>Per-16-bit-lane shift counts: lo for the lower 256 bits, hi for the upper.</summary>

@@ -77,7 +77,7 @@ public unsafe struct Q5_KFormat : IKQuantFormat
     public static Vector256<short> S256(Vector256<byte> info, int c) => Q4_KFormat.S256(info, c);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> E256(Vector256<byte> info) => Q4_KFormat.E256(info);
+    public static Vector256<short> E256(byte* blk, Vector256<byte> info) => Q4_KFormat.E256(blk, info);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Info512(byte* blk) => Q4_KFormat.Info512(blk);
@@ -103,5 +103,5 @@ public unsafe struct Q5_KFormat : IKQuantFormat
     public static Vector512<short> S512(Vector512<byte> info, int g) => Q4_KFormat.S512(info, g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<short> E512(Vector512<byte> info) => Q4_KFormat.E512(info);
+    public static Vector512<short> E512(byte* blk, Vector512<byte> info) => Q4_KFormat.E512(blk, info);
 }

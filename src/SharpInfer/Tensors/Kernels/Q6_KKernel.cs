@@ -73,26 +73,16 @@ public unsafe struct Q6_KFormat : IKQuantFormat
         return (low & Vector256.Create((byte)0x0F)) | (hb.AsByte() & Vector256.Create((byte)0x30));
     }
 
-    /// <summary>int16 lanes 0..7 ← sc[2c], lanes 8..15 ← sc[2c+1], sign-extended (byte placed high, then shifted down).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> S256(Vector256<byte> info, int c)
-    {
-        ulong lo = 0x0080008000800080UL | (ulong)(2 * c) * 0x0100010001000100UL, hi = 0x0080008000800080UL | (ulong)(2 * c + 1) * 0x0100010001000100UL;
-        return Avx2.ShiftRightArithmetic(Avx2.Shuffle(info, Vector256.Create(lo, lo, hi, hi).AsByte()).AsInt16(), 8);
-    }
+    public static Vector256<short> S256(Vector256<byte> info, int c) => KConst.SignedScales256(info, c);
 
     /// <summary>−32·sc_j for the 16 bsums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<short> E256(Vector256<byte> info) =>
+    public static Vector256<short> E256(byte* blk, Vector256<byte> info) =>
         Avx2.Subtract(Vector256<short>.Zero, Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int16(info.GetLower().AsSByte()), 5));
 
-    /// <summary>The 16 scales sign-extended to int16, in both 256-bit halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> Info512(byte* blk)
-    {
-        var s = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(blk + BlockQ6_K.OffsetScales)));
-        return Avx512F.InsertVector256(s.ToVector512Unsafe(), s, 1).AsByte();
-    }
+    public static Vector512<byte> Info512(byte* blk) => KConst.SignedScalesInfo512(Vector128.Load((sbyte*)(blk + BlockQ6_K.OffsetScales)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> W512(byte* blk, int g)
@@ -116,17 +106,10 @@ public unsafe struct Q6_KFormat : IKQuantFormat
         return low | (high & Vector512.Create((byte)0x30));
     }
 
-    /// <summary>int16 lanes 8L..8L+7 ← sc[4g+L].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<short> S512(Vector512<byte> info, int g)
-    {
-        ulong a = (ulong)(4 * g) * 0x0001000100010001UL;
-        const ulong One = 0x0001000100010001UL;
-        var idx = Vector512.Create(a, a, a + One, a + One, a + 2 * One, a + 2 * One, a + 3 * One, a + 3 * One).AsInt16();
-        return Avx512BW.PermuteVar32x16(info.AsInt16(), idx);
-    }
+    public static Vector512<short> S512(Vector512<byte> info, int g) => KConst.SignedScales512(info, g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<short> E512(Vector512<byte> info) =>
+    public static Vector512<short> E512(byte* blk, Vector512<byte> info) =>
         Avx512BW.Subtract(Vector512<short>.Zero, Avx512BW.ShiftLeftLogical(info.AsInt16(), 5));
 }

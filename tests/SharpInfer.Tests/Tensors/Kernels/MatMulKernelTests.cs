@@ -14,7 +14,8 @@ public class MatMulKernelTests
         foreach (var (type, precision) in new[]
                  {
                      (GgmlType.Q8_0, MatMulPrecision.Fast),
-                     (GgmlType.Q4_K, MatMulPrecision.Fast), (GgmlType.Q5_K, MatMulPrecision.Fast), (GgmlType.Q6_K, MatMulPrecision.Fast),
+                     (GgmlType.Q2_K, MatMulPrecision.Fast), (GgmlType.Q3_K, MatMulPrecision.Fast), (GgmlType.Q4_K, MatMulPrecision.Fast),
+                     (GgmlType.Q5_K, MatMulPrecision.Fast), (GgmlType.Q6_K, MatMulPrecision.Fast),
                      (GgmlType.Q8_0, MatMulPrecision.Exact), (GgmlType.Q4_0, MatMulPrecision.Exact), (GgmlType.Q4_K, MatMulPrecision.Exact),
                      (GgmlType.Q6_K, MatMulPrecision.Exact), (GgmlType.F16, MatMulPrecision.Exact), (GgmlType.F32, MatMulPrecision.Exact),
                  })
