@@ -53,16 +53,15 @@ public unsafe interface IKQuantFormat
 /// <item>Portable: the same arithmetic with Vector256 integer dot products (bit-identical to scalar).</item>
 /// <item>AVX2 (+AVX-VNNI): 8 int32 lanes per (row, token) and super-block: vpmaddubsw(codes, x) then vpmaddwd with the
 /// sub-block scales (vpdpwssd with VNNI, same integers); the bsums term by vpmaddwd; then
-/// <c>v = cvt(I)·d [+ cvt(M)·(−dmin), fused]</c>, <c>acc = fma(v, dx, acc)</c>; lanes summed once at the end.</item>
-/// <item>AVX-512: the same with 16 lanes and 64-element chunks.</item>
+/// <c>v = cvt(I)·d [+ cvt(M)·(−dmin), fused]</c>, <c>acc = fma(v, dx, acc)</c>; the 8 lanes are summed once at the end.</item>
+/// <item>AVX-512: 16 int32 lanes and 64-element chunks; <c>acc = fma(cvt(I), d·dx, acc)</c> [<c>acc = fma(cvt(M), −dmin·dx, acc)</c>].</item>
 /// </list>
-/// Tiles (1 row × <see cref="TokenGroup"/> tokens, 1 row × 1 token) differ only in which loads are shared; each (row,
-/// token) pair goes through the same helper calls, so results are batch- and row-range-invariant.
+/// Tiles: 1 row × 8 tokens (AVX-512) / 1 row × 4 tokens (both) unpack each weight super-block once for all their
+/// tokens; leftover tokens (and decode) go row by row. A (row, token) pair goes through the same helper calls in
+/// every tile, so results are batch- and row-range-invariant on a given path.
 /// </summary>
 internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
 {
-    public const int TokenGroup = 4;
-    public static bool Use8 = Environment.GetEnvironmentVariable("KK8") != "0";
 
     public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level)
     {
@@ -180,7 +179,7 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
     {
         int cols = w.Cols, nb = cols / 256, T = x.Tokens;
         int t = 0;
-        for (; t + TokenGroup <= T; t += TokenGroup)
+        for (; t + 4 <= T; t += 4)
             for (int r = r0; r < r1; r++) Tile256x4(w.Row(r), x, t, nb, y + (long)t * yStride + r, yStride);
         for (; t < T; t++)
             for (int r = r0; r < r1; r++) y[(long)t * yStride + r] = Tile256x1(w.Row(r), x, t, nb);
@@ -292,6 +291,11 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         int t = 0;
         for (; t + 8 <= T; t += 8)
             for (int r = r0; r < r1; r++) Tile512x8(w.Row(r), x, t, nb, y + (long)t * yStride + r, yStride);
+        if (t + 4 <= T)
+        {
+            for (int r = r0; r < r1; r++) Tile512x4(w.Row(r), x, t, nb, y + (long)t * yStride + r, yStride);
+            t += 4;
+        }
         for (; t < T; t++)
             for (int r = r0; r < r1; r++) y[(long)t * yStride + r] = Tile512x1(w.Row(r), x, t, nb);
     }
@@ -333,6 +337,37 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
                 dw, ndm, xq + b * 256, bs + b * 16, xd[b], acc);
         }
         return HSum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile512x4(byte* row, in ActivationView x, int t, int nb, float* y, int yStride)
+    {
+        long xs = x.Cols;
+        int bss = x.Cols / 16;
+        sbyte* xq = x.Q + t * xs;
+        short* bs = x.BSums + (long)t * bss;
+        float* xd = x.D + (long)t * nb;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = row + (long)b * TF.BlockBytes;
+            var info = TF.Info512(blk);
+            var w0 = TF.W512(blk, 0); var w1 = TF.W512(blk, 1); var w2 = TF.W512(blk, 2); var w3 = TF.W512(blk, 3);
+            var s0 = TF.S512(info, 0); var s1 = TF.S512(info, 1); var s2 = TF.S512(info, 2); var s3 = TF.S512(info, 3);
+            var e = TF.E512(blk, info);
+            float dw = TF.D(blk), ndm = TF.HasMins ? -TF.DMin(blk) : 0f;
+            sbyte* xb = xq + b * 256;
+            short* bsb = bs + b * 16;
+            float* xdb = xd + b;
+            a0 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb, bsb, xdb[0], a0);
+            a1 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + xs, bsb + bss, xdb[nb], a1);
+            a2 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 2 * xs, bsb + 2 * bss, xdb[2 * nb], a2);
+            a3 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 3 * xs, bsb + 3 * bss, xdb[3 * nb], a3);
+        }
+        y[0] = HSum(a0);
+        y[yStride] = HSum(a1);
+        y[2 * yStride] = HSum(a2);
+        y[3 * yStride] = HSum(a3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
