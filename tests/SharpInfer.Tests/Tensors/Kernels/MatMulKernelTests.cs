@@ -44,6 +44,40 @@ public class MatMulKernelTests
     }
 
     [Fact]
+    public unsafe void Q8_KActivationQuantizationVectorPathEqualsScalar()
+    {
+        const int blocks = 40;
+        var rng = new Random(7);
+        var x = new float[256 * blocks];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)KernelHarness.Gaussian(rng) * (i % 5 == 0 ? 10 : 1);
+        for (int b = 0; b < blocks; b++)
+        {
+            int o = 256 * b;
+            switch (b % 8)
+            {
+                case 0: Array.Clear(x, o, 256); break;                                   // all zero
+                case 1: x[o + 3] = 50f; x[o + 200] = -50f; break;                        // extreme twice, + first
+                case 2: x[o + 3] = -50f; x[o + 200] = 50f; break;                        // extreme twice, - first
+                case 3: x[o + 255] = 127f; for (int j = 0; j < 255; j++) x[o + j] = (j - 127) + 0.5f; break; // exact .5 ties
+                case 4: x[o] = float.Epsilon; for (int j = 1; j < 256; j++) x[o + j] = 0f; break;     // denormal extreme
+                case 5: x[o + 17] = float.PositiveInfinity; break;                       // falls back to scalar
+            }
+        }
+        var qs = new sbyte[x.Length]; var qv = new sbyte[x.Length];
+        var ds = new float[blocks]; var dv = new float[blocks];
+        var bs = new short[16 * blocks]; var bv = new short[16 * blocks];
+        fixed (float* xp = x) fixed (sbyte* a = qs) fixed (sbyte* b = qv) fixed (float* da = ds) fixed (float* db = dv)
+        fixed (short* ba = bs) fixed (short* bb = bv)
+        {
+            ActivationQuantizer.Row(ActivationFormat.Q8_K, xp, x.Length, a, da, null, ba, IsaLevel.Scalar);
+            ActivationQuantizer.Row(ActivationFormat.Q8_K, xp, x.Length, b, db, null, bb, IsaLevel.Avx2);
+        }
+        Assert.Equal(qs, qv);
+        Assert.Equal(bs, bv);
+        for (int i = 0; i < blocks; i++) Assert.Equal(BitConverter.SingleToInt32Bits(ds[i]), BitConverter.SingleToInt32Bits(dv[i]));
+    }
+
+    [Fact]
     public unsafe void Q8_0ActivationQuantizationVectorPathEqualsScalar()
     {
         var rng = new Random(5);
