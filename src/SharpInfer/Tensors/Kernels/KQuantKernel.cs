@@ -11,8 +11,8 @@ namespace SharpInfer.Tensors.Kernels;
 /// 16 elements sc_j, and per 16 elements an "extra" integer c_j that multiplies the activation block sum
 /// bsums_j (Σ of the 16 int8 activations). A super-block then contributes, with dx the activation scale,
 /// <code>
-///   HasMins:  d·dx·Σ_j sc_j·Σ_e q_e·x_e  −  dmin·dx·Σ_j c_j·bsums_j        (Q4_K, Q5_K: c_j = the min m_j)
-///   else:     d·dx·(Σ_j sc_j·Σ_e q_e·x_e  +  Σ_j c_j·bsums_j)             (Q6_K: c_j = −32·sc_j)
+///   HasMins:  d·dx·Σ_j sc_j·Σ_e q_e·x_e  −  dmin·dx·Σ_j c_j·bsums_j        (Q2_K, Q4_K, Q5_K: c_j = the min m_j)
+///   else:     d·dx·(Σ_j sc_j·Σ_e q_e·x_e  +  Σ_j c_j·bsums_j)             (Q6_K: c_j = −32·sc_j; Q3_K: −4·sc_j)
 /// </code>
 /// which is ggml's arithmetic with every integer sum exact. Vector methods come in a 256-bit form (chunks c of
 /// 32 elements, c = 0..7) and a 512-bit form (chunks g of 64 elements, g = 0..3); "info" is a per-super-block
@@ -62,7 +62,6 @@ public unsafe interface IKQuantFormat
 /// </summary>
 internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
 {
-
     public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level)
     {
         if (w.Cols % 256 != 0) throw new ArgumentException($"{w.Name}: {w.Cols} columns is not a multiple of 256");
