@@ -17,6 +17,7 @@ public class GoldenGgmlTests
 {
     [Theory]
     [InlineData("mistral-tiny", "q8_0")]
+    [InlineData("mistral-tiny", "q4_k_m")]
     public void ShallowFastPathMatchesLlamaCppFastPath(string preset, string type) =>
         Check(preset, type, $"generate-ggml/{preset}-{type}-s1.jsonl", tight: 2e-3, loose: 2e-2, margin: 2e-2, Isa.Level);
 

@@ -11,10 +11,10 @@ namespace SharpInfer.Tensors.Kernels;
 /// 16 elements sc_j, and per 16 elements an "extra" integer c_j that multiplies the activation block sum
 /// bsums_j (Σ of the 16 int8 activations). A super-block then contributes, with dx the activation scale,
 /// <code>
-///   HasMins:  d·dx·Σ_j sc_j·Σ_e q_e·x_e  −  dmin·dx·Σ_j c_j·bsums_j        (Q2_K, Q4_K, Q5_K: c_j = the min m_j)
-///   else:     d·dx·(Σ_j sc_j·Σ_e q_e·x_e  +  Σ_j c_j·bsums_j)             (Q6_K: c_j = −32·sc_j; Q3_K: −4·sc_j)
+///   HasMins:  d·dx·Σ_j sc_j·Σ_e q_e·x_e  −  dmin·dx·Σ_j c_j·bsums_j        (Q4_K, Q5_K: c_j = the min m_j)
+///   else:     d·dx·(Σ_j sc_j·Σ_e q_e·x_e  +  Σ_j c_j·bsums_j)             (Q6_K: c_j = −32·sc_j)
 /// </code>
-/// which is ggml's arithmetic with every integer sum exact. Vector methods come in a 256-bit form (chunks c of
+/// which is ggml's arithmetic with every integer sum exact (see <see cref="KQuant{TF}"/> for the float steps). Vector methods come in a 256-bit form (chunks c of
 /// 32 elements, c = 0..7) and a 512-bit form (chunks g of 64 elements, g = 0..3); "info" is a per-super-block
 /// vector of unpacked scales whose layout only the format knows.
 /// </summary>
@@ -42,23 +42,27 @@ public unsafe interface IKQuantFormat
     /// <summary>Codes of elements 64g..64g+63.</summary>
     static abstract Vector512<byte> W512(byte* blk, int g);
     static abstract Vector512<short> S512(Vector512<byte> info, int g);
-    /// <summary>c_j in int16 lanes 0..15 (lanes 16..31 are multiplied by zero).</summary>
+    /// <summary>c_j in int16 lanes 0..15, and again in lanes 16..31 (multiplied with two tokens' bsums at once).</summary>
     static abstract Vector512<short> E512(byte* blk, Vector512<byte> info);
 }
 
 /// <summary>
-/// The shared K-quant × Q8_K matmul driver. Paths:
+/// The shared K-quant × Q8_K matmul driver. For each (row, token) pair and super-block it computes the exact integers
+/// I = Σ_j sc_j·Σ_e q_e·x_e (+ Σ_j c_j·bsums_j without mins) and, with mins, M = Σ_j c_j·bsums_j; then, in float,
+/// <code>
+///   acc0 = fma((float)I, d·dx, acc0);   acc1 = fma((float)M, (−dmin)·dx, acc1)      (acc1 only with mins)
+/// </code>
+/// and the output is acc0 + acc1 after the last super-block. Those float steps are the same on every path (scalar,
+/// portable, AVX2, AVX-512) and in every tile, so results are bit-identical across instruction sets, batch sizes and
+/// row ranges; paths differ only in how fast they get the integers:
 /// <list type="bullet">
-/// <item>Scalar: per super-block exact integer sums, then <c>acc += (d·dx)·isum</c> and (mins) <c>acc −= (dmin·dx)·msum</c>.</item>
-/// <item>Portable: the same arithmetic with Vector256 integer dot products (bit-identical to scalar).</item>
-/// <item>AVX2 (+AVX-VNNI): 8 int32 lanes per (row, token) and super-block: vpmaddubsw(codes, x) then vpmaddwd with the
-/// sub-block scales (vpdpwssd with VNNI, same integers); the bsums term by vpmaddwd; then
-/// <c>v = cvt(I)·d [+ cvt(M)·(−dmin), fused]</c>, <c>acc = fma(v, dx, acc)</c>; the 8 lanes are summed once at the end.</item>
-/// <item>AVX-512: 16 int32 lanes and 64-element chunks; <c>acc = fma(cvt(I), d·dx, acc)</c> [<c>acc = fma(cvt(M), −dmin·dx, acc)</c>].</item>
+/// <item>Scalar / portable: plain loops / Vector256 integer dot products per super-block.</item>
+/// <item>AVX2 (+AVX-VNNI) and AVX-512: vpmaddubsw(codes, x) then vpmaddwd with the sub-block scales (vpdpwssd with VNNI),
+/// the bsums term by vpmaddwd. Tiles: 1 row × 8 tokens (AVX-512) or 1 row × 4 tokens (AVX2) reuse each unpacked
+/// weight chunk across the tokens, and 4 rows × 1 token for decode. A tile reduces the int32 lanes of all its pairs
+/// together with a shuffle-and-add tree into one vector holding (I, M) per pair, converts it once and accumulates with
+/// one fma against a per-lane d·dx vector.</item>
 /// </list>
-/// Tiles: 1 row × 8 tokens (AVX-512) / 1 row × 4 tokens (both) unpack each weight super-block once for all their
-/// tokens; leftover tokens (and decode) go row by row. A (row, token) pair goes through the same helper calls in
-/// every tile, so results are batch- and row-range-invariant on a given path.
 /// </summary>
 internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
 {
@@ -67,109 +71,96 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         if (w.Cols % 256 != 0) throw new ArgumentException($"{w.Name}: {w.Cols} columns is not a multiple of 256");
         if (level >= IsaLevel.Avx512 && Avx512BW.IsSupported && Avx512F.VL.IsSupported) Run512(w, x, y, yStride, r0, r1);
         else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported) Run256(w, x, y, yStride, r0, r1);
-        else if (level >= IsaLevel.Portable) RunPortable(w, x, y, yStride, r0, r1);
-        else RunScalar(w, x, y, yStride, r0, r1);
+        else RunScalar(w, x, y, yStride, r0, r1, level >= IsaLevel.Portable);
     }
 
-    /// <summary><see cref="MatMulKernel.HorizontalSum(Vector256{float})"/>'s order, inlined (a call after the tile loop makes the
-    /// JIT spill the accumulators inside the loop).</summary>
+    /// <summary>The per-super-block float step of one pair (the definition every vector lane reproduces).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float HSum(Vector256<float> v)
+    private static void Step(int isum, int msum, float dw, float ndm, float dx, ref float acc0, ref float acc1)
     {
-        var h = v.GetLower() + v.GetUpper();
-        return (h[0] + h[2]) + (h[1] + h[3]);
+        acc0 = MathF.FusedMultiplyAdd(isum, dw * dx, acc0);
+        if (TF.HasMins) acc1 = MathF.FusedMultiplyAdd(msum, ndm * dx, acc1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float HSum(Vector512<float> v) => HSum(v.GetLower() + v.GetUpper());
+    private static float Final(float acc0, float acc1) => TF.HasMins ? acc0 + acc1 : acc0;
 
-    // ---------------------------------------------------------------- scalar
+    // ---------------------------------------------------------------- scalar and portable
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunScalar(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
+    private static void RunScalar(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, bool portable)
     {
         int cols = w.Cols, nb = cols / 256, T = x.Tokens;
         byte* codes = stackalloc byte[256];
         int* sc = stackalloc int[16];
         int* ex = stackalloc int[16];
+        var acc1 = new float[T];
         for (int r = r0; r < r1; r++)
         {
-            for (int t = 0; t < T; t++) y[(long)t * yStride + r] = 0f;
+            for (int t = 0; t < T; t++) { y[(long)t * yStride + r] = 0f; acc1[t] = 0f; }
             byte* row = w.Row(r);
             for (int b = 0; b < nb; b++)
             {
                 byte* blk = row + (long)b * TF.BlockBytes;
                 TF.Unpack(blk, codes, sc, ex);
-                float dw = TF.D(blk), dm = TF.HasMins ? TF.DMin(blk) : 0f;
+                if (portable) TF.CodesPortable(blk, codes);   // the same codes, vectorized (exercised by the tests)
+                float dw = TF.D(blk), ndm = TF.HasMins ? -TF.DMin(blk) : 0f;
                 for (int t = 0; t < T; t++)
                 {
                     sbyte* xq = x.Q + (long)t * cols + b * 256;
                     short* bs = x.BSums + (long)t * (cols / 16) + b * 16;
-                    int isum = 0, esum = 0;
-                    for (int j = 0; j < 16; j++)
+                    int isum, esum;
+                    if (portable) (isum, esum) = DotPortable(codes, sc, ex, xq, bs);
+                    else
                     {
-                        int s = 0;
-                        for (int e = 16 * j; e < 16 * j + 16; e++) s += codes[e] * xq[e];
-                        isum += sc[j] * s;
-                        esum += ex[j] * bs[j];
+                        isum = 0; esum = 0;
+                        for (int j = 0; j < 16; j++)
+                        {
+                            int s = 0;
+                            for (int e = 16 * j; e < 16 * j + 16; e++) s += codes[e] * xq[e];
+                            isum += sc[j] * s;
+                            esum += ex[j] * bs[j];
+                        }
                     }
-                    Accumulate(ref y[(long)t * yStride + r], isum, esum, dw, dm, x.D[(long)t * nb + b]);
+                    if (!TF.HasMins) isum += esum;
+                    Step(isum, esum, dw, ndm, x.D[(long)t * nb + b], ref y[(long)t * yStride + r], ref acc1[t]);
                 }
             }
+            for (int t = 0; t < T; t++) y[(long)t * yStride + r] = Final(y[(long)t * yStride + r], acc1[t]);
         }
     }
 
+    private static (int, int) DotPortable(byte* codes, int* sc, int* ex, sbyte* xq, short* bs)
+    {
+        var acc = Vector256<int>.Zero;
+        for (int c = 0; c < 8; c++)
+        {
+            var (ql, qh) = Vector256.Widen(Vector256.Load(codes + 32 * c));
+            var (xl, xh) = Vector256.Widen(Vector256.Load(xq + 32 * c));
+            var (a0, a1) = Vector256.Widen(ql.AsInt16() * xl);   // |q·x| <= 63·128: no int16 overflow
+            var (b0, b1) = Vector256.Widen(qh.AsInt16() * xh);
+            acc += (a0 + a1) * sc[2 * c] + (b0 + b1) * sc[2 * c + 1];
+        }
+        var (e0, e1) = Vector256.Widen(Vector256.Load(bs));
+        return (Vector256.Sum(acc), Vector256.Sum(e0 * Vector256.Load(ex) + e1 * Vector256.Load(ex + 8)));
+    }
+
+    // ---------------------------------------------------------------- shared by the vector paths
+
+    /// <summary>Scratch for per-super-block lane tables: on the stack unless the row is very long.</summary>
+    private const int MaxStackBlocks = 512;
+
+    /// <summary>(d, −dmin) pairs, or d, as the four floats of a 128-bit lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Accumulate(ref float acc, int isum, int esum, float dw, float dm, float dx)
+    private static Vector128<float> Dwm128(byte* blk)
     {
-        if (TF.HasMins)
-        {
-            acc += (dw * dx) * isum;
-            acc -= (dm * dx) * esum;
-        }
-        else acc += (dw * dx) * (isum + esum);
+        float dw = TF.D(blk);
+        return TF.HasMins ? Vector128.Create(dw, -TF.DMin(blk), dw, -TF.DMin(blk)) : Vector128.Create(dw);
     }
 
-    // ---------------------------------------------------------------- portable
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunPortable(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
-    {
-        int cols = w.Cols, nb = cols / 256, T = x.Tokens;
-        byte* codes = stackalloc byte[256];
-        int* sc = stackalloc int[16];
-        int* ex = stackalloc int[16];
-        byte* dummy = stackalloc byte[256];
-        for (int r = r0; r < r1; r++)
-        {
-            for (int t = 0; t < T; t++) y[(long)t * yStride + r] = 0f;
-            byte* row = w.Row(r);
-            for (int b = 0; b < nb; b++)
-            {
-                byte* blk = row + (long)b * TF.BlockBytes;
-                TF.Unpack(blk, dummy, sc, ex); // scales (the codes come from the vector unpacker)
-                TF.CodesPortable(blk, codes);
-                float dw = TF.D(blk), dm = TF.HasMins ? TF.DMin(blk) : 0f;
-                for (int t = 0; t < T; t++)
-                {
-                    sbyte* xq = x.Q + (long)t * cols + b * 256;
-                    short* bs = x.BSums + (long)t * (cols / 16) + b * 16;
-                    var acc = Vector256<int>.Zero;
-                    for (int c = 0; c < 8; c++)
-                    {
-                        var (ql, qh) = Vector256.Widen(Vector256.Load(codes + 32 * c));
-                        var (xl, xh) = Vector256.Widen(Vector256.Load(xq + 32 * c));
-                        var (a0, a1) = Vector256.Widen(ql.AsInt16() * xl);   // |q·x| <= 63·128: no int16 overflow
-                        var (b0, b1) = Vector256.Widen(qh.AsInt16() * xh);
-                        acc += (a0 + a1) * sc[2 * c] + (b0 + b1) * sc[2 * c + 1];
-                    }
-                    var (e0, e1) = Vector256.Widen(Vector256.Load(bs));
-                    var ev = e0 * Vector256.Load(ex) + e1 * Vector256.Load(ex + 8);
-                    Accumulate(ref y[(long)t * yStride + r], Vector256.Sum(acc), Vector256.Sum(ev), dw, dm, x.D[(long)t * nb + b]);
-                }
-            }
-        }
-    }
+    /// <summary>Output of one pair from its (acc0, acc1) lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Out(Vector128<float> v, int lane) => Final(v.GetElement(lane), v.GetElement(lane + 1));
 
     // ---------------------------------------------------------------- AVX2 (+ AVX-VNNI)
 
@@ -177,11 +168,29 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
     private static void Run256(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
     {
         int cols = w.Cols, nb = cols / 256, T = x.Tokens;
-        int t = 0;
-        for (; t + 4 <= T; t += 4)
-            for (int r = r0; r < r1; r++) Tile256x4(w.Row(r), x, t, nb, y + (long)t * yStride + r, yStride);
-        for (; t < T; t++)
-            for (int r = r0; r < r1; r++) y[(long)t * yStride + r] = Tile256x1(w.Row(r), x, t, nb);
+        float[]? heap = nb > MaxStackBlocks ? new float[8 * nb] : null;
+        float* stack = stackalloc float[heap == null ? 8 * nb : 0];
+        fixed (float* hp = heap)
+        {
+            float* dx = heap == null ? stack : hp;
+            int t = 0;
+            for (; t + 4 <= T; t += 4)
+            {
+                // dx per super-block in the lane order of the tile's result vector: [A, A, C, C | B, B, D, D]
+                for (int b = 0; b < nb; b++)
+                {
+                    float* p = dx + 8 * b, d = x.D + (long)t * nb + b;
+                    p[0] = p[1] = d[0]; p[2] = p[3] = d[2 * nb]; p[4] = p[5] = d[nb]; p[6] = p[7] = d[3 * nb];
+                }
+                for (int r = r0; r < r1; r++) Tile256x4(w.Row(r), x, t, nb, dx, y + (long)t * yStride + r, yStride);
+            }
+            for (; t < T; t++)
+            {
+                int r = r0;
+                for (; r + 4 <= r1; r += 4) Tile256Rows4(w, r, x, t, nb, y + (long)t * yStride + r);
+                for (; r < r1; r++) y[(long)t * yStride + r] = Tile256x1(w.Row(r), x, t, nb);
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -192,14 +201,102 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(p, s));
     }
 
+    /// <summary>The 8 int32 lanes of one pair's super-block (I without the bsums term).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Finish256(Vector256<int> isum, short* bsums, Vector256<short> e, Vector256<float> dw, Vector256<float> ndm, float dx, Vector256<float> acc)
+    private static Vector256<int> Block256(byte* blk, Vector256<byte> info, sbyte* xb)
     {
-        var esum = Avx2.MultiplyAddAdjacent(Vector256.Load(bsums), e);
-        Vector256<float> v = TF.HasMins
-            ? Fma.MultiplyAdd(Avx.ConvertToVector256Single(esum), ndm, Avx.Multiply(Avx.ConvertToVector256Single(isum), dw))
-            : Avx.Multiply(Avx.ConvertToVector256Single(Avx2.Add(isum, esum)), dw);
-        return Fma.MultiplyAdd(v, Vector256.Create(dx), acc);
+        var i0 = Dot256(Vector256<int>.Zero, TF.W256(blk, 0), xb, TF.S256(info, 0));
+        var i1 = Dot256(Vector256<int>.Zero, TF.W256(blk, 1), xb + 32, TF.S256(info, 1));
+        i0 = Dot256(i0, TF.W256(blk, 2), xb + 64, TF.S256(info, 2));
+        i1 = Dot256(i1, TF.W256(blk, 3), xb + 96, TF.S256(info, 3));
+        i0 = Dot256(i0, TF.W256(blk, 4), xb + 128, TF.S256(info, 4));
+        i1 = Dot256(i1, TF.W256(blk, 5), xb + 160, TF.S256(info, 5));
+        i0 = Dot256(i0, TF.W256(blk, 6), xb + 192, TF.S256(info, 6));
+        i1 = Dot256(i1, TF.W256(blk, 7), xb + 224, TF.S256(info, 7));
+        return Avx2.Add(i0, i1);
+    }
+
+    /// <summary>[a.lo + a.hi | b.lo + b.hi]: two pairs' 8 lanes folded to 4 each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Fold256(Vector256<int> a, Vector256<int> b) =>
+        Avx2.Add(Avx2.Permute2x128(a, b, 0x20), Avx2.Permute2x128(a, b, 0x31));
+
+    /// <summary>From [A4 | B4], [C4 | D4] (four lanes per pair) and the same for M: [IA, MA, IC, MC | IB, MB, ID, MD]
+    /// (without mins: [IA, IA, IC, IC | IB, IB, ID, ID]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Finish256(Vector256<int> ab, Vector256<int> cd, Vector256<int> mab, Vector256<int> mcd)
+    {
+        var r = Avx2.Add(Avx2.UnpackLow(ab.AsInt64(), cd.AsInt64()).AsInt32(), Avx2.UnpackHigh(ab.AsInt64(), cd.AsInt64()).AsInt32()); // [A2, C2 | B2, D2]
+        if (!TF.HasMins) return Avx2.Add(r, Avx2.Shuffle(r, 0b10_11_00_01));
+        var m = Avx2.Add(Avx2.UnpackLow(mab.AsInt64(), mcd.AsInt64()).AsInt32(), Avx2.UnpackHigh(mab.AsInt64(), mcd.AsInt64()).AsInt32());
+        var u = Avx2.UnpackLow(r, m);    // [A0, MA0, A1, MA1 | ...]
+        var v = Avx2.UnpackHigh(r, m);   // [C0, MC0, C1, MC1 | ...]
+        return Avx2.Add(Avx2.UnpackLow(u.AsInt64(), v.AsInt64()).AsInt32(), Avx2.UnpackHigh(u.AsInt64(), v.AsInt64()).AsInt32());
+    }
+
+    /// <summary>1 row × 4 tokens (t..t+3): each weight chunk is unpacked once for the four tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile256x4(byte* row, in ActivationView x, int t, int nb, float* dx, float* y, int yStride)
+    {
+        long xs = x.Cols;
+        int bss = x.Cols / 16;
+        sbyte* xq = x.Q + t * xs;
+        short* bs = x.BSums + (long)t * bss;
+        var acc = Vector256<float>.Zero;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* blk = row + (long)b * TF.BlockBytes;
+            var info = TF.Info256(blk);
+            sbyte* xb = xq + b * 256;
+            short* bsb = bs + b * 16;
+            var e = TF.E256(blk, info);
+            var ia = Block256(blk, info, xb);
+            var ib = Block256(blk, info, xb + xs);
+            var ic = Block256(blk, info, xb + 2 * xs);
+            var id = Block256(blk, info, xb + 3 * xs);
+            var ma = Avx2.MultiplyAddAdjacent(Vector256.Load(bsb), e);
+            var mb = Avx2.MultiplyAddAdjacent(Vector256.Load(bsb + bss), e);
+            var mc = Avx2.MultiplyAddAdjacent(Vector256.Load(bsb + 2 * bss), e);
+            var md = Avx2.MultiplyAddAdjacent(Vector256.Load(bsb + 3 * bss), e);
+            if (!TF.HasMins) { ia = Avx2.Add(ia, ma); ib = Avx2.Add(ib, mb); ic = Avx2.Add(ic, mc); id = Avx2.Add(id, md); }
+            var f = Finish256(Fold256(ia, ib), Fold256(ic, id), Fold256(ma, mb), Fold256(mc, md));
+            var dwm = Dwm128(blk);
+            var scale = Avx.Multiply(Vector256.Create(dwm, dwm), Vector256.Load(dx + 8 * b));
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(f), scale, acc);
+        }
+        var lo = acc.GetLower(); var hi = acc.GetUpper();
+        y[0] = Out(lo, 0); y[2 * yStride] = Out(lo, 2); y[yStride] = Out(hi, 0); y[3 * yStride] = Out(hi, 2);
+    }
+
+    /// <summary>4 rows (r..r+3) × 1 token: the decode tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile256Rows4(WeightMatrix w, int r, in ActivationView x, int t, int nb, float* y)
+    {
+        byte* w0 = w.Row(r), w1 = w.Row(r + 1), w2 = w.Row(r + 2), w3 = w.Row(r + 3);
+        sbyte* xq = x.Q + (long)t * x.Cols;
+        short* bs = x.BSums + (long)t * (x.Cols / 16);
+        float* xd = x.D + (long)t * nb;
+        var acc = Vector256<float>.Zero;
+        for (int b = 0; b < nb; b++)
+        {
+            long o = (long)b * TF.BlockBytes;
+            byte* b0 = w0 + o, b1 = w1 + o, b2 = w2 + o, b3 = w3 + o;
+            sbyte* xb = xq + b * 256;
+            var bsv = Vector256.Load(bs + b * 16);
+            var f0 = TF.Info256(b0); var f1 = TF.Info256(b1); var f2 = TF.Info256(b2); var f3 = TF.Info256(b3);
+            var i0 = Block256(b0, f0, xb); var i1 = Block256(b1, f1, xb); var i2 = Block256(b2, f2, xb); var i3 = Block256(b3, f3, xb);
+            var m0 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b0, f0)); var m1 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b1, f1));
+            var m2 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b2, f2)); var m3 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b3, f3));
+            if (!TF.HasMins) { i0 = Avx2.Add(i0, m0); i1 = Avx2.Add(i1, m1); i2 = Avx2.Add(i2, m2); i3 = Avx2.Add(i3, m3); }
+            // pairs in the lane order [r0, r0, r2, r2 | r1, r1, r3, r3]
+            var f = Finish256(Fold256(i0, i1), Fold256(i2, i3), Fold256(m0, m1), Fold256(m2, m3));
+            var dwm = TF.HasMins
+                ? Vector256.Create(TF.D(b0), -TF.DMin(b0), TF.D(b2), -TF.DMin(b2), TF.D(b1), -TF.DMin(b1), TF.D(b3), -TF.DMin(b3))
+                : Vector256.Create(TF.D(b0), TF.D(b0), TF.D(b2), TF.D(b2), TF.D(b1), TF.D(b1), TF.D(b3), TF.D(b3));
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(f), Avx.Multiply(dwm, Vector256.Create(xd[b])), acc);
+        }
+        var lo = acc.GetLower(); var hi = acc.GetUpper();
+        y[0] = Out(lo, 0); y[2] = Out(lo, 2); y[1] = Out(hi, 0); y[3] = Out(hi, 2);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -208,77 +305,17 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         sbyte* xq = x.Q + (long)t * x.Cols;
         short* bs = x.BSums + (long)t * (x.Cols / 16);
         float* xd = x.D + (long)t * nb;
-        var acc = Vector256<float>.Zero;
+        float acc0 = 0f, acc1 = 0f;
         for (int b = 0; b < nb; b++)
         {
             byte* blk = row + (long)b * TF.BlockBytes;
             var info = TF.Info256(blk);
-            sbyte* xb = xq + b * 256;
-            var i0 = Vector256<int>.Zero;
-            i0 = Dot256(i0, TF.W256(blk, 0), xb, TF.S256(info, 0));
-            i0 = Dot256(i0, TF.W256(blk, 1), xb + 32, TF.S256(info, 1));
-            i0 = Dot256(i0, TF.W256(blk, 2), xb + 64, TF.S256(info, 2));
-            i0 = Dot256(i0, TF.W256(blk, 3), xb + 96, TF.S256(info, 3));
-            i0 = Dot256(i0, TF.W256(blk, 4), xb + 128, TF.S256(info, 4));
-            i0 = Dot256(i0, TF.W256(blk, 5), xb + 160, TF.S256(info, 5));
-            i0 = Dot256(i0, TF.W256(blk, 6), xb + 192, TF.S256(info, 6));
-            i0 = Dot256(i0, TF.W256(blk, 7), xb + 224, TF.S256(info, 7));
-            var dw = Vector256.Create(TF.D(blk));
-            var ndm = TF.HasMins ? Vector256.Create(-TF.DMin(blk)) : default;
-            acc = Finish256(i0, bs + b * 16, TF.E256(blk, info), dw, ndm, xd[b], acc);
+            int isum = Vector256.Sum(Block256(blk, info, xq + b * 256));
+            int esum = Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load(bs + b * 16), TF.E256(blk, info)));
+            if (!TF.HasMins) isum += esum;
+            Step(isum, esum, TF.D(blk), TF.HasMins ? -TF.DMin(blk) : 0f, xd[b], ref acc0, ref acc1);
         }
-        return HSum(acc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Chunk256x4(byte* blk, Vector256<byte> info, int c, sbyte* x0, long xs,
-        ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
-    {
-        var wv = TF.W256(blk, c);
-        var s = TF.S256(info, c);
-        sbyte* xp = x0 + 32 * c;
-        i0 = Dot256(i0, wv, xp, s);
-        i1 = Dot256(i1, wv, xp + xs, s);
-        i2 = Dot256(i2, wv, xp + 2 * xs, s);
-        i3 = Dot256(i3, wv, xp + 3 * xs, s);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile256x4(byte* row, in ActivationView x, int t, int nb, float* y, int yStride)
-    {
-        long xs = x.Cols;
-        int bss = x.Cols / 16;
-        sbyte* xq = x.Q + t * xs;
-        short* bs = x.BSums + (long)t * bss;
-        float* xd = x.D + (long)t * nb;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < nb; b++)
-        {
-            byte* blk = row + (long)b * TF.BlockBytes;
-            var info = TF.Info256(blk);
-            sbyte* xb = xq + b * 256;
-            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
-            Chunk256x4(blk, info, 0, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            Chunk256x4(blk, info, 1, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            Chunk256x4(blk, info, 2, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            Chunk256x4(blk, info, 3, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            Chunk256x4(blk, info, 4, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            Chunk256x4(blk, info, 5, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            Chunk256x4(blk, info, 6, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            Chunk256x4(blk, info, 7, xb, xs, ref i0, ref i1, ref i2, ref i3);
-            var e = TF.E256(blk, info);
-            var dw = Vector256.Create(TF.D(blk));
-            var ndm = TF.HasMins ? Vector256.Create(-TF.DMin(blk)) : default;
-            short* bsb = bs + b * 16;
-            a0 = Finish256(i0, bsb, e, dw, ndm, xd[b], a0);
-            a1 = Finish256(i1, bsb + bss, e, dw, ndm, xd[nb + b], a1);
-            a2 = Finish256(i2, bsb + 2 * bss, e, dw, ndm, xd[2 * nb + b], a2);
-            a3 = Finish256(i3, bsb + 3 * bss, e, dw, ndm, xd[3 * nb + b], a3);
-        }
-        y[0] = HSum(a0);
-        y[yStride] = HSum(a1);
-        y[2 * yStride] = HSum(a2);
-        y[3 * yStride] = HSum(a3);
+        return Final(acc0, acc1);
     }
 
     // ---------------------------------------------------------------- AVX-512
@@ -287,36 +324,160 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
     private static void Run512(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
     {
         int cols = w.Cols, nb = cols / 256, T = x.Tokens;
-        int t = 0;
-        for (; t + 8 <= T; t += 8)
-            for (int r = r0; r < r1; r++) Tile512x8(w.Row(r), x, t, nb, y + (long)t * yStride + r, yStride);
-        if (t + 4 <= T)
+        float[]? heap = nb > MaxStackBlocks ? new float[16 * nb] : null;
+        float* stack = stackalloc float[heap == null ? 16 * nb : 0];
+        fixed (float* hp = heap)
         {
-            for (int r = r0; r < r1; r++) Tile512x4(w.Row(r), x, t, nb, y + (long)t * yStride + r, yStride);
-            t += 4;
+            float* dx = heap == null ? stack : hp;
+            int t = 0;
+            for (; t + 8 <= T; t += 8)
+            {
+                // dx per super-block in the lane order of the tile's result vector: 128-bit lane i holds tokens i, i+4
+                for (int b = 0; b < nb; b++)
+                {
+                    float* d = x.D + (long)t * nb + b;
+                    for (int i = 0; i < 4; i++)
+                    {
+                        float* p = dx + 16 * b + 4 * i;
+                        p[0] = p[1] = d[i * nb];
+                        p[2] = p[3] = d[(i + 4) * nb];
+                    }
+                }
+                for (int r = r0; r < r1; r++) Tile512x8(w.Row(r), x, t, nb, dx, y + (long)t * yStride + r, yStride);
+            }
+            for (; t < T; t++)
+            {
+                int r = r0;
+                for (; r + 4 <= r1; r += 4) Tile512Rows4(w, r, x, t, nb, y + (long)t * yStride + r);
+                for (; r < r1; r++) y[(long)t * yStride + r] = Tile512x1(w.Row(r), x, t, nb);
+            }
         }
-        for (; t < T; t++)
-            for (int r = r0; r < r1; r++) y[(long)t * yStride + r] = Tile512x1(w.Row(r), x, t, nb);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<int> Dot512(Vector512<byte> wv, sbyte* xp, Vector512<short> s) =>
         Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(wv, Vector512.Load(xp)), s);   // |q·x pair| <= 2·63·128 < 2^15
 
-    /// <summary>One (row, token) pair's super-block: the same operations in every tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Pair512(Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3,
-        Vector512<short> s0, Vector512<short> s1, Vector512<short> s2, Vector512<short> s3, Vector512<short> e,
-        float dw, float ndm, sbyte* xb, short* bsb, float dx, Vector512<float> acc)
+    private static Vector512<int> Block512(Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3,
+        Vector512<short> s0, Vector512<short> s1, Vector512<short> s2, Vector512<short> s3, sbyte* xb) =>
+        Avx512F.Add(Avx512F.Add(Dot512(w0, xb, s0), Dot512(w1, xb + 64, s1)), Avx512F.Add(Dot512(w2, xb + 128, s2), Dot512(w3, xb + 192, s3)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Block512(byte* blk, Vector512<byte> info, sbyte* xb) =>
+        Block512(TF.W512(blk, 0), TF.W512(blk, 1), TF.W512(blk, 2), TF.W512(blk, 3),
+            TF.S512(info, 0), TF.S512(info, 1), TF.S512(info, 2), TF.S512(info, 3), xb);
+
+    /// <summary>[a.lo + a.hi | b.lo + b.hi] (256-bit halves): two pairs' 16 lanes folded to 8 each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> FoldA(Vector512<int> a, Vector512<int> b) =>
+        Avx512F.Add(Avx512F.Shuffle4x128(a, b, 0x44), Avx512F.Shuffle4x128(a, b, 0xEE));
+
+    /// <summary>[A8 | B8], [C8 | D8] to [A4 | B4 | C4 | D4].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> FoldB(Vector512<int> ab, Vector512<int> cd) =>
+        Avx512F.Add(Avx512F.Shuffle4x128(ab, cd, 0x88), Avx512F.Shuffle4x128(ab, cd, 0xDD));
+
+    /// <summary>Two tokens' bsums side by side.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<short> BSums2(short* a, short* b) => Avx512F.InsertVector256(Vector256.Load(a).ToVector512Unsafe(), Vector256.Load(b), 1);
+
+    /// <summary>1 row × 8 tokens (t..t+7): each weight chunk is unpacked once for the eight tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile512x8(byte* row, in ActivationView x, int t, int nb, float* dx, float* y, int yStride)
     {
-        var isum = Avx512F.Add(Avx512F.Add(Dot512(w0, xb, s0), Dot512(w1, xb + 64, s1)), Avx512F.Add(Dot512(w2, xb + 128, s2), Dot512(w3, xb + 192, s3)));
-        var esum = Avx512BW.MultiplyAddAdjacent(Vector256.Load(bsb).ToVector512(), e);
-        if (TF.HasMins)
+        long xs = x.Cols;
+        int bss = x.Cols / 16;
+        sbyte* xq = x.Q + t * xs;
+        short* bs = x.BSums + (long)t * bss;
+        var acc = Vector512<float>.Zero;
+        for (int b = 0; b < nb; b++)
         {
-            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(isum), Vector512.Create(dw * dx), acc);
-            return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(esum), Vector512.Create(ndm * dx), acc);
+            byte* blk = row + (long)b * TF.BlockBytes;
+            var info = TF.Info512(blk);
+            var w0 = TF.W512(blk, 0); var w1 = TF.W512(blk, 1); var w2 = TF.W512(blk, 2); var w3 = TF.W512(blk, 3);
+            var s0 = TF.S512(info, 0); var s1 = TF.S512(info, 1); var s2 = TF.S512(info, 2); var s3 = TF.S512(info, 3);
+            var e = TF.E512(blk, info);
+            sbyte* xb = xq + b * 256;
+            short* bsb = bs + b * 16;
+            var iab = FoldA(Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb), Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb + xs));
+            var icd = FoldA(Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb + 2 * xs), Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb + 3 * xs));
+            var ief = FoldA(Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb + 4 * xs), Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb + 5 * xs));
+            var igh = FoldA(Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb + 6 * xs), Block512(w0, w1, w2, w3, s0, s1, s2, s3, xb + 7 * xs));
+            var mab = Avx512BW.MultiplyAddAdjacent(BSums2(bsb, bsb + bss), e);
+            var mcd = Avx512BW.MultiplyAddAdjacent(BSums2(bsb + 2 * bss, bsb + 3 * bss), e);
+            var mef = Avx512BW.MultiplyAddAdjacent(BSums2(bsb + 4 * bss, bsb + 5 * bss), e);
+            var mgh = Avx512BW.MultiplyAddAdjacent(BSums2(bsb + 6 * bss, bsb + 7 * bss), e);
+            Vector512<int> f;
+            if (TF.HasMins)
+                f = Finish512(FoldB(iab, icd), FoldB(ief, igh), FoldB(mab, mcd), FoldB(mef, mgh));
+            else
+                f = Finish512(FoldB(Avx512F.Add(iab, mab), Avx512F.Add(icd, mcd)), FoldB(Avx512F.Add(ief, mef), Avx512F.Add(igh, mgh)), default, default);
+            var dwm = Dwm128(blk);
+            var dwm2 = Vector256.Create(dwm, dwm);
+            var scale = Avx512F.Multiply(Vector512.Create(dwm2, dwm2), Vector512.Load(dx + 16 * b));
+            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(f), scale, acc);
         }
-        return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.Add(isum, esum)), Vector512.Create(dw * dx), acc);
+        Vector128<float> l0 = acc.GetLower().GetLower(), l1 = acc.GetLower().GetUpper(), l2 = acc.GetUpper().GetLower(), l3 = acc.GetUpper().GetUpper();
+        y[0] = Out(l0, 0); y[4 * yStride] = Out(l0, 2);
+        y[yStride] = Out(l1, 0); y[5 * yStride] = Out(l1, 2);
+        y[2 * yStride] = Out(l2, 0); y[6 * yStride] = Out(l2, 2);
+        y[3 * yStride] = Out(l3, 0); y[7 * yStride] = Out(l3, 2);
+    }
+
+    /// <summary>[T4_0 | T4_1 | T4_2 | T4_3] and [T4_4 | .. | T4_7] (and the same for M) to, in 128-bit lane i,
+    /// [I_i, M_i, I_{i+4}, M_{i+4}] (without mins: [I_i, I_i, I_{i+4}, I_{i+4}]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Finish512(Vector512<int> lo4, Vector512<int> hi4, Vector512<int> mlo4, Vector512<int> mhi4)
+    {
+        var r = Avx512F.Add(Avx512F.UnpackLow(lo4.AsInt64(), hi4.AsInt64()).AsInt32(), Avx512F.UnpackHigh(lo4.AsInt64(), hi4.AsInt64()).AsInt32());
+        if (!TF.HasMins) return Avx512F.Add(r, Avx512F.Shuffle(r, 0b10_11_00_01));
+        var m = Avx512F.Add(Avx512F.UnpackLow(mlo4.AsInt64(), mhi4.AsInt64()).AsInt32(), Avx512F.UnpackHigh(mlo4.AsInt64(), mhi4.AsInt64()).AsInt32());
+        var u = Avx512F.UnpackLow(r, m);
+        var v = Avx512F.UnpackHigh(r, m);
+        return Avx512F.Add(Avx512F.UnpackLow(u.AsInt64(), v.AsInt64()).AsInt32(), Avx512F.UnpackHigh(u.AsInt64(), v.AsInt64()).AsInt32());
+    }
+
+    /// <summary>4 rows (r..r+3) × 1 token: the decode tile. Row k's pair ends up in 128-bit lane k as [I, M, I, M].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile512Rows4(WeightMatrix w, int r, in ActivationView x, int t, int nb, float* y)
+    {
+        byte* w0 = w.Row(r), w1 = w.Row(r + 1), w2 = w.Row(r + 2), w3 = w.Row(r + 3);
+        sbyte* xq = x.Q + (long)t * x.Cols;
+        short* bs = x.BSums + (long)t * (x.Cols / 16);
+        float* xd = x.D + (long)t * nb;
+        var acc = Vector512<float>.Zero;
+        for (int b = 0; b < nb; b++)
+        {
+            long o = (long)b * TF.BlockBytes;
+            byte* b0 = w0 + o, b1 = w1 + o, b2 = w2 + o, b3 = w3 + o;
+            sbyte* xb = xq + b * 256;
+            var bsv = Vector256.Load(bs + b * 16).ToVector512();
+            var f0 = TF.Info512(b0); var f1 = TF.Info512(b1); var f2 = TF.Info512(b2); var f3 = TF.Info512(b3);
+            var i01 = FoldA(Block512(b0, f0, xb), Block512(b1, f1, xb));
+            var i23 = FoldA(Block512(b2, f2, xb), Block512(b3, f3, xb));
+            var m0 = Avx512BW.MultiplyAddAdjacent(bsv, TF.E512(b0, f0)).GetLower(); var m1 = Avx512BW.MultiplyAddAdjacent(bsv, TF.E512(b1, f1)).GetLower();
+            var m2 = Avx512BW.MultiplyAddAdjacent(bsv, TF.E512(b2, f2)).GetLower(); var m3 = Avx512BW.MultiplyAddAdjacent(bsv, TF.E512(b3, f3)).GetLower();
+            var m01 = Avx512F.InsertVector256(m0.ToVector512Unsafe(), m1, 1);
+            var m23 = Avx512F.InsertVector256(m2.ToVector512Unsafe(), m3, 1);
+            Vector512<int> f;
+            if (TF.HasMins)
+            {
+                var i = FoldB(i01, i23); var m = FoldB(m01, m23);
+                var wv = Avx512F.Add(Avx512F.UnpackLow(i, m), Avx512F.UnpackHigh(i, m));     // [i0+i2, m0+m2, i1+i3, m1+m3]
+                f = Avx512F.Add(wv, Avx512F.Shuffle(wv, 0b01_00_11_10));                       // [I, M, I, M]
+            }
+            else
+            {
+                var i = FoldB(Avx512F.Add(i01, m01), Avx512F.Add(i23, m23));
+                var wv = Avx512F.Add(i, Avx512F.Shuffle(i, 0b01_00_11_10));
+                f = Avx512F.Add(wv, Avx512F.Shuffle(wv, 0b10_11_00_01));                       // [I, I, I, I]
+            }
+            var dwm = Vector512.Create(Vector256.Create(Dwm128(b0), Dwm128(b1)), Vector256.Create(Dwm128(b2), Dwm128(b3)));
+            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(f), Avx512F.Multiply(dwm, Vector512.Create(xd[b])), acc);
+        }
+        y[0] = Out(acc.GetLower().GetLower(), 0); y[1] = Out(acc.GetLower().GetUpper(), 0);
+        y[2] = Out(acc.GetUpper().GetLower(), 0); y[3] = Out(acc.GetUpper().GetUpper(), 0);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -325,86 +486,16 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         sbyte* xq = x.Q + (long)t * x.Cols;
         short* bs = x.BSums + (long)t * (x.Cols / 16);
         float* xd = x.D + (long)t * nb;
-        var acc = Vector512<float>.Zero;
+        float acc0 = 0f, acc1 = 0f;
         for (int b = 0; b < nb; b++)
         {
             byte* blk = row + (long)b * TF.BlockBytes;
             var info = TF.Info512(blk);
-            float dw = TF.D(blk), ndm = TF.HasMins ? -TF.DMin(blk) : 0f;
-            acc = Pair512(TF.W512(blk, 0), TF.W512(blk, 1), TF.W512(blk, 2), TF.W512(blk, 3),
-                TF.S512(info, 0), TF.S512(info, 1), TF.S512(info, 2), TF.S512(info, 3), TF.E512(blk, info),
-                dw, ndm, xq + b * 256, bs + b * 16, xd[b], acc);
+            int isum = Vector512.Sum(Block512(blk, info, xq + b * 256));
+            int esum = Vector512.Sum(Avx512BW.MultiplyAddAdjacent(Vector256.Load(bs + b * 16).ToVector512(), TF.E512(blk, info)));
+            if (!TF.HasMins) isum += esum;
+            Step(isum, esum, TF.D(blk), TF.HasMins ? -TF.DMin(blk) : 0f, xd[b], ref acc0, ref acc1);
         }
-        return HSum(acc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile512x4(byte* row, in ActivationView x, int t, int nb, float* y, int yStride)
-    {
-        long xs = x.Cols;
-        int bss = x.Cols / 16;
-        sbyte* xq = x.Q + t * xs;
-        short* bs = x.BSums + (long)t * bss;
-        float* xd = x.D + (long)t * nb;
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < nb; b++)
-        {
-            byte* blk = row + (long)b * TF.BlockBytes;
-            var info = TF.Info512(blk);
-            var w0 = TF.W512(blk, 0); var w1 = TF.W512(blk, 1); var w2 = TF.W512(blk, 2); var w3 = TF.W512(blk, 3);
-            var s0 = TF.S512(info, 0); var s1 = TF.S512(info, 1); var s2 = TF.S512(info, 2); var s3 = TF.S512(info, 3);
-            var e = TF.E512(blk, info);
-            float dw = TF.D(blk), ndm = TF.HasMins ? -TF.DMin(blk) : 0f;
-            sbyte* xb = xq + b * 256;
-            short* bsb = bs + b * 16;
-            float* xdb = xd + b;
-            a0 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb, bsb, xdb[0], a0);
-            a1 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + xs, bsb + bss, xdb[nb], a1);
-            a2 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 2 * xs, bsb + 2 * bss, xdb[2 * nb], a2);
-            a3 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 3 * xs, bsb + 3 * bss, xdb[3 * nb], a3);
-        }
-        y[0] = HSum(a0);
-        y[yStride] = HSum(a1);
-        y[2 * yStride] = HSum(a2);
-        y[3 * yStride] = HSum(a3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile512x8(byte* row, in ActivationView x, int t, int nb, float* y, int yStride)
-    {
-        long xs = x.Cols;
-        int bss = x.Cols / 16;
-        sbyte* xq = x.Q + t * xs;
-        short* bs = x.BSums + (long)t * bss;
-        float* xd = x.D + (long)t * nb;
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        for (int b = 0; b < nb; b++)
-        {
-            byte* blk = row + (long)b * TF.BlockBytes;
-            var info = TF.Info512(blk);
-            var w0 = TF.W512(blk, 0); var w1 = TF.W512(blk, 1); var w2 = TF.W512(blk, 2); var w3 = TF.W512(blk, 3);
-            var s0 = TF.S512(info, 0); var s1 = TF.S512(info, 1); var s2 = TF.S512(info, 2); var s3 = TF.S512(info, 3);
-            var e = TF.E512(blk, info);
-            float dw = TF.D(blk), ndm = TF.HasMins ? -TF.DMin(blk) : 0f;
-            sbyte* xb = xq + b * 256;
-            short* bsb = bs + b * 16;
-            float* xdb = xd + b;
-            a0 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb, bsb, xdb[0], a0);
-            a1 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + xs, bsb + bss, xdb[nb], a1);
-            a2 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 2 * xs, bsb + 2 * bss, xdb[2 * nb], a2);
-            a3 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 3 * xs, bsb + 3 * bss, xdb[3 * nb], a3);
-            a4 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 4 * xs, bsb + 4 * bss, xdb[4 * nb], a4);
-            a5 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 5 * xs, bsb + 5 * bss, xdb[5 * nb], a5);
-            a6 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 6 * xs, bsb + 6 * bss, xdb[6 * nb], a6);
-            a7 = Pair512(w0, w1, w2, w3, s0, s1, s2, s3, e, dw, ndm, xb + 7 * xs, bsb + 7 * bss, xdb[7 * nb], a7);
-        }
-        y[0] = HSum(a0);
-        y[yStride] = HSum(a1);
-        y[2 * yStride] = HSum(a2);
-        y[3 * yStride] = HSum(a3);
-        y[4 * yStride] = HSum(a4);
-        y[5 * yStride] = HSum(a5);
-        y[6 * yStride] = HSum(a6);
-        y[7 * yStride] = HSum(a7);
+        return Final(acc0, acc1);
     }
 }

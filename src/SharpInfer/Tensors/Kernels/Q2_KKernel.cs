@@ -95,5 +95,9 @@ public unsafe struct Q2_KFormat : IKQuantFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<short> E512(byte* blk, Vector512<byte> info) => E256(blk, default).ToVector512();
+    public static Vector512<short> E512(byte* blk, Vector512<byte> info)
+    {
+        var e = E256(blk, default);
+        return Avx512F.InsertVector256(e.ToVector512Unsafe(), e, 1);
+    }
 }

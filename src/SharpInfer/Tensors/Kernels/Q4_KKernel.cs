@@ -106,7 +106,7 @@ public unsafe struct Q4_KFormat : IKQuantFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<short> E512(byte* blk, Vector512<byte> info) =>
         Avx512BW.Shuffle(info, Vector512.Create(0x8009800980088008UL, 0x800B800B800A800AUL, 0x800D800D800C800CUL, 0x800F800F800E800EUL,
-            0x8080808080808080UL, 0x8080808080808080UL, 0x8080808080808080UL, 0x8080808080808080UL).AsByte()).AsInt16();
+            0x8009800980088008UL, 0x800B800B800A800AUL, 0x800D800D800C800CUL, 0x800F800F800E800EUL).AsByte()).AsInt16();
 }
 
 /// <summary>Shuffle indices and broadcasts shared by the K-quant formats, written so the JIT folds them to constants

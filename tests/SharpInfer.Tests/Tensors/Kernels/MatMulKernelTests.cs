@@ -43,6 +43,48 @@ public class MatMulKernelTests
         KernelHarness.Check(type, kernel, rows, cols, tokens, seed: rows * 1000 + cols + tokens);
     }
 
+    /// <summary>The K-quant int8 kernels do their float steps identically on every path (only the exact integer sums
+    /// are vectorized), so every instruction path gives the same bits.</summary>
+    [Theory]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public unsafe void KQuantKernelsGiveTheSameBitsOnEveryPath(GgmlType type)
+    {
+        var kernel = KernelRegistry.For(type, MatMulPrecision.Fast);
+        foreach (var (rows, cols, tokens) in new[] { (9, 768, 1), (6, 1280, 19), (5, 512, 12) })
+        {
+            var rng = new Random(rows + cols + tokens);
+            long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+            var weights = new byte[rowBytes * rows];
+            var f = new float[cols];
+            for (int r = 0; r < rows; r++)
+            {
+                for (int i = 0; i < cols; i++) f[i] = (float)KernelHarness.Gaussian(rng);
+                Quantize.Row(type, f, weights.AsSpan((int)(r * rowBytes), (int)rowBytes));
+            }
+            var x = new float[tokens * cols];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)(KernelHarness.Gaussian(rng) * (i % 11 == 0 ? 5 : 1));
+            using var input = new KernelHarness.QuantizedInput(kernel.Format, x, tokens, cols);
+            float[]? first = null;
+            fixed (byte* wp = weights)
+            {
+                var w = new WeightMatrix("w", type, rows, cols, wp);
+                foreach (var level in KernelHarness.Levels())
+                {
+                    var y = new float[tokens * rows];
+                    fixed (float* yp = y) kernel.Compute(w, input.View, yp, rows, 0, rows, level, null);
+                    first ??= y;
+                    for (int i = 0; i < y.Length; i++)
+                        Assert.True(BitConverter.SingleToInt32Bits(y[i]) == BitConverter.SingleToInt32Bits(first[i]),
+                            $"{type} {level} {rows}x{cols} T={tokens}: output {i} = {y[i]}, scalar path {first[i]}");
+                }
+            }
+        }
+    }
+
     [Fact]
     public unsafe void Q8_KActivationQuantizationVectorPathEqualsScalar()
     {
