@@ -23,6 +23,7 @@ public class GoldenGgmlTests
 
     [Theory]
     [InlineData("mistral-tiny", "q8_0")]
+    [InlineData("mistral-tiny", "q4_k_m")]
     [InlineData("mistral-tiny", "f16")]
     [InlineData("qwen3-0.6b", "q8_0")]
     [InlineData("qwen2.5-0.5b", "f16")]
