@@ -41,7 +41,8 @@ public static unsafe class ActivationQuantizer
                 }
                 break;
             case ActivationFormat.Q8_K:
-                for (int b = 0; b < n / 256; b++) d[b] = Q8_KBlock(x + b * 256, q + b * 256, bsums + b * 16);
+                for (int b = 0; b < n / 256; b++)
+                    d[b] = level >= IsaLevel.Portable ? Q8_KBlockVector(x + b * 256, q + b * 256, bsums + b * 16) : Q8_KBlock(x + b * 256, q + b * 256, bsums + b * 16);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(f));
@@ -126,6 +127,46 @@ public static unsafe class ActivationQuantizer
             int sum = 0;
             for (int j = 0; j < 16; j++) sum += q[g * 16 + j];
             bsums[g] = (short)sum;
+        }
+        return 1f / iscale;
+    }
+
+    /// <summary>Vector form of <see cref="Q8_KBlock"/> with the same results bit for bit: the same signed extreme (first
+    /// element of largest magnitude), the same iscale, products and round-half-even (Vector256.Round is exact
+    /// nearest-even like nearest_int for these magnitudes). Blocks that are all zero or hold NaN/∞ go to the scalar code.</summary>
+    private static float Q8_KBlockVector(float* x, sbyte* q, short* bsums)
+    {
+        var m = Vector256.Abs(Vector256.Load(x));
+        var ok = Vector256.Equals(m, m);                       // false in NaN lanes
+        for (int j = 8; j < 256; j += 8)
+        {
+            var a = Vector256.Abs(Vector256.Load(x + j));
+            ok &= Vector256.Equals(a, a);
+            m = Vector256.Max(m, a);
+        }
+        var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+        float amax = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
+        if (!(amax > 0f) || !float.IsFinite(amax) || ok.AsUInt32() != Vector256<uint>.AllBitsSet) return Q8_KBlock(x, q, bsums);
+        int first = 0;
+        var target = Vector256.Create(amax);
+        for (int j = 0; j < 256; j += 8)
+        {
+            uint hits = Vector256.Equals(Vector256.Abs(Vector256.Load(x + j)), target).ExtractMostSignificantBits();
+            if (hits != 0) { first = j + System.Numerics.BitOperations.TrailingZeroCount(hits); break; }
+        }
+        float iscale = -127f / x[first];
+        var vs = Vector256.Create(iscale);
+        var cap = Vector256.Create(127);
+        for (int j = 0; j < 256; j += 32)
+        {
+            var i0 = Vector256.Min(Vector256.ConvertToInt32(Vector256.Round(vs * Vector256.Load(x + j))), cap);
+            var i1 = Vector256.Min(Vector256.ConvertToInt32(Vector256.Round(vs * Vector256.Load(x + j + 8))), cap);
+            var i2 = Vector256.Min(Vector256.ConvertToInt32(Vector256.Round(vs * Vector256.Load(x + j + 16))), cap);
+            var i3 = Vector256.Min(Vector256.ConvertToInt32(Vector256.Round(vs * Vector256.Load(x + j + 24))), cap);
+            bsums[j / 16] = (short)Vector256.Sum(i0 + i1);
+            bsums[j / 16 + 1] = (short)Vector256.Sum(i2 + i3);
+            // values are within [-127, 127] (|iscale·x| <= 127 up to rounding): narrowing is exact
+            Vector256.Store(Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3)), q + j);
         }
         return 1f / iscale;
     }

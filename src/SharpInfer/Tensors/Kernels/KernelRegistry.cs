@@ -9,6 +9,11 @@ public static class KernelRegistry
     private static readonly Q4_1Kernel Q4_1 = new();
     private static readonly Q5_0Kernel Q5_0 = new();
     private static readonly IQ4_NLKernel IQ4_NL = new();
+    private static readonly Q2_KKernel Q2_K = new();
+    private static readonly Q3_KKernel Q3_K = new();
+    private static readonly Q4_KKernel Q4_K = new();
+    private static readonly Q5_KKernel Q5_K = new();
+    private static readonly Q6_KKernel Q6_K = new();
 
     public static MatMulKernel For(GgmlType type, MatMulPrecision precision)
     {
@@ -20,6 +25,11 @@ public static class KernelRegistry
             GgmlType.Q4_1 => Q4_1,
             GgmlType.Q5_0 => Q5_0,
             GgmlType.IQ4_NL => IQ4_NL,
+            GgmlType.Q2_K => Q2_K,
+            GgmlType.Q3_K => Q3_K,
+            GgmlType.Q4_K => Q4_K,
+            GgmlType.Q5_K => Q5_K,
+            GgmlType.Q6_K => Q6_K,
             _ => Dequantized,
         };
     }
