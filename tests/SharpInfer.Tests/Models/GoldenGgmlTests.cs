@@ -29,6 +29,8 @@ public class GoldenGgmlTests
     [InlineData("mistral-tiny", "q4_0")]
     [InlineData("qwen3-0.6b", "q8_0")]
     [InlineData("qwen2.5-0.5b", "f16")]
+    [InlineData("llama3.2-1b", "q4_0")]
+    [InlineData("llama-1.1b-spm", "q4_k_m")]
     public void FastPathStaysNearExact(string preset, string type) =>
         Check(preset, type, $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
 
