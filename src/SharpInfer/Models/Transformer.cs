@@ -109,9 +109,7 @@ public sealed unsafe class Transformer : IDisposable
             for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, attnNorm, xn + (long)t * E, E, eps);
             _prof?.Stop(ForwardProfiler.Op.Norm);
             _matmul.SetInput(xn, T, E);
-            _matmul.Run(L.Q, q, QD);
-            _matmul.Run(L.K, k, KD);
-            _matmul.Run(L.V, v, VD);
+            _matmul.Run(L.Q, q, QD, L.K, k, KD, L.V, v, VD);
             _prof?.Stop(ForwardProfiler.Op.QkvProj);
             for (int t = 0; t < T; t++)
             {
@@ -138,8 +136,7 @@ public sealed unsafe class Transformer : IDisposable
             for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, ffnNorm, xn + (long)t * E, E, eps);
             _prof?.Stop(ForwardProfiler.Op.Norm);
             _matmul.SetInput(xn, T, E);
-            _matmul.Run(L.Gate, _gate.Pointer, F);
-            _matmul.Run(L.Up, _up.Pointer, F);
+            _matmul.Run(L.Gate, _gate.Pointer, F, L.Up, _up.Pointer, F);
             _prof?.Stop(ForwardProfiler.Op.GateUp);
             VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F);
             _prof?.Stop(ForwardProfiler.Op.SiluMul);

@@ -40,10 +40,13 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     // current job
     private enum Job { Quantize, Multiply }
     private Job _job;
-    private WeightMatrix _w = null!;
-    private MatMulKernel _kernel = null!;
-    private float* _y;
-    private int _yStride, _tasks, _rowAlign;
+    private const int RowAlign = 4;   // tasks start at multiples of 4 rows (the kernels' row tiles)
+    private readonly WeightMatrix[] _jobW = new WeightMatrix[3];
+    private readonly MatMulKernel[] _jobKernel = new MatMulKernel[3];
+    private readonly nint[] _jobY = new nint[3];
+    private readonly int[] _jobStride = new int[3];
+    private readonly int[] _jobUnitStart = new int[4];
+    private int _jobCount, _units, _tasks;
     private ActivationFormat _quantFormat;
 
     public MatMul(ComputePool pool, int maxTokens, int maxCols, MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? level = null)
@@ -93,18 +96,54 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
 
     public void Run(WeightMatrix w, float* y, int yStride)
     {
+        Prepare(0, w, y, yStride);
+        Dispatch(1);
+    }
+
+    /// <summary>Several matrices on the current input in one parallel run (Q, K and V; gate and up): one barrier
+    /// instead of one per matrix, and the threads balance over all their rows. Falls back to one run per matrix
+    /// when their activation formats differ.</summary>
+    public void Run(WeightMatrix a, float* ya, int sa, WeightMatrix b, float* yb, int sb, WeightMatrix? c = null, float* yc = null, int sc = 0)
+    {
+        var fa = KernelFor(a.Type).Format;
+        if (KernelFor(b.Type).Format != fa || (c != null && KernelFor(c.Type).Format != fa))
+        {
+            Run(a, ya, sa);
+            Run(b, yb, sb);
+            if (c != null) Run(c, yc, sc);
+            return;
+        }
+        Prepare(0, a, ya, sa);
+        Prepare(1, b, yb, sb);
+        if (c != null) Prepare(2, c, yc, sc);
+        Dispatch(c != null ? 3 : 2);
+    }
+
+    private void Prepare(int job, WeightMatrix w, float* y, int yStride)
+    {
         if (w.Cols != _input.Cols) throw new ArgumentException($"{w.Name} has {w.Cols} inputs but the input rows have {_input.Cols}");
         var kernel = KernelFor(w.Type);
         if (kernel.ScratchFloats(w.Cols) > (long)DequantizedKernel.RowGroup * _maxCols)
             throw new InvalidOperationException($"{kernel.GetType().Name} needs more per-thread scratch than the matmul allocated");
         if (kernel.Format != ActivationFormat.F32 && _quantizedAs != kernel.Format) Quantize(kernel.Format);
+        _jobW[job] = w;
+        _jobKernel[job] = kernel;
+        _jobY[job] = (nint)y;
+        _jobStride[job] = yStride;
+    }
+
+    private void Dispatch(int jobs)
+    {
         _job = Job.Multiply;
-        _w = w;
-        _kernel = kernel;
-        _y = y;
-        _yStride = yStride;
-        _rowAlign = 4;
-        int units = (w.Rows + _rowAlign - 1) / _rowAlign;
+        _jobCount = jobs;
+        int units = 0;
+        for (int j = 0; j < jobs; j++)
+        {
+            _jobUnitStart[j] = units;
+            units += (_jobW[j].Rows + RowAlign - 1) / RowAlign;
+        }
+        _jobUnitStart[jobs] = units;
+        _units = units;
         // more tasks than threads so uneven progress balances; each task a contiguous, tile-aligned row range
         _tasks = WorkSplit.TaskCount(units, _pool.Threads, minChunk: Math.Max(1, 64 / Math.Max(1, _input.Tokens)), tasksPerThread: 8);
         _pool.Run(this, _tasks);
@@ -139,10 +178,16 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
                     _input.Sums + (long)t * (cols / 32));
             return;
         }
-        int units = (_w.Rows + _rowAlign - 1) / _rowAlign;
-        var (u0, u1) = WorkSplit.Range(units, _tasks, task);
-        int r0 = u0 * _rowAlign, r1 = Math.Min(_w.Rows, u1 * _rowAlign);
-        if (r0 < r1) _kernel.Compute(_w, _input, _y, _yStride, r0, r1, Level, _scratch[thread].Pointer);
+        var (u0, u1) = WorkSplit.Range(_units, _tasks, task);
+        for (int job = 0; job < _jobCount && u0 < u1; job++)
+        {
+            int js = _jobUnitStart[job], je = _jobUnitStart[job + 1];
+            int a = Math.Max(u0, js), b = Math.Min(u1, je);
+            if (a >= b) continue;
+            var w = _jobW[job];
+            int r0 = (a - js) * RowAlign, r1 = Math.Min(w.Rows, (b - js) * RowAlign);
+            if (r0 < r1) _jobKernel[job].Compute(w, _input, (float*)_jobY[job], _jobStride[job], r0, r1, Level, _scratch[thread].Pointer);
+        }
     }
 
     public void Dispose()
