@@ -68,6 +68,8 @@ public sealed class LlmEngine : IDisposable
     public long KvCacheBytes => _blocks.Cache.TotalBytes;
     public long KvCapacityTokens => _blocks.CapacityTokens;
     public EngineStats Stats => _stats;
+    /// <summary>Requests accepted and not yet finished (the count admission control limits); read live.</summary>
+    public int ActiveRequests => Volatile.Read(ref _inSystem);
 
     public LlmEngine(Model model, EngineOptions? options = null)
     {

@@ -45,6 +45,9 @@ public sealed class ComputePool : IDisposable
         _workerAllocated = new long[_workers.Length];
         _wake = new SemaphoreSlim[_workers.Length];
         for (int i = 0; i < _wake.Length; i++) _wake[i] = new SemaphoreSlim(0);
+        // ManualResetEventSlim creates its lock object on the first blocking wait; force that now, so the first time
+        // a run blocks (an oversubscribed machine, long after warm-up) does not allocate on the token path.
+        _done.Wait(1);
         for (int i = 0; i < _workers.Length; i++)
         {
             int id = i + 1;

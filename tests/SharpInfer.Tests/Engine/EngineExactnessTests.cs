@@ -133,7 +133,7 @@ public class EngineExactnessTests
 
     internal static async Task WaitIdle(LlmEngine engine)
     {
-        for (int i = 0; i < 500 && (engine.Stats.Running > 0 || engine.Stats.Waiting > 0 || engine.Stats.KvBlocksUsed > 0); i++)
+        for (int i = 0; i < 500 && (engine.ActiveRequests > 0 || engine.Stats.Running > 0 || engine.Stats.Waiting > 0 || engine.Stats.KvBlocksUsed > 0); i++)
             await Task.Delay(10);
     }
 }

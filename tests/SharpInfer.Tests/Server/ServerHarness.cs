@@ -182,7 +182,7 @@ public sealed class ServerHarness : IAsyncDisposable
         while (DateTime.UtcNow < deadline)
         {
             var s = Engine.Stats;
-            if (s.Running == 0 && s.Waiting == 0 && s.KvBlocksUsed == 0) return true;
+            if (Engine.ActiveRequests == 0 && s.Running == 0 && s.Waiting == 0 && s.KvBlocksUsed == 0) return true;
             await Task.Delay(10);
         }
         return false;
