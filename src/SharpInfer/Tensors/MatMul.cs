@@ -53,7 +53,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         Precision = precision;
         Level = level ?? Isa.Level;
         _scratch = new NativeBuffer<float>[pool.Threads];
-        for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new NativeBuffer<float>((long)DequantizedKernel.RowGroup * maxCols);
+        for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new NativeBuffer<float>(KernelRegistry.MaxScratchFloats(maxCols));
         if (precision == MatMulPrecision.Fast)
         {
             _q = new NativeBuffer<sbyte>((long)maxTokens * maxCols);

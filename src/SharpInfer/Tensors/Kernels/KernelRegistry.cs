@@ -5,9 +5,12 @@ public static class KernelRegistry
 {
     private static readonly DequantizedKernel Dequantized = new();
     private static readonly Q8_0Kernel Q8_0 = new();
+    private static readonly FloatKernel Float = new();
 
     public static MatMulKernel For(GgmlType type, MatMulPrecision precision)
     {
+        // widening F16/BF16 to float is exact, so float weights use the float kernel in both modes
+        if (FloatKernel.Supports(type)) return Float;
         if (precision == MatMulPrecision.Exact) return Dequantized;
         return type switch
         {
@@ -15,4 +18,8 @@ public static class KernelRegistry
             _ => Dequantized,
         };
     }
+
+    /// <summary>Per-thread scratch (floats) that covers every registered kernel for rows of <paramref name="cols"/>.</summary>
+    public static long MaxScratchFloats(int cols) =>
+        Math.Max(Dequantized.ScratchFloats(cols), Math.Max(Q8_0.ScratchFloats(cols), Float.ScratchFloats(cols)));
 }
