@@ -139,6 +139,7 @@ public static unsafe class FloatConvert
     /// <summary>dst[i] = half src[i] as float, exactly (same bits as <see cref="Fp16.ToFloat"/>).</summary>
     public static void HalfToSingle(ushort* src, float* dst, int n) => HalfToSingle(src, dst, n, Isa.Level);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void HalfToSingle(ushort* src, float* dst, int n, IsaLevel level)
     {
         int i = 0;
@@ -152,6 +153,7 @@ public static unsafe class FloatConvert
     }
 
     /// <summary>dst[i] = bfloat16 src[i] as float (a 16-bit shift).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Bf16ToSingle(ushort* src, float* dst, int n, IsaLevel level)
     {
         int i = 0;
@@ -167,6 +169,7 @@ public static unsafe class FloatConvert
     /// <summary>dst[i] = src[i] rounded to half (nearest even), the same bits as <see cref="Fp16.FromFloat"/>.</summary>
     public static void SingleToHalf(float* src, ushort* dst, int n) => SingleToHalf(src, dst, n, Isa.Level);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SingleToHalf(float* src, ushort* dst, int n, IsaLevel level)
     {
         int i = 0;
