@@ -21,7 +21,8 @@ namespace SharpInfer.Tensors.Kernels;
 /// total, in order. AVX-512 holds a pair's lanes in one register, AVX2 in two (lanes 0–7, 8–15), the portable path
 /// in four Vector128s, the scalar path in an array; all do exactly the same operations.</para>
 /// <para><b>Decode</b> (few tokens, memory-bound): weights are widened in registers straight from the mapped
-/// rows, 4 rows at a time (4 independent accumulators per token), each converted chunk reused by every token.</para>
+/// rows, 8 rows at a time for one token and 4 rows × up to 4 tokens otherwise, each converted chunk reused by every
+/// token of the tile; F16 rows use an exact scaled form (see <see cref="F16Scaled16"/>).</para>
 /// <para><b>Prefill</b> (≥ <see cref="PackMinTokens"/> tokens, compute-bound): tokens are taken
 /// <see cref="TokenBlock"/> at a time so their K-block slice of activations stays in L2; for each K-block and
 /// group of 4 rows the weights are widened once into a 4 × KBlock float panel (L1-resident; F32 weights are used
@@ -149,100 +150,98 @@ public sealed unsafe class FloatKernel : MatMulKernel
     // ------------------------------------------------------------------------------------------------------------
     // weight loaders: one 16-element chunk (or its 8/4-lane parts) widened to float
 
-    // Decode loads go through LoadTracked/ScaleX/Special so F16 rows can take the cheap scaled form: the weight
-    // w = asfloat(em)·2^112 (em = exponent and mantissa bits in float position) is used as asfloat(em | sign) against
-    // x·2^112. The exact product w·x is the same real number, so each fused multiply-add rounds to the same float as
-    // with the widened weight (for |x| < 2^16, where x·2^112 is finite; subnormal halves give subnormal floats,
-    // which FMA takes exactly). That saves the multiply and the infinity/NaN fix-up per weight vector; a running
-    // unsigned max of em spots exponent-31 halves, and the tile is then redone with the exact widening.
+    // Decode tiles multiply F16 rows in a cheap scaled form: w = asfloat(em)·2^112 (em = exponent and mantissa bits
+    // in float position) is used as asfloat(sign | em) against x·2^112. The exact product w·x is the same real number,
+    // so each fused multiply-add rounds to exactly the float it gives with the widened weight, as long as x·2^112 is
+    // finite (|x| < 2^16, checked per call) and the matrix has no infinite/NaN halves (checked once per matrix):
+    // subnormal halves become subnormal floats, which FMA takes exactly. That is 2 integer ops per 16 weights
+    // instead of 8 for the exact widening.
     internal interface IW16
     {
         static abstract Vector512<float> Load(byte* row, int k);
-        static abstract Vector512<float> LoadTracked(byte* row, int k, ref Vector512<uint> track);
         static abstract Vector512<float> ScaleX(Vector512<float> x);
-        static abstract bool Special(Vector512<uint> track);
     }
     internal struct F32x16 : IW16
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(byte* row, int k) => Vector512.Load((float*)row + k);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadTracked(byte* row, int k, ref Vector512<uint> track) => Vector512.Load((float*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleX(Vector512<float> x) => x;
-        public static bool Special(Vector512<uint> track) => false;
     }
     internal struct F16x16 : IW16
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(byte* row, int k) => FloatConvert.LoadHalf16((ushort*)row + k);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadTracked(byte* row, int k, ref Vector512<uint> track) => FloatConvert.LoadHalf16((ushort*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleX(Vector512<float> x) => x;
-        public static bool Special(Vector512<uint> track) => false;
     }
     internal struct F16Scaled16 : IW16
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(byte* row, int k) => FloatConvert.LoadHalf16((ushort*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> LoadTracked(byte* row, int k, ref Vector512<uint> track)
+        public static Vector512<float> Load(byte* row, int k)
         {
-            var v = Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + k)).AsUInt32();   // sign-extended: bit 31 = sign
-            var em = (v << 17) >> 4;
-            track = Vector512.Max(track, em);
-            return (em | (v & Vector512.Create(0x80000000u))).AsSingle();
+            // sign-extended, bits 28-31 of v << 13 are all the sign: one shift and one and give sign | em << 13
+            var v = Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + k));
+            return ((v << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle();
         }
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleX(Vector512<float> x) => x * Vector512.Create(TwoPow112);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Special(Vector512<uint> track) => Vector512.GreaterThanOrEqualAny(track, Vector512.Create(0x0F800000u));
     }
     internal struct Bf16x16 : IW16
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(byte* row, int k) => FloatConvert.LoadBf16x16((ushort*)row + k);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadTracked(byte* row, int k, ref Vector512<uint> track) => FloatConvert.LoadBf16x16((ushort*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleX(Vector512<float> x) => x;
-        public static bool Special(Vector512<uint> track) => false;
     }
 
     internal interface IW8
     {
         static abstract Vector256<float> Load(byte* row, int k);
-        static abstract Vector256<float> LoadTracked(byte* row, int k, ref Vector256<uint> track);
         static abstract Vector256<float> ScaleX(Vector256<float> x);
-        static abstract bool Special(Vector256<uint> track);
     }
     internal struct F32x8 : IW8
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(byte* row, int k) => Vector256.Load((float*)row + k);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadTracked(byte* row, int k, ref Vector256<uint> track) => Vector256.Load((float*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ScaleX(Vector256<float> x) => x;
-        public static bool Special(Vector256<uint> track) => false;
     }
     internal struct F16x8 : IW8
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(byte* row, int k) => FloatConvert.LoadHalf8((ushort*)row + k);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadTracked(byte* row, int k, ref Vector256<uint> track) => FloatConvert.LoadHalf8((ushort*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ScaleX(Vector256<float> x) => x;
-        public static bool Special(Vector256<uint> track) => false;
     }
     internal struct F16Scaled8 : IW8
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(byte* row, int k) => FloatConvert.LoadHalf8((ushort*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> LoadTracked(byte* row, int k, ref Vector256<uint> track)
+        public static Vector256<float> Load(byte* row, int k)
         {
-            var v = Avx2.ConvertToVector256Int32((short*)row + k).AsUInt32();
-            var em = (v << 17) >> 4;
-            track = Avx2.Max(track, em);
-            return (em | (v & Vector256.Create(0x80000000u))).AsSingle();
+            var v = Avx2.ConvertToVector256Int32((short*)row + k);
+            return ((v << 13) & Vector256.Create(unchecked((int)0x8FFFE000))).AsSingle();
         }
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ScaleX(Vector256<float> x) => x * Vector256.Create(TwoPow112);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static bool Special(Vector256<uint> track) => Vector256.GreaterThanOrEqualAny(track.AsInt32(), Vector256.Create(0x0F800000));   // em < 2^28
     }
     internal struct Bf16x8 : IW8
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(byte* row, int k) => FloatConvert.LoadBf16x8((ushort*)row + k);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadTracked(byte* row, int k, ref Vector256<uint> track) => FloatConvert.LoadBf16x8((ushort*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ScaleX(Vector256<float> x) => x;
-        public static bool Special(Vector256<uint> track) => false;
     }
 
     private const float TwoPow112 = 5.192296858534828e33f;
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<WeightMatrix, object> SpecialHalves = new();
+
+    /// <summary>Whether an F16 matrix holds an infinite or NaN half (scanned once per matrix, on first use).</summary>
+    internal static bool HasSpecialHalves(WeightMatrix w) =>
+        (bool)SpecialHalves.GetValue(w, static m => ScanSpecialHalves((ushort*)m.Data, m.ByteSize / 2));
+
+    private static bool ScanSpecialHalves(ushort* p, long count)
+    {
+        long i = 0;
+        var e = Vector256.Create((ushort)0x7C00);
+        var acc = Vector256<ushort>.Zero;
+        for (; i + 16 <= count; i += 16)
+        {
+            var v = Vector256.Load(p + i) & e;
+            acc |= Vector256.Equals(v, e);
+            if ((i & 0xFFFF) == 0 && acc != Vector256<ushort>.Zero) return true;
+        }
+        if (acc != Vector256<ushort>.Zero) return true;
+        for (; i < count; i++) if ((p[i] & 0x7C00) == 0x7C00) return true;
+        return false;
+    }
 
     /// <summary>Whether every activation of the first <paramref name="tokens"/> tokens is finite with |x| &lt; 2^16,
     /// so x·2^112 is finite (the scaled F16 decode form).</summary>
@@ -278,8 +277,19 @@ public sealed unsafe class FloatKernel : MatMulKernel
             if (T < PackMinTokens)
             {
                 // decode: stream each group of rows once, widening in registers
-                bool scaled = typeof(TW) == typeof(F16x16) && ScaledFormSafe(x.F32, (long)T * cols);
-                for (int r = r0; r < rq; r += 4)
+                bool scaled = typeof(TW) == typeof(F16x16) && ScaledFormSafe(x.F32, (long)T * cols) && !HasSpecialHalves(w);
+                // one token: 8 rows per tile (8 weight streams in flight, 8 independent FMA chains)
+                int r8 = r0;
+                if (T == 1)
+                    for (; r8 + 8 <= rq; r8 += 8)
+                        for (int kb = 0; kb < nFull; kb += KBlock)
+                        {
+                            int n = Math.Min(KBlock, nFull - kb);
+                            byte* wp = w.Row(r8) + (long)kb * eb;
+                            if (scaled) T8x1<F16Scaled16>(wp, wStride, x.F32 + kb, n, y + r8, kb == 0);
+                            else T8x1<TW>(wp, wStride, x.F32 + kb, n, y + r8, kb == 0);
+                        }
+                for (int r = r8; r < rq; r += 4)
                     for (int kb = 0; kb < nFull; kb += KBlock)
                     {
                         int n = Math.Min(KBlock, nFull - kb);
@@ -289,17 +299,17 @@ public sealed unsafe class FloatKernel : MatMulKernel
                         int t = 0;
                         bool first = kb == 0;
                         for (; t + 4 <= T; t += 4)
-                            if (!scaled || !T4x4<F16Scaled16>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first))
-                                T4x4<TW>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first);
+                            if (scaled) T4x4<F16Scaled16>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first);
+                            else T4x4<TW>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first);
                         if (t + 2 <= T)
                         {
-                            if (!scaled || !T4x2<F16Scaled16>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first))
-                                T4x2<TW>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first);
+                            if (scaled) T4x2<F16Scaled16>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first);
+                            else T4x2<TW>(wp, wStride, xp + (long)t * cols, cols, n, yp + (long)t * ys, ys, first);
                             t += 2;
                         }
                         if (t < T)
-                            if (!scaled || !T4x1<F16Scaled16>(wp, wStride, xp + (long)t * cols, n, yp + (long)t * ys, first))
-                                T4x1<TW>(wp, wStride, xp + (long)t * cols, n, yp + (long)t * ys, first);
+                            if (scaled) T4x1<F16Scaled16>(wp, wStride, xp + (long)t * cols, n, yp + (long)t * ys, first);
+                            else T4x1<TW>(wp, wStride, xp + (long)t * cols, n, yp + (long)t * ys, first);
                     }
             }
             else
@@ -376,7 +386,6 @@ public sealed unsafe class FloatKernel : MatMulKernel
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
         private static void T4x6(byte* w, long ws, float* x, long xs, int n, float* y, int ys, bool first)
         {
             Vector512<float> a00 = default, a10 = default, a20 = default, a30 = default;
@@ -413,8 +422,7 @@ public sealed unsafe class FloatKernel : MatMulKernel
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
-        private static bool T4x4<TW>(byte* w, long ws, float* x, long xs, int n, float* y, int ys, bool first) where TW : struct, IW16
+        private static void T4x4<TW>(byte* w, long ws, float* x, long xs, int n, float* y, int ys, bool first) where TW : struct, IW16
         {
             Vector512<float> a00 = default, a10 = default, a20 = default, a30 = default;
             Vector512<float> a01 = default, a11 = default, a21 = default, a31 = default;
@@ -422,81 +430,90 @@ public sealed unsafe class FloatKernel : MatMulKernel
             Vector512<float> a03 = default, a13 = default, a23 = default, a33 = default;
             byte* w0 = w, w1 = w + ws, w2 = w + 2 * ws, w3 = w + 3 * ws;
             float* x0 = x, x1 = x + xs, x2 = x + 2 * xs, x3 = x + 3 * xs;
-            var track = Vector512<uint>.Zero;
             for (int k = 0; k < n; k += 16)
             {
                 var v0 = TW.ScaleX(Vector512.Load(x0 + k)); var v1 = TW.ScaleX(Vector512.Load(x1 + k));
                 var v2 = TW.ScaleX(Vector512.Load(x2 + k)); var v3 = TW.ScaleX(Vector512.Load(x3 + k));
-                var wv = TW.LoadTracked(w0, k, ref track);
+                var wv = TW.Load(w0, k);
                 a00 = Avx512F.FusedMultiplyAdd(wv, v0, a00); a01 = Avx512F.FusedMultiplyAdd(wv, v1, a01);
                 a02 = Avx512F.FusedMultiplyAdd(wv, v2, a02); a03 = Avx512F.FusedMultiplyAdd(wv, v3, a03);
-                wv = TW.LoadTracked(w1, k, ref track);
+                wv = TW.Load(w1, k);
                 a10 = Avx512F.FusedMultiplyAdd(wv, v0, a10); a11 = Avx512F.FusedMultiplyAdd(wv, v1, a11);
                 a12 = Avx512F.FusedMultiplyAdd(wv, v2, a12); a13 = Avx512F.FusedMultiplyAdd(wv, v3, a13);
-                wv = TW.LoadTracked(w2, k, ref track);
+                wv = TW.Load(w2, k);
                 a20 = Avx512F.FusedMultiplyAdd(wv, v0, a20); a21 = Avx512F.FusedMultiplyAdd(wv, v1, a21);
                 a22 = Avx512F.FusedMultiplyAdd(wv, v2, a22); a23 = Avx512F.FusedMultiplyAdd(wv, v3, a23);
-                wv = TW.LoadTracked(w3, k, ref track);
+                wv = TW.Load(w3, k);
                 a30 = Avx512F.FusedMultiplyAdd(wv, v0, a30); a31 = Avx512F.FusedMultiplyAdd(wv, v1, a31);
                 a32 = Avx512F.FusedMultiplyAdd(wv, v2, a32); a33 = Avx512F.FusedMultiplyAdd(wv, v3, a33);
             }
-            if (TW.Special(track)) return false;
             Store4(a00, a10, a20, a30, y, first);
             Store4(a01, a11, a21, a31, y + ys, first);
             Store4(a02, a12, a22, a32, y + 2 * ys, first);
             Store4(a03, a13, a23, a33, y + 3 * ys, first);
-            return true;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
-        private static bool T4x2<TW>(byte* w, long ws, float* x, long xs, int n, float* y, int ys, bool first) where TW : struct, IW16
+        private static void T4x2<TW>(byte* w, long ws, float* x, long xs, int n, float* y, int ys, bool first) where TW : struct, IW16
         {
             Vector512<float> a00 = default, a10 = default, a20 = default, a30 = default;
             Vector512<float> a01 = default, a11 = default, a21 = default, a31 = default;
             byte* w0 = w, w1 = w + ws, w2 = w + 2 * ws, w3 = w + 3 * ws;
             float* x0 = x, x1 = x + xs;
-            var track = Vector512<uint>.Zero;
             for (int k = 0; k < n; k += 16)
             {
                 var v0 = TW.ScaleX(Vector512.Load(x0 + k)); var v1 = TW.ScaleX(Vector512.Load(x1 + k));
-                var wv = TW.LoadTracked(w0, k, ref track);
+                var wv = TW.Load(w0, k);
                 a00 = Avx512F.FusedMultiplyAdd(wv, v0, a00); a01 = Avx512F.FusedMultiplyAdd(wv, v1, a01);
-                wv = TW.LoadTracked(w1, k, ref track);
+                wv = TW.Load(w1, k);
                 a10 = Avx512F.FusedMultiplyAdd(wv, v0, a10); a11 = Avx512F.FusedMultiplyAdd(wv, v1, a11);
-                wv = TW.LoadTracked(w2, k, ref track);
+                wv = TW.Load(w2, k);
                 a20 = Avx512F.FusedMultiplyAdd(wv, v0, a20); a21 = Avx512F.FusedMultiplyAdd(wv, v1, a21);
-                wv = TW.LoadTracked(w3, k, ref track);
+                wv = TW.Load(w3, k);
                 a30 = Avx512F.FusedMultiplyAdd(wv, v0, a30); a31 = Avx512F.FusedMultiplyAdd(wv, v1, a31);
             }
-            if (TW.Special(track)) return false;
             Store4(a00, a10, a20, a30, y, first);
             Store4(a01, a11, a21, a31, y + ys, first);
-            return true;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
-        private static bool T4x1<TW>(byte* w, long ws, float* x, int n, float* y, bool first) where TW : struct, IW16
+        private static void T8x1<TW>(byte* w, long ws, float* x, int n, float* y, bool first) where TW : struct, IW16
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            byte* w0 = w, w1 = w + ws, w2 = w + 2 * ws, w3 = w + 3 * ws;
-            var track = Vector512<uint>.Zero;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            byte* w0 = w, w1 = w + ws, w2 = w + 2 * ws, w3 = w + 3 * ws, w4 = w + 4 * ws, w5 = w + 5 * ws, w6 = w + 6 * ws, w7 = w + 7 * ws;
             for (int k = 0; k < n; k += 16)
             {
                 var v = TW.ScaleX(Vector512.Load(x + k));
-                a0 = Avx512F.FusedMultiplyAdd(TW.LoadTracked(w0, k, ref track), v, a0);
-                a1 = Avx512F.FusedMultiplyAdd(TW.LoadTracked(w1, k, ref track), v, a1);
-                a2 = Avx512F.FusedMultiplyAdd(TW.LoadTracked(w2, k, ref track), v, a2);
-                a3 = Avx512F.FusedMultiplyAdd(TW.LoadTracked(w3, k, ref track), v, a3);
+                a0 = Avx512F.FusedMultiplyAdd(TW.Load(w0, k), v, a0);
+                a1 = Avx512F.FusedMultiplyAdd(TW.Load(w1, k), v, a1);
+                a2 = Avx512F.FusedMultiplyAdd(TW.Load(w2, k), v, a2);
+                a3 = Avx512F.FusedMultiplyAdd(TW.Load(w3, k), v, a3);
+                a4 = Avx512F.FusedMultiplyAdd(TW.Load(w4, k), v, a4);
+                a5 = Avx512F.FusedMultiplyAdd(TW.Load(w5, k), v, a5);
+                a6 = Avx512F.FusedMultiplyAdd(TW.Load(w6, k), v, a6);
+                a7 = Avx512F.FusedMultiplyAdd(TW.Load(w7, k), v, a7);
             }
-            if (TW.Special(track)) return false;
             Store4(a0, a1, a2, a3, y, first);
-            return true;
+            Store4(a4, a5, a6, a7, y + 4, first);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void T4x1<TW>(byte* w, long ws, float* x, int n, float* y, bool first) where TW : struct, IW16
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            byte* w0 = w, w1 = w + ws, w2 = w + 2 * ws, w3 = w + 3 * ws;
+            for (int k = 0; k < n; k += 16)
+            {
+                var v = TW.ScaleX(Vector512.Load(x + k));
+                a0 = Avx512F.FusedMultiplyAdd(TW.Load(w0, k), v, a0);
+                a1 = Avx512F.FusedMultiplyAdd(TW.Load(w1, k), v, a1);
+                a2 = Avx512F.FusedMultiplyAdd(TW.Load(w2, k), v, a2);
+                a3 = Avx512F.FusedMultiplyAdd(TW.Load(w3, k), v, a3);
+            }
+            Store4(a0, a1, a2, a3, y, first);
+        }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static float T1x1<TW>(byte* w, float* x, int n) where TW : struct, IW16
         {
             var a = Vector512<float>.Zero;
@@ -526,7 +543,7 @@ public sealed unsafe class FloatKernel : MatMulKernel
 
             if (T < PackMinTokens)
             {
-                bool scaled = typeof(TW) == typeof(F16x8) && ScaledFormSafe(x.F32, (long)T * cols);
+                bool scaled = typeof(TW) == typeof(F16x8) && ScaledFormSafe(x.F32, (long)T * cols) && !HasSpecialHalves(w);
                 for (int r = r0; r < rq; r += 4)
                     for (int kb = 0; kb < nFull; kb += KBlock)
                     {
@@ -535,7 +552,8 @@ public sealed unsafe class FloatKernel : MatMulKernel
                         for (int t = 0; t < T; t++)
                         {
                             float* xp = x.F32 + (long)t * cols + kb, yp = y + (long)t * ys + r;
-                            if (!scaled || !T4x1<F16Scaled8>(wp, wStride, xp, n, yp, kb == 0)) T4x1<TW>(wp, wStride, xp, n, yp, kb == 0);
+                            if (scaled) T4x1<F16Scaled8>(wp, wStride, xp, n, yp, kb == 0);
+                            else T4x1<TW>(wp, wStride, xp, n, yp, kb == 0);
                         }
                     }
             }
@@ -599,27 +617,22 @@ public sealed unsafe class FloatKernel : MatMulKernel
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
-        private static bool T4x1<TW>(byte* w, long ws, float* x, int n, float* y, bool first) where TW : struct, IW8
+        private static void T4x1<TW>(byte* w, long ws, float* x, int n, float* y, bool first) where TW : struct, IW8
         {
             Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
             byte* w0 = w, w1 = w + ws, w2 = w + 2 * ws, w3 = w + 3 * ws;
-            var track = Vector256<uint>.Zero;
             for (int k = 0; k < n; k += 16)
             {
                 var lo = TW.ScaleX(Vector256.Load(x + k)); var hi = TW.ScaleX(Vector256.Load(x + k + 8));
-                a0 = Fma.MultiplyAdd(TW.LoadTracked(w0, k, ref track), lo, a0); b0 = Fma.MultiplyAdd(TW.LoadTracked(w0, k + 8, ref track), hi, b0);
-                a1 = Fma.MultiplyAdd(TW.LoadTracked(w1, k, ref track), lo, a1); b1 = Fma.MultiplyAdd(TW.LoadTracked(w1, k + 8, ref track), hi, b1);
-                a2 = Fma.MultiplyAdd(TW.LoadTracked(w2, k, ref track), lo, a2); b2 = Fma.MultiplyAdd(TW.LoadTracked(w2, k + 8, ref track), hi, b2);
-                a3 = Fma.MultiplyAdd(TW.LoadTracked(w3, k, ref track), lo, a3); b3 = Fma.MultiplyAdd(TW.LoadTracked(w3, k + 8, ref track), hi, b3);
+                a0 = Fma.MultiplyAdd(TW.Load(w0, k), lo, a0); b0 = Fma.MultiplyAdd(TW.Load(w0, k + 8), hi, b0);
+                a1 = Fma.MultiplyAdd(TW.Load(w1, k), lo, a1); b1 = Fma.MultiplyAdd(TW.Load(w1, k + 8), hi, b1);
+                a2 = Fma.MultiplyAdd(TW.Load(w2, k), lo, a2); b2 = Fma.MultiplyAdd(TW.Load(w2, k + 8), hi, b2);
+                a3 = Fma.MultiplyAdd(TW.Load(w3, k), lo, a3); b3 = Fma.MultiplyAdd(TW.Load(w3, k + 8), hi, b3);
             }
-            if (TW.Special(track)) return false;
             Put(y, a0, b0, first); Put(y + 1, a1, b1, first); Put(y + 2, a2, b2, first); Put(y + 3, a3, b3, first);
-            return true;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
         private static void T2x2<TW>(byte* w, long ws, float* x, long xs, int n, float* y, int ys, bool first) where TW : struct, IW8
         {
             Vector256<float> a00 = default, b00 = default, a01 = default, b01 = default;
@@ -644,7 +657,6 @@ public sealed unsafe class FloatKernel : MatMulKernel
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
         private static float T1x1<TW>(byte* w, float* x, int n) where TW : struct, IW8
         {
             Vector256<float> a = default, b = default;
@@ -682,7 +694,6 @@ public sealed unsafe class FloatKernel : MatMulKernel
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
         private static float T1x1<TW>(byte* w, float* x, int n) where TW : struct, IW4
         {
             Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;

@@ -138,17 +138,20 @@ public unsafe class FloatKernelTests
         }
     }
 
-    /// <summary>Infinite and NaN F16 weights, and activations of 2^16 and more (where the decode path's scaled
-    /// form would overflow), take the exact widening: still the scalar arithmetic, NaN for NaN.</summary>
+    /// <summary>Infinite and NaN F16 weights (the matrix then takes the exact widening instead of the decode
+    /// path's scaled form), and activations of 2^16 and more (where the scaled form would overflow): still the
+    /// scalar arithmetic, NaN for NaN. <paramref name="lastOnly"/>: the only special half is among the matrix's
+    /// last halves (the special-value scan's scalar tail).</summary>
     [Theory]
-    [InlineData(GgmlType.F16, 1)]
-    [InlineData(GgmlType.F16, 3)]
-    [InlineData(GgmlType.F16, 9)]
-    [InlineData(GgmlType.BF16, 2)]
-    [InlineData(GgmlType.F32, 1)]
-    public void SpecialWeightsAndLargeActivationsKeepTheScalarArithmetic(GgmlType type, int tokens)
+    [InlineData(GgmlType.F16, 1, false)]
+    [InlineData(GgmlType.F16, 1, true)]
+    [InlineData(GgmlType.F16, 3, false)]
+    [InlineData(GgmlType.F16, 9, false)]
+    [InlineData(GgmlType.BF16, 2, false)]
+    [InlineData(GgmlType.F32, 1, false)]
+    public void SpecialWeightsAndLargeActivationsKeepTheScalarArithmetic(GgmlType type, int tokens, bool lastOnly)
     {
-        const int rows = 12, cols = 80;
+        const int rows = 12, cols = 81;
         var rng = new Random(tokens);
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
         var weights = new byte[rowBytes * rows];
@@ -156,9 +159,13 @@ public unsafe class FloatKernelTests
         for (int r = 0; r < rows; r++)
         {
             for (int i = 0; i < cols; i++) f[i] = (float)KernelHarness.Gaussian(rng);
-            if (r == 1) f[17] = float.PositiveInfinity;
-            if (r == 2) f[40] = float.NaN;        // rows 4-7 stay finite: their quad keeps the scaled form
-            if (r == 9) { f[3] = float.NegativeInfinity; f[70] = 65504f; }
+            if (lastOnly) { if (r == rows - 1) f[cols - 6] = float.NegativeInfinity; }   // a vector chunk, and the scan's tail
+            else
+            {
+                if (r == 1) f[17] = float.PositiveInfinity;
+                if (r == 2) f[40] = float.NaN;
+                if (r == 9) { f[3] = float.NegativeInfinity; f[70] = 65504f; }
+            }
             Quantize.Row(type, f, weights.AsSpan((int)(r * rowBytes), (int)rowBytes));
         }
         var x = new float[tokens * cols];
@@ -173,7 +180,7 @@ public unsafe class FloatKernelTests
             foreach (var level in KernelHarness.Levels())
                 for (int variant = 0; variant < 2; variant++)
                 {
-                    // variant 1: the same rows with small activations only (the scaled form where it applies)
+                    // variant 1: the same rows with small activations only
                     if (variant == 1) for (int i = 0; i < x.Length; i++) x[i] = MathF.Max(-100, MathF.Min(100, x[i]));
                     var view = new ActivationView { F32 = xp, Tokens = tokens, Cols = cols };
                     var y = new float[tokens * rows];
