@@ -34,7 +34,7 @@ public sealed unsafe class Transformer : IDisposable
         int T = MaxBatchTokens;
         int maxCols = Math.Max(Math.Max(c.EmbeddingLength, c.FeedForwardLength), c.HeadCount * c.ValueHeadDim);
         _matmul = new MatMul(pool, T, maxCols, precision, isa);
-        _attention = new PagedAttention(pool, c, kvBlockSize);
+        _attention = new PagedAttention(pool, c, kvBlockSize, _matmul.Level);
         _x = new NativeBuffer<float>((long)T * c.EmbeddingLength);
         _xn = new NativeBuffer<float>((long)T * Math.Max(c.EmbeddingLength, c.HeadCount * c.ValueHeadDim));
         _q = new NativeBuffer<float>((long)T * c.QueryDim);
@@ -121,8 +121,8 @@ public sealed unsafe class Transformer : IDisposable
                     for (int h = 0; h < c.KvHeadCount; h++) VecOps.RmsNorm(kt + h * D, ArrayPtr(L.KNorm!), kt + h * D, D, eps);
                 }
                 float* cs = _rope.Pointer + (long)t * c.RopeDimensions;
-                Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs);
-                Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs);
+                Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
+                Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
                 WriteKv(cache, batch, li, start + t, kt, vt);
             }
             _prof?.Stop(ForwardProfiler.Op.QkNormRope);
@@ -138,7 +138,7 @@ public sealed unsafe class Transformer : IDisposable
             _matmul.SetInput(xn, T, E);
             _matmul.Run(L.Gate, _gate.Pointer, F, L.Up, _up.Pointer, F);
             _prof?.Stop(ForwardProfiler.Op.GateUp);
-            VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F);
+            VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
             _prof?.Stop(ForwardProfiler.Op.SiluMul);
             _matmul.Run(L.Down, _gate.Pointer, T, _tmp.Pointer, E);
             _prof?.Stop(ForwardProfiler.Op.Down);
@@ -166,8 +166,9 @@ public sealed unsafe class Transformer : IDisposable
             }
             else
             {
-                Half* kh = (Half*)kd + slot * D, vh = (Half*)vd + slot * D;
-                for (int i = 0; i < D; i++) { kh[i] = (Half)k[h * D + i]; vh[i] = (Half)v[h * D + i]; }
+                // round to nearest even, vectorized (same bits as Fp16.FromFloat)
+                FloatConvert.SingleToHalf(k + h * D, (ushort*)kd + slot * D, D, _matmul.Level);
+                FloatConvert.SingleToHalf(v + h * D, (ushort*)vd + slot * D, D, _matmul.Level);
             }
         }
     }

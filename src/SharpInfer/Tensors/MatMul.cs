@@ -57,7 +57,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         Precision = precision;
         Level = level ?? Isa.Level;
         _scratch = new NativeBuffer<float>[pool.Threads];
-        for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new NativeBuffer<float>((long)DequantizedKernel.RowGroup * maxCols);
+        for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new NativeBuffer<float>(KernelRegistry.MaxScratchFloats(maxCols));
         if (precision == MatMulPrecision.Fast)
         {
             _q = new NativeBuffer<sbyte>((long)maxTokens * maxCols);
@@ -123,7 +123,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     {
         if (w.Cols != _input.Cols) throw new ArgumentException($"{w.Name} has {w.Cols} inputs but the input rows have {_input.Cols}");
         var kernel = KernelFor(w.Type);
-        if (kernel.ScratchFloats(w.Cols) > (long)DequantizedKernel.RowGroup * _maxCols)
+        if (kernel.ScratchFloats(w.Cols) > _scratch[0].Length)
             throw new InvalidOperationException($"{kernel.GetType().Name} needs more per-thread scratch than the matmul allocated");
         if (kernel.Format != ActivationFormat.F32 && _quantizedAs != kernel.Format) Quantize(kernel.Format);
         _jobW[job] = w;

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
@@ -12,11 +15,23 @@ namespace SharpInfer.Tensors;
 /// aligned to absolute positions, so a token's result does not depend on which other tokens share the batch or
 /// on how its prompt was chunked.
 /// </summary>
+/// <remarks>
+/// Per block: an F16 block's keys and values are widened once (vectorized) into scratch and shared by the whole
+/// query group, and the next block is prefetched. Then, phase by phase over the group's heads (so the heads'
+/// independent dependency chains overlap): scores of 4 positions at a time (one FMA accumulator per position over the
+/// head dimension, reduced together), scaled; the block max; p = e^(s − m_new) with <see cref="VecMath"/>'s exp
+/// on the vector paths (<see cref="MathF.Exp"/> on the scalar path); l = l·c + Σp; and o = o·c + Σ p_j·v_j with 4
+/// accumulators taking positions in turn, where c = e^(m_old − m_new). Positions past the sequence end inside the
+/// last block are masked to −∞. Every operation depends only on the token's query, its length and the cached
+/// keys/values, so results are batch- and chunking-invariant on every path.
+/// </remarks>
 public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 {
     private readonly ComputePool _pool;
     private readonly NativeBuffer<float>[] _scratch;
     private readonly int _groupSize, _headDim, _kvHeads, _qStride;
+
+    public IsaLevel Level { get; }
 
     // current job
     private IKvCache _cache = null!;
@@ -25,17 +40,24 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     private float* _q, _out;
     private float _scale;
 
-    public PagedAttention(ComputePool pool, ModelConfig c, int blockSize)
+    public PagedAttention(ComputePool pool, ModelConfig c, int blockSize, IsaLevel? level = null)
     {
         _pool = pool;
         _groupSize = c.GroupSize;
         _headDim = c.HeadDim;
         _kvHeads = c.KvHeadCount;
         _qStride = c.QueryDim;
+        Level = level ?? Isa.Level;
         _scratch = new NativeBuffer<float>[pool.Threads];
         for (int i = 0; i < _scratch.Length; i++)
-            _scratch[i] = new NativeBuffer<float>(_groupSize * (blockSize + _headDim + 2) + 2 * _headDim);
+            _scratch[i] = new NativeBuffer<float>(ScratchFloats(_groupSize, _headDim, blockSize));
     }
+
+    /// <summary>Scratch floats <see cref="Attend(IKvCache, int, int, BlockTable, int, float*, float*, int, int, float, float*, IsaLevel)"/> needs.</summary>
+    public static long ScratchFloats(int groupSize, int headDim, int blockSize) =>
+        2L * blockSize * headDim + (long)groupSize * Pad16(blockSize) + 3L * groupSize + 16;
+
+    private static int Pad16(int n) => (n + 15) & ~15;
 
     /// <summary>Attention for batch tokens [tokenOffset, tokenOffset + count): q is [count × n_head·D], out likewise.</summary>
     public void Run(IKvCache cache, ForwardBatch batch, int layer, int tokenOffset, int count, float* q, float* output)
@@ -53,68 +75,435 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         var table = _batch.Table(_batch.SequenceOf[bt]);
         float* q = _q + (long)t * _qStride + g * _groupSize * _headDim;
         float* o = _out + (long)t * _qStride + g * _groupSize * _headDim;
-        Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer);
+        Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level);
     }
 
     /// <summary>Attention of <paramref name="groupSize"/> query heads (consecutive, headDim apart) against the
     /// first <paramref name="length"/> positions of one KV head of a sequence.</summary>
     public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                              float* q, float* output, int groupSize, int headDim, float scale, float* scratch)
+                              float* q, float* output, int groupSize, int headDim, float scale, float* scratch) =>
+        Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, Isa.Level);
+
+    /// <summary>As above on a chosen instruction path (scratch: <see cref="ScratchFloats"/>).</summary>
+    public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
+                              float* q, float* output, int groupSize, int headDim, float scale, float* scratch, IsaLevel level)
+    {
+        if (level >= IsaLevel.Avx512 && Avx512F.IsSupported && Fma.IsSupported)
+            Avx512Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+        else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported)
+            Avx2Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+        else if (level >= IsaLevel.Portable)
+            PortablePath.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+        else
+            AttendScalar(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+    }
+
+    /// <summary>Common set-up: running max −∞, running sum 0, output 0.</summary>
+    private static void Init(float* m, float* l, float* output, int groupSize, int headDim)
+    {
+        for (int h = 0; h < groupSize; h++) { m[h] = float.NegativeInfinity; l[h] = 0; }
+        new Span<float>(output, groupSize * headDim).Clear();
+    }
+
+    /// <summary>Keys/values of the block as floats: in place for an F32 cache, widened into scratch for F16.</summary>
+    private static float* BlockFloats(IKvCache cache, byte* src, float* dst, int count, IsaLevel level)
+    {
+        if (cache.DataType == KvDataType.F32) return (float*)src;
+        FloatConvert.HalfToSingle((ushort*)src, dst, count, level);
+        return dst;
+    }
+
+    /// <summary>Asks for the next block's keys and values while this one is computed: a sequence's blocks are
+    /// anywhere in the arena, so the hardware prefetcher cannot run ahead across a block boundary.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchBlock(IKvCache cache, int layer, int kvHead, BlockTable table, int b, int nBlocks, int bytes)
+    {
+        if (b >= nBlocks || !Sse.IsSupported) return;
+        byte* k = cache.KeyBlock(layer, table[b], kvHead), v = cache.ValueBlock(layer, table[b], kvHead);
+        for (int i = 0; i < bytes; i += 64) { Sse.Prefetch0(k + i); Sse.Prefetch0(v + i); }
+    }
+
+    /// <summary>The scalar reference path.</summary>
+    private static void AttendScalar(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
+                                     float* q, float* output, int groupSize, int D, float scale, float* scratch)
     {
         int bs = cache.BlockSize;
-        float* scores = scratch;                         // bs
-        float* m = scores + bs;                          // groupSize running maxima
-        float* l = m + groupSize;                        // groupSize running sums
-        float* acc = output;                             // accumulate directly into the output rows
-        float* kRow = l + groupSize;                     // headDim (F16 conversion buffer)
-        float* vRow = kRow + headDim;
-        bool f16 = cache.DataType == KvDataType.F16;
-        for (int h = 0; h < groupSize; h++)
-        {
-            m[h] = float.NegativeInfinity;
-            l[h] = 0;
-            new Span<float>(acc + h * headDim, headDim).Clear();
-        }
+        float* kf = scratch, vf = kf + bs * D, sc = vf + bs * D, m = sc + Pad16(bs), l = m + groupSize;
+        Init(m, l, output, groupSize, D);
         int nBlocks = (length + bs - 1) / bs;
         for (int b = 0; b < nBlocks; b++)
         {
             int n = Math.Min(bs, length - b * bs);
-            byte* kb = cache.KeyBlock(layer, table[b], kvHead);
-            byte* vb = cache.ValueBlock(layer, table[b], kvHead);
+            float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Scalar);
+            float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Scalar);
             for (int h = 0; h < groupSize; h++)
             {
-                float* qh = q + h * headDim;
-                float* oh = acc + h * headDim;
+                float* qh = q + h * D, oh = output + h * D;
                 float blockMax = float.NegativeInfinity;
                 for (int j = 0; j < n; j++)
                 {
-                    float* kj = f16 ? ToFloat((Half*)kb + j * headDim, kRow, headDim) : (float*)kb + j * headDim;
-                    float s = VecOps.Dot(qh, kj, headDim) * scale;
-                    scores[j] = s;
-                    if (s > blockMax) blockMax = s;
+                    float s = 0;
+                    for (int d = 0; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], K[j * D + d], s);
+                    sc[j] = s * scale;
+                    blockMax = MathF.Max(blockMax, sc[j]);
                 }
                 float mNew = MathF.Max(m[h], blockMax);
-                float correction = m[h] == float.NegativeInfinity ? 0f : MathF.Exp(m[h] - mNew);
-                float sum = l[h] * correction;
-                VecOps.Scale(oh, correction, headDim);
-                for (int j = 0; j < n; j++)
-                {
-                    float p = MathF.Exp(scores[j] - mNew);
-                    sum += p;
-                    float* vj = f16 ? ToFloat((Half*)vb + j * headDim, vRow, headDim) : (float*)vb + j * headDim;
-                    VecOps.AddScaled(oh, vj, p, headDim);
-                }
-                l[h] = sum;
+                float corr = m[h] == float.NegativeInfinity ? 0f : MathF.Exp(m[h] - mNew);
+                float sum = 0;
+                for (int j = 0; j < n; j++) { sc[j] = MathF.Exp(sc[j] - mNew); sum += sc[j]; }
+                l[h] = l[h] * corr + sum;
                 m[h] = mNew;
+                for (int d = 0; d < D; d++)
+                {
+                    float acc = 0;
+                    for (int j = 0; j < n; j++) acc = MathF.FusedMultiplyAdd(sc[j], V[j * D + d], acc);
+                    oh[d] = MathF.FusedMultiplyAdd(oh[d], corr, acc);
+                }
             }
         }
-        for (int h = 0; h < groupSize; h++) VecOps.Scale(acc + h * headDim, 1.0f / l[h], headDim);
+        for (int h = 0; h < groupSize; h++)
+        {
+            float inv = 1.0f / l[h];
+            for (int d = 0; d < D; d++) output[h * D + d] *= inv;
+        }
     }
 
-    private static float* ToFloat(Half* src, float* dst, int n)
+    // ----------------------------------------------------------------------------------------------------------
+
+    private static class Avx512Path
     {
-        for (int i = 0; i < n; i++) dst[i] = (float)src[i];
-        return dst;
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch)
+        {
+            int bs = cache.BlockSize, sp = Pad16(bs), D16 = D & ~15;
+            float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
+            Init(m, l, output, groupSize, D);
+            var vscale = Vector128.Create(scale);
+            int nBlocks = (length + bs - 1) / bs;
+            for (int b = 0; b < nBlocks; b++)
+            {
+                int n = Math.Min(bs, length - b * bs);
+                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, Math.Min(bs, length - (b + 1) * bs) * D * (cache.DataType == KvDataType.F16 ? 2 : 4));
+                int n4 = Math.Min(bs, (n + 3) & ~3);
+                float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Avx512);
+                float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Avx512);
+                // phase 1: every head's scores (independent chains per head overlap)
+                for (int h = 0; h < groupSize; h++)
+                {
+                    float* qh = q + h * D, sc = scAll + h * sp;
+                    // scores, 4 positions at a time (positions n..n4 are in the block but masked below)
+                    int j = 0;
+                    for (; j + 4 <= n4; j += 4)
+                    {
+                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
+                        for (int c = 0; c < D16; c += 16)
+                        {
+                            var qv = Vector512.Load(qh + c);
+                            a0 = Avx512F.FusedMultiplyAdd(qv, Vector512.Load(k0 + c), a0);
+                            a1 = Avx512F.FusedMultiplyAdd(qv, Vector512.Load(k1 + c), a1);
+                            a2 = Avx512F.FusedMultiplyAdd(qv, Vector512.Load(k2 + c), a2);
+                            a3 = Avx512F.FusedMultiplyAdd(qv, Vector512.Load(k3 + c), a3);
+                        }
+                        var s = Reduce4(a0, a1, a2, a3);
+                        if (D16 < D) s = DimTail(s, qh, k0, D16, D);
+                        (s * vscale).Store(sc + j);
+                    }
+                    for (; j < n; j++)       // block sizes that are not a multiple of 4
+                    {
+                        var a = Vector512<float>.Zero;
+                        float* kj = K + j * D;
+                        for (int c = 0; c < D16; c += 16) a = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + c), Vector512.Load(kj + c), a);
+                        float s = Kernels.MatMulKernel.HorizontalSum(a);
+                        for (int d = D16; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
+                        sc[j] = s * scale;
+                    }
+                    for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
+
+                }
+                // phase 2: running max, correction, p = e^(s - m), running sum
+                for (int h = 0; h < groupSize; h++)
+                {
+                    float* sc = scAll + h * sp;
+                    var mx = Vector512.Load(sc);
+                    for (int c = 16; c < sp; c += 16) mx = Vector512.Max(mx, Vector512.Load(sc + c));
+                    float mOld = m[h], mNew = MathF.Max(mOld, MaxLanes(mx));
+                    float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                    var vm = Vector512.Create(mNew);
+                    var psum = Vector512<float>.Zero;
+                    for (int c = 0; c < sp; c += 16)
+                    {
+                        var p = VecMath.Exp(Vector512.Load(sc + c) - vm);
+                        p.Store(sc + c);
+                        psum += p;
+                    }
+                    l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
+                    m[h] = mNew;
+                    corrs[h] = corr;
+                }
+                // phase 3: o = o·corr + Σ p_j v_j
+                for (int h = 0; h < groupSize; h++)
+                {
+                    float* sc = scAll + h * sp, oh = output + h * D;
+                    float corr = corrs[h];
+
+                    var vcorr = Vector512.Create(corr);
+                    for (int c = 0; c < D16; c += 16)
+                    {
+                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        float* vc = V + c;
+                        int jj = 0;
+                        for (; jj + 4 <= n; jj += 4)
+                        {
+                            a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(sc[jj]), Vector512.Load(vc + jj * D), a0);
+                            a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(sc[jj + 1]), Vector512.Load(vc + (jj + 1) * D), a1);
+                            a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(sc[jj + 2]), Vector512.Load(vc + (jj + 2) * D), a2);
+                            a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(sc[jj + 3]), Vector512.Load(vc + (jj + 3) * D), a3);
+                        }
+                        if (jj < n) a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(sc[jj]), Vector512.Load(vc + jj * D), a0);
+                        if (jj + 1 < n) a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(sc[jj + 1]), Vector512.Load(vc + (jj + 1) * D), a1);
+                        if (jj + 2 < n) a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(sc[jj + 2]), Vector512.Load(vc + (jj + 2) * D), a2);
+                        Avx512F.FusedMultiplyAdd(Vector512.Load(oh + c), vcorr, (a0 + a1) + (a2 + a3)).Store(oh + c);
+                    }
+                    if (D16 < D) PvTail(sc, V, oh, n, D16, D, corr);
+                }
+            }
+            Normalize(output, l, groupSize, D);
+        }
+
+        /// <summary>Tree sums (as <see cref="Kernels.MatMulKernel.HorizontalSum(Vector512{float})"/>) of four accumulators.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector128<float> Reduce4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+        {
+            var ab = Avx512F.Shuffle4x128(a, b, 0x44) + Avx512F.Shuffle4x128(a, b, 0xEE);
+            var cd = Avx512F.Shuffle4x128(c, d, 0x44) + Avx512F.Shuffle4x128(c, d, 0xEE);
+            var s = Avx512F.Shuffle4x128(ab, cd, 0x88) + Avx512F.Shuffle4x128(ab, cd, 0xDD);
+            s += Avx512F.Permute4x32(s, 0x4E);
+            s += Avx512F.Permute4x32(s, 0xB1);
+            return Avx512F.PermuteVar16x32(s, Vector512.Create(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)).GetLower().GetLower();
+        }
+
+        private static float MaxLanes(Vector512<float> v)
+        {
+            var h = Vector256.Max(v.GetLower(), v.GetUpper());
+            var g = Vector128.Max(h.GetLower(), h.GetUpper());
+            return MathF.Max(MathF.Max(g[0], g[1]), MathF.Max(g[2], g[3]));
+        }
+    }
+
+    /// <summary>Head dimensions past the last full vector: scalar FMAs into each of 4 positions' scores.</summary>
+    private static Vector128<float> DimTail(Vector128<float> s, float* qh, float* k0, int d0, int D)
+    {
+        float* r = stackalloc float[4];
+        s.Store(r);
+        for (int i = 0; i < 4; i++)
+            for (int d = d0; d < D; d++) r[i] = MathF.FusedMultiplyAdd(qh[d], k0[i * D + d], r[i]);
+        return Vector128.Load(r);
+    }
+
+    /// <summary>Head dimensions past the last full vector of the p·V accumulation.</summary>
+    private static void PvTail(float* p, float* V, float* oh, int n, int d0, int D, float corr)
+    {
+        for (int d = d0; d < D; d++)
+        {
+            float acc = 0;
+            for (int j = 0; j < n; j++) acc = MathF.FusedMultiplyAdd(p[j], V[j * D + d], acc);
+            oh[d] = MathF.FusedMultiplyAdd(oh[d], corr, acc);
+        }
+    }
+
+    private static void Normalize(float* output, float* l, int groupSize, int D)
+    {
+        for (int h = 0; h < groupSize; h++)
+        {
+            float inv = 1.0f / l[h];
+            float* oh = output + h * D;
+            int d = 0;
+            var vi = Vector128.Create(inv);
+            for (; d + 4 <= D; d += 4) (Vector128.Load(oh + d) * vi).Store(oh + d);
+            for (; d < D; d++) oh[d] *= inv;
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+
+    private static class Avx2Path
+    {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch)
+        {
+            int bs = cache.BlockSize, sp = Pad16(bs), D8 = D & ~7;
+            float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
+            Init(m, l, output, groupSize, D);
+            int nBlocks = (length + bs - 1) / bs;
+            for (int b = 0; b < nBlocks; b++)
+            {
+                int n = Math.Min(bs, length - b * bs);
+                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, Math.Min(bs, length - (b + 1) * bs) * D * (cache.DataType == KvDataType.F16 ? 2 : 4));
+                int n4 = Math.Min(bs, (n + 3) & ~3);
+                float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Avx2);
+                float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Avx2);
+                // phase 1: every head's scores (independent chains per head overlap)
+                for (int h = 0; h < groupSize; h++)
+                {
+                    float* qh = q + h * D, sc = scAll + h * sp;
+                    int j = 0;
+                    for (; j + 4 <= n4; j += 4)
+                    {
+                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
+                        for (int c = 0; c < D8; c += 8)
+                        {
+                            var qv = Vector256.Load(qh + c);
+                            a0 = Fma.MultiplyAdd(qv, Vector256.Load(k0 + c), a0);
+                            a1 = Fma.MultiplyAdd(qv, Vector256.Load(k1 + c), a1);
+                            a2 = Fma.MultiplyAdd(qv, Vector256.Load(k2 + c), a2);
+                            a3 = Fma.MultiplyAdd(qv, Vector256.Load(k3 + c), a3);
+                        }
+                        var s = Vector128.Create(Kernels.MatMulKernel.HorizontalSum(a0), Kernels.MatMulKernel.HorizontalSum(a1),
+                                                 Kernels.MatMulKernel.HorizontalSum(a2), Kernels.MatMulKernel.HorizontalSum(a3));
+                        if (D8 < D) s = DimTail(s, qh, k0, D8, D);
+                        (s * Vector128.Create(scale)).Store(sc + j);
+                    }
+                    for (; j < n; j++)
+                    {
+                        var a = Vector256<float>.Zero;
+                        float* kj = K + j * D;
+                        for (int c = 0; c < D8; c += 8) a = Fma.MultiplyAdd(Vector256.Load(qh + c), Vector256.Load(kj + c), a);
+                        float s = Kernels.MatMulKernel.HorizontalSum(a);
+                        for (int d = D8; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
+                        sc[j] = s * scale;
+                    }
+                    for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
+
+                }
+                // phase 2: running max, correction, p = e^(s - m), running sum
+                for (int h = 0; h < groupSize; h++)
+                {
+                    float* sc = scAll + h * sp;
+                    var mx = Vector256.Load(sc);
+                    for (int c = 8; c < sp; c += 8) mx = Vector256.Max(mx, Vector256.Load(sc + c));
+                    var g4 = Vector128.Max(mx.GetLower(), mx.GetUpper());
+                    float mOld = m[h], mNew = MathF.Max(mOld, MathF.Max(MathF.Max(g4[0], g4[1]), MathF.Max(g4[2], g4[3])));
+                    float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                    var vm = Vector256.Create(mNew);
+                    var psum = Vector256<float>.Zero;
+                    for (int c = 0; c < sp; c += 8)
+                    {
+                        var p = VecMath.Exp(Vector256.Load(sc + c) - vm);
+                        p.Store(sc + c);
+                        psum += p;
+                    }
+                    l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
+                    m[h] = mNew;
+                    corrs[h] = corr;
+                }
+                // phase 3: o = o·corr + Σ p_j v_j
+                for (int h = 0; h < groupSize; h++)
+                {
+                    float* sc = scAll + h * sp, oh = output + h * D;
+                    float corr = corrs[h];
+
+                    var vcorr = Vector256.Create(corr);
+                    for (int c = 0; c < D8; c += 8)
+                    {
+                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        float* vc = V + c;
+                        int jj = 0;
+                        for (; jj + 4 <= n; jj += 4)
+                        {
+                            a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
+                            a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
+                            a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
+                            a3 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 3]), Vector256.Load(vc + (jj + 3) * D), a3);
+                        }
+                        if (jj < n) a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
+                        if (jj + 1 < n) a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
+                        if (jj + 2 < n) a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
+                        Fma.MultiplyAdd(Vector256.Load(oh + c), vcorr, (a0 + a1) + (a2 + a3)).Store(oh + c);
+                    }
+                    if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
+                }
+            }
+            Normalize(output, l, groupSize, D);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+
+    private static class PortablePath
+    {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch)
+        {
+            int bs = cache.BlockSize, sp = Pad16(bs), D4 = D & ~3;
+            float* kf = scratch, vf = kf + bs * D, sc = vf + bs * D, m = sc + sp, l = m + groupSize;
+            Init(m, l, output, groupSize, D);
+            int nBlocks = (length + bs - 1) / bs;
+            for (int b = 0; b < nBlocks; b++)
+            {
+                int n = Math.Min(bs, length - b * bs);
+                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, Math.Min(bs, length - (b + 1) * bs) * D * (cache.DataType == KvDataType.F16 ? 2 : 4));
+                float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Portable);
+                float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Portable);
+                for (int h = 0; h < groupSize; h++)
+                {
+                    float* qh = q + h * D, oh = output + h * D;
+                    for (int j = 0; j < n; j++)
+                    {
+                        Vector128<float> a0 = default, a1 = default;
+                        float* kj = K + j * D;
+                        int c = 0;
+                        for (; c + 8 <= D4; c += 8)
+                        {
+                            a0 = Vector128.FusedMultiplyAdd(Vector128.Load(qh + c), Vector128.Load(kj + c), a0);
+                            a1 = Vector128.FusedMultiplyAdd(Vector128.Load(qh + c + 4), Vector128.Load(kj + c + 4), a1);
+                        }
+                        if (c < D4) a0 = Vector128.FusedMultiplyAdd(Vector128.Load(qh + c), Vector128.Load(kj + c), a0);
+                        var h4 = a0 + a1;
+                        float s = (h4[0] + h4[2]) + (h4[1] + h4[3]);
+                        for (int d = D4; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
+                        sc[j] = s * scale;
+                    }
+                    for (int j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
+
+                    var mx = Vector128.Load(sc);
+                    for (int c = 4; c < sp; c += 4) mx = Vector128.Max(mx, Vector128.Load(sc + c));
+                    float mOld = m[h], mNew = MathF.Max(mOld, MathF.Max(MathF.Max(mx[0], mx[1]), MathF.Max(mx[2], mx[3])));
+                    float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                    var vm = Vector128.Create(mNew);
+                    var psum = Vector128<float>.Zero;
+                    for (int c = 0; c < sp; c += 4)
+                    {
+                        var p = VecMath.Exp(Vector128.Load(sc + c) - vm);
+                        p.Store(sc + c);
+                        psum += p;
+                    }
+                    l[h] = l[h] * corr + ((psum[0] + psum[2]) + (psum[1] + psum[3]));
+                    m[h] = mNew;
+
+                    var vcorr = Vector128.Create(corr);
+                    for (int c = 0; c < D4; c += 4)
+                    {
+                        Vector128<float> a0 = default, a1 = default;
+                        float* vc = V + c;
+                        int jj = 0;
+                        for (; jj + 2 <= n; jj += 2)
+                        {
+                            a0 = Vector128.FusedMultiplyAdd(Vector128.Create(sc[jj]), Vector128.Load(vc + jj * D), a0);
+                            a1 = Vector128.FusedMultiplyAdd(Vector128.Create(sc[jj + 1]), Vector128.Load(vc + (jj + 1) * D), a1);
+                        }
+                        if (jj < n) a0 = Vector128.FusedMultiplyAdd(Vector128.Create(sc[jj]), Vector128.Load(vc + jj * D), a0);
+                        Vector128.FusedMultiplyAdd(Vector128.Load(oh + c), vcorr, a0 + a1).Store(oh + c);
+                    }
+                    if (D4 < D) PvTail(sc, V, oh, n, D4, D, corr);
+                }
+            }
+            Normalize(output, l, groupSize, D);
+        }
     }
 
     public void Dispose()

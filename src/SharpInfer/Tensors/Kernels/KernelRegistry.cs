@@ -14,9 +14,12 @@ public static class KernelRegistry
     private static readonly Q4_KKernel Q4_K = new();
     private static readonly Q5_KKernel Q5_K = new();
     private static readonly Q6_KKernel Q6_K = new();
+    private static readonly FloatKernel Float = new();
 
     public static MatMulKernel For(GgmlType type, MatMulPrecision precision)
     {
+        // widening F16/BF16 to float is exact, so float weights use the float kernel in both modes
+        if (FloatKernel.Supports(type)) return Float;
         if (precision == MatMulPrecision.Exact) return Dequantized;
         return type switch
         {
@@ -33,4 +36,14 @@ public static class KernelRegistry
             _ => Dequantized,
         };
     }
+
+    /// <summary>Per-thread scratch (floats) that covers every registered kernel for rows of <paramref name="cols"/>.</summary>
+    public static long MaxScratchFloats(int cols)
+    {
+        long max = 0;
+        foreach (var k in All) max = Math.Max(max, k.ScratchFloats(cols));
+        return max;
+    }
+
+    private static readonly MatMulKernel[] All = [Dequantized, Q8_0, Q4_0, Q4_1, Q5_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Float];
 }

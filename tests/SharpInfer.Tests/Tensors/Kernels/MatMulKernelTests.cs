@@ -44,6 +44,19 @@ public class MatMulKernelTests
             d.Add(type, MatMulPrecision.Fast, 24, 32 * 12, 9);
             d.Add(type, MatMulPrecision.Fast, 8, 32 * 33, 4);
         }
+        // float weights: both modes use FloatKernel; any row length (tails past the 16-element chunks), several
+        // K-blocks, token counts on both sides of the packing threshold and past one token block
+        foreach (var type in new[] { GgmlType.F32, GgmlType.F16, GgmlType.BF16 })
+        {
+            d.Add(type, MatMulPrecision.Fast, 13, 96, 7);
+            d.Add(type, MatMulPrecision.Exact, 5, 1, 3);
+            d.Add(type, MatMulPrecision.Fast, 7, 15, 2);
+            d.Add(type, MatMulPrecision.Exact, 12, 17, 9);
+            d.Add(type, MatMulPrecision.Fast, 11, 63, 1);
+            d.Add(type, MatMulPrecision.Exact, 4, 1024, 6);
+            d.Add(type, MatMulPrecision.Fast, 8, 2 * FloatKernel.KBlock + 48 + 5, 13);
+            d.Add(type, MatMulPrecision.Exact, 6, 1037, FloatKernel.TokenBlock + 6);
+        }
         return d;
     }
 

@@ -1,0 +1,209 @@
+using SharpInfer.KvCache;
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Tensors;
+using SharpInfer.Tests.Tensors.Kernels;
+
+namespace SharpInfer.Tests.Tensors;
+
+/// <summary>
+/// Paged attention on every instruction path: against a naive full softmax in double on random data (several block
+/// sizes, GQA group sizes, head sizes, F32 and F16 caches, lengths ending inside and at block boundaries), and
+/// invariance: a token's output is bit-identical whether its sequence is processed in one batch, in chunks, or
+/// together with another sequence.
+/// </summary>
+public unsafe class PagedAttentionTests
+{
+    /// <summary>A KV cache holding one sequence of <paramref name="length"/> positions of random keys and values
+    /// in shuffled blocks; <paramref name="keys"/>/<paramref name="values"/> get the values as stored (F16-rounded).</summary>
+    private static (PagedKvCache Cache, BlockTable Table) MakeCache(int kvHeads, int D, int bs, int length, KvDataType type, int seed,
+                                                                    out float[,,] keys, out float[,,] values)
+    {
+        var rng = new Random(seed);
+        int nBlocks = (length + bs - 1) / bs;
+        var cache = new PagedKvCache(1, kvHeads, D, bs, nBlocks + 3, type);
+        var table = new BlockTable();
+        var order = Enumerable.Range(0, nBlocks + 3).OrderBy(_ => rng.Next()).ToArray();
+        for (int b = 0; b < nBlocks; b++) table.Add(order[b]);
+        keys = new float[kvHeads, length, D];
+        values = new float[kvHeads, length, D];
+        for (int g = 0; g < kvHeads; g++)
+            for (int p = 0; p < length; p++)
+            {
+                // a few positions with large keys move the running max around
+                float kScale = p % 23 == 7 ? 4f : 1f;
+                for (int d = 0; d < D; d++)
+                {
+                    float k = (float)KernelHarness.Gaussian(rng) * kScale, v = (float)KernelHarness.Gaussian(rng);
+                    if (type == KvDataType.F16) { k = Fp16.Round(k); v = Fp16.Round(v); }
+                    keys[g, p, d] = k;
+                    values[g, p, d] = v;
+                    byte* kb = cache.KeyBlock(0, table[p / bs], g), vb = cache.ValueBlock(0, table[p / bs], g);
+                    int i = (p % bs) * D + d;
+                    if (type == KvDataType.F32) { ((float*)kb)[i] = k; ((float*)vb)[i] = v; }
+                    else { ((ushort*)kb)[i] = Fp16.FromFloat(k); ((ushort*)vb)[i] = Fp16.FromFloat(v); }
+                }
+            }
+        return (cache, table);
+    }
+
+    public static TheoryData<KvDataType, int, int, int, int> Shapes()
+    {
+        var d = new TheoryData<KvDataType, int, int, int, int>();
+        foreach (var type in new[] { KvDataType.F32, KvDataType.F16 })
+        {
+            d.Add(type, 16, 7, 64, 2);     // qwen2.5-0.5b shape
+            d.Add(type, 8, 1, 128, 1);
+            d.Add(type, 32, 2, 64, 3);
+            d.Add(type, 5, 4, 40, 2);      // block size not a multiple of 4, head size with a tail on every width
+            d.Add(type, 6, 3, 20, 1);
+        }
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void MatchesNaiveSoftmaxAttentionOnEveryPath(KvDataType type, int bs, int group, int D, int kvHeads)
+    {
+        int maxLen = 3 * bs + 5;
+        var (cache, table) = MakeCache(kvHeads, D, bs, maxLen, type, seed: bs * 100 + group * 10 + D, out var keys, out var values);
+        using var _ = cache;
+        var rng = new Random(D);
+        var q = new float[group * D];
+        for (int i = 0; i < q.Length; i++) q[i] = (float)KernelHarness.Gaussian(rng);
+        float scale = 1f / MathF.Sqrt(D);
+        var scratch = new float[PagedAttention.ScratchFloats(group, D, bs)];
+        var output = new float[group * D];
+        foreach (int length in new[] { 1, 2, bs - 1, bs, bs + 1, 2 * bs + 3, maxLen }.Where(n => n >= 1).Distinct())
+            for (int g = 0; g < kvHeads; g++)
+            {
+                // reference: full softmax in double
+                var want = new double[group * D];
+                for (int h = 0; h < group; h++)
+                {
+                    var s = new double[length];
+                    for (int p = 0; p < length; p++)
+                    {
+                        double dot = 0;
+                        for (int d = 0; d < D; d++) dot += (double)q[h * D + d] * keys[g, p, d];
+                        s[p] = dot * scale;
+                    }
+                    double max = s.Max(), sum = 0;
+                    for (int p = 0; p < length; p++) { s[p] = Math.Exp(s[p] - max); sum += s[p]; }
+                    for (int p = 0; p < length; p++)
+                        for (int d = 0; d < D; d++) want[h * D + d] += s[p] / sum * values[g, p, d];
+                }
+                foreach (var level in KernelHarness.Levels())
+                {
+                    fixed (float* qp = q) fixed (float* op = output) fixed (float* sp = scratch)
+                        PagedAttention.Attend(cache, 0, g, table, length, qp, op, group, D, scale, sp, level);
+                    for (int i = 0; i < output.Length; i++)
+                        Assert.True(Math.Abs(output[i] - want[i]) <= 2e-6 + 2e-6 * Math.Abs(want[i]),
+                            $"{type} bs {bs} group {group} D {D} length {length} head {g}.{i / D} dim {i % D} {level}: {output[i]:R} vs {want[i]:R}");
+                }
+            }
+    }
+
+    private static ModelConfig Config(int heads, int kvHeads, int D) => new()
+    {
+        Architecture = "llama", Name = "test", LayerCount = 1, EmbeddingLength = heads * D, HeadCount = heads, KvHeadCount = kvHeads,
+        HeadDim = D, ValueHeadDim = D, FeedForwardLength = 4, VocabSize = 4, TrainedContextLength = 4096, RmsNormEpsilon = 1e-5f,
+        RopeFreqBase = 10000, RopeDimensions = D, RopeFreqScale = 1, RopeStyle = RopeStyle.Normal, HasQkNorm = false,
+    };
+
+    [Theory]
+    [InlineData(KvDataType.F32, 16)]
+    [InlineData(KvDataType.F16, 16)]
+    [InlineData(KvDataType.F16, 8)]
+    [InlineData(KvDataType.F32, 32)]
+    public void ResultsDoNotDependOnBatchCompositionOrChunking(KvDataType type, int bs)
+    {
+        const int heads = 6, kvHeads = 2, D = 64, lenA = 53, lenB = 21;
+        int qd = heads * D;
+        var (cacheA, tableA) = MakeCache(kvHeads, D, bs, lenA, type, seed: 1, out _, out _);
+        // sequence B: random values generated like A's, then copied into A's cache
+        var (cacheB, tableB0) = MakeCache(kvHeads, D, bs, lenB, type, seed: 2, out var kB, out var vB);
+        using var _a = cacheA;
+        using var _b = cacheB;
+
+        var tableB = new BlockTable();
+        var used = new HashSet<int>(tableA.Blocks.ToArray());
+        var free = Enumerable.Range(0, cacheA.BlockCount).Where(b => !used.Contains(b)).ToList();
+        int needB = (lenB + bs - 1) / bs;
+        Assert.True(free.Count >= needB);
+        for (int b = 0; b < needB; b++) tableB.Add(free[b]);
+        for (int g = 0; g < kvHeads; g++)
+            for (int p = 0; p < lenB; p++)
+                for (int d = 0; d < D; d++)
+                {
+                    int i = (p % bs) * D + d;
+                    byte* kb = cacheA.KeyBlock(0, tableB[p / bs], g), vb = cacheA.ValueBlock(0, tableB[p / bs], g);
+                    if (type == KvDataType.F32) { ((float*)kb)[i] = kB[g, p, d]; ((float*)vb)[i] = vB[g, p, d]; }
+                    else { ((ushort*)kb)[i] = Fp16.FromFloat(kB[g, p, d]); ((ushort*)vb)[i] = Fp16.FromFloat(vB[g, p, d]); }
+                }
+
+        var rng = new Random(9);
+        var qA = new float[lenA * qd];
+        var qB = new float[lenB * qd];
+        for (int i = 0; i < qA.Length; i++) qA[i] = (float)KernelHarness.Gaussian(rng);
+        for (int i = 0; i < qB.Length; i++) qB[i] = (float)KernelHarness.Gaussian(rng);
+        using var pool = new ComputePool(2);
+        foreach (var level in KernelHarness.Levels())
+        {
+            using var att = new PagedAttention(pool, Config(heads, kvHeads, D), bs, level);
+
+            // A alone, one batch
+            var whole = RunA(att, cacheA, tableA, qA, lenA, qd, [lenA]);
+            // A in chunks
+            var chunked = RunA(att, cacheA, tableA, qA, lenA, qd, [1, 7, 16, 2, 27]);
+            Assert.Equal(whole, chunked);
+            // A's last 20 tokens and all of B interleaved in one batch
+            var batch = new ForwardBatch(lenA + lenB, 2);
+            int sa = batch.AddSequence(tableA), sb = batch.AddSequence(tableB);
+            var qMixed = new float[(20 + lenB) * qd];
+            var slots = new List<(int Seq, int Pos)>();
+            for (int i = 0, a = lenA - 20, b = 0; a < lenA || b < lenB; i++)
+            {
+                if (b < lenB && (i % 2 == 0 || a >= lenA)) { slots.Add((sb, b)); batch.AddToken(sb, 0, b, false); b++; }
+                else { slots.Add((sa, a)); batch.AddToken(sa, 0, a, false); a++; }
+            }
+            for (int t = 0; t < slots.Count; t++)
+            {
+                var src = slots[t].Seq == sa ? qA : qB;
+                Array.Copy(src, slots[t].Pos * qd, qMixed, t * qd, qd);
+            }
+            var mixedOut = new float[qMixed.Length];
+            fixed (float* qp = qMixed) fixed (float* op = mixedOut) att.Run(cacheA, batch, 0, 0, slots.Count, qp, op);
+            var bAlone = RunA(att, cacheA, tableB, qB, lenB, qd, [lenB]);
+            for (int t = 0; t < slots.Count; t++)
+            {
+                var (seq, pos) = slots[t];
+                var reference = seq == sa ? whole : bAlone;
+                for (int i = 0; i < qd; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(mixedOut[t * qd + i]) == BitConverter.SingleToInt32Bits(reference[pos * qd + i]),
+                        $"{level}: sequence {seq} position {pos} differs in a mixed batch");
+            }
+        }
+    }
+
+    private static float[] RunA(PagedAttention att, IKvCache cache, BlockTable table, float[] q, int len, int qd, int[] chunks)
+    {
+        var batch = new ForwardBatch(len, 1);
+        int s = batch.AddSequence(table);
+        for (int p = 0; p < len; p++) batch.AddToken(s, 0, p, false);
+        var output = new float[len * qd];
+        int start = 0;
+        fixed (float* qp = q) fixed (float* op = output)
+        {
+            foreach (int c in chunks.Append(len))
+            {
+                int count = Math.Min(c, len - start);
+                if (count <= 0) break;
+                att.Run(cache, batch, 0, start, count, qp + start * qd, op + start * qd);
+                start += count;
+            }
+        }
+        Assert.Equal(len, start);
+        return output;
+    }
+}
