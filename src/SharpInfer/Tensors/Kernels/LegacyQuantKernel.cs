@@ -207,6 +207,10 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         for (int i = 0; i < n; i++) y[i] = v.GetElement(i);
     }
 
+    /// <summary>Blocks per software prefetch of each row in <see cref="Gemv8"/>: one per 64-byte line (3 for 18-byte Q4_0
+    /// blocks, 1 for 34-byte Q8_0 blocks).</summary>
+    private static int PrefetchEvery => Math.Max(1, 64 / TF.BlockBytes);
+
     /// <summary>8 rows (n real) × 1 token, straight from the weights.</summary>
     private static void Gemv8(WeightMatrix w, int r, int n, in ActivationView x, int t, int nb, float* y, int* offsets)
     {
@@ -223,9 +227,9 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         for (int b = 0; b < nb; b++)
         {
             long o = (long)b * TF.BlockBytes;
-            if (b % 3 == 0)
+            if (b % PrefetchEvery == 0)
             {
-                // 54 bytes of each row per 3 blocks: every cache line of the next group gets touched
+                // at most 64 bytes of each row between prefetches: every cache line of the next group gets touched
                 long pf = o + next;
                 Sse.Prefetch0(p0 + pf); Sse.Prefetch0(p1 + pf); Sse.Prefetch0(p2 + pf); Sse.Prefetch0(p3 + pf);
                 Sse.Prefetch0(p4 + pf); Sse.Prefetch0(p5 + pf); Sse.Prefetch0(p6 + pf); Sse.Prefetch0(p7 + pf);
