@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(InspectCommand.Create());
         var bench = BenchCommand.Create();
         bench.Subcommands.Add(BenchThroughputCommand.Create());
+        bench.Subcommands.Add(BenchBatchedCommand.Create());
         root.Subcommands.Add(bench);
         root.Subcommands.Add(ServeCommand.Create());
         return CliRunner.Invoke(root, args, io);
