@@ -32,9 +32,9 @@ echo "JSON {\"load\":\"a-block8\",\"result\":$out}"
 
 echo "== online serving: 32 requests, ~100-token prompts, 64 output tokens (ignore_eos), concurrency 1, 4, 16"
 wait_up() { for _ in $(seq 1 120); do curl -sf "$1/health" >/dev/null 2>&1 && return 0; sleep 1; done; echo "server at $1 did not come up" >&2; return 1; }
-serve_bench() {   # $1 label, $2 base url
+serve_bench() {   # $1 label, $2 base url; a different seed per level, so no prompt is seen twice (llama-server caches prompts)
   for c in 1 4 16; do
-    out=$(si bench serve --base-url "$2" --num-prompts 32 --input-len 100 --output-len 64 --max-concurrency "$c" --json | compact)
+    out=$(si bench serve --base-url "$2" --num-prompts 32 --input-len 100 --output-len 64 --max-concurrency "$c" --seed "$c" --json | compact)
     echo "JSON {\"server\":\"$1\",\"concurrency\":$c,\"result\":$out}"
   done
 }

@@ -342,6 +342,9 @@ public static class BenchServe
     private static HttpRequestMessage Request(HttpMethod method, string url, string? apiKey, JsonObject? body = null)
     {
         var req = new HttpRequestMessage(method, url);
+        // one connection per request: servers that close kept-alive connections after a few requests (cpp-httplib in
+        // llama-server does after 5) would otherwise fail a POST sent on a connection the server is closing
+        req.Headers.ConnectionClose = true;
         if (apiKey != null) req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
         if (body != null) req.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
         return req;

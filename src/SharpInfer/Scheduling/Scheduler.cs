@@ -31,6 +31,7 @@ public sealed class Scheduler
     private readonly List<Sequence> _preemptedThisStep = [];
 
     public SchedulingMode Mode { get; }
+    private bool _batchClosed;   // static mode: the running batch admits no one until it has finished
     public int MaxNumSeqs { get; }
     public int MaxNumBatchedTokens { get; }
     public int WaitingCount => _waiting.Count;
@@ -113,7 +114,10 @@ public sealed class Scheduler
             budget -= n;
         }
         // 3. admit waiting sequences
-        bool mayAdmit = Mode == SchedulingMode.Continuous || _running.Count == 0;
+        // Static mode: a batch keeps admitting (its prompts may need several steps of the token budget) until it has
+        // max-num-seqs sequences or nobody is waiting; then it is closed until every member has finished.
+        if (_running.Count == 0) _batchClosed = false;
+        bool mayAdmit = Mode == SchedulingMode.Continuous || !_batchClosed;
         while (mayAdmit && _waiting.Count > 0 && _running.Count < MaxNumSeqs && budget > 0)
         {
             var s = _waiting[0];
@@ -127,6 +131,8 @@ public sealed class Scheduler
             _scheduled.Add(new ScheduledChunk(s, s.ComputedTokens, n));
             budget -= n;
         }
+        if (Mode == SchedulingMode.Static && _running.Count > 0 && (_running.Count >= MaxNumSeqs || _waiting.Count == 0))
+            _batchClosed = true;
         return _scheduled;
     }
 

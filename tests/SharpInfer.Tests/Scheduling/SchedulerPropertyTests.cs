@@ -136,6 +136,29 @@ public class SchedulerPropertyTests
     }
 
     [Fact]
+    public void StaticModeFillsTheBatchAcrossPrefillSteps()
+    {
+        // a budget of 8 tokens holds one 6-token prompt per step: the batch of 3 still forms over three steps, and the
+        // fourth request waits for the whole batch to finish
+        using var cache = new PagedKvCache(1, 1, 4, 16, 64, KvDataType.F32);
+        var sched = new Scheduler(new BlockManager(cache), 3, 8, SchedulingMode.Static);
+        var seqs = Enumerable.Range(1, 4).Select(i => new Sequence(i, new int[6], 10, 0, i)).ToArray();
+        foreach (var s in seqs) sched.Add(s);
+        for (int step = 0; step < 6; step++)
+        {
+            var plan = sched.Schedule().ToList();
+            sched.Complete(plan);
+            foreach (var c in plan.Where(c => c.SamplesNext)) c.Sequence.Append(1);
+        }
+        Assert.All(seqs.Take(3), s => Assert.Equal(SequenceStatus.Running, s.Status));
+        Assert.Equal(SequenceStatus.Waiting, seqs[3].Status);
+        foreach (var s in seqs.Take(2)) sched.Remove(s);
+        Assert.DoesNotContain(sched.Schedule(), c => c.Sequence == seqs[3]);   // seats free, batch not finished
+        sched.Remove(seqs[2]);
+        Assert.Equal(seqs[3], Assert.Single(sched.Schedule()).Sequence);
+    }
+
+    [Fact]
     public void PreemptsLowestPriorityNewestFirst()
     {
         using var cache = new PagedKvCache(1, 1, 4, 4, 4, KvDataType.F32);   // 16 token slots
