@@ -38,7 +38,10 @@ serve_bench() {   # $1 label, $2 base url; a different seed per level, so no pro
     echo "JSON {\"server\":\"$1\",\"concurrency\":$c,\"result\":$out}"
   done
 }
-si serve -m "$model" --port 8090 -t "$threads" --max-num-seqs 16 -c 16384 >/tmp/sharpinfer-serve.log 2>&1 &
+for port in 8090 8091; do
+  if curl -s "http://127.0.0.1:$port/health" >/dev/null 2>&1; then echo "port $port is in use: stop that server first" >&2; exit 1; fi
+done
+SHARPINFER_NO_BUILD=1 "$root/sharpinfer" serve -m "$model" --port 8090 -t "$threads" --max-num-seqs 16 -c 16384 >/tmp/sharpinfer-serve.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 wait_up http://127.0.0.1:8090 && serve_bench sharpinfer http://127.0.0.1:8090
