@@ -22,6 +22,7 @@ public sealed unsafe class Transformer : IDisposable
     private readonly ForwardProfiler? _prof = ForwardProfiler.Enabled ? new ForwardProfiler() : null;
     private readonly PagedAttention _attention;
     private readonly NativeBuffer<float> _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope;
+    private readonly TokenPrep _prep;
 
     public Transformer(ModelConfig config, ModelWeights weights, ComputePool pool, int maxBatchTokens, int kvBlockSize,
                        MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null)
@@ -45,6 +46,7 @@ public sealed unsafe class Transformer : IDisposable
         _up = new NativeBuffer<float>((long)T * c.FeedForwardLength);
         _tmp = new NativeBuffer<float>((long)T * c.EmbeddingLength);
         _rope = new NativeBuffer<float>((long)T * c.RopeDimensions);
+        _prep = new TokenPrep(this);
     }
 
     /// <summary>
@@ -111,20 +113,8 @@ public sealed unsafe class Transformer : IDisposable
             _matmul.SetInput(xn, T, E);
             _matmul.Run(L.Q, q, QD, L.K, k, KD, L.V, v, VD);
             _prof?.Stop(ForwardProfiler.Op.QkvProj);
-            for (int t = 0; t < T; t++)
-            {
-                float* qt = q + (long)t * QD, kt = k + (long)t * KD, vt = v + (long)t * VD;
-                if (L.QBias != null) { VecOps.Add(qt, ArrayPtr(L.QBias), QD); VecOps.Add(kt, ArrayPtr(L.KBias!), KD); VecOps.Add(vt, ArrayPtr(L.VBias!), VD); }
-                if (L.QNorm != null)
-                {
-                    for (int h = 0; h < c.HeadCount; h++) VecOps.RmsNorm(qt + h * D, ArrayPtr(L.QNorm), qt + h * D, D, eps);
-                    for (int h = 0; h < c.KvHeadCount; h++) VecOps.RmsNorm(kt + h * D, ArrayPtr(L.KNorm!), kt + h * D, D, eps);
-                }
-                float* cs = _rope.Pointer + (long)t * c.RopeDimensions;
-                Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
-                Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
-                WriteKv(cache, batch, li, start + t, kt, vt);
-            }
+            _prep.Cache = cache; _prep.Batch = batch; _prep.Layer = L; _prep.LayerIndex = li; _prep.Start = start;
+            Pool.Run(_prep, T);
             _prof?.Stop(ForwardProfiler.Op.QkNormRope);
             _attention.Run(cache, batch, li, start, T, q, _att.Pointer);
             _prof?.Stop(ForwardProfiler.Op.Attention);
@@ -145,6 +135,36 @@ public sealed unsafe class Transformer : IDisposable
             for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
             _prof?.Stop(ForwardProfiler.Op.Residual);
         }
+    }
+
+    /// <summary>Token t's work between the Q/K/V projections and attention: biases, per-head Q/K norm, RoPE and the
+    /// KV-cache write. Tokens are independent (own rows, own cache slot), so the pool runs them in parallel.</summary>
+    private void PrepareToken(IKvCache cache, ForwardBatch batch, LayerWeights L, int li, int start, int t)
+    {
+        var c = Config;
+        int D = c.HeadDim, QD = c.QueryDim, KD = c.KeyDim, VD = c.ValueDim;
+        float eps = c.RmsNormEpsilon;
+        float* qt = _q.Pointer + (long)t * QD, kt = _k.Pointer + (long)t * KD, vt = _v.Pointer + (long)t * VD;
+        if (L.QBias != null) { VecOps.Add(qt, ArrayPtr(L.QBias), QD); VecOps.Add(kt, ArrayPtr(L.KBias!), KD); VecOps.Add(vt, ArrayPtr(L.VBias!), VD); }
+        if (L.QNorm != null)
+        {
+            for (int h = 0; h < c.HeadCount; h++) VecOps.RmsNorm(qt + h * D, ArrayPtr(L.QNorm), qt + h * D, D, eps);
+            for (int h = 0; h < c.KvHeadCount; h++) VecOps.RmsNorm(kt + h * D, ArrayPtr(L.KNorm!), kt + h * D, D, eps);
+        }
+        float* cs = _rope.Pointer + (long)t * c.RopeDimensions;
+        Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
+        Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
+        WriteKv(cache, batch, li, start + t, kt, vt);
+    }
+
+    /// <summary>The pool job of <see cref="PrepareToken"/>: fields set per layer, so dispatching allocates nothing.</summary>
+    private sealed class TokenPrep(Transformer owner) : IParallelWork
+    {
+        public IKvCache Cache = null!;
+        public ForwardBatch Batch = null!;
+        public LayerWeights Layer = null!;
+        public int LayerIndex, Start;
+        public void Execute(int task, int thread) => owner.PrepareToken(Cache, Batch, Layer, LayerIndex, Start, task);
     }
 
     private void WriteKv(IKvCache cache, ForwardBatch batch, int layer, int bt, float* k, float* v)
