@@ -1,3 +1,4 @@
+using SharpInfer.Runtime;
 using System.Runtime.InteropServices;
 
 namespace SharpInfer.KvCache;
@@ -59,10 +60,9 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
 
     private static byte* Alloc(long bytes)
     {
-        var p = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
         // Pages are committed lazily by the OS as blocks are first written; no clearing needed because a slot is
-        // always written before attention reads it.
-        return p;
+        // always written before attention reads it. Huge pages where the OS allows (see HugePages).
+        return HugePages.Alloc(bytes);
     }
 
     public byte* KeyBlock(int layer, int block, int kvHead) => _keys[layer] + block * _blockBytes + kvHead * _headBytes;
@@ -72,8 +72,8 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
     {
         for (int l = 0; l < LayerCount; l++)
         {
-            if (_keys[l] != null) { NativeMemory.AlignedFree(_keys[l]); _keys[l] = null; }
-            if (_values[l] != null) { NativeMemory.AlignedFree(_values[l]); _values[l] = null; }
+            if (_keys[l] != null) { HugePages.Free(_keys[l]); _keys[l] = null; }
+            if (_values[l] != null) { HugePages.Free(_values[l]); _values[l] = null; }
         }
     }
 }
