@@ -12,6 +12,9 @@ namespace SharpInfer.Cli.Commands;
 /// </summary>
 public static class BenchBatchedCommand
 {
+    /// <summary>Most parallel sequences (the logits of one step are parallel × vocabulary floats).</summary>
+    public const int MaxParallel = 512;
+
     public static Command Create()
     {
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file" };
@@ -34,7 +37,9 @@ public static class BenchBatchedCommand
     public static int Run(string path, int npp, int ntg, int[] parallel, int threads, int ubatch, string cacheType, bool json, TextWriter stdout)
     {
         if (npp < 1 || ntg < 1) throw new InvalidRequestException("-npp and -ntg must be at least 1", "n-prompt");
-        if (parallel.Length == 0 || parallel.Any(b => b < 1)) throw new InvalidRequestException("-npl values must be at least 1", "parallel");
+        if (parallel.Length == 0 || parallel.Any(b => b < 1 || b > MaxParallel))
+            throw new InvalidRequestException($"-npl values must be between 1 and {MaxParallel}", "parallel");
+        if (ubatch < 1) throw new InvalidRequestException("-ub must be at least 1", "ubatch-size");
         using var model = Model.Load(path);
         using var bench = new BatchedBenchmark(model, threads, parallel.Max(), npp + ntg, ubatch, CommonOptions.ParseKv(cacheType));
         if (!json)

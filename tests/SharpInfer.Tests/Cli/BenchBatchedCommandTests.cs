@@ -27,10 +27,12 @@ public class BenchBatchedCommandTests
         }
     }
 
-    [Fact]
-    public void ZeroParallelismIsAClearError()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(BenchBatchedCommand.MaxParallel + 1)]
+    public void ParallelismOutOfRangeIsAClearError(int parallel)
     {
-        var ex = Assert.Throws<InvalidRequestException>(() => BenchBatchedCommand.Run(TestPaths.Stories260K, 8, 4, [0], 2, 16, "f16", json: true, new StringWriter()));
+        var ex = Assert.Throws<InvalidRequestException>(() => BenchBatchedCommand.Run(TestPaths.Stories260K, 8, 4, [1, parallel], 2, 16, "f16", json: true, new StringWriter()));
         Assert.Contains("-npl", ex.Message);
     }
 }
