@@ -31,8 +31,7 @@ public sealed class BatchedBenchmark : IDisposable
     private readonly Model _model;
     private readonly ComputePool _pool;
     private readonly Transformer _transformer;
-    private readonly PagedKvCache _cache;
-    private readonly BlockAllocator _alloc;
+    private readonly BlockManager _blocks;
     private readonly int _ubatch;
     private readonly Random _rng = new(42);
 
@@ -48,8 +47,7 @@ public sealed class BatchedBenchmark : IDisposable
         _pool = new ComputePool(threads);
         _transformer = new Transformer(c, model.Weights, _pool, _ubatch, BlockSize);
         int blocks = maxSequences * BlockTable.BlocksFor(maxTokensPerSequence + 1, BlockSize);
-        _cache = new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, BlockSize, blocks, kv);
-        _alloc = new BlockAllocator(blocks);
+        _blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, BlockSize, blocks, kv));
     }
 
     public BatchedBenchmarkResult Run(int nPrompt, int nGen, int sequences)
@@ -86,7 +84,7 @@ public sealed class BatchedBenchmark : IDisposable
                     done += n;
                     if (done == nPrompt) { seq++; done = 0; }
                 }
-                _transformer.Forward(batch, _cache, logits);
+                _transformer.Forward(batch, _blocks.Cache, logits);
             }
             long t1 = Stopwatch.GetTimestamp();
             for (int g = 0; g < nGen; g++)
@@ -98,7 +96,7 @@ public sealed class BatchedBenchmark : IDisposable
                     int si = batch.AddSequence(tables[s]);
                     batch.AddToken(si, _rng.Next(V), nPrompt + g, wantLogits: true);
                 }
-                _transformer.Forward(batch, _cache, logits);
+                _transformer.Forward(batch, _blocks.Cache, logits);
             }
             long t2 = Stopwatch.GetTimestamp();
             double f = Stopwatch.Frequency;
@@ -106,24 +104,19 @@ public sealed class BatchedBenchmark : IDisposable
         }
         finally
         {
-            foreach (var t in tables)
-                for (int i = 0; i < t.Count; i++) _alloc.Release(t[i]);
+            foreach (var t in tables) _blocks.Free(t);
         }
     }
 
     private void Grow(BlockTable table, int tokens)
     {
-        while (table.Count * BlockSize < tokens)
-        {
-            if (!_alloc.TryAllocate(out int b)) throw new InvalidOperationException("benchmark KV cache too small");
-            table.Add(b);
-        }
+        if (!_blocks.TryGrow(table, tokens)) throw new InvalidOperationException("benchmark KV cache too small");
     }
 
     public void Dispose()
     {
         _transformer.Dispose();
-        _cache.Dispose();
+        _blocks.Dispose();
         _pool.Dispose();
     }
 }

@@ -36,8 +36,7 @@ public sealed class ModelBenchmark : IDisposable
     private readonly Model _model;
     private readonly ComputePool _pool;
     private readonly Transformer _transformer;
-    private readonly PagedKvCache _cache;
-    private readonly BlockAllocator _alloc;
+    private readonly BlockManager _blocks;
     private readonly BlockTable _table = new();
     private readonly ForwardBatch _batch;
     private readonly float[] _logits;
@@ -58,8 +57,7 @@ public sealed class ModelBenchmark : IDisposable
         _pool = new ComputePool(threads);
         _transformer = new Transformer(c, model.Weights, _pool, ubatch, 16, precision, isa);
         int blocks = BlockTable.BlocksFor(maxTokens + 1, 16);
-        _cache = new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, 16, blocks, kv);
-        _alloc = new BlockAllocator(blocks);
+        _blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, 16, blocks, kv));
         _batch = new ForwardBatch(ubatch, 1);
         _logits = new float[c.VocabSize];
     }
@@ -79,8 +77,7 @@ public sealed class ModelBenchmark : IDisposable
 
     private void Once(int nPrompt, int nGen)
     {
-        for (int i = 0; i < _table.Count; i++) _alloc.Release(_table[i]);
-        _table.Clear();
+        _blocks.Free(_table);
         int V = _model.Config.VocabSize;
         int pos = 0;
         for (int start = 0; start < nPrompt; start += UBatch)
@@ -90,7 +87,7 @@ public sealed class ModelBenchmark : IDisposable
             _batch.Clear();
             int s = _batch.AddSequence(_table);
             for (int i = 0; i < n; i++) _batch.AddToken(s, _rng.Next(V), pos + i, wantLogits: start + i == nPrompt - 1);
-            _transformer.Forward(_batch, _cache, _logits);
+            _transformer.Forward(_batch, _blocks.Cache, _logits);
             pos += n;
         }
         int token = _model.Vocabulary.BosId >= 0 ? _model.Vocabulary.BosId : 0;
@@ -100,7 +97,7 @@ public sealed class ModelBenchmark : IDisposable
             _batch.Clear();
             int s = _batch.AddSequence(_table);
             _batch.AddToken(s, token, pos, wantLogits: true);
-            _transformer.Forward(_batch, _cache, _logits);
+            _transformer.Forward(_batch, _blocks.Cache, _logits);
             token = _rng.Next(V);
             pos++;
         }
@@ -108,17 +105,13 @@ public sealed class ModelBenchmark : IDisposable
 
     private void Grow(int tokens)
     {
-        while (_table.Count * 16 < tokens)
-        {
-            if (!_alloc.TryAllocate(out int b)) throw new InvalidOperationException("benchmark KV cache too small");
-            _table.Add(b);
-        }
+        if (!_blocks.TryGrow(_table, tokens)) throw new InvalidOperationException("benchmark KV cache too small");
     }
 
     public void Dispose()
     {
         _transformer.Dispose();
-        _cache.Dispose();
+        _blocks.Dispose();
         _pool.Dispose();
     }
 }
