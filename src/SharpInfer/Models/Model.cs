@@ -44,5 +44,9 @@ public sealed class Model : IDisposable
         }
     }
 
-    public void Dispose() => File.Dispose();
+    public void Dispose()
+    {
+        Weights.Dispose();
+        File.Dispose();
+    }
 }

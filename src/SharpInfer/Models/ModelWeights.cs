@@ -1,4 +1,5 @@
 using SharpInfer.Gguf;
+using SharpInfer.Runtime;
 using SharpInfer.Tensors;
 
 namespace SharpInfer.Models;
@@ -27,14 +28,38 @@ public sealed class LayerWeights
 /// used in place; only the small norm and bias vectors are copied into float arrays (kilobytes). Every tensor is
 /// checked for presence, shape and a supported type before any computation starts.
 /// </summary>
-public sealed class ModelWeights
+public sealed class ModelWeights : IDisposable
 {
+    private readonly WeightPacking _packing = new();
+
     public required WeightMatrix TokenEmbedding { get; init; }
     public required WeightMatrix Output { get; init; }
     public required float[] OutputNorm { get; init; }
     public required LayerWeights[] Layers { get; init; }
     /// <summary>Llama 3 rope scaling: a divisor per rotated pair (the <c>rope_freqs</c> tensor), or null.</summary>
     public float[]? RopeFreqFactors { get; init; }
+
+    /// <summary>Every matrix (the output projection may be the embedding matrix itself).</summary>
+    public IEnumerable<WeightMatrix> Matrices()
+    {
+        foreach (var l in Layers)
+        {
+            yield return l.Q; yield return l.K; yield return l.V; yield return l.O;
+            yield return l.Gate; yield return l.Up; yield return l.Down;
+        }
+        yield return Output;
+        if (!ReferenceEquals(Output, TokenEmbedding)) yield return TokenEmbedding;
+    }
+
+    /// <summary>Packs the matrices whose kernels have a load-time layout for <paramref name="level"/> (see
+    /// <see cref="WeightPacking"/>); idempotent. The token embedding is packed only when it is also the output.</summary>
+    public void PackForKernels(IsaLevel level) =>
+        _packing.Pack(Matrices().Where(m => !ReferenceEquals(m, TokenEmbedding) || ReferenceEquals(m, Output)), level);
+
+    /// <summary>Bytes held by packed copies of matrices.</summary>
+    public long PackedBytes => _packing.Bytes;
+
+    public void Dispose() => _packing.Dispose();
 
     public static ModelWeights Load(GgufFile g, ModelConfig c)
     {

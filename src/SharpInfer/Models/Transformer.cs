@@ -35,6 +35,8 @@ public sealed unsafe class Transformer : IDisposable
         int T = MaxBatchTokens;
         int maxCols = Math.Max(Math.Max(c.EmbeddingLength, c.FeedForwardLength), c.HeadCount * c.ValueHeadDim);
         _matmul = new MatMul(pool, T, maxCols, precision, isa);
+        // int8 kernels read some formats from a copy packed at load (once per model; exact mode reads the mapped rows)
+        if (precision == MatMulPrecision.Fast) weights.PackForKernels(_matmul.Level);
         _attention = new PagedAttention(pool, c, kvBlockSize, _matmul.Level);
         _x = new NativeBuffer<float>((long)T * c.EmbeddingLength);
         _xn = new NativeBuffer<float>((long)T * Math.Max(c.EmbeddingLength, c.HeadCount * c.ValueHeadDim));

@@ -40,7 +40,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     // current job
     private enum Job { Quantize, Multiply }
     private Job _job;
-    private const int RowAlign = 4;   // tasks start at multiples of 4 rows (the kernels' row tiles)
+    private const int RowAlign = 16;  // tasks start at multiples of 16 rows (the kernels' row tiles and packed groups)
     private readonly WeightMatrix[] _jobW = new WeightMatrix[3];
     private readonly MatMulKernel[] _jobKernel = new MatMulKernel[3];
     private readonly nint[] _jobY = new nint[3];
@@ -145,7 +145,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         _jobUnitStart[jobs] = units;
         _units = units;
         // more tasks than threads so uneven progress balances; each task a contiguous, tile-aligned row range
-        _tasks = WorkSplit.TaskCount(units, _pool.Threads, minChunk: Math.Max(1, 64 / Math.Max(1, _input.Tokens)), tasksPerThread: 8);
+        _tasks = WorkSplit.TaskCount(units, _pool.Threads, minChunk: Math.Max(1, 16 / Math.Max(1, _input.Tokens)), tasksPerThread: 8);
         _pool.Run(this, _tasks);
     }
 

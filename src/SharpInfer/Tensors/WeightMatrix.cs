@@ -17,6 +17,19 @@ public sealed unsafe class WeightMatrix
     public long RowBytes { get; }
     public long ByteSize => RowBytes * Rows;
 
+    /// <summary>A copy of the rows packed at load into the layout the batched kernels read (groups of
+    /// <see cref="PackRows"/> rows interleaved), or null; see <see cref="WeightPacking"/>.</summary>
+    public byte* Packed { get; private set; }
+    /// <summary>Rows per group of <see cref="Packed"/> (0 when not packed).</summary>
+    public int PackRows { get; private set; }
+
+    internal void SetPacked(byte* packed, int packRows)
+    {
+        PackRows = packRows;
+        Thread.MemoryBarrier();   // a kernel that sees the pointer sees its group size
+        Packed = packed;
+    }
+
     public WeightMatrix(string name, GgmlType type, int rows, int cols, byte* data)
     {
         Name = name;

@@ -91,6 +91,11 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
                 for (int t = 0; t < T; t++) y[(long)t * yStride + row] = DotPortable(w.Row(row), x, t, nb);
             return;
         }
+        if (w.Packed != null && w.PackRows == PackRowsFor(level) && r0 % w.PackRows == 0)
+        {
+            ComputePacked(w, x, y, yStride, r0, r1);
+            return;
+        }
         byte* pack = (byte*)(((nint)scratch + 63) & ~(nint)63);
         if (T < GemmMinTokens)
         {
@@ -121,6 +126,57 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             int t = 0;
             for (; t + 4 <= T; t += 4) Gemm8x4(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
             for (; t < T; t++) Gemm8x1(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
+        }
+    }
+
+    // ---------------------------------------------------------------- packed at load
+
+    /// <summary>Rows per group of the layout the tiles of <paramref name="level"/> read (16 on AVX-512, 8 on AVX2); 0
+    /// where the level has no tiles.</summary>
+    public static int PackRowsFor(IsaLevel level) =>
+        !Avx2.IsSupported || !Fma.IsSupported ? 0 : level >= IsaLevel.Avx512 ? 16 : level == IsaLevel.Avx2 ? 8 : 0;
+
+    /// <summary>Bytes of a whole matrix in the packed layout with groups of <paramref name="packRows"/> rows.</summary>
+    public static long PackedBytes(int rows, int cols, int packRows) =>
+        (long)((rows + packRows - 1) / packRows) * (cols / 32) * PackStride * (packRows / 8);
+
+    /// <summary>Writes row groups [<paramref name="g0"/>, <paramref name="g1"/>) of <paramref name="w"/> into
+    /// <paramref name="dst"/>, the start of the matrix's packed copy: group g at g × (bytes per group), each exactly
+    /// what the per-call <see cref="Repack"/> makes (the last group's missing rows alias its last real row).</summary>
+    public static void Pack(WeightMatrix w, int packRows, int g0, int g1, byte* dst)
+    {
+        int nb = w.Cols / 32;
+        long groupBytes = (long)nb * PackStride * (packRows / 8);
+        for (int g = g0; g < g1; g++)
+        {
+            int r = g * packRows;
+            Repack(w, r, Math.Min(packRows, w.Rows - r), nb, dst + g * groupBytes, packRows / 8);
+        }
+    }
+
+    /// <summary>The tiles over a matrix packed at load, for every token count: no per-call repack. The first tile of a
+    /// group streams it from memory; the group's other tiles find it in L1/L2. A task's groups are one contiguous
+    /// stream, which the hardware prefetchers follow on their own (software prefetch ahead measured slower).</summary>
+    private static void ComputePacked(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
+    {
+        int nb = w.Cols / 32, T = x.Tokens, rows = w.PackRows;
+        long groupBytes = (long)nb * PackStride * (rows / 8);
+        for (int r = r0; r < r1; r += rows)
+        {
+            byte* pack = w.Packed + (long)(r / rows) * groupBytes;
+            int n = Math.Min(rows, r1 - r);
+            float* yr = y + r;
+            int t = 0;
+            if (rows == 16)
+            {
+                for (; t + 4 <= T; t += 4) Gemm16x4(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
+                for (; t < T; t++) Gemm16x1(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
+            }
+            else
+            {
+                for (; t + 4 <= T; t += 4) Gemm8x4(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
+                for (; t < T; t++) Gemm8x1(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
+            }
         }
     }
 

@@ -1,0 +1,128 @@
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Tensors;
+using SharpInfer.Tensors.Kernels;
+using SharpInfer.Tests.Models;
+
+namespace SharpInfer.Tests.Tensors.Kernels;
+
+/// <summary>Q8_0 matrices packed at load (<see cref="WeightPacking"/>): the kernels read the packed copy for every
+/// token count and give the same bits as from the mapped rows, for row counts that do not fill the last group, row
+/// ranges split at group boundaries, and at the model level.</summary>
+public class PackedWeightTests
+{
+    private static IEnumerable<IsaLevel> PackingLevels() =>
+        KernelHarness.Levels().Where(l => LegacyQuantKernel<Q8_0Format>.PackRowsFor(l) > 0);
+
+    [Fact]
+    public unsafe void PackedQ8_0GivesTheBitsOfTheMappedRows()
+    {
+        Assert.NotEmpty(PackingLevels());   // CI's CPU has AVX2 (and AVX-512): the packed path must be tested
+        const int cols = 32 * 13;
+        var kernel = KernelRegistry.For(GgmlType.Q8_0, MatMulPrecision.Fast);
+        var scratch = new float[kernel.ScratchFloats(cols)];
+        foreach (int rows in new[] { 1, 7, 15, 16, 17, 40 })
+            foreach (int tokens in new[] { 1, 2, 3, 4, 5, 17 })
+            {
+                var rng = new Random(rows * 100 + tokens);
+                long rowBytes = GgmlTypeInfo.RowSize(GgmlType.Q8_0, cols);
+                var w = new byte[rowBytes * rows];
+                var f = new float[cols];
+                for (int r = 0; r < rows; r++)
+                {
+                    for (int i = 0; i < cols; i++) f[i] = (float)KernelHarness.Gaussian(rng) * (r % 3 == 0 ? 1e-3f : 1f);
+                    if (r % 5 == 4) f.AsSpan(0, 32).Fill(-2f);   // a block of extreme codes (−127)
+                    Quantize.Row(GgmlType.Q8_0, f, w.AsSpan((int)(r * rowBytes), (int)rowBytes));
+                }
+                var x = new float[tokens * cols];
+                for (int i = 0; i < x.Length; i++) x[i] = (float)KernelHarness.Gaussian(rng);
+                using var input = new KernelHarness.QuantizedInput(kernel.Format, x, tokens, cols);
+                fixed (byte* wp = w)
+                    foreach (var level in PackingLevels())
+                    {
+                        var mapped = new WeightMatrix("w", GgmlType.Q8_0, rows, cols, wp);
+                        var packed = new WeightMatrix("w", GgmlType.Q8_0, rows, cols, wp);
+                        using var packing = new WeightPacking();
+                        packing.Pack([packed], level);
+                        if (WeightPacking.Disabled) return;
+                        int group = LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
+                        Assert.True(packed.Packed != null && packed.PackRows == group);
+                        Assert.Equal(LegacyQuantKernel<Q8_0Format>.PackedBytes(rows, cols, group), packing.Bytes);
+                        var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
+                        var whole = Compute(kernel, packed, input.View, level, scratch, 0, rows);
+                        AssertSameBits(want, whole, $"rows {rows} T={tokens} {level}");
+                        // two tasks split at a group boundary, as the matmul splits rows
+                        int split = Math.Min(rows, group);
+                        var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
+                        var b = Compute(kernel, packed, input.View, level, scratch, split, rows);
+                        for (int t = 0; t < tokens; t++)
+                            for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
+                        AssertSameBits(want, a, $"rows {rows} T={tokens} {level} split at {split}");
+                    }
+            }
+    }
+
+    [Fact]
+    public unsafe void PackingIsIdempotentAndDisposeFallsBackToTheMappedRows()
+    {
+        const int rows = 20, cols = 64;
+        var level = PackingLevels().Last();
+        var w = new byte[GgmlTypeInfo.RowSize(GgmlType.Q8_0, cols) * rows];
+        new Random(5).NextBytes(w);
+        for (int r = 0; r < rows * 2; r++) BitConverter.TryWriteBytes(w.AsSpan(r * 34, 2), Fp16.FromFloat(0.01f));
+        fixed (byte* wp = w)
+        {
+            var m = new WeightMatrix("w", GgmlType.Q8_0, rows, cols, wp);
+            var f16 = new WeightMatrix("f", GgmlType.F16, rows, cols, wp);
+            var packing = new WeightPacking();
+            packing.Pack([m, m, f16], level);
+            if (WeightPacking.Disabled) return;
+            long bytes = packing.Bytes;
+            byte* first = m.Packed;
+            packing.Pack([m], level);
+            Assert.True(m.Packed == first && packing.Bytes == bytes);   // packed once
+            Assert.True(f16.Packed == null);                               // only Q8_0 has a packed layout
+            packing.Dispose();
+            Assert.True(m.Packed == null && m.PackRows == 0 && packing.Bytes == 0);
+        }
+    }
+
+    [Fact]
+    public void ModelOutputsAreTheSameFromPackedAndMappedWeights()
+    {
+        if (WeightPacking.Disabled || Isa.Best < IsaLevel.Avx512) return;   // needs two layouts to compare (CI: AVX-512)
+        string path = TestModels.Get("mistral-tiny", "q8_0");
+        int[] prompt = [1, 415, 2936, 9060, 285, 1142, 28705, 28770, 28734, 754, 272, 17898, 3914, 28723];
+        using var packedModel = Model.Load(path);
+        using var mappedModel = Model.Load(path);
+        // an AVX2 transformer packs 8-row groups; the AVX-512 transformer beside it then reads the mapped rows
+        using (new SequenceRunner(mappedModel, precision: MatMulPrecision.Fast, isa: IsaLevel.Avx2)) { }
+        using var packedRunner = new SequenceRunner(packedModel, precision: MatMulPrecision.Fast, isa: IsaLevel.Avx512);
+        using var mappedRunner = new SequenceRunner(mappedModel, precision: MatMulPrecision.Fast, isa: IsaLevel.Avx512);
+        Assert.All(packedModel.Weights.Layers, l => Assert.Equal(16, l.Q.PackRows));
+        Assert.All(mappedModel.Weights.Layers, l => Assert.Equal(8, l.Q.PackRows));
+        Assert.True(packedModel.Weights.PackedBytes > 0);
+        // prefill (the batched tiles) and then single-token decode steps (the 1-token tile)
+        var a = packedRunner.Feed(prompt).Concat(packedRunner.Feed([3000])).Concat(packedRunner.Feed([42])).ToArray();
+        var b = mappedRunner.Feed(prompt).Concat(mappedRunner.Feed([3000])).Concat(mappedRunner.Feed([42])).ToArray();
+        Assert.Equal(b.Length, a.Length);
+        for (int i = 0; i < a.Length; i++)
+            AssertSameBits(b[i], a[i], $"logits of token {i}");
+    }
+
+    private static unsafe float[] Compute(MatMulKernel k, WeightMatrix w, ActivationView x, IsaLevel level, float[] scratch, int r0, int r1)
+    {
+        var y = new float[x.Tokens * w.Rows];
+        fixed (float* yp = y)
+        fixed (float* sp = scratch)
+            k.Compute(w, x, yp, w.Rows, r0, r1, level, sp);
+        return y;
+    }
+
+    private static void AssertSameBits(float[] want, float[] got, string what)
+    {
+        for (int i = 0; i < want.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]),
+                $"{what}: output {i} = {got[i]}, from the mapped rows {want[i]}");
+    }
+}
