@@ -19,6 +19,12 @@ public unsafe interface IKvCache
     int HeadDim { get; }
     KvDataType DataType { get; }
 
+    /// <summary>Whether an infinity or NaN may have been written (F16: a value beyond ±65504). Attention widens F16
+    /// blocks with a shorter conversion, exact for finite values only, until this is set.</summary>
+    bool MayHoldNonFinite { get; }
+    /// <summary>Called by a writer that stored an infinity or NaN; never reset for the cache's lifetime.</summary>
+    void MarkNonFinite();
+
     /// <summary>Start of the keys of one KV head in one block: BlockSize × HeadDim elements of <see cref="DataType"/>.</summary>
     byte* KeyBlock(int layer, int block, int kvHead);
     /// <summary>Start of the values of one KV head in one block, laid out like keys.</summary>

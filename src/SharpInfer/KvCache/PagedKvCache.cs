@@ -26,6 +26,10 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
     public long BytesPerToken => 2L * LayerCount * KvHeadCount * HeadDim * ElementSize;
     public long TotalBytes => BytesPerToken * BlockSize * BlockCount;
 
+    private volatile bool _nonFinite;
+    public bool MayHoldNonFinite => _nonFinite;
+    public void MarkNonFinite() => _nonFinite = true;
+
     public PagedKvCache(int layers, int kvHeads, int headDim, int blockSize, int blockCount, KvDataType type)
     {
         if (blockSize <= 0 || blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), "the KV cache needs at least one block");

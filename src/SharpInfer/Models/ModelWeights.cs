@@ -54,7 +54,7 @@ public sealed class ModelWeights : IDisposable
     /// <summary>Packs the matrices whose kernels have a load-time layout for <paramref name="level"/> (see
     /// <see cref="WeightPacking"/>); idempotent. The token embedding is packed only when it is also the output.</summary>
     public void PackForKernels(IsaLevel level) =>
-        _packing.Pack(Matrices().Where(m => !ReferenceEquals(m, TokenEmbedding) || ReferenceEquals(m, Output)), level);
+        _packing.Pack(Matrices().Where(m => !ReferenceEquals(m, TokenEmbedding) || ReferenceEquals(m, Output)), level, rowsAreFileMapped: true);
 
     /// <summary>Bytes held by packed copies of matrices.</summary>
     public long PackedBytes => _packing.Bytes;

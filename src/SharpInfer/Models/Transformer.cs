@@ -191,6 +191,9 @@ public sealed unsafe class Transformer : IDisposable
                 // round to nearest even, vectorized (same bits as Fp16.FromFloat)
                 FloatConvert.SingleToHalf(k + h * D, (ushort*)kd + slot * D, D, _matmul.Level);
                 FloatConvert.SingleToHalf(v + h * D, (ushort*)vd + slot * D, D, _matmul.Level);
+                // attention's fast widening assumes finite halves until told otherwise
+                if (!cache.MayHoldNonFinite && (FloatConvert.AnyNonFiniteHalf((ushort*)kd + slot * D, D) || FloatConvert.AnyNonFiniteHalf((ushort*)vd + slot * D, D)))
+                    cache.MarkNonFinite();
             }
         }
     }

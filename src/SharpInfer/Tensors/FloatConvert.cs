@@ -64,6 +64,30 @@ public static unsafe class FloatConvert
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> LoadHalf8(ushort* p) => HalfToSingle(Avx2.ConvertToVector256Int32(p).AsUInt32());
 
+    /// <summary>16 finite halves → 16 floats (AVX-512): sign-extending the halves puts the sign in bit 31 after the
+    /// shift and only copies of it in bits 30..28, which the mask clears, so 4 instructions do what
+    /// <see cref="LoadHalf16"/> needs 10 for; wrong for infinities and NaNs (they come out as large finite values).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadFiniteHalf16(ushort* p) =>
+        ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)) << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector512.Create(TwoPow112);
+
+    /// <summary>8 finite halves → 8 floats (AVX2), as <see cref="LoadFiniteHalf16"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadFiniteHalf8(ushort* p) =>
+        ((Avx2.ConvertToVector256Int32((short*)p) << 13) & Vector256.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector256.Create(TwoPow112);
+
+    /// <summary>Whether any of n halves is an infinity or a NaN (exponent bits all ones).</summary>
+    public static bool AnyNonFiniteHalf(ushort* p, int n)
+    {
+        int i = 0;
+        var acc = Vector128<ushort>.Zero;
+        var e = Vector128.Create((ushort)0x7C00);
+        for (; i + 8 <= n; i += 8) acc |= Vector128.Equals(Vector128.Load(p + i) & e, e);
+        bool any = acc != Vector128<ushort>.Zero;
+        for (; i < n; i++) any |= (p[i] & 0x7C00) == 0x7C00;
+        return any;
+    }
+
     /// <summary>4 halves → 4 floats (portable).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> LoadHalf4(ushort* p) =>
@@ -138,6 +162,22 @@ public static unsafe class FloatConvert
 
     /// <summary>dst[i] = half src[i] as float, exactly (same bits as <see cref="Fp16.ToFloat"/>).</summary>
     public static void HalfToSingle(ushort* src, float* dst, int n) => HalfToSingle(src, dst, n, Isa.Level);
+
+    /// <summary>As <see cref="HalfToSingle(ushort*, float*, int, IsaLevel)"/> when the caller knows no half is an infinity or
+    /// a NaN (<paramref name="finite"/>): the same bits for every finite half in less than half the instructions.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void HalfToSingle(ushort* src, float* dst, int n, IsaLevel level, bool finite)
+    {
+        if (!finite) { HalfToSingle(src, dst, n, level); return; }
+        int i = 0;
+        if (level >= IsaLevel.Avx512 && Avx512F.IsSupported)
+            for (; i + 16 <= n; i += 16) LoadFiniteHalf16(src + i).Store(dst + i);
+        else if (level >= IsaLevel.Avx2 && Avx2.IsSupported)
+            for (; i + 8 <= n; i += 8) LoadFiniteHalf8(src + i).Store(dst + i);
+        else if (level >= IsaLevel.Portable)
+            for (; i + 4 <= n; i += 4) LoadHalf4(src + i).Store(dst + i);
+        for (; i < n; i++) dst[i] = Fp16.ToFloat(src[i]);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void HalfToSingle(ushort* src, float* dst, int n, IsaLevel level)

@@ -16,10 +16,11 @@ namespace SharpInfer.Tensors;
 /// </summary>
 public sealed unsafe class WeightPacking : IDisposable
 {
-    private readonly List<(WeightMatrix Matrix, nint Buffer)> _packed = [];
+    private readonly List<WeightMatrix> _packed = [];
+    private readonly List<nint> _arenas = [];
     private readonly object _lock = new();
 
-    /// <summary>Bytes of packed copies held.</summary>
+    /// <summary>Bytes of packed copies held (each matrix's copy starts on a 4 KiB boundary).</summary>
     public long Bytes { get; private set; }
 
     public static bool Disabled => Environment.GetEnvironmentVariable("SHARPINFER_NO_REPACK") == "1";
@@ -27,28 +28,39 @@ public sealed unsafe class WeightPacking : IDisposable
     public static bool Supports(WeightMatrix w) => w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0;
 
     /// <summary>Packs every supported matrix not packed yet, for the tiles of <paramref name="level"/>. Safe to call
-    /// again (a no-op for packed matrices) and from several threads.</summary>
-    public void Pack(IEnumerable<WeightMatrix> matrices, IsaLevel level)
+    /// again (a no-op for packed matrices) and from several threads. <paramref name="rowsAreFileMapped"/>: the rows
+    /// live in a read-only file mapping, whose pages can be dropped from resident memory once packed.</summary>
+    public void Pack(IEnumerable<WeightMatrix> matrices, IsaLevel level, bool rowsAreFileMapped = false)
     {
         int rows = LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
         if (rows == 0 || Disabled) return;
         lock (_lock)
         {
             var todo = matrices.Distinct().Where(m => Supports(m) && m.Packed == null).ToArray();
+            // one arena for all of them (2 MiB pages for the whole stream; a buffer per matrix would round each up)
+            var offsets = new long[todo.Length + 1];
+            for (int i = 0; i < todo.Length; i++)
+                offsets[i + 1] = offsets[i] + ((LegacyQuantKernel<Q8_0Format>.PackedBytes(todo[i].Rows, todo[i].Cols, rows) + 4095) & ~4095L);
+            if (todo.Length == 0) return;
+            byte* arena = HugePages.Alloc(offsets[^1]);
+            _arenas.Add((nint)arena);
+            Bytes += offsets[^1];
             var buffers = new nint[todo.Length];
             var chunks = new List<(int Matrix, int G0, int G1)>();
             for (int i = 0; i < todo.Length; i++)
             {
-                long bytes = LegacyQuantKernel<Q8_0Format>.PackedBytes(todo[i].Rows, todo[i].Cols, rows);
-                buffers[i] = (nint)HugePages.Alloc(bytes);
-                _packed.Add((todo[i], buffers[i]));
-                Bytes += bytes;
+                buffers[i] = (nint)(arena + offsets[i]);
+                _packed.Add(todo[i]);
                 int groups = (todo[i].Rows + rows - 1) / rows;
                 for (int g = 0; g < groups; g += 64) chunks.Add((i, g, Math.Min(groups, g + 64)));
             }
             // load time, once: the cores share the copying (the step loop's pool is not involved)
             Parallel.ForEach(chunks, c => LegacyQuantKernel<Q8_0Format>.Pack(todo[c.Matrix], rows, c.G0, c.G1, (byte*)buffers[c.Matrix]));
             for (int i = 0; i < todo.Length; i++) todo[i].SetPacked((byte*)buffers[i], rows);
+            // the matmuls now read the copies: the mapped rows leave resident memory (lookups fault pages back in).
+            // Only for file mappings: on anonymous memory MADV_DONTNEED would zero the pages.
+            if (rowsAreFileMapped)
+                foreach (var m in todo) MappedPages.Release(m.Data, m.ByteSize);
         }
     }
 
@@ -57,11 +69,9 @@ public sealed unsafe class WeightPacking : IDisposable
     {
         lock (_lock)
         {
-            foreach (var (m, buffer) in _packed)
-            {
-                m.SetPacked(null, 0);
-                HugePages.Free((byte*)buffer);
-            }
+            foreach (var m in _packed) m.SetPacked(null, 0);
+            foreach (var a in _arenas) HugePages.Free((byte*)a);
+            _arenas.Clear();
             _packed.Clear();
             Bytes = 0;
         }

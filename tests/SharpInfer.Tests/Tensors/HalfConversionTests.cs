@@ -91,4 +91,34 @@ public class HalfConversionTests
         Assert.Equal((ushort)0x3F80, Bf16.FromFloat(BitConverter.UInt32BitsToSingle(0x3F808000))); // tie → even (down)
         Assert.Equal((ushort)0x3F82, Bf16.FromFloat(BitConverter.UInt32BitsToSingle(0x3F818000))); // tie → even (up)
     }
+
+    [Fact]
+    public unsafe void FiniteOnlyWideningIsExactForEveryFiniteHalf()
+    {
+        var halves = Enumerable.Range(0, 65536).Select(h => (ushort)h).Where(h => (h & 0x7C00) != 0x7C00).ToArray();
+        var got = new float[halves.Length];
+        foreach (var level in SharpInfer.Tests.Tensors.Kernels.KernelHarness.Levels())
+        {
+            fixed (ushort* hp = halves) fixed (float* gp = got)
+                FloatConvert.HalfToSingle(hp, gp, halves.Length, level, finite: true);
+            for (int i = 0; i < halves.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(Fp16.ToFloat(halves[i])) == BitConverter.SingleToInt32Bits(got[i]),
+                    $"{level}: half 0x{halves[i]:X4} → {got[i]}, want {Fp16.ToFloat(halves[i])}");
+        }
+    }
+
+    [Fact]
+    public unsafe void AnyNonFiniteHalfFindsInfinitiesAndNaNsAnywhere()
+    {
+        var h = new ushort[37];
+        for (int i = 0; i < h.Length; i++) h[i] = Fp16.FromFloat(i % 2 == 0 ? 65504f : -1e-7f);   // largest finite, a subnormal
+        fixed (ushort* p = h) Assert.False(FloatConvert.AnyNonFiniteHalf(p, h.Length));
+        foreach (ushort special in new ushort[] { 0x7C00, 0xFC00, 0x7E00, 0xFFFF, 0x7C01 })
+            foreach (int at in new[] { 0, 7, 8, 31, 32, 36 })
+            {
+                var c = (ushort[])h.Clone();
+                c[at] = special;
+                fixed (ushort* p = c) Assert.True(FloatConvert.AnyNonFiniteHalf(p, c.Length), $"0x{special:X4} at {at}");
+            }
+    }
 }

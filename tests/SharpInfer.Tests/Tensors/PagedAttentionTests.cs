@@ -104,6 +104,36 @@ public unsafe class PagedAttentionTests
             }
     }
 
+    [Fact]
+    public void AnF16CacheMarkedNonFiniteWidensExactlyOnEveryPath()
+    {
+        // an infinity in one key and a NaN in one value: every path must see them (the finite-only widening would
+        // turn them into large finite numbers), so the NaNs land where the scalar path's IEEE arithmetic puts them and
+        // the other outputs agree up to summation order
+        const int bs = 16, group = 2, D = 64, length = 40;
+        var (cache, table) = MakeCache(1, D, bs, length, KvDataType.F16, seed: 9, out _, out _);
+        using var owned = cache;
+        Assert.False(cache.MayHoldNonFinite);
+        ((ushort*)cache.KeyBlock(0, table[1], 0))[3 * D + 5] = 0x7C00;     // +inf in position 19's key
+        ((ushort*)cache.ValueBlock(0, table[2], 0))[D + 7] = 0x7E00;       // NaN in position 33's value
+        cache.MarkNonFinite();
+        Assert.True(cache.MayHoldNonFinite);
+        var q = Enumerable.Range(0, group * D).Select(i => (float)Math.Sin(i)).ToArray();
+        var scratch = new float[PagedAttention.ScratchFloats(group, D, bs)];
+        float[]? first = null;
+        foreach (var level in KernelHarness.Levels())
+        {
+            var output = new float[group * D];
+            fixed (float* qp = q) fixed (float* op = output) fixed (float* sp = scratch)
+                PagedAttention.Attend(cache, 0, 0, table, length, qp, op, group, D, 1f / 8, sp, level);
+            Assert.Contains(output, float.IsNaN);   // the NaN value (and an infinite score) propagate
+            first ??= output;
+            for (int i = 0; i < output.Length; i++)
+                Assert.True(float.IsNaN(first[i]) == float.IsNaN(output[i]) && (float.IsNaN(output[i]) || Math.Abs(first[i] - output[i]) <= 1e-5f * (1 + Math.Abs(first[i]))),
+                    $"{level}: output {i} = {output[i]} vs scalar {first[i]}");
+        }
+    }
+
     private static ModelConfig Config(int heads, int kvHeads, int D) => new()
     {
         Architecture = "llama", Name = "test", LayerCount = 1, EmbeddingLength = heads * D, HeadCount = heads, KvHeadCount = kvHeads,

@@ -1,0 +1,26 @@
+using System.Runtime.InteropServices;
+
+namespace SharpInfer.Runtime;
+
+/// <summary>Drops this process's pages of a read-only file mapping (madvise MADV_DONTNEED on Linux): the bytes stay
+/// valid (a later read faults them back in from the page cache) but stop counting in the process's resident memory.
+/// Used after a matrix was packed at load, when its mapped rows are no longer read by the matmuls.</summary>
+public static unsafe class MappedPages
+{
+    private const int MadvDontNeed = 4;
+    private const long PageSize = 4096;
+
+    /// <summary>Releases the whole pages inside [p, p + bytes); a no-op elsewhere than Linux.</summary>
+    public static void Release(byte* p, long bytes)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        long start = ((long)p + PageSize - 1) & ~(PageSize - 1), end = ((long)p + bytes) & ~(PageSize - 1);
+        if (end <= start) return;
+        try { _ = madvise((void*)start, (nuint)(end - start), MadvDontNeed); }
+        catch (DllNotFoundException) { }
+        catch (EntryPointNotFoundException) { }
+    }
+
+    [DllImport("libc", EntryPoint = "madvise")]
+    private static extern int madvise(void* addr, nuint length, int advice);
+}
