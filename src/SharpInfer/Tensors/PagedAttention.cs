@@ -182,11 +182,22 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
             Init(m, l, output, groupSize, D);
             var vscale = Vector128.Create(scale);
             int nBlocks = (length + bs - 1) / bs;
+            // finite F16 blocks with whole vectors and 4-position steps: head pairs read the halves directly
+            bool pairs = cache.DataType == KvDataType.F16 && !cache.MayHoldNonFinite && groupSize is 2 or 4 && D % 16 == 0 && bs % 4 == 0;
             for (int b = 0; b < nBlocks; b++)
             {
                 int n = Math.Min(bs, length - b * bs);
                 PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, Math.Min(bs, length - (b + 1) * bs) * D * (cache.DataType == KvDataType.F16 ? 2 : 4));
                 int n4 = Math.Min(bs, (n + 3) & ~3);
+                if (pairs)
+                {
+                    var kh = (ushort*)cache.KeyBlock(layer, table[b], kvHead);
+                    for (int h = 0; h < groupSize; h += 2) ScoresPair(kh, q + h * D, scAll + h * sp, sp, n, n4, D, vscale);
+                    Softmax(scAll, sp, m, l, corrs, groupSize);
+                    var vh = (ushort*)cache.ValueBlock(layer, table[b], kvHead);
+                    for (int h = 0; h < groupSize; h += 2) ValuesPair(vh, scAll + h * sp, sp, output + h * D, corrs[h], corrs[h + 1], n, D);
+                    continue;
+                }
                 float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Avx512);
                 float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Avx512);
                 // phase 1: every head's scores (independent chains per head overlap)
@@ -224,25 +235,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
                 }
                 // phase 2: running max, correction, p = e^(s - m), running sum
-                for (int h = 0; h < groupSize; h++)
-                {
-                    float* sc = scAll + h * sp;
-                    var mx = Vector512.Load(sc);
-                    for (int c = 16; c < sp; c += 16) mx = Vector512.Max(mx, Vector512.Load(sc + c));
-                    float mOld = m[h], mNew = MathF.Max(mOld, MaxLanes(mx));
-                    float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
-                    var vm = Vector512.Create(mNew);
-                    var psum = Vector512<float>.Zero;
-                    for (int c = 0; c < sp; c += 16)
-                    {
-                        var p = VecMath.Exp(Vector512.Load(sc + c) - vm);
-                        p.Store(sc + c);
-                        psum += p;
-                    }
-                    l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
-                    m[h] = mNew;
-                    corrs[h] = corr;
-                }
+                Softmax(scAll, sp, m, l, corrs, groupSize);
                 // phase 3: o = o·corr + Σ p_j v_j
                 for (int h = 0; h < groupSize; h++)
                 {
@@ -271,6 +264,120 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 }
             }
             Normalize(output, l, groupSize, D);
+        }
+
+        /// <summary>Per head: the block max, the correction c = e^(m_old − m_new), p = e^(s − m_new) in place of the
+        /// scores, and l = l·c + Σp.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Softmax(float* scAll, int sp, float* m, float* l, float* corrs, int groupSize)
+        {
+            for (int h = 0; h < groupSize; h++)
+            {
+                float* sc = scAll + h * sp;
+                var mx = Vector512.Load(sc);
+                for (int c = 16; c < sp; c += 16) mx = Vector512.Max(mx, Vector512.Load(sc + c));
+                float mOld = m[h], mNew = MathF.Max(mOld, MaxLanes(mx));
+                float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                var vm = Vector512.Create(mNew);
+                var psum = Vector512<float>.Zero;
+                for (int c = 0; c < sp; c += 16)
+                {
+                    var p = VecMath.Exp(Vector512.Load(sc + c) - vm);
+                    p.Store(sc + c);
+                    psum += p;
+                }
+                l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
+                m[h] = mNew;
+                corrs[h] = corr;
+            }
+        }
+
+        /// <summary>Scores of two heads (q0 and q0 + D, rows sc0 and sc0 + sp) against a block of finite F16 keys: each
+        /// key vector is widened once in registers and used by both heads. Per head the same operations in the same
+        /// order as the one-head loop over widened keys, so the bits are the same.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void ScoresPair(ushort* K, float* q0, float* sc0, int sp, int n, int n4, int D, Vector128<float> vscale)
+        {
+            float* q1 = q0 + D, sc1 = sc0 + sp;
+            for (int j = 0; j + 4 <= n4; j += 4)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                ushort* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
+                for (int c = 0; c < D; c += 16)
+                {
+                    var qa = Vector512.Load(q0 + c);
+                    var qb = Vector512.Load(q1 + c);
+                    var x0 = FloatConvert.LoadFiniteHalf16(k0 + c);
+                    a0 = Avx512F.FusedMultiplyAdd(qa, x0, a0);
+                    b0 = Avx512F.FusedMultiplyAdd(qb, x0, b0);
+                    var x1 = FloatConvert.LoadFiniteHalf16(k1 + c);
+                    a1 = Avx512F.FusedMultiplyAdd(qa, x1, a1);
+                    b1 = Avx512F.FusedMultiplyAdd(qb, x1, b1);
+                    var x2 = FloatConvert.LoadFiniteHalf16(k2 + c);
+                    a2 = Avx512F.FusedMultiplyAdd(qa, x2, a2);
+                    b2 = Avx512F.FusedMultiplyAdd(qb, x2, b2);
+                    var x3 = FloatConvert.LoadFiniteHalf16(k3 + c);
+                    a3 = Avx512F.FusedMultiplyAdd(qa, x3, a3);
+                    b3 = Avx512F.FusedMultiplyAdd(qb, x3, b3);
+                }
+                (Reduce4(a0, a1, a2, a3) * vscale).Store(sc0 + j);
+                (Reduce4(b0, b1, b2, b3) * vscale).Store(sc1 + j);
+            }
+            // slots past the sequence end (read above, never used) are masked
+            for (int j = n; j < sp; j++) { sc0[j] = float.NegativeInfinity; sc1[j] = float.NegativeInfinity; }
+        }
+
+        /// <summary>o = o·c + Σ p_j·v_j for two heads (p rows p0 and p0 + sp, outputs o0 and o0 + D) over a block of finite
+        /// F16 values widened once in registers; per head the one-head loop's operations and order.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void ValuesPair(ushort* V, float* p0, int sp, float* o0, float corr0, float corr1, int n, int D)
+        {
+            float* p1 = p0 + sp, o1 = o0 + D;
+            var c0 = Vector512.Create(corr0);
+            var c1 = Vector512.Create(corr1);
+            for (int c = 0; c < D; c += 16)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                ushort* vc = V + c;
+                int jj = 0;
+                for (; jj + 4 <= n; jj += 4)
+                {
+                    var v0 = FloatConvert.LoadFiniteHalf16(vc + jj * D);
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p0[jj]), v0, a0);
+                    b0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj]), v0, b0);
+                    var v1 = FloatConvert.LoadFiniteHalf16(vc + (jj + 1) * D);
+                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p0[jj + 1]), v1, a1);
+                    b1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 1]), v1, b1);
+                    var v2 = FloatConvert.LoadFiniteHalf16(vc + (jj + 2) * D);
+                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p0[jj + 2]), v2, a2);
+                    b2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 2]), v2, b2);
+                    var v3 = FloatConvert.LoadFiniteHalf16(vc + (jj + 3) * D);
+                    a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(p0[jj + 3]), v3, a3);
+                    b3 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 3]), v3, b3);
+                }
+                if (jj < n)
+                {
+                    var v0 = FloatConvert.LoadFiniteHalf16(vc + jj * D);
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p0[jj]), v0, a0);
+                    b0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj]), v0, b0);
+                }
+                if (jj + 1 < n)
+                {
+                    var v1 = FloatConvert.LoadFiniteHalf16(vc + (jj + 1) * D);
+                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p0[jj + 1]), v1, a1);
+                    b1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 1]), v1, b1);
+                }
+                if (jj + 2 < n)
+                {
+                    var v2 = FloatConvert.LoadFiniteHalf16(vc + (jj + 2) * D);
+                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p0[jj + 2]), v2, a2);
+                    b2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 2]), v2, b2);
+                }
+                Avx512F.FusedMultiplyAdd(Vector512.Load(o0 + c), c0, (a0 + a1) + (a2 + a3)).Store(o0 + c);
+                Avx512F.FusedMultiplyAdd(Vector512.Load(o1 + c), c1, (b0 + b1) + (b2 + b3)).Store(o1 + c);
+            }
         }
 
         /// <summary>Tree sums (as <see cref="Kernels.MatMulKernel.HorizontalSum(Vector512{float})"/>) of four accumulators.</summary>

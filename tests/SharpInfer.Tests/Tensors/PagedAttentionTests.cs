@@ -55,6 +55,7 @@ public unsafe class PagedAttentionTests
             d.Add(type, 16, 7, 64, 2);     // qwen2.5-0.5b shape
             d.Add(type, 8, 1, 128, 1);
             d.Add(type, 32, 2, 64, 3);
+            d.Add(type, 16, 4, 64, 2);     // llama3.2-1b's group of 4 (head pairs on AVX-512)
             d.Add(type, 5, 4, 40, 2);      // block size not a multiple of 4, head size with a tail on every width
             d.Add(type, 6, 3, 20, 1);
         }
@@ -132,6 +133,40 @@ public unsafe class PagedAttentionTests
                 Assert.True(float.IsNaN(first[i]) == float.IsNaN(output[i]) && (float.IsNaN(output[i]) || Math.Abs(first[i] - output[i]) <= 1e-5f * (1 + Math.Abs(first[i]))),
                     $"{level}: output {i} = {output[i]} vs scalar {first[i]}");
         }
+    }
+
+    [Theory]
+    [InlineData(16, 2, 128)]
+    [InlineData(8, 4, 64)]
+    public void HeadPairsOnFiniteHalvesGiveTheBitsOfTheWideningPath(int bs, int group, int D)
+    {
+        // the head-pair kernels read F16 keys/values directly; a cache marked non-finite takes the widening path
+        const int length = 45;
+        var (cache, table) = MakeCache(1, D, bs, length, KvDataType.F16, seed: 4, out _, out _);
+        var (marked, _) = MakeCache(1, D, bs, length, KvDataType.F16, seed: 4, out _, out _);
+        using var a = cache;
+        using var b = marked;
+        for (int i = 0; i < table.Count; i++)   // same blocks, same bytes in the written slots (the shuffle is seeded)
+        {
+            int bytes = Math.Min(bs, length - i * bs) * D * 2;
+            Assert.True(new ReadOnlySpan<byte>(cache.KeyBlock(0, table[i], 0), bytes).SequenceEqual(new ReadOnlySpan<byte>(marked.KeyBlock(0, table[i], 0), bytes)));
+        }
+        marked.MarkNonFinite();
+        var q = Enumerable.Range(0, group * D).Select(i => (float)Math.Cos(i * 0.37)).ToArray();
+        var scratch = new float[PagedAttention.ScratchFloats(group, D, bs)];
+        foreach (var level in KernelHarness.Levels())
+            foreach (int len in new[] { 1, 3, bs, bs + 2, length })
+            {
+                var x = new float[group * D];
+                var y = new float[group * D];
+                fixed (float* qp = q) fixed (float* xp = x) fixed (float* yp = y) fixed (float* sp = scratch)
+                {
+                    PagedAttention.Attend(cache, 0, 0, table, len, qp, xp, group, D, 0.1f, sp, level);
+                    PagedAttention.Attend(marked, 0, 0, table, len, qp, yp, group, D, 0.1f, sp, level);
+                }
+                for (int i = 0; i < x.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(x[i]) == BitConverter.SingleToInt32Bits(y[i]), $"{level} length {len}: output {i} {x[i]} vs {y[i]}");
+            }
     }
 
     private static ModelConfig Config(int heads, int kvHeads, int D) => new()
