@@ -55,11 +55,21 @@ public sealed unsafe class WeightPacking : IDisposable
                 for (int g = 0; g < groups; g += 64) chunks.Add((i, g, Math.Min(groups, g + 64)));
             }
             // load time, once: the cores share the copying (the step loop's pool is not involved)
-            Parallel.ForEach(chunks, c => LegacyQuantKernel<Q8_0Format>.Pack(todo[c.Matrix], rows, c.G0, c.G1, (byte*)buffers[c.Matrix]));
+            // The matmuls will read the copies, so each chunk's mapped rows leave resident memory as soon as they are
+            // packed (peak memory stays near one copy; embedding lookups fault pages back in). Only for file
+            // mappings: on anonymous memory MADV_DONTNEED would zero the pages.
+            Parallel.ForEach(chunks, c =>
+            {
+                var m = todo[c.Matrix];
+                LegacyQuantKernel<Q8_0Format>.Pack(m, rows, c.G0, c.G1, (byte*)buffers[c.Matrix]);
+                if (rowsAreFileMapped)
+                {
+                    int r0 = c.G0 * rows, r1 = Math.Min(m.Rows, c.G1 * rows);
+                    MappedPages.Release(m.Row(r0), (r1 - r0) * m.RowBytes);
+                }
+            });
             for (int i = 0; i < todo.Length; i++) todo[i].SetPacked((byte*)buffers[i], rows);
-            // the matmuls now read the copies: the mapped rows leave resident memory (lookups fault pages back in).
-            // Only for file mappings: on anonymous memory MADV_DONTNEED would zero the pages.
-            if (rowsAreFileMapped)
+            if (rowsAreFileMapped)   // pages shared by two chunks
                 foreach (var m in todo) MappedPages.Release(m.Data, m.ByteSize);
         }
     }
