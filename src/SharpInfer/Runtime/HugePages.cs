@@ -19,17 +19,21 @@ public static unsafe class HugePages
         if (bytes < Size) return (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, bytes), 64);
         long rounded = (bytes + Size - 1) & ~(Size - 1);
         var p = (byte*)NativeMemory.AlignedAlloc((nuint)rounded, (nuint)Size);
-        if (OperatingSystem.IsLinux())
-        {
-            try { _ = madvise(p, (nuint)rounded, MadvHugePage); }
-            catch (DllNotFoundException) { }      // a libc without madvise: ordinary pages
-            catch (EntryPointNotFoundException) { }
-        }
+        Advise(p, rounded, MadvHugePage);
         return p;
     }
 
     /// <summary>Frees what <see cref="Alloc"/> returned.</summary>
     public static void Free(byte* p) => NativeMemory.AlignedFree(p);
+
+    /// <summary>madvise on Linux; a no-op elsewhere or with a libc without it (the advice is only an optimization).</summary>
+    internal static void Advise(void* p, long bytes, int advice)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { _ = madvise(p, (nuint)bytes, advice); }
+        catch (DllNotFoundException) { }
+        catch (EntryPointNotFoundException) { }
+    }
 
     [DllImport("libc", EntryPoint = "madvise")]
     private static extern int madvise(void* addr, nuint length, int advice);

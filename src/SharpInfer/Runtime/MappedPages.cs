@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace SharpInfer.Runtime;
 
 /// <summary>Drops this process's pages of a read-only file mapping (madvise MADV_DONTNEED on Linux): the bytes stay
@@ -13,14 +11,7 @@ public static unsafe class MappedPages
     /// <summary>Releases the whole pages inside [p, p + bytes); a no-op elsewhere than Linux.</summary>
     public static void Release(byte* p, long bytes)
     {
-        if (!OperatingSystem.IsLinux()) return;
         long start = ((long)p + PageSize - 1) & ~(PageSize - 1), end = ((long)p + bytes) & ~(PageSize - 1);
-        if (end <= start) return;
-        try { _ = madvise((void*)start, (nuint)(end - start), MadvDontNeed); }
-        catch (DllNotFoundException) { }
-        catch (EntryPointNotFoundException) { }
+        if (end > start) HugePages.Advise((void*)start, end - start, MadvDontNeed);
     }
-
-    [DllImport("libc", EntryPoint = "madvise")]
-    private static extern int madvise(void* addr, nuint length, int advice);
 }
