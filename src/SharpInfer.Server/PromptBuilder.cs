@@ -22,7 +22,10 @@ public sealed class PromptBuilder(Model model)
     {
         var p = _formatter.Format(new ChatFormatRequest
         {
-            Messages = messages, Tools = tools, AddGenerationPrompt = addGenerationPrompt, Variables = variables,
+            Messages = messages,
+            Tools = tools,
+            AddGenerationPrompt = addGenerationPrompt,
+            Variables = variables,
         });
         return (p.Text, p.TokenIds);
     }

@@ -60,10 +60,14 @@ public static class ByteSize
         double mult = s[i..].Trim().ToLowerInvariant() switch
         {
             "" or "b" => 1,
-            "k" or "kb" => 1e3, "kib" => 1L << 10,
-            "m" or "mb" => 1e6, "mib" => 1L << 20,
-            "g" or "gb" => 1e9, "gib" => 1L << 30,
-            "t" or "tb" => 1e12, "tib" => 1L << 40,
+            "k" or "kb" => 1e3,
+            "kib" => 1L << 10,
+            "m" or "mb" => 1e6,
+            "mib" => 1L << 20,
+            "g" or "gb" => 1e9,
+            "gib" => 1L << 30,
+            "t" or "tb" => 1e12,
+            "tib" => 1L << 40,
             var u => throw new InvalidRequestException($"'{text}': unknown unit '{u}' (use B, KiB, MiB, GiB, KB, MB, GB)", field),
         };
         double bytes = value * mult;

@@ -54,10 +54,18 @@ public static class BenchBatchedCommand
             if (json)
                 stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                 {
-                    ["model_filename"] = Path.GetFileName(path), ["n_threads"] = threads, ["pp"] = npp, ["tg"] = ntg, ["pl"] = b,
-                    ["n_kv"] = r.KvTokens, ["t_pp"] = Math.Round(r.PromptSeconds, 6), ["speed_pp"] = Math.Round(r.PromptTps, 3),
-                    ["t_tg"] = Math.Round(r.GenSeconds, 6), ["speed_tg"] = Math.Round(r.GenTps, 3),
-                    ["t"] = Math.Round(r.TotalSeconds, 6), ["speed"] = Math.Round(r.TotalTps, 3),
+                    ["model_filename"] = Path.GetFileName(path),
+                    ["n_threads"] = threads,
+                    ["pp"] = npp,
+                    ["tg"] = ntg,
+                    ["pl"] = b,
+                    ["n_kv"] = r.KvTokens,
+                    ["t_pp"] = Math.Round(r.PromptSeconds, 6),
+                    ["speed_pp"] = Math.Round(r.PromptTps, 3),
+                    ["t_tg"] = Math.Round(r.GenSeconds, 6),
+                    ["speed_tg"] = Math.Round(r.GenTps, 3),
+                    ["t"] = Math.Round(r.TotalSeconds, 6),
+                    ["speed"] = Math.Round(r.TotalTps, 3),
                 }));
             else
                 stdout.WriteLine($"| {npp,5} | {ntg,6} | {b,4} | {r.KvTokens,6} | {r.PromptSeconds,8:F3} | {r.PromptTps,8:F2} | {r.GenSeconds,8:F3} | {r.GenTps,8:F2} | {r.TotalSeconds,8:F3} | {r.TotalTps,8:F2} |");

@@ -156,7 +156,9 @@ public sealed class PrometheusExporter : IDisposable
                 sb.Append("# HELP ").Append(spec.Name).Append(' ').Append(EscapeHelp(spec.Help)).Append('\n');
                 sb.Append("# TYPE ").Append(spec.Name).Append(' ').Append(spec.Kind switch
                 {
-                    Kind.Counter => "counter", Kind.Gauge => "gauge", _ => "histogram",
+                    Kind.Counter => "counter",
+                    Kind.Gauge => "gauge",
+                    _ => "histogram",
                 }).Append('\n');
                 if (spec.Kind == Kind.Histogram && family.Series.Count == 0) family.Series[""] = new Series();
                 foreach (var (extra, s) in family.Series.OrderBy(kv => kv.Key, StringComparer.Ordinal))

@@ -366,8 +366,13 @@ public sealed class LlmEngine : IDisposable
         _finished++;
         var final = (last ?? new RequestOutput
         {
-            RequestId = r.RequestId, TokenIds = [], Text = text, PromptTokens = r.PromptLength, CompletionTokens = r.OutputLength,
-        }) with { Finish = reason, Timings = timings, Error = error?.Message };
+            RequestId = r.RequestId,
+            TokenIds = [],
+            Text = text,
+            PromptTokens = r.PromptLength,
+            CompletionTokens = r.OutputLength,
+        }) with
+        { Finish = reason, Timings = timings, Error = error?.Message };
         r.Channel.Writer.TryWrite(final);
         r.Channel.Writer.TryComplete();
         r.Cancellation.Dispose();

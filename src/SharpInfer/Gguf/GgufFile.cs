@@ -220,8 +220,14 @@ public sealed unsafe class GgufFile : IDisposable
         if (!Metadata.TryGetValue(key, out var v)) return null;
         return v switch
         {
-            byte b => b, sbyte sb => sb, ushort us => us, short s => s, uint u => u, int i => i,
-            ulong ul when ul <= long.MaxValue => (long)ul, long l => l,
+            byte b => b,
+            sbyte sb => sb,
+            ushort us => us,
+            short s => s,
+            uint u => u,
+            int i => i,
+            ulong ul when ul <= long.MaxValue => (long)ul,
+            long l => l,
             bool bo => bo ? 1 : 0,
             _ => throw Bad(key, v, "an integer"),
         };
@@ -232,7 +238,8 @@ public sealed unsafe class GgufFile : IDisposable
         if (!Metadata.TryGetValue(key, out var v)) return null;
         return v switch
         {
-            float f => f, double d => d,
+            float f => f,
+            double d => d,
             byte or sbyte or ushort or short or uint or int or ulong or long => Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture),
             _ => throw Bad(key, v, "a number"),
         };

@@ -101,7 +101,10 @@ public class EngineExactnessTests
         Assert.Contains(alone, r => r.Tokens.Distinct().Count() > 10);   // real text, not a collapsed loop
         using var engine = new LlmEngine(model, new EngineOptions
         {
-            Threads = 2, MaxNumSeqs = 12, MaxNumBatchedTokens = 48, KvType = KvDataType.F32,   // prompts arrive in chunks
+            Threads = 2,
+            MaxNumSeqs = 12,
+            MaxNumBatchedTokens = 48,
+            KvType = KvDataType.F32,   // prompts arrive in chunks
         });
         var together = await RunTogether(engine, prompts, 40, seed: 2);
         AssertSame(alone, together);
@@ -121,7 +124,10 @@ public class EngineExactnessTests
         long perToken = 2L * c.LayerCount * c.KvHeadCount * c.HeadDim * 4;
         using var engine = new LlmEngine(model, new EngineOptions
         {
-            Threads = 2, MaxNumSeqs = 16, MaxNumBatchedTokens = 64, KvType = KvDataType.F32,
+            Threads = 2,
+            MaxNumSeqs = 16,
+            MaxNumBatchedTokens = 64,
+            KvType = KvDataType.F32,
             KvCacheMemoryBytes = perToken * 16 * 20,   // 20 blocks of 16 tokens: a few sequences at a time
         });
         var together = await RunTogether(engine, prompts, 40, seed: 4);

@@ -18,7 +18,10 @@ public class EngineLifecycleTests
         var model = Stories.Value;
         using var engine = new LlmEngine(model, new EngineOptions
         {
-            Threads = 2, MaxNumSeqs = 8, MaxNumBatchedTokens = 64, MaxQueuedRequests = 10_000,
+            Threads = 2,
+            MaxNumSeqs = 8,
+            MaxNumBatchedTokens = 64,
+            MaxQueuedRequests = 10_000,
             KvCacheMemoryBytes = 2L * model.Config.LayerCount * model.Config.KvHeadCount * model.Config.HeadDim * 2 * 16 * 24,
         });
         var rng = new Random(7);

@@ -29,8 +29,16 @@ public class ZeroAllocationTests
         var scratch = new SamplerScratch(c.VocabSize);
         var sampler = new Sampler(new SamplingParams
         {
-            Temperature = 0.8f, TopK = 40, TopP = 0.9f, MinP = 0.02f, RepetitionPenalty = 1.1f, PresencePenalty = 0.2f,
-            FrequencyPenalty = 0.1f, Seed = 1, MaxTokens = 1000, Logprobs = 5,
+            Temperature = 0.8f,
+            TopK = 40,
+            TopP = 0.9f,
+            MinP = 0.02f,
+            RepetitionPenalty = 1.1f,
+            PresencePenalty = 0.2f,
+            FrequencyPenalty = 0.1f,
+            Seed = 1,
+            MaxTokens = 1000,
+            Logprobs = 5,
             LogitBias = new Dictionary<int, float> { [5] = 1f },
         }, c.VocabSize, [1, 2, 3]);
         var top = new TokenLogProb[5];

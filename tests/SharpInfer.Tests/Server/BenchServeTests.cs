@@ -83,7 +83,11 @@ public class BenchServeTests
         await using var s = await ServerHarness.StartAsync(loopback: true, configure: o => o with { ApiKey = "k" });
         var result = await BenchServe.RunAsync(new BenchServeOptions
         {
-            BaseUrl = s.BaseAddress.ToString(), Model = s.ModelId, NumPrompts = 3, InputLen = (2, 2), OutputLen = (2, 2),
+            BaseUrl = s.BaseAddress.ToString(),
+            Model = s.ModelId,
+            NumPrompts = 3,
+            InputLen = (2, 2),
+            OutputLen = (2, 2),
         }, ct: TestContext.Current.CancellationToken);
         Assert.Equal(0, result.Completed);
         Assert.Equal(3, result.Failed);

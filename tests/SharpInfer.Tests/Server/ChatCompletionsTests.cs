@@ -98,7 +98,10 @@ public class ChatCompletionsTests
         {
             ["model"] = s.ModelId,
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Once upon a time" }),
-            ["max_tokens"] = 6, ["temperature"] = 0, ["stream"] = true, ["ignore_eos"] = true,
+            ["max_tokens"] = 6,
+            ["temperature"] = 0,
+            ["stream"] = true,
+            ["ignore_eos"] = true,
         }, TestContext.Current.CancellationToken);
         Assert.Equal("text/event-stream", res.Content.Headers.ContentType?.MediaType);
         var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
@@ -118,7 +121,12 @@ public class ChatCompletionsTests
         JsonObject Body(bool stream) => new()
         {
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Lily and Tom" }),
-            ["max_tokens"] = 16, ["temperature"] = 1.0, ["seed"] = 42, ["n"] = 3, ["stream"] = stream, ["ignore_eos"] = true,
+            ["max_tokens"] = 16,
+            ["temperature"] = 1.0,
+            ["seed"] = 42,
+            ["n"] = 3,
+            ["stream"] = stream,
+            ["ignore_eos"] = true,
         };
         var a = await s.PostOkAsync("v1/chat/completions", Body(false));
         var b = await s.PostOkAsync("v1/chat/completions", Body(false));
@@ -199,8 +207,14 @@ public class ChatCompletionsTests
         var json = await s.PostOkAsync("v1/chat/completions", new JsonObject
         {
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hello" }),
-            ["max_completion_tokens"] = 4, ["temperature"] = 0, ["logit_bias"] = new JsonObject { [forced.ToString()] = 100 },
-            ["top_k"] = 5, ["min_p"] = 0.01, ["repetition_penalty"] = 1.0, ["user"] = "tester", ["logprobs"] = true,
+            ["max_completion_tokens"] = 4,
+            ["temperature"] = 0,
+            ["logit_bias"] = new JsonObject { [forced.ToString()] = 100 },
+            ["top_k"] = 5,
+            ["min_p"] = 0.01,
+            ["repetition_penalty"] = 1.0,
+            ["user"] = "tester",
+            ["logprobs"] = true,
         });
         var choice = json["choices"]![0]!;
         var tokens = choice["logprobs"]!["content"]!.AsArray().Select(t => t!["token"]!.GetValue<string>()).ToArray();

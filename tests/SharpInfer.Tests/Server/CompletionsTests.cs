@@ -148,8 +148,17 @@ public class CompletionsTests
     public async Task PenaltiesAndSeedChangeSampling()
     {
         await using var s = await ServerHarness.StartAsync();
-        JsonObject Body(int seed) => new() { ["prompt"] = "One day", ["max_tokens"] = 24, ["temperature"] = 1.5, ["seed"] = seed, ["ignore_eos"] = true,
-                                             ["presence_penalty"] = 0.5, ["frequency_penalty"] = 0.5, ["top_p"] = 0.95 };
+        JsonObject Body(int seed) => new()
+        {
+            ["prompt"] = "One day",
+            ["max_tokens"] = 24,
+            ["temperature"] = 1.5,
+            ["seed"] = seed,
+            ["ignore_eos"] = true,
+            ["presence_penalty"] = 0.5,
+            ["frequency_penalty"] = 0.5,
+            ["top_p"] = 0.95
+        };
         var a = Text(await s.PostOkAsync("v1/completions", Body(1)));
         var a2 = Text(await s.PostOkAsync("v1/completions", Body(1)));
         var b = Text(await s.PostOkAsync("v1/completions", Body(2)));

@@ -13,7 +13,11 @@ public class LifecycleTests
 {
     private static JsonObject LongStream(int maxTokens = 1000) => new()
     {
-        ["prompt"] = "Once upon a time", ["max_tokens"] = maxTokens, ["temperature"] = 0, ["ignore_eos"] = true, ["stream"] = true,
+        ["prompt"] = "Once upon a time",
+        ["max_tokens"] = maxTokens,
+        ["temperature"] = 0,
+        ["ignore_eos"] = true,
+        ["stream"] = true,
         ["stream_options"] = new JsonObject { ["include_usage"] = true },
     };
 

@@ -64,8 +64,13 @@ public sealed class ServerHarness : IAsyncDisposable
         DisposeModel = false,
         Engine = new EngineOptions
         {
-            Threads = 1, MaxNumSeqs = 8, MaxNumBatchedTokens = 256, MaxModelLen = 1024, MaxQueuedRequests = 256,
-            KvCacheMemoryBytes = 32L << 20, KvType = KvDataType.F32,
+            Threads = 1,
+            MaxNumSeqs = 8,
+            MaxNumBatchedTokens = 256,
+            MaxModelLen = 1024,
+            MaxQueuedRequests = 256,
+            KvCacheMemoryBytes = 32L << 20,
+            KvType = KvDataType.F32,
         },
     };
 

@@ -171,9 +171,23 @@ public unsafe class PagedAttentionTests
 
     private static ModelConfig Config(int heads, int kvHeads, int D) => new()
     {
-        Architecture = "llama", Name = "test", LayerCount = 1, EmbeddingLength = heads * D, HeadCount = heads, KvHeadCount = kvHeads,
-        HeadDim = D, ValueHeadDim = D, FeedForwardLength = 4, VocabSize = 4, TrainedContextLength = 4096, RmsNormEpsilon = 1e-5f,
-        RopeFreqBase = 10000, RopeDimensions = D, RopeFreqScale = 1, RopeStyle = RopeStyle.Normal, HasQkNorm = false,
+        Architecture = "llama",
+        Name = "test",
+        LayerCount = 1,
+        EmbeddingLength = heads * D,
+        HeadCount = heads,
+        KvHeadCount = kvHeads,
+        HeadDim = D,
+        ValueHeadDim = D,
+        FeedForwardLength = 4,
+        VocabSize = 4,
+        TrainedContextLength = 4096,
+        RmsNormEpsilon = 1e-5f,
+        RopeFreqBase = 10000,
+        RopeDimensions = D,
+        RopeFreqScale = 1,
+        RopeStyle = RopeStyle.Normal,
+        HasQkNorm = false,
     };
 
     [Theory]

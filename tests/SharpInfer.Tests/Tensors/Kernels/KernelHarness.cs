@@ -125,9 +125,13 @@ public static unsafe class KernelHarness
                      GCHandle.Alloc(_sums, GCHandleType.Pinned)];
             View = new ActivationView
             {
-                F32 = (float*)_pins[0].AddrOfPinnedObject(), Tokens = tokens, Cols = cols,
-                Q = (sbyte*)_pins[1].AddrOfPinnedObject(), D = (float*)_pins[2].AddrOfPinnedObject(),
-                S = (float*)_pins[3].AddrOfPinnedObject(), BSums = (short*)_pins[4].AddrOfPinnedObject(),
+                F32 = (float*)_pins[0].AddrOfPinnedObject(),
+                Tokens = tokens,
+                Cols = cols,
+                Q = (sbyte*)_pins[1].AddrOfPinnedObject(),
+                D = (float*)_pins[2].AddrOfPinnedObject(),
+                S = (float*)_pins[3].AddrOfPinnedObject(),
+                BSums = (short*)_pins[4].AddrOfPinnedObject(),
                 Sums = (int*)_pins[5].AddrOfPinnedObject(),
             };
             if (format == ActivationFormat.F32) return;
@@ -143,8 +147,14 @@ public static unsafe class KernelHarness
             int bs = _format == ActivationFormat.F32 ? 32 : ActivationQuantizer.BlockSize(_format);
             return new ActivationView
             {
-                F32 = View.F32 + t * _cols, Tokens = 1, Cols = _cols, Q = View.Q + t * _cols, D = View.D + t * (_cols / bs),
-                S = View.S + t * (_cols / 32), BSums = View.BSums + t * (_cols / 16), Sums = View.Sums + t * (_cols / 32),
+                F32 = View.F32 + t * _cols,
+                Tokens = 1,
+                Cols = _cols,
+                Q = View.Q + t * _cols,
+                D = View.D + t * (_cols / bs),
+                S = View.S + t * (_cols / 32),
+                BSums = View.BSums + t * (_cols / 16),
+                Sums = View.Sums + t * (_cols / 32),
             };
         }
 
