@@ -23,14 +23,15 @@ public sealed record BatchedBenchmarkResult(int PromptTokens, int GenTokens, int
 /// Measures batched decoding the way llama.cpp's llama-batched-bench does: for each parallelism B, prefill B
 /// independent prompts of random tokens (in passes of at most <c>ubatch</c> tokens, several sequences per pass),
 /// then decode TG steps in which every sequence contributes one token and gets logits. This is the engine's
-/// continuous-batching step without scheduling, so its S_TG is the ceiling of serving throughput at B streams.
+/// continuous-batching step without scheduling, so its S_TG is the ceiling of serving throughput at B streams. It
+/// drives the engine's <see cref="ModelRunner"/> directly (fixed batch shapes, no sampling or per-token logic), as
+/// llama-batched-bench drives llama_decode.
 /// </summary>
 public sealed class BatchedBenchmark : IDisposable
 {
     private const int BlockSize = 16;
     private readonly Model _model;
-    private readonly ComputePool _pool;
-    private readonly Transformer _transformer;
+    private readonly ModelRunner _runner;
     private readonly BlockManager _blocks;
     private readonly int _ubatch;
     private readonly Random _rng = new(42);
@@ -44,10 +45,9 @@ public sealed class BatchedBenchmark : IDisposable
         Threads = threads;
         _ubatch = Math.Max(ubatch, maxSequences);
         var c = model.Config;
-        _pool = new ComputePool(threads);
-        _transformer = new Transformer(c, model.Weights, _pool, _ubatch, BlockSize);
         int blocks = maxSequences * BlockTable.BlocksFor(maxTokensPerSequence + 1, BlockSize);
-        _blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, BlockSize, blocks, kv));
+        _runner = new ModelRunner(model, threads, _ubatch, BlockSize, blocks, kv);
+        _blocks = _runner.Blocks;
     }
 
     public BatchedBenchmarkResult Run(int nPrompt, int nGen, int sequences)
@@ -84,7 +84,7 @@ public sealed class BatchedBenchmark : IDisposable
                     done += n;
                     if (done == nPrompt) { seq++; done = 0; }
                 }
-                _transformer.Forward(batch, _blocks.Cache, logits);
+                _runner.Forward(batch, logits);
             }
             long t1 = Stopwatch.GetTimestamp();
             for (int g = 0; g < nGen; g++)
@@ -96,7 +96,7 @@ public sealed class BatchedBenchmark : IDisposable
                     int si = batch.AddSequence(tables[s]);
                     batch.AddToken(si, _rng.Next(V), nPrompt + g, wantLogits: true);
                 }
-                _transformer.Forward(batch, _blocks.Cache, logits);
+                _runner.Forward(batch, logits);
             }
             long t2 = Stopwatch.GetTimestamp();
             double f = Stopwatch.Frequency;
@@ -115,8 +115,6 @@ public sealed class BatchedBenchmark : IDisposable
 
     public void Dispose()
     {
-        _transformer.Dispose();
-        _blocks.Dispose();
-        _pool.Dispose();
+        _runner.Dispose();
     }
 }

@@ -36,6 +36,10 @@ public sealed class EngineMetrics : IDisposable
         Meter.CreateObservableGauge("sharpinfer.requests_running", () => stats().Running, "requests", "Requests in the running batch");
         Meter.CreateObservableGauge("sharpinfer.requests_waiting", () => stats().Waiting, "requests", "Requests waiting to be scheduled");
         Meter.CreateObservableGauge("sharpinfer.kv_cache_usage", () => stats().KvCacheUsage, "1", "Fraction of KV-cache blocks in use");
+        Meter.CreateObservableCounter("sharpinfer.prefix_cache_queries", () => stats().PrefixCacheQueries, "tokens", "Prompt tokens looked up in the prefix cache");
+        Meter.CreateObservableCounter("sharpinfer.prefix_cache_hits", () => stats().PrefixCacheHits, "tokens", "Prompt tokens found in the prefix cache (memory or disk)");
+        Meter.CreateObservableCounter("sharpinfer.prefix_cache_disk_hits", () => stats().PrefixCacheDiskHits, "tokens", "Prompt tokens loaded from the prefix cache's disk tier");
+        Meter.CreateObservableCounter("sharpinfer.prefix_cache_evictions", () => stats().PrefixCacheEvictions, "blocks", "Cached KV blocks evicted from memory");
     }
 
     public void Dispose() => Meter.Dispose();
@@ -58,4 +62,11 @@ public sealed record EngineStats
     /// <summary>Most sequences that ran in one step.</summary>
     public int MaxConcurrency { get; init; }
     public long FinishedRequests { get; init; }
+    /// <summary>Prefix cache, in tokens: looked up at admission, found (memory or disk), found on disk; blocks evicted
+    /// from memory; blocks registered now.</summary>
+    public long PrefixCacheQueries { get; init; }
+    public long PrefixCacheHits { get; init; }
+    public long PrefixCacheDiskHits { get; init; }
+    public long PrefixCacheEvictions { get; init; }
+    public int PrefixCacheBlocks { get; init; }
 }

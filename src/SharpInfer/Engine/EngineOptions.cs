@@ -28,6 +28,14 @@ public sealed record EngineOptions
     public SchedulingMode Mode { get; init; } = SchedulingMode.Continuous;
     public MatMulPrecision Precision { get; init; } = MatMulPrecision.Fast;
     public IsaLevel? Isa { get; init; }
+    /// <summary>Automatic prefix caching (vLLM's APC; off with --no-prefix-caching).</summary>
+    public bool EnablePrefixCaching { get; init; } = true;
+    /// <summary>Directory of the prefix cache's disk tier (--prefix-cache-dir); null = memory only.</summary>
+    public string? PrefixCacheDir { get; init; }
+    /// <summary>Most bytes the disk tier keeps (--prefix-cache-disk-size); the oldest files go first.</summary>
+    public long PrefixCacheDiskBytes { get; init; } = 8L << 30;
+    /// <summary>Where the engine reports degraded operation (e.g. the disk tier turning itself off); null = stderr.</summary>
+    public Action<string>? Warn { get; init; }
 
     public EngineOptions Validate()
     {
@@ -43,6 +51,7 @@ public sealed record EngineOptions
         Check(BlockSize is 8 or 16 or 32, "block_size", $"must be 8, 16 or 32, got {BlockSize}");
         Check(KvCacheMemoryBytes is null or > 0, "kv_cache_memory", "must be positive");
         Check(KvCacheFraction is > 0 and <= 0.9, "kv_cache_fraction", $"must be in (0, 0.9], got {KvCacheFraction}");
+        Check(PrefixCacheDiskBytes > 0, "prefix_cache_disk_size", "must be positive");
         return this;
     }
 }

@@ -10,6 +10,9 @@ public sealed record EngineRequest
     public required SamplingParams Sampling { get; init; }
     public string? RequestId { get; init; }
     public int Priority { get; init; }
+    /// <summary>vLLM's <c>cache_salt</c>: requests with different salts never share prefix-cache blocks (tenant isolation;
+    /// a cache hit is otherwise observable through timing).</summary>
+    public string? CacheSalt { get; init; }
 }
 
 /// <summary>A token's log-probability and the most likely alternatives at that step (raw-logit log-softmax).</summary>
@@ -25,6 +28,8 @@ public sealed record RequestOutput
     public IReadOnlyList<TokenLogProbs>? LogProbs { get; init; }
     public FinishReason? Finish { get; init; }
     public int PromptTokens { get; init; }
+    /// <summary>Prompt tokens whose keys and values came from the prefix cache (OpenAI's <c>cached_tokens</c>).</summary>
+    public int CachedPromptTokens { get; init; }
     /// <summary>Tokens generated so far (all outputs of this request).</summary>
     public int CompletionTokens { get; init; }
     public RequestTimings? Timings { get; init; }
@@ -47,6 +52,12 @@ public sealed record RequestTimings
     public double TimePerOutputToken { get; init; }
     public int PromptTokens { get; init; }
     public int CompletionTokens { get; init; }
+    /// <summary>Prompt tokens served from the prefix cache (not computed).</summary>
+    public int CachedPromptTokens { get; init; }
+    /// <summary>First scheduled step to the first generated token (the prompt's computation).</summary>
+    public double PrefillTime { get; init; }
+    /// <summary>First to last generated token.</summary>
+    public double DecodeTime { get; init; }
     public int Preemptions { get; init; }
 }
 

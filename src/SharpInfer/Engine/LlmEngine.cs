@@ -31,12 +31,13 @@ public sealed class LlmEngine : IDisposable
         public long Arrival, FirstScheduled, FirstToken, LastToken;
         public CancellationTokenRegistration Cancellation;
         public bool PromptCounted;
+        /// <summary>1 once the request's admission seat has been given back (at abort or finish, whichever is first).</summary>
+        public int SeatReleased;
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
     }
 
     private readonly Model _model;
-    private readonly ComputePool _pool;
-    private readonly Transformer _transformer;
+    private readonly ModelRunner _runner;
     private readonly BlockManager _blocks;
     private readonly Scheduler _scheduler;
     private readonly ForwardBatch _batch;
@@ -66,6 +67,10 @@ public sealed class LlmEngine : IDisposable
     public EngineMetrics Metrics { get; }
     public int MaxModelLen { get; }
     public long KvCacheBytes => _blocks.Cache.TotalBytes;
+    /// <summary>Whether automatic prefix caching is on (<see cref="EngineOptions.EnablePrefixCaching"/>).</summary>
+    public bool PrefixCaching => _blocks.PrefixCaching;
+    /// <summary>The disk tier of the prefix cache, when one is configured.</summary>
+    public DiskBlockStore? DiskStore => _blocks.Store as DiskBlockStore;
     public long KvCapacityTokens => _blocks.CapacityTokens;
     public EngineStats Stats => _stats;
     /// <summary>Requests accepted and not yet finished (the count admission control limits); read live.</summary>
@@ -77,13 +82,17 @@ public sealed class LlmEngine : IDisposable
         _model = model;
         var c = model.Config;
         MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
-        long perToken = 2L * c.LayerCount * c.KvHeadCount * c.HeadDim * (Options.KvType == KvDataType.F32 ? 4 : 2);
+        long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType);
         long bytes = Options.KvCacheMemoryBytes
                      ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perToken * MaxModelLen * Options.MaxNumSeqs);
-        int blockCount = (int)Math.Max(1, Math.Min(int.MaxValue, bytes / (perToken * Options.BlockSize)));
-        _pool = new ComputePool(Options.Threads);
-        _transformer = new Transformer(c, model.Weights, _pool, Options.MaxNumBatchedTokens, Options.BlockSize, Options.Precision, Options.Isa);
-        _blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, Options.BlockSize, blockCount, Options.KvType));
+        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes);
+        DiskBlockStore? store = Options.EnablePrefixCaching && Options.PrefixCacheDir != null
+            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes, DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize),
+                                 Options.Warn)
+            : null;
+        _runner = new ModelRunner(model, Options.Threads, Options.MaxNumBatchedTokens, Options.BlockSize, blockCount, Options.KvType,
+                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store);
+        _blocks = _runner.Blocks;
         _scheduler = new Scheduler(_blocks, Options.MaxNumSeqs, Options.MaxNumBatchedTokens, Options.Mode);
         _batch = new ForwardBatch(Options.MaxNumBatchedTokens, Options.MaxNumSeqs);
         _logits = new float[(long)Options.MaxNumSeqs * c.VocabSize];
@@ -125,6 +134,7 @@ public sealed class LlmEngine : IDisposable
         long id = Interlocked.Increment(ref _nextId);
         var r = new Request(id, prompt, maxLength, request.Priority)
         {
+            HashRoot = BlockHash.Root(request.CacheSalt),
             RequestId = request.RequestId ?? $"req-{id}",
             Sampling = p,
             Sampler = new Sampler(p, _model.Config.VocabSize, prompt),
@@ -139,6 +149,21 @@ public sealed class LlmEngine : IDisposable
         r.Cancellation = cancellation.Register(static state => { var (e, q) = ((LlmEngine, Request))state!; e.Abort(q); }, (this, r));
         _signal.Release();
         return Read(r);
+    }
+
+    /// <summary>Blocking form of <see cref="AddRequest"/> for synchronous callers (benchmarks, tools): the request's
+    /// outputs in order; leaving the enumeration early aborts the request.</summary>
+    public IEnumerable<RequestOutput> Generate(EngineRequest request, CancellationToken cancellation = default)
+    {
+        var outputs = AddRequest(request, cancellation).GetAsyncEnumerator(CancellationToken.None);
+        try
+        {
+            while (outputs.MoveNextAsync().AsTask().GetAwaiter().GetResult()) yield return outputs.Current;
+        }
+        finally
+        {
+            outputs.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
     }
 
     private async IAsyncEnumerable<RequestOutput> Read(Request r)
@@ -161,6 +186,9 @@ public sealed class LlmEngine : IDisposable
 
     private void Abort(Request r)
     {
+        // The seat is free as soon as the caller lets go (a client that disconnected must not keep a later request
+        // out with a 429); the blocks follow when the loop drains the abort, before it admits anything queued after it.
+        ReleaseSeat(r);
         _incoming.Enqueue((Command.Abort, r));
         _signal.Release();
     }
@@ -214,7 +242,7 @@ public sealed class LlmEngine : IDisposable
                     {
                         // not seen yet: its Add is still queued behind this abort
                         r.Status = SequenceStatus.Finished;
-                        Interlocked.Decrement(ref _inSystem);
+                        ReleaseSeat(r);
                         r.Channel.Writer.TryComplete();
                         r.Cancellation.Dispose();
                         continue;
@@ -255,7 +283,7 @@ public sealed class LlmEngine : IDisposable
                 _batch.AddToken(seq, tokens[c.Start + k], c.Start + k, wantLogits: c.SamplesNext && k == c.Count - 1);
         }
         _maxConcurrency = Math.Max(_maxConcurrency, chunks.Count);
-        _transformer.Forward(_batch, _blocks.Cache, _logits);
+        _runner.Forward(_batch, _logits);
         _scheduler.Complete(chunks);
         _steps++;
 
@@ -334,6 +362,7 @@ public sealed class LlmEngine : IDisposable
             Text = _emit.ToString(),
             LogProbs = lp != null ? [lp] : null,
             PromptTokens = r.PromptLength,
+            CachedPromptTokens = r.CachedPromptTokens,
             CompletionTokens = r.OutputLength,
         };
         if (finish != null) Finish(r, finish.Value, output);
@@ -346,7 +375,7 @@ public sealed class LlmEngine : IDisposable
         if (r.Status == SequenceStatus.Finished) return;
         _scheduler.Remove(r);
         _live.Remove(r.Id);
-        Interlocked.Decrement(ref _inSystem);
+        ReleaseSeat(r);
         long now = Stopwatch.GetTimestamp();
         double e2e = Seconds(r.Arrival, now);
         double ttft = r.FirstToken == 0 ? e2e : Seconds(r.Arrival, r.FirstToken);
@@ -358,6 +387,9 @@ public sealed class LlmEngine : IDisposable
             TimePerOutputToken = r.OutputLength > 1 ? (Seconds(r.Arrival, r.LastToken) - ttft) / (r.OutputLength - 1) : 0,
             PromptTokens = r.PromptLength,
             CompletionTokens = r.OutputLength,
+            CachedPromptTokens = r.CachedPromptTokens,
+            PrefillTime = r.FirstToken == 0 || r.FirstScheduled == 0 ? 0 : Seconds(r.FirstScheduled, r.FirstToken),
+            DecodeTime = r.FirstToken == 0 ? 0 : Seconds(r.FirstToken, r.LastToken),
             Preemptions = r.Preemptions,
         };
         Metrics.EndToEndLatency.Record(e2e);
@@ -371,11 +403,17 @@ public sealed class LlmEngine : IDisposable
             Text = text,
             PromptTokens = r.PromptLength,
             CompletionTokens = r.OutputLength,
+            CachedPromptTokens = r.CachedPromptTokens,
         }) with
         { Finish = reason, Timings = timings, Error = error?.Message };
         r.Channel.Writer.TryWrite(final);
         r.Channel.Writer.TryComplete();
         r.Cancellation.Dispose();
+    }
+
+    private void ReleaseSeat(Request r)
+    {
+        if (Interlocked.Exchange(ref r.SeatReleased, 1) == 0) Interlocked.Decrement(ref _inSystem);
     }
 
     private void PublishStats()
@@ -394,6 +432,11 @@ public sealed class LlmEngine : IDisposable
             TimeAveragedKvWaste = _busySeconds > 0 ? _wasteIntegral / _busySeconds : 0,
             MaxConcurrency = _maxConcurrency,
             FinishedRequests = _finished,
+            PrefixCacheQueries = _blocks.PrefixQueries,
+            PrefixCacheHits = _blocks.PrefixHits,
+            PrefixCacheDiskHits = _blocks.StoreHits,
+            PrefixCacheEvictions = _blocks.Evictions,
+            PrefixCacheBlocks = _blocks.CachedBlocks,
         };
     }
 
@@ -405,7 +448,8 @@ public sealed class LlmEngine : IDisposable
     {
         _accepting = false;
         var deadline = Stopwatch.GetTimestamp() + (long)(grace.TotalSeconds * Stopwatch.Frequency);
-        while ((_stats.Running > 0 || _stats.Waiting > 0 || !_incoming.IsEmpty) && Stopwatch.GetTimestamp() < deadline && _loop.IsAlive)
+        // wait on the live count of accepted, unfinished requests (the published stats lag a step behind)
+        while ((Volatile.Read(ref _inSystem) > 0 || !_incoming.IsEmpty) && Stopwatch.GetTimestamp() < deadline && _loop.IsAlive)
             await Task.Delay(20).ConfigureAwait(false);
         _incoming.Enqueue((Command.AbortAll, null));
         _signal.Release();
@@ -419,9 +463,7 @@ public sealed class LlmEngine : IDisposable
     {
         if (_loop.IsAlive) StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
         Metrics.Dispose();
-        _transformer.Dispose();
-        _blocks.Dispose();
-        _pool.Dispose();
+        _runner.Dispose();
         _signal.Dispose();
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
+using SharpInfer.Sampling;
 using SharpInfer.Tensors;
 
 namespace SharpInfer.Engine;
@@ -27,39 +28,41 @@ public sealed record BenchmarkResult(int PromptTokens, int GenTokens, int Thread
 }
 
 /// <summary>
-/// Measures prompt processing and generation speed the way llama-bench does: random tokens, an empty KV cache for
-/// every repetition, one warm-up run; pp processes the prompt in micro-batches of <c>ubatch</c> with logits for
-/// the last token only, tg decodes tokens one at a time with logits for each.
+/// Measures prompt processing and generation speed the way llama-bench does, through the serving engine (the one
+/// request path): random tokens, no prefix caching (llama-bench starts every repetition from an empty cache), one
+/// warm-up run. pp is one request whose prompt of n_prompt tokens is processed in steps of <c>ubatch</c> tokens and
+/// yields one token; tg is one request of one token that generates n_gen tokens, one forward pass each (greedy,
+/// end-of-generation ignored), so its time includes the engine's per-token work (sampling, detokenization).
 /// </summary>
 public sealed class ModelBenchmark : IDisposable
 {
-    private readonly Model _model;
-    private readonly ComputePool _pool;
-    private readonly Transformer _transformer;
-    private readonly BlockManager _blocks;
-    private readonly BlockTable _table = new();
-    private readonly ForwardBatch _batch;
-    private readonly float[] _logits;
+    private readonly LlmEngine _engine;
     private readonly Random _rng = new(42);
 
     public int Threads { get; }
     public KvDataType KvType { get; }
     public int UBatch { get; }
+    public long KvCacheBytes => _engine.KvCacheBytes;
 
     public ModelBenchmark(Model model, int threads, int maxTokens, int ubatch = 512, KvDataType kv = KvDataType.F16,
                           MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null)
     {
-        _model = model;
         Threads = threads;
         KvType = kv;
         UBatch = ubatch;
-        var c = model.Config;
-        _pool = new ComputePool(threads);
-        _transformer = new Transformer(c, model.Weights, _pool, ubatch, 16, precision, isa);
-        int blocks = BlockTable.BlocksFor(maxTokens + 1, 16);
-        _blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, 16, blocks, kv));
-        _batch = new ForwardBatch(ubatch, 1);
-        _logits = new float[c.VocabSize];
+        int context = Math.Max(8, maxTokens + 1);
+        _engine = new LlmEngine(model, new EngineOptions
+        {
+            Threads = threads,
+            MaxModelLen = Math.Max(context, model.Config.TrainedContextLength),
+            MaxNumSeqs = 1,
+            MaxNumBatchedTokens = ubatch,
+            KvCacheMemoryBytes = ModelRunner.KvBytesPerToken(model.Config, kv) * (BlockTable.BlocksFor(context, 16) + 1) * 16,
+            KvType = kv,
+            Precision = precision,
+            Isa = isa,
+            EnablePrefixCaching = false,
+        });
     }
 
     public BenchmarkResult Run(int nPrompt, int nGen, int repetitions)
@@ -77,41 +80,22 @@ public sealed class ModelBenchmark : IDisposable
 
     private void Once(int nPrompt, int nGen)
     {
-        _blocks.Free(_table);
-        int V = _model.Config.VocabSize;
-        int pos = 0;
-        for (int start = 0; start < nPrompt; start += UBatch)
+        int V = _engine.Model.Config.VocabSize;
+        if (nPrompt > 0)
         {
-            int n = Math.Min(UBatch, nPrompt - start);
-            Grow(pos + n);
-            _batch.Clear();
-            int s = _batch.AddSequence(_table);
-            for (int i = 0; i < n; i++) _batch.AddToken(s, _rng.Next(V), pos + i, wantLogits: start + i == nPrompt - 1);
-            _transformer.Forward(_batch, _blocks.Cache, _logits);
-            pos += n;
+            var prompt = new int[nPrompt];
+            for (int i = 0; i < nPrompt; i++) prompt[i] = _rng.Next(V);
+            Drain(prompt, 1);
         }
-        int token = _model.Vocabulary.BosId >= 0 ? _model.Vocabulary.BosId : 0;
-        for (int g = 0; g < nGen; g++)
-        {
-            Grow(pos + 1);
-            _batch.Clear();
-            int s = _batch.AddSequence(_table);
-            _batch.AddToken(s, token, pos, wantLogits: true);
-            _transformer.Forward(_batch, _blocks.Cache, _logits);
-            token = _rng.Next(V);
-            pos++;
-        }
+        if (nGen > 0) Drain([_engine.Model.Vocabulary.BosId >= 0 ? _engine.Model.Vocabulary.BosId : 0], nGen);
     }
 
-    private void Grow(int tokens)
+    private void Drain(int[] prompt, int maxTokens)
     {
-        if (!_blocks.TryGrow(_table, tokens)) throw new InvalidOperationException("benchmark KV cache too small");
+        var request = new EngineRequest { PromptTokens = prompt, Sampling = SamplingParams.Greedy(maxTokens) with { IgnoreEos = true } };
+        foreach (var o in _engine.Generate(request))
+            if (o.Error != null) throw new SharpInferException(o.Error);
     }
 
-    public void Dispose()
-    {
-        _transformer.Dispose();
-        _blocks.Dispose();
-        _pool.Dispose();
-    }
+    public void Dispose() => _engine.Dispose();
 }

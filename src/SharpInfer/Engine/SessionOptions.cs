@@ -19,6 +19,8 @@ public sealed record SessionOptions
     public MatMulPrecision Precision { get; init; } = MatMulPrecision.Fast;
     /// <summary>Instruction path override (null: the best the CPU has, or SHARPINFER_ISA).</summary>
     public IsaLevel? Isa { get; init; }
+    /// <summary>Reuse the KV of earlier prompts and replies through the engine's prefix cache (on by default).</summary>
+    public bool PrefixCaching { get; init; } = true;
 
     public SessionOptions Validate()
     {

@@ -69,6 +69,34 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
         return HugePages.Alloc(bytes);
     }
 
+    /// <summary>Bytes of one block across all layers, keys and values (what <see cref="ReadBlock"/> copies).</summary>
+    public int BlockBytes => checked((int)(2 * LayerCount * _blockBytes));
+
+    /// <summary>Copies one block's keys and values of every layer into <paramref name="dst"/> (layer by layer, keys
+    /// then values): the prefix cache's disk tier stores blocks in this form.</summary>
+    public void ReadBlock(int block, Span<byte> dst)
+    {
+        if (dst.Length != BlockBytes) throw new ArgumentException("wrong block size", nameof(dst));
+        int n = (int)_blockBytes;
+        for (int l = 0; l < LayerCount; l++)
+        {
+            new ReadOnlySpan<byte>(_keys[l] + block * _blockBytes, n).CopyTo(dst.Slice(2 * l * n, n));
+            new ReadOnlySpan<byte>(_values[l] + block * _blockBytes, n).CopyTo(dst.Slice((2 * l + 1) * n, n));
+        }
+    }
+
+    /// <summary>Fills one block from the form <see cref="ReadBlock"/> wrote.</summary>
+    public void WriteBlock(int block, ReadOnlySpan<byte> src)
+    {
+        if (src.Length != BlockBytes) throw new ArgumentException("wrong block size", nameof(src));
+        int n = (int)_blockBytes;
+        for (int l = 0; l < LayerCount; l++)
+        {
+            src.Slice(2 * l * n, n).CopyTo(new Span<byte>(_keys[l] + block * _blockBytes, n));
+            src.Slice((2 * l + 1) * n, n).CopyTo(new Span<byte>(_values[l] + block * _blockBytes, n));
+        }
+    }
+
     public byte* KeyBlock(int layer, int block, int kvHead) => _keys[layer] + block * _blockBytes + kvHead * _headBytes;
     public byte* ValueBlock(int layer, int block, int kvHead) => _values[layer] + block * _blockBytes + kvHead * _headBytes;
 

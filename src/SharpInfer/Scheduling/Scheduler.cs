@@ -19,7 +19,7 @@ public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int C
 /// chunks (chunked prefill, Sarathi-style), then waiting sequences are admitted (priority, then FCFS) while seats
 /// (max-num-seqs), budget and KV blocks allow. When a running sequence needs a block and none is free, the
 /// lowest-priority, most recently arrived running sequence is preempted: its blocks are freed and it goes back to
-/// the front of the waiting queue to be recomputed later. Requests are never dropped, and a request admitted only
+/// the front of the waiting queue to be recomputed later (from its cached prefix blocks, if prefix caching is on). Requests are never dropped, and a request admitted only
 /// if it can fit in the whole cache alone, so some sequence always makes progress. Never touches tensors.
 /// </summary>
 public sealed class Scheduler
@@ -70,7 +70,7 @@ public sealed class Scheduler
     public void Remove(Sequence s)
     {
         if (!_running.Remove(s)) _waiting.Remove(s);
-        _blocks.Free(s.Blocks);
+        _blocks.Free(s);
         s.Status = SequenceStatus.Finished;
     }
 
@@ -122,8 +122,20 @@ public sealed class Scheduler
         {
             var s = _waiting[0];
             if (_preemptedThisStep.Contains(s)) break;   // just lost its blocks: not again in the same step
+            // prefix caching: start from the longest cached run of full blocks; budget and blocks count only the rest
+            int hit = _blocks.ClaimCachedPrefix(s);
             int n = Fit(s, Math.Min(s.PendingTokens, budget));
-            if (n == 0) break;   // FCFS: no skipping ahead of the head of the queue
+            if (n == 0)
+            {
+                if (hit > 0) { _blocks.Free(s); s.ComputedTokens = 0; }   // the blocks stay cached for the next try
+                break;   // FCFS: no skipping ahead of the head of the queue
+            }
+            _blocks.RecordPrefixQuery(s.Length, hit);
+            if (!s.WasAdmitted)
+            {
+                s.WasAdmitted = true;
+                s.CachedPromptTokens = Math.Min(hit, s.PromptLength);
+            }
             _waiting.RemoveAt(0);
             s.Status = SequenceStatus.Running;
             InsertSorted(_running, s);
@@ -168,7 +180,7 @@ public sealed class Scheduler
         _running.Remove(victim);
         for (int j = _scheduled.Count - 1; j >= 0; j--)
             if (_scheduled[j].Sequence == victim) { returned += _scheduled[j].Count; _scheduled.RemoveAt(j); }
-        _blocks.Free(victim.Blocks);
+        _blocks.Free(victim);
         victim.ComputedTokens = 0;
         victim.Preemptions++;
         Preemptions++;
@@ -180,7 +192,11 @@ public sealed class Scheduler
     /// <summary>After a step ran: the chunks' tokens now have keys and values in the cache.</summary>
     public void Complete(IReadOnlyList<ScheduledChunk> chunks)
     {
-        foreach (var c in chunks) c.Sequence.ComputedTokens = c.Start + c.Count;
+        foreach (var c in chunks)
+        {
+            c.Sequence.ComputedTokens = c.Start + c.Count;
+            _blocks.CacheFullBlocks(c.Sequence);
+        }
     }
 
     /// <summary>Tokens held in the cache by all running sequences (for the waste metric).</summary>

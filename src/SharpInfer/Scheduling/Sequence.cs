@@ -27,6 +27,16 @@ public class Sequence
     /// <summary>Largest length this sequence may reach (prompt + max output, capped by the model length).</summary>
     public int MaxLength { get; }
 
+    /// <summary>Parent hash of the first block (<see cref="BlockHash.Root"/> of the request's cache salt).</summary>
+    public UInt128 HashRoot { get; init; }
+    /// <summary>Leading blocks of <see cref="Blocks"/> known to the prefix cache (registered or hit).</summary>
+    public int HashedBlocks { get; set; }
+    /// <summary>Prompt tokens whose keys and values came from the prefix cache when the sequence was first admitted.</summary>
+    public int CachedPromptTokens { get; set; }
+    /// <summary>Whether the scheduler admitted the sequence at least once.</summary>
+    public bool WasAdmitted { get; set; }
+    private readonly List<UInt128> _blockHashes = [];
+
     public Sequence(long id, ReadOnlySpan<int> prompt, int maxLength, int priority, long arrivalOrder)
     {
         Id = id;
@@ -44,6 +54,20 @@ public class Sequence
     /// <summary>Tokens still to run through the model before the next one can be sampled.</summary>
     public int PendingTokens => Length - ComputedTokens;
     public bool IsPrefilling => PendingTokens > 1;
+
+    /// <summary>Content hash of full block <paramref name="index"/> of the token sequence (computed once, then kept:
+    /// tokens before <see cref="Length"/> never change).</summary>
+    public UInt128 BlockHashAt(int index, int blockSize)
+    {
+        if ((index + 1) * blockSize > Length) throw new ArgumentOutOfRangeException(nameof(index), "the block is not full");
+        while (_blockHashes.Count <= index)
+        {
+            int i = _blockHashes.Count;
+            var parent = i == 0 ? HashRoot : _blockHashes[i - 1];
+            _blockHashes.Add(BlockHash.Of(parent, _tokens.AsSpan(i * blockSize, blockSize)));
+        }
+        return _blockHashes[index];
+    }
 
     public void Append(int token)
     {

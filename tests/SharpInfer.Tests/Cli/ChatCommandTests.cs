@@ -36,6 +36,9 @@ public partial class ChatCommandTests
     private static List<(int Processed, int Cached, int Generated)> Stats(string stderr) =>
         StatsLine().Matches(stderr).Select(m => (int.Parse(m.Groups[1].Value), int.Parse(m.Groups[2].Value), int.Parse(m.Groups[3].Value))).ToList();
 
+    /// <summary>Long enough for two full KV blocks, so the prefix cache has something to reuse between turns.</summary>
+    private const string System = "You are a helpful assistant who answers every question about stories, animals, colors and the weather in short sentences.";
+
     [Fact]
     public void PipedInputGivesOneAnswerPerLine()
     {
@@ -49,7 +52,7 @@ public partial class ChatCommandTests
         var stats = Stats(r.Stderr);
         Assert.Equal(2, stats.Count);
         Assert.Equal(0, stats[0].Cached);
-        Assert.True(stats[1].Cached >= stats[0].Processed, "turn 2 reuses at least all of turn 1's prompt from the cache");
+        Assert.Equal(0, stats[1].Cached % 16);   // the prefix cache works in whole 16-token blocks
         Assert.All(stats, s => Assert.Equal(ReplyTokens, s.Generated));
         Assert.DoesNotContain("> ", r.Stderr);                         // no prompts when input is piped
     }
@@ -63,11 +66,28 @@ public partial class ChatCommandTests
         Assert.Equal(once + "\n" + once + "\n", r.Stdout);             // empty lines and commands give no answer
         var stats = Stats(r.Stderr);
         Assert.Equal(2, stats.Count);
-        Assert.Equal(stats[0], stats[1]);                               // same prompt, nothing cached after /reset
+        // same prompt after /reset: the same tokens in total, its full blocks now served by the prefix cache
+        Assert.Equal(stats[0].Processed, stats[1].Processed + stats[1].Cached);
+        Assert.Equal((stats[0].Processed - 1) / 16 * 16, stats[1].Cached);   // the last prompt token is always computed
 
         var noReset = Chat("hi\nhi\n");
         Assert.NotEqual(r.Stdout, noReset.Stdout);                       // without /reset the second "hi" is turn 2
-        Assert.True(Stats(noReset.Stderr)[1].Cached > 0);
+        var turns = Stats(noReset.Stderr);
+        Assert.True(turns[1].Processed + turns[1].Cached > turns[0].Processed, "turn 2's prompt holds turn 1");
+    }
+
+    [Fact]
+    public void LaterTurnsReuseEarlierTurnsThroughThePrefixCache()
+    {
+        var r = Chat("hi\nhow are you\n", false, "--system", System);
+        Assert.Equal(0, r.ExitCode);
+        var expected = Replies(System, "hi", "how are you");   // a fresh session per reply list: same text either way
+        Assert.Equal(expected[0] + "\n" + expected[1] + "\n", r.Stdout);
+        var stats = Stats(r.Stderr);
+        Assert.Equal(0, stats[0].Cached);
+        // turn 2 reuses every full 16-token block of turn 1's prompt (the reply's full blocks too), never a partial one
+        Assert.True(stats[1].Cached >= stats[0].Processed / 16 * 16 && stats[1].Cached >= 32, $"turn 2 cached {stats[1].Cached}");
+        Assert.Equal(0, stats[1].Cached % 16);
     }
 
     [Fact]

@@ -1,0 +1,59 @@
+using SharpInfer.KvCache;
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Tensors;
+
+namespace SharpInfer.Engine;
+
+/// <summary>
+/// What runs a model (vLLM's model runner): the compute pool, the transformer with its scratch sized for the largest
+/// step, and the paged KV cache with its block manager. The engine, the batched benchmark and the test harnesses
+/// build it here, so the cache's size formula and the assembly order live in one place.
+/// </summary>
+public sealed class ModelRunner : IDisposable
+{
+    public Model Model { get; }
+    public ComputePool Pool { get; }
+    public Transformer Transformer { get; }
+    public BlockManager Blocks { get; }
+    public PagedKvCache Cache => Blocks.Cache;
+
+    /// <summary>Bytes of keys and values one token occupies across all layers.</summary>
+    public static long KvBytesPerToken(ModelConfig c, KvDataType type) =>
+        2L * c.LayerCount * c.KvHeadCount * c.HeadDim * (type == KvDataType.F32 ? 4 : 2);
+
+    /// <summary>Blocks of <paramref name="blockSize"/> tokens that <paramref name="bytes"/> of KV memory hold (at least one).</summary>
+    public static int BlocksForBytes(ModelConfig c, KvDataType type, int blockSize, long bytes) =>
+        (int)Math.Max(1, Math.Min(int.MaxValue, bytes / (KvBytesPerToken(c, type) * blockSize)));
+
+    public ModelRunner(Model model, int threads, int maxBatchTokens, int blockSize, int blockCount, KvDataType kvType,
+                       MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null,
+                       bool prefixCaching = false, IKvBlockStore? store = null)
+    {
+        Model = model;
+        var c = model.Config;
+        Pool = new ComputePool(threads);
+        try
+        {
+            Transformer = new Transformer(c, model.Weights, Pool, maxBatchTokens, blockSize, precision, isa);
+            Blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, blockSize, blockCount, kvType), prefixCaching, store);
+        }
+        catch
+        {
+            Transformer?.Dispose();
+            store?.Dispose();
+            Pool.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One forward pass (see <see cref="Transformer.Forward"/>) over this runner's KV cache.</summary>
+    public void Forward(ForwardBatch batch, Span<float> logits) => Transformer.Forward(batch, Blocks.Cache, logits);
+
+    public void Dispose()
+    {
+        Transformer.Dispose();
+        Blocks.Dispose();
+        Pool.Dispose();
+    }
+}
