@@ -40,10 +40,13 @@ public static class ServeCommand
         var shutdown = new Option<double>("--shutdown-timeout") { Description = "Seconds in-flight requests may run after SIGTERM/Ctrl-C before they are aborted", DefaultValueFactory = _ => 30 };
         var maxBody = new Option<string>("--max-body-size") { Description = "Largest request body; larger ones get 413", DefaultValueFactory = _ => "16MiB" };
         var exact = new Option<bool>("--exact") { Description = "Keep activations in float for quantized weights (slower, matches llama.cpp on F32 weights)" };
+        var noPrefixCaching = new Option<bool>("--no-prefix-caching") { Description = "Turn off automatic prefix caching (on by default: prompts reuse the KV of earlier requests' shared prefixes)" };
+        var prefixDir = new Option<string?>("--prefix-cache-dir") { Description = "Directory for the prefix cache's disk tier: blocks evicted from memory are kept there (survives restarts)" };
+        var prefixDisk = new Option<string>("--prefix-cache-disk-size") { Description = "Most bytes the disk tier keeps; the oldest files go first", DefaultValueFactory = _ => "8GiB" };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, metrics)")
         {
             model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType, blockSize, scheduling,
-            shutdown, maxBody, exact,
+            shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk,
         };
         cmd.SetAction(r =>
         {
@@ -69,6 +72,9 @@ public static class ServeCommand
                     KvType = CommonOptions.ParseKv(r.GetValue(cacheType)!),
                     Mode = ParseScheduling(r.GetValue(scheduling)!),
                     Precision = r.GetValue(exact) ? MatMulPrecision.Exact : MatMulPrecision.Fast,
+                    EnablePrefixCaching = !r.GetValue(noPrefixCaching),
+                    PrefixCacheDir = r.GetValue(prefixDir),
+                    PrefixCacheDiskBytes = ByteSize.Parse(r.GetValue(prefixDisk)!, "prefix_cache_disk_size"),
                 },
             };
             return Run(options, Console.Out, Console.Error);
@@ -150,6 +156,8 @@ public static class ServeCommand
         w.WriteLine($"  block_size             {e.BlockSize}");
         w.WriteLine($"  scheduling             {e.Mode.ToString().ToLowerInvariant()}");
         w.WriteLine($"  precision              {e.Precision.ToString().ToLowerInvariant()}");
+        w.WriteLine($"  prefix_caching         {(e.EnablePrefixCaching ? "on" : "off")}" +
+                    (e.EnablePrefixCaching && e.PrefixCacheDir != null ? $" (disk tier {e.PrefixCacheDir}, {ByteSize.Format(e.PrefixCacheDiskBytes)})" : ""));
         w.WriteLine($"  shutdown_timeout       {o.ShutdownTimeout.TotalSeconds:0.###} s");
         w.WriteLine($"  max_body_size          {ByteSize.Format(o.MaxRequestBodyBytes)}");
         w.Flush();

@@ -230,7 +230,7 @@ internal static class GenerationEndpoints
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
-                ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens));
+                ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens), CachedTokens(states, requests));
                 w.WriteEndObject();
             }).ConfigureAwait(false);
             return;
@@ -264,7 +264,7 @@ internal static class GenerationEndpoints
                     meta.WriteHeader(w);
                     w.WriteStartArray("choices");
                     w.WriteEndArray();
-                    ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens));
+                    ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens), CachedTokens(states, requests));
                     w.WriteEndObject();
                 }, aborted).ConfigureAwait(false);
             }
@@ -294,6 +294,17 @@ internal static class GenerationEndpoints
         s.CompletionTokens = Math.Max(s.CompletionTokens, o.CompletionTokens);
         if (o.Finish != null) s.Finish = o.Finish;
         if (o.Error != null) s.Error = o.Error;
+        s.CachedTokens = Math.Max(s.CachedTokens, o.CachedPromptTokens);
+    }
+
+    /// <summary>Cached prompt tokens for the usage object: the prompt is counted once per distinct prompt (like
+    /// prompt_tokens), so of the n choices of one prompt the first one's hit counts.</summary>
+    private static int CachedTokens(ChoiceState[] states, List<EngineRequest> requests)
+    {
+        int sum = 0;
+        for (int i = 0; i < states.Length; i++)
+            if (i == 0 || !ReferenceEquals(requests[i].PromptTokens, requests[i - 1].PromptTokens)) sum += states[i].CachedTokens;
+        return sum;
     }
 
     /// <summary>One streamed chunk of choice <paramref name="index"/>: chat's <c>delta</c> or completions' <c>text</c>.</summary>

@@ -22,8 +22,12 @@ internal sealed class GenerationParams
     public int? Logprobs { get; init; }
     public bool Echo { get; init; }
     public int Priority { get; init; }
+    /// <summary>vLLM's <c>cache_salt</c>: requests share prefix-cache blocks only with requests of the same salt.</summary>
+    public string? CacheSalt { get; init; }
 
     public const int MaxN = 128;
+    /// <summary>Longest accepted <c>cache_salt</c> (it is hashed, so its length only costs a little hashing).</summary>
+    public const int MaxCacheSaltLength = 1024;
 
     /// <summary>Reads the parameters. <paramref name="chat"/> selects chat's log-probs fields (logprobs: bool,
     /// top_logprobs: int) over legacy completions' (logprobs: int).</summary>
@@ -67,6 +71,10 @@ internal sealed class GenerationParams
             if (type is not (null or "text"))
                 throw ApiException.BadRequest($"'response_format' of type '{type}' is not supported; only 'text' is.", "response_format");
         }
+
+        var cacheSalt = b.String("cache_salt");
+        if (cacheSalt is { Length: 0 or > MaxCacheSaltLength })
+            throw ApiException.BadRequest($"'cache_salt' must be a non-empty string of at most {MaxCacheSaltLength} characters.", "cache_salt");
 
         var seed = b.Long("seed");
         var sampling = new SamplingParams
@@ -112,6 +120,7 @@ internal sealed class GenerationParams
             Logprobs = logprobs,
             Echo = !chat && (b.Bool("echo") ?? false),
             Priority = b.Int("priority") ?? 0,
+            CacheSalt = cacheSalt,
         };
     }
 
@@ -164,7 +173,14 @@ internal sealed class GenerationParams
                 MaxTokens = maxTokens,
                 Seed = Sampling.Seed is { } seed ? unchecked(seed + (ulong)(firstIndex + i)) : null,
             };
-            list.Add(new EngineRequest { PromptTokens = prompt, Sampling = s, RequestId = $"{requestId}-{firstIndex + i}", Priority = Priority });
+            list.Add(new EngineRequest
+            {
+                PromptTokens = prompt,
+                Sampling = s,
+                RequestId = $"{requestId}-{firstIndex + i}",
+                Priority = Priority,
+                CacheSalt = CacheSalt
+            });
         }
         return list;
     }

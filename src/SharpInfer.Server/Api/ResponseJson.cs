@@ -32,6 +32,8 @@ internal sealed class ChoiceState
     /// <summary>The engine's reason when it aborted the choice on its own (not the client's cancellation).</summary>
     public string? Error;
     public int CompletionTokens;
+    /// <summary>Prompt tokens the prefix cache served (from the engine's outputs).</summary>
+    public int CachedTokens;
     public bool StartedStreaming;
     /// <summary>Characters of text (echoed prompt included) before the next token, for completions' text_offset.</summary>
     public int TextOffset;
@@ -43,12 +45,17 @@ internal static class ResponseJson
     /// <summary>UTF-8 text and quotes as they are (JSON-correct; no HTML-safe escaping, like OpenAI's responses).</summary>
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static void WriteUsage(Utf8JsonWriter w, int promptTokens, int completionTokens)
+    /// <summary>OpenAI's usage object; <paramref name="cachedTokens"/> (prompt tokens served by the prefix cache) goes in
+    /// <c>prompt_tokens_details.cached_tokens</c> as OpenAI and vLLM report it.</summary>
+    public static void WriteUsage(Utf8JsonWriter w, int promptTokens, int completionTokens, int cachedTokens)
     {
         w.WriteStartObject("usage");
         w.WriteNumber("prompt_tokens", promptTokens);
         w.WriteNumber("completion_tokens", completionTokens);
         w.WriteNumber("total_tokens", promptTokens + completionTokens);
+        w.WriteStartObject("prompt_tokens_details");
+        w.WriteNumber("cached_tokens", cachedTokens);
+        w.WriteEndObject();
         w.WriteEndObject();
     }
 

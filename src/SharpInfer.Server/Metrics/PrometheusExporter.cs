@@ -121,6 +121,8 @@ public sealed class PrometheusExporter : IDisposable
             if (!family.Series.TryGetValue(labels, out var s)) family.Series[labels] = s = new Series();
             switch (family.Spec.Kind)
             {
+                // an observable counter reports its running total (e.g. prefix-cache hits), a plain one increments
+                case Kind.Counter when instrument.IsObservable: s.Value = value; break;
                 case Kind.Counter: s.Value += value; break;
                 case Kind.Gauge: s.Value = value; break;
                 case Kind.Histogram:
