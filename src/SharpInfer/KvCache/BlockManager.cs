@@ -172,8 +172,18 @@ public sealed class BlockManager : IDisposable
         return slots == 0 ? 0 : 1.0 - (double)storedTokens / slots;
     }
 
+    /// <summary>Hands every cached block memory still holds to the store (least recently used first, so the newest
+    /// files are the last the store's size limit deletes): at shutdown, so that a restart starts warm. Engine stopped.</summary>
+    public void SpillAllToStore()
+    {
+        if (Store == null) return;
+        foreach (int b in _allocator.EvictionOrder().ToList())
+            Store.Spill(_blockHash[b], Cache, b, waitForRoom: true);
+    }
+
     public void Dispose()
     {
+        SpillAllToStore();
         Store?.Dispose();
         Cache.Dispose();
     }
@@ -187,6 +197,7 @@ public interface IKvBlockStore : IDisposable
     /// <summary>Copies a stored block into <paramref name="block"/> of <paramref name="cache"/>; false (and nothing
     /// used) when the stored copy is missing, damaged or foreign.</summary>
     bool TryLoad(UInt128 hash, PagedKvCache cache, int block);
-    /// <summary>Receives a block that memory is about to lose; must copy what it keeps before returning.</summary>
-    void Spill(UInt128 hash, PagedKvCache cache, int block);
+    /// <summary>Receives a block that memory is about to lose (or, at shutdown, everything memory holds); must copy what
+    /// it keeps before returning. <paramref name="waitForRoom"/>: wait for a full write queue instead of dropping the block.</summary>
+    void Spill(UInt128 hash, PagedKvCache cache, int block, bool waitForRoom = false);
 }

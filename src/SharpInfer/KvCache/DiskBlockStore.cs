@@ -28,6 +28,8 @@ public sealed class DiskBlockStore : IKvBlockStore
     private readonly UInt128 _fingerprint;
     private readonly Action<string> _warn;
     private readonly ConcurrentDictionary<UInt128, long> _index = new();   // hash -> file bytes
+    private readonly ConcurrentDictionary<UInt128, long> _lastUse = new(); // hash -> use stamp (LRU order of the size limit)
+    private long _clock;
     private readonly BlockingCollection<(UInt128 Hash, byte[] Payload, bool NonFinite)> _queue = new();
     private readonly Thread? _writer;
     private readonly object _pendingGate = new();
@@ -56,10 +58,12 @@ public sealed class DiskBlockStore : IKvBlockStore
         try
         {
             System.IO.Directory.CreateDirectory(_dir);
-            foreach (var f in new DirectoryInfo(_dir).EnumerateFiles("*.kvb"))
+            // files of an earlier run, oldest use first (a load touches a file's time)
+            foreach (var f in new DirectoryInfo(_dir).EnumerateFiles("*.kvb").OrderBy(f => f.LastWriteTimeUtc))
                 if (UInt128.TryParse(Path.GetFileNameWithoutExtension(f.Name), System.Globalization.NumberStyles.HexNumber, null, out var h))
                 {
                     _index[h] = f.Length;
+                    _lastUse[h] = ++_clock;
                     _totalBytes += f.Length;
                 }
             foreach (var f in new DirectoryInfo(_dir).EnumerateFiles("*.tmp")) TryDelete(f.FullName);   // a write cut short
@@ -96,10 +100,17 @@ public sealed class DiskBlockStore : IKvBlockStore
 
     public bool Contains(UInt128 hash) => _index.ContainsKey(hash);
 
-    public void Spill(UInt128 hash, PagedKvCache cache, int block)
+    public void Spill(UInt128 hash, PagedKvCache cache, int block, bool waitForRoom = false)
     {
         if (_writesOff || _writer == null || _index.ContainsKey(hash)) return;
         int size = cache.BlockBytes;
+        if (waitForRoom)
+        {
+            lock (_pendingGate)
+                while (Interlocked.Read(ref _queuedBytes) + size > MaxQueuedBytes && _pending > 0 && !_writesOff)
+                    Monitor.Wait(_pendingGate);
+            if (_writesOff) return;
+        }
         if (Interlocked.Read(ref _queuedBytes) + size > MaxQueuedBytes)
         {
             Interlocked.Increment(ref _dropped);
@@ -138,6 +149,7 @@ public sealed class DiskBlockStore : IKvBlockStore
             cache.WriteBlock(block, payload);
             if ((flags & 1) != 0) cache.MarkNonFinite();
             Loaded++;
+            _lastUse[hash] = Interlocked.Increment(ref _clock);
             try { File.SetLastWriteTimeUtc(path, DateTime.UtcNow); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
             return true;
         }
@@ -151,6 +163,7 @@ public sealed class DiskBlockStore : IKvBlockStore
     {
         Rejected++;
         if (_index.TryRemove(hash, out long len)) Interlocked.Add(ref _totalBytes, -len);
+        _lastUse.TryRemove(hash, out _);
         TryDelete(path);
         return false;
     }
@@ -217,23 +230,23 @@ public sealed class DiskBlockStore : IKvBlockStore
             throw;
         }
         long len = header.Length + payload.Length;
+        _lastUse[hash] = Interlocked.Increment(ref _clock);
         _index[hash] = len;
         Interlocked.Add(ref _totalBytes, len);
         Interlocked.Increment(ref _written);
         if (Interlocked.Read(ref _totalBytes) > _maxBytes) Trim();
     }
 
-    /// <summary>Deletes the least recently used files until the tier is at 90% of its limit.</summary>
+    /// <summary>Deletes the least recently used files (written or loaded) until the tier is at 90% of its limit.</summary>
     private void Trim()
     {
         long target = _maxBytes / 10 * 9;
-        foreach (var f in new DirectoryInfo(_dir).EnumerateFiles("*.kvb").OrderBy(f => f.LastWriteTimeUtc))
+        foreach (var (h, _) in _lastUse.ToArray().OrderBy(e => e.Value))
         {
             if (Interlocked.Read(ref _totalBytes) <= target) break;
-            if (UInt128.TryParse(Path.GetFileNameWithoutExtension(f.Name), System.Globalization.NumberStyles.HexNumber, null, out var h) &&
-                _index.TryRemove(h, out long len))
-                Interlocked.Add(ref _totalBytes, -len);
-            TryDelete(f.FullName);
+            if (_index.TryRemove(h, out long len)) Interlocked.Add(ref _totalBytes, -len);
+            _lastUse.TryRemove(h, out _);
+            TryDelete(FilePath(h));
         }
     }
 
