@@ -25,7 +25,13 @@ public static class BenchServeCommand
         var numPrompts = new Option<int>("--num-prompts") { Description = "Requests to send", DefaultValueFactory = _ => 100 };
         var rate = new Option<string>("--request-rate") { Description = "Requests per second (Poisson arrivals), or inf to send all at once", DefaultValueFactory = _ => "inf" };
         var concurrency = new Option<int?>("--max-concurrency") { Description = "Most requests in flight at once (default: unlimited)" };
-        var dataset = new Option<string>("--dataset") { Description = "random | shared-prefix (every prompt starts with the same --prefix-len words)", DefaultValueFactory = _ => "random" };
+        var dataset = new Option<string>("--dataset")
+        {
+            Description = "random | shared-prefix (every prompt starts with the same --prefix-len words) | multi-turn (--num-prompts conversations of " +
+                          "--turns turns; each turn sends the whole history plus a new --input-len message)",
+            DefaultValueFactory = _ => "random",
+        };
+        var turns = new Option<int>("--turns") { Description = "Turns per conversation of the multi-turn dataset", DefaultValueFactory = _ => 6 };
         var inputLen = new Option<string>("--input-len") { Description = "Prompt words (≈ tokens) per request: N or MIN:MAX (uniform)", DefaultValueFactory = _ => "128" };
         var outputLen = new Option<string>("--output-len") { Description = "Tokens to generate per request: N or MIN:MAX (uniform)", DefaultValueFactory = _ => "32" };
         var prefixLen = new Option<int?>("--prefix-len") { Description = "Shared prefix words before each prompt (default 0; 256 for shared-prefix)" };
@@ -36,7 +42,7 @@ public static class BenchServeCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object with every number" };
         var cmd = new Command("serve", "Load-test an OpenAI-compatible server (like vLLM's benchmark_serving)")
         {
-            baseUrl, model, numPrompts, rate, concurrency, dataset, inputLen, outputLen, prefixLen, endpoint, seed, apiKey, timeout, json,
+            baseUrl, model, numPrompts, rate, concurrency, dataset, turns, inputLen, outputLen, prefixLen, endpoint, seed, apiKey, timeout, json,
         };
         cmd.SetAction(r =>
         {
@@ -48,6 +54,7 @@ public static class BenchServeCommand
                 RequestRate = ParseRate(r.GetValue(rate)!),
                 MaxConcurrency = r.GetValue(concurrency),
                 Dataset = r.GetValue(dataset)!,
+                Turns = r.GetValue(turns),
                 InputLen = ParseRange(r.GetValue(inputLen)!, "input-len"),
                 OutputLen = ParseRange(r.GetValue(outputLen)!, "output-len"),
                 PrefixLen = r.GetValue(prefixLen),
@@ -90,6 +97,8 @@ public sealed record BenchServeOptions
     public double RequestRate { get; init; } = double.PositiveInfinity;
     public int? MaxConcurrency { get; init; }
     public string Dataset { get; init; } = "random";
+    /// <summary>Turns per conversation (multi-turn dataset; --num-prompts is then the number of conversations).</summary>
+    public int Turns { get; init; } = 6;
     public (int Min, int Max) InputLen { get; init; } = (128, 128);
     public (int Min, int Max) OutputLen { get; init; } = (32, 32);
     public int? PrefixLen { get; init; }
@@ -102,7 +111,9 @@ public sealed record BenchServeOptions
     {
         if (NumPrompts < 1) throw new InvalidRequestException("--num-prompts must be at least 1", "num_prompts");
         if (MaxConcurrency is < 1) throw new InvalidRequestException("--max-concurrency must be at least 1", "max_concurrency");
-        if (Dataset is not ("random" or "shared-prefix")) throw new InvalidRequestException($"--dataset must be random or shared-prefix, got '{Dataset}'", "dataset");
+        if (Dataset is not ("random" or "shared-prefix" or "multi-turn"))
+            throw new InvalidRequestException($"--dataset must be random, shared-prefix or multi-turn, got '{Dataset}'", "dataset");
+        if (Turns is < 1 or > 1000) throw new InvalidRequestException($"--turns must be between 1 and 1000, got {Turns}", "turns");
         if (PrefixLen is < 0) throw new InvalidRequestException("--prefix-len must not be negative", "prefix_len");
         if (!Uri.TryCreate(BaseUrl, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https"))
             throw new InvalidRequestException($"--base-url must be an http(s) URL, got '{BaseUrl}'", "base_url");
@@ -112,6 +123,9 @@ public sealed record BenchServeOptions
 
     public int EffectivePrefixLen => PrefixLen ?? (Dataset == "shared-prefix" ? 256 : 0);
     public bool IsChat => Endpoint.TrimEnd('/').EndsWith("chat/completions", StringComparison.Ordinal);
+    public bool IsMultiTurn => Dataset == "multi-turn";
+    /// <summary>Requests the run sends.</summary>
+    public int TotalRequests => IsMultiTurn ? NumPrompts * Turns : NumPrompts;
 }
 
 /// <summary>One request's measurements (seconds).</summary>
@@ -121,6 +135,9 @@ public sealed record BenchRequestResult
     public string? Error { get; init; }
     public int PromptWords { get; init; }
     public int? PromptTokens { get; init; }
+    /// <summary>Prompt tokens the server served from its prefix cache (usage.prompt_tokens_details.cached_tokens, or
+    /// llama-server's timings.cache_n), when it says.</summary>
+    public int? CachedTokens { get; init; }
     public int OutputTokens { get; init; }
     public double Ttft { get; init; }
     public double Latency { get; init; }
@@ -143,6 +160,10 @@ public sealed record BenchServeResult
     public long TotalInputTokens => Ok.Sum(r => (long)(r.PromptTokens ?? r.PromptWords));
     public bool InputTokensFromServer => Ok.Any() && Ok.All(r => r.PromptTokens != null);
     public long TotalOutputTokens => Ok.Sum(r => (long)r.OutputTokens);
+    /// <summary>Prompt tokens served from the server's prefix cache, when every response said (else null).</summary>
+    public long? TotalCachedTokens => Ok.Any() && Ok.All(r => r.CachedTokens != null && r.PromptTokens != null) ? Ok.Sum(r => (long)r.CachedTokens!.Value) : null;
+    /// <summary>Cached share of the prompt tokens (the prefix-cache hit rate as the client sees it).</summary>
+    public double? CacheHitRate => TotalCachedTokens is { } c && TotalInputTokens > 0 ? (double)c / TotalInputTokens : null;
     public double RequestThroughput => Duration > 0 ? Completed / Duration : 0;
     public double OutputThroughput => Duration > 0 ? TotalOutputTokens / Duration : 0;
     public double TotalTokenThroughput => Duration > 0 ? (TotalInputTokens + TotalOutputTokens) / Duration : 0;
@@ -177,12 +198,15 @@ public sealed record BenchServeResult
             ["input_len"] = $"{Options.InputLen.Min}:{Options.InputLen.Max}",
             ["output_len"] = $"{Options.OutputLen.Min}:{Options.OutputLen.Max}",
             ["prefix_len"] = Options.EffectivePrefixLen,
+            ["turns"] = Options.IsMultiTurn ? Options.Turns : null,
             ["completed"] = Completed,
             ["failed"] = Failed,
             ["duration"] = Math.Round(Duration, 6),
             ["total_input_tokens"] = TotalInputTokens,
             ["input_tokens_from_server"] = InputTokensFromServer,
             ["total_output_tokens"] = TotalOutputTokens,
+            ["total_cached_tokens"] = TotalCachedTokens,
+            ["cache_hit_rate"] = CacheHitRate is { } hr ? Math.Round(hr, 6) : null,
             ["request_throughput"] = Math.Round(RequestThroughput, 6),
             ["output_throughput"] = Math.Round(OutputThroughput, 6),
             ["total_token_throughput"] = Math.Round(TotalTokenThroughput, 6),
@@ -207,6 +231,11 @@ public sealed record BenchServeResult
         w.WriteLine($"{L("Benchmark duration (s):")}{Duration:F2}");
         w.WriteLine($"{L(InputTokensFromServer ? "Total input tokens:" : "Total input tokens (words, estimated):")}{TotalInputTokens}");
         w.WriteLine($"{L("Total generated tokens:")}{TotalOutputTokens}");
+        if (TotalCachedTokens is { } cached)
+        {
+            w.WriteLine($"{L("Cached input tokens:")}{cached}");
+            w.WriteLine($"{L("Prefix cache hit rate:")}{CacheHitRate:P1}");
+        }
         w.WriteLine($"{L("Request throughput (req/s):")}{RequestThroughput:F2}");
         w.WriteLine($"{L("Output token throughput (tok/s):")}{OutputThroughput:F2}");
         w.WriteLine($"{L("Total Token throughput (tok/s):")}{TotalTokenThroughput:F2}");
@@ -290,40 +319,72 @@ public static class BenchServe
             var dataset = BuildDataset(options);
             var arrivals = new Random(options.Seed + 1);
             using var gate = options.MaxConcurrency is { } c ? new SemaphoreSlim(c, c) : null;
-            int inFlight = 0, peak = 0, done = 0;
-            progress?.WriteLine($"bench serve: {options.NumPrompts} requests to {baseUrl}{options.Endpoint} (model {model}), rate {(double.IsInfinity(options.RequestRate) ? "inf" : options.RequestRate.ToString(CultureInfo.InvariantCulture))}/s" +
+            int inFlight = 0, peak = 0, done = 0, total = options.TotalRequests;
+            progress?.WriteLine($"bench serve: {total} requests" + (options.IsMultiTurn ? $" ({options.NumPrompts} conversations × {options.Turns} turns)" : "") +
+                                $" to {baseUrl}{options.Endpoint} (model {model}), rate {(double.IsInfinity(options.RequestRate) ? "inf" : options.RequestRate.ToString(CultureInfo.InvariantCulture))}/s" +
                                 (options.MaxConcurrency is { } mc ? $", max concurrency {mc}" : ""));
-            var start = Stopwatch.GetTimestamp();
-            var tasks = new List<Task<BenchRequestResult>>(dataset.Count);
-            foreach (var (prompt, words, outLen) in dataset)
+
+            // one request under the concurrency limit
+            async Task<BenchRequestResult> Send(string prompt, JsonArray? messages, int words, int outLen)
             {
-                // arrivals follow the Poisson clock whatever the concurrency limit; a request that arrives while
-                // the limit is reached waits here, on the client, and its latencies start when it is sent (as vLLM)
-                tasks.Add(Task.Run(async () =>
+                if (gate != null) await gate.WaitAsync(ct).ConfigureAwait(false);
+                InterlockedMax(ref peak, Interlocked.Increment(ref inFlight));
+                try
                 {
-                    if (gate != null) await gate.WaitAsync(ct).ConfigureAwait(false);
-                    int now = Interlocked.Increment(ref inFlight);
-                    InterlockedMax(ref peak, now);
-                    try
-                    {
-                        return await SendAsync(client, baseUrl, options, model, prompt, words, outLen, ct).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        Interlocked.Decrement(ref inFlight);
-                        gate?.Release();
-                        int d = Interlocked.Increment(ref done);
-                        if (progress != null && (d % Math.Max(1, options.NumPrompts / 10) == 0 || d == options.NumPrompts))
-                            progress.WriteLine($"  {d}/{options.NumPrompts} done");
-                    }
-                }, ct));
+                    return await SendAsync(client, baseUrl, options, model, prompt, words, outLen, ct, messages).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref inFlight);
+                    gate?.Release();
+                    int d = Interlocked.Increment(ref done);
+                    if (progress != null && (d % Math.Max(1, total / 10) == 0 || d == total)) progress.WriteLine($"  {d}/{total} done");
+                }
+            }
+
+            // a conversation: each turn sends the history (earlier messages and the answers received) plus a new message
+            async Task<BenchRequestResult[]> Converse(int index)
+            {
+                var rng = new Random(HashCode.Combine(options.Seed, index, 7));
+                var messages = new JsonArray();
+                var transcript = new StringBuilder();
+                var results = new BenchRequestResult[options.Turns];
+                int words = 0;
+                for (int t = 0; t < options.Turns; t++)
+                {
+                    int inLen = rng.Next(options.InputLen.Min, options.InputLen.Max + 1);
+                    int outLen = rng.Next(options.OutputLen.Min, options.OutputLen.Max + 1);
+                    var user = RandomWords(rng, inLen);
+                    words += inLen;
+                    messages.Add(new JsonObject { ["role"] = "user", ["content"] = user });
+                    transcript.Append("User: ").Append(user).Append("\nAssistant:");
+                    var r = await Send(transcript.ToString(), options.IsChat ? (JsonArray)messages.DeepClone() : null, words, outLen).ConfigureAwait(false);
+                    results[t] = r;
+                    // a failed turn still goes on with an empty answer, so every conversation sends all its turns
+                    messages.Add(new JsonObject { ["role"] = "assistant", ["content"] = r.Text });
+                    transcript.Append(r.Text).Append('\n');
+                }
+                return results;
+            }
+
+            var start = Stopwatch.GetTimestamp();
+            var tasks = new List<Task<BenchRequestResult[]>>(dataset.Count);
+            for (int i = 0; i < (options.IsMultiTurn ? options.NumPrompts : dataset.Count); i++)
+            {
+                // arrivals (of requests, or of conversations) follow the Poisson clock whatever the concurrency limit; a
+                // request that arrives while the limit is reached waits here, on the client, and its latencies start
+                // when it is sent (as vLLM)
+                int index = i;
+                tasks.Add(options.IsMultiTurn
+                    ? Task.Run(() => Converse(index), ct)
+                    : Task.Run(async () => new[] { await Send(dataset[index].Prompt, null, dataset[index].Words, dataset[index].OutputLen).ConfigureAwait(false) }, ct));
                 if (!double.IsInfinity(options.RequestRate))
                 {
                     double delay = -Math.Log(1 - arrivals.NextDouble()) / options.RequestRate;
                     await Task.Delay(TimeSpan.FromSeconds(delay), ct).ConfigureAwait(false);
                 }
             }
-            var results = await Task.WhenAll(tasks).ConfigureAwait(false);
+            var results = (await Task.WhenAll(tasks).ConfigureAwait(false)).SelectMany(r => r).ToArray();
             double duration = Stopwatch.GetElapsedTime(start).TotalSeconds;
             return new BenchServeResult { Options = options, Model = model, Requests = results, Duration = duration, MaxConcurrencyObserved = peak };
         }
@@ -362,7 +423,7 @@ public static class BenchServe
     /// <summary>Sends one streamed request and times its chunks: TTFT at the first chunk with text, ITL between
     /// text chunks, latency at the end of the stream; tokens from the usage chunk when the server sends one.</summary>
     public static async Task<BenchRequestResult> SendAsync(HttpClient client, string baseUrl, BenchServeOptions o, string model, string prompt,
-                                                           int words, int outputLen, CancellationToken ct)
+                                                           int words, int outputLen, CancellationToken ct, JsonArray? messages = null)
     {
         var body = new JsonObject
         {
@@ -373,7 +434,7 @@ public static class BenchServe
             ["stream"] = true,
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
         };
-        if (o.IsChat) body["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt });
+        if (o.IsChat) body["messages"] = messages ?? new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt });
         else body["prompt"] = prompt;
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -383,7 +444,7 @@ public static class BenchServe
         var itl = new List<double>();
         var text = new StringBuilder();
         int chunks = 0;
-        int? promptTokens = null, completionTokens = null;
+        int? promptTokens = null, completionTokens = null, cachedTokens = null;
         try
         {
             using var req = Request(HttpMethod.Post, baseUrl + o.Endpoint, o.ApiKey, body);
@@ -409,7 +470,9 @@ public static class BenchServe
                 {
                     promptTokens = usage["prompt_tokens"]?.GetValue<int>();
                     completionTokens = usage["completion_tokens"]?.GetValue<int>();
+                    if (usage["prompt_tokens_details"]?["cached_tokens"] is JsonValue ct1) cachedTokens = ct1.GetValue<int>();
                 }
+                if (node?["timings"]?["cache_n"] is JsonValue cacheN && cachedTokens == null) cachedTokens = cacheN.GetValue<int>();   // llama-server
                 if (node?["choices"] is JsonArray { Count: > 0 } choices)
                 {
                     var c0 = choices[0];
@@ -434,6 +497,7 @@ public static class BenchServe
                 Success = true,
                 PromptWords = words,
                 PromptTokens = promptTokens,
+                CachedTokens = cachedTokens,
                 OutputTokens = completionTokens ?? chunks,
                 Ttft = ttft,
                 Latency = latency,

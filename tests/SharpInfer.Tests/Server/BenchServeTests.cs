@@ -113,4 +113,42 @@ public class BenchServeTests
         Assert.Equal(2.5, BenchServeCommand.ParseRate("2.5"));
         Assert.Throws<InvalidRequestException>(() => BenchServeCommand.ParseRate("-1"));
     }
+
+    [Fact]
+    public async Task MultiTurnConversationsSendTheirHistoryAndReportCacheHits()
+    {
+        await using var s = await ServerHarness.StartAsync(loopback: true);
+        var options = new BenchServeOptions
+        {
+            BaseUrl = s.BaseAddress.ToString(),
+            Endpoint = "/v1/chat/completions",
+            Dataset = "multi-turn",
+            NumPrompts = 3,
+            Turns = 4,
+            MaxConcurrency = 2,
+            InputLen = (12, 20),
+            OutputLen = (10, 10),
+            Seed = 5,
+        };
+        var result = await BenchServe.RunAsync(options, ct: TestContext.Current.CancellationToken);
+        Assert.Equal(12, result.Completed);
+        Assert.Equal(120, result.TotalOutputTokens);
+        // each conversation's prompts grow turn by turn (the history is resent), and later turns hit the cache
+        var perConversation = result.Requests.Chunk(4).ToList();
+        Assert.Equal(3, perConversation.Count);
+        foreach (var turns in perConversation)
+        {
+            for (int t = 1; t < 4; t++) Assert.True(turns[t].PromptTokens > turns[t - 1].PromptTokens + 10, "turn prompts must hold the history");
+            Assert.Equal(0, turns[0].CachedTokens);
+            Assert.All(turns[1..], r => Assert.True(r.CachedTokens >= 16, $"cached {r.CachedTokens} of {r.PromptTokens}"));
+        }
+        Assert.NotNull(result.CacheHitRate);
+        Assert.InRange(result.CacheHitRate!.Value, 0.2, 1.0);
+        var json = result.ToJson();
+        Assert.Equal(result.TotalCachedTokens, json["total_cached_tokens"]!.GetValue<long>());
+        Assert.Equal(4, json["turns"]!.GetValue<int>());
+        var printed = new StringWriter();
+        result.Print(printed);
+        Assert.Contains("Prefix cache hit rate:", printed.ToString());
+    }
 }
