@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SharpInfer.Engine;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
@@ -24,27 +25,21 @@ public sealed record GoldenCase(string Prompt, int[] PromptIds, int[] GenIds, (i
     public static double Margin((int Id, double LogProb)[] top) => top[0].LogProb - top[1].LogProb;
 }
 
-/// <summary>Runs a model on one sequence with an F32 KV cache, returning log-softmax rows.</summary>
+/// <summary>Runs a model on one sequence (through the engine's <see cref="ModelRunner"/>, with an F32 KV cache by
+/// default), returning the logits of every fed token: the golden comparisons need every position's logits, which
+/// the engine's request path does not expose.</summary>
 public sealed class SequenceRunner : IDisposable
 {
     private readonly Model _model;
-    private readonly Transformer _tf;
-    private readonly PagedKvCache _cache;
-    private readonly BlockAllocator _alloc;
+    private readonly ModelRunner _runner;
     private readonly BlockTable _table = new();
-    private readonly ComputePool _pool;
     private int _length;
 
     public SequenceRunner(Model model, int maxTokens = 512, int threads = 2, KvDataType kv = KvDataType.F32, int blockSize = 16, int maxBatch = 64,
                           MatMulPrecision precision = MatMulPrecision.Exact, IsaLevel? isa = null)
     {
         _model = model;
-        _pool = new ComputePool(threads);
-        _tf = new Transformer(model.Config, model.Weights, _pool, maxBatch, blockSize, precision, isa);
-        var c = model.Config;
-        int blocks = BlockTable.BlocksFor(maxTokens, blockSize);
-        _cache = new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, blockSize, blocks, kv);
-        _alloc = new BlockAllocator(blocks);
+        _runner = new ModelRunner(model, threads, maxBatch, blockSize, BlockTable.BlocksFor(maxTokens, blockSize), kv, precision, isa);
     }
 
     /// <summary>Feeds tokens (continuing the sequence) and returns the logits of every fed token.</summary>
@@ -54,14 +49,10 @@ public sealed class SequenceRunner : IDisposable
         int seq = batch.AddSequence(_table);
         for (int i = 0; i < tokens.Length; i++)
             batch.AddToken(seq, tokens[i], _length + i, allLogits || i == tokens.Length - 1);
-        while (_table.Count * _cache.BlockSize < _length + tokens.Length)
-        {
-            Assert.True(_alloc.TryAllocate(out int b));
-            _table.Add(b);
-        }
+        Assert.True(_runner.Blocks.TryGrow(_table, _length + tokens.Length), "the sequence outgrew its KV cache");
         int V = _model.Config.VocabSize;
         var logits = new float[batch.LogitCount * V];
-        _tf.Forward(batch, _cache, logits);
+        _runner.Forward(batch, logits);
         _length += tokens.Length;
         return Enumerable.Range(0, batch.LogitCount).Select(i => logits.AsSpan(i * V, V).ToArray()).ToArray();
     }
@@ -82,10 +73,5 @@ public sealed class SequenceRunner : IDisposable
         return best;
     }
 
-    public void Dispose()
-    {
-        _tf.Dispose();
-        _cache.Dispose();
-        _pool.Dispose();
-    }
+    public void Dispose() => _runner.Dispose();
 }
