@@ -20,6 +20,10 @@ public sealed class EngineMetrics : IDisposable
     public Counter<long> GenerationTokens { get; }
     public Counter<long> RequestsFinished { get; }
     public Counter<long> Preemptions { get; }
+    /// <summary>Speculative decoding (vLLM's names): verification rounds with at least one proposal, tokens proposed and verified, tokens accepted.</summary>
+    public Counter<long> SpecDrafts { get; }
+    public Counter<long> SpecDraftTokens { get; }
+    public Counter<long> SpecAcceptedTokens { get; }
 
     public EngineMetrics(Func<EngineStats> stats)
     {
@@ -33,6 +37,9 @@ public sealed class EngineMetrics : IDisposable
         GenerationTokens = Meter.CreateCounter<long>("sharpinfer.generation_tokens", "tokens", "Tokens generated");
         RequestsFinished = Meter.CreateCounter<long>("sharpinfer.requests_finished", "requests", "Finished requests, by finish_reason");
         Preemptions = Meter.CreateCounter<long>("sharpinfer.preemptions", "preemptions", "Sequences preempted for lack of KV blocks");
+        SpecDrafts = Meter.CreateCounter<long>("sharpinfer.spec_decode_num_drafts", "drafts", "Speculative verification rounds with at least one proposed token");
+        SpecDraftTokens = Meter.CreateCounter<long>("sharpinfer.spec_decode_num_draft_tokens", "tokens", "Proposed tokens verified by the target model");
+        SpecAcceptedTokens = Meter.CreateCounter<long>("sharpinfer.spec_decode_num_accepted_tokens", "tokens", "Proposed tokens the target model accepted");
         Meter.CreateObservableGauge("sharpinfer.requests_running", () => stats().Running, "requests", "Requests in the running batch");
         Meter.CreateObservableGauge("sharpinfer.requests_waiting", () => stats().Waiting, "requests", "Requests waiting to be scheduled");
         Meter.CreateObservableGauge("sharpinfer.kv_cache_usage", () => stats().KvCacheUsage, "1", "Fraction of KV-cache blocks in use");
@@ -54,6 +61,10 @@ public sealed record EngineStats
     public int KvBlocksUsed { get; init; }
     public int KvBlocksTotal { get; init; }
     public long Preemptions { get; init; }
+    /// <summary>Speculative decoding totals: verification rounds, proposed (verified) tokens, accepted tokens.</summary>
+    public long SpecDrafts { get; init; }
+    public long SpecDraftTokens { get; init; }
+    public long SpecAcceptedTokens { get; init; }
     public long PromptTokens { get; init; }
     public long GenerationTokens { get; init; }
     public long Steps { get; init; }

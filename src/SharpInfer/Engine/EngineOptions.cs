@@ -34,6 +34,8 @@ public sealed record EngineOptions
     public string? PrefixCacheDir { get; init; }
     /// <summary>Most bytes the disk tier keeps (--prefix-cache-disk-size); the oldest files go first.</summary>
     public long PrefixCacheDiskBytes { get; init; } = 8L << 30;
+    /// <summary>Speculative decoding (vLLM's --speculative-config); null = off.</summary>
+    public Speculation.SpeculativeConfig? Speculative { get; init; }
     /// <summary>Where the engine reports degraded operation (e.g. the disk tier turning itself off); null = stderr.</summary>
     public Action<string>? Warn { get; init; }
 
@@ -52,6 +54,7 @@ public sealed record EngineOptions
         Check(KvCacheMemoryBytes is null or > 0, "kv_cache_memory", "must be positive");
         Check(KvCacheFraction is > 0 and <= 0.9, "kv_cache_fraction", $"must be in (0, 0.9], got {KvCacheFraction}");
         Check(PrefixCacheDiskBytes > 0, "prefix_cache_disk_size", "must be positive");
+        Speculative?.Validate();
         return this;
     }
 }

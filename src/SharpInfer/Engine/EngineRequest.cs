@@ -59,6 +59,10 @@ public sealed record RequestTimings
     /// <summary>First to last generated token.</summary>
     public double DecodeTime { get; init; }
     public int Preemptions { get; init; }
+    /// <summary>Speculative decoding: proposed tokens verified for this request, and how many were accepted
+    /// (llama.cpp's draft_n / draft_n_accepted).</summary>
+    public int DraftTokens { get; init; }
+    public int DraftAccepted { get; init; }
 }
 
 /// <summary>The engine refused a request because its waiting queue is full (HTTP 429).</summary>

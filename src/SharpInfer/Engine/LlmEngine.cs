@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
+using SharpInfer.Engine.Speculation;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
@@ -51,6 +52,10 @@ public sealed class LlmEngine : IDisposable
     private readonly StringBuilder _emit = new();
     private readonly Dictionary<long, Request> _live = [];
     private readonly TokenLogProb[] _top = new TokenLogProb[SamplingParams.MaxLogprobs];
+    private readonly SpeculativeConfig? _spec;
+    private readonly IProposer? _proposer;
+    private readonly ProposalBatch? _proposals;
+    private long _specDrafts, _specDraftTokens, _specAccepted;
     private long _nextId;
     private int _inSystem;             // accepted and not finished (admission control)
     private int _pendingAdds;          // added but not yet seen by the loop
@@ -95,7 +100,14 @@ public sealed class LlmEngine : IDisposable
         _blocks = _runner.Blocks;
         _scheduler = new Scheduler(_blocks, Options.MaxNumSeqs, Options.MaxNumBatchedTokens, Options.Mode);
         _batch = new ForwardBatch(Options.MaxNumBatchedTokens, Options.MaxNumSeqs);
-        _logits = new float[(long)Options.MaxNumSeqs * c.VocabSize];
+        _spec = Options.Speculative;
+        if (_spec != null)
+        {
+            _proposer = new NgramProposer(_spec.PromptLookupMin, _spec.PromptLookupMax);
+            _proposals = new ProposalBatch(Options.MaxNumSeqs, _spec.NumSpeculativeTokens);
+        }
+        // one logits row per sampling sequence, and one more per proposed token it verifies
+        _logits = new float[(long)Options.MaxNumSeqs * (1 + (_spec?.NumSpeculativeTokens ?? 0)) * c.VocabSize];
         _raw = new float[c.VocabSize];
         _scratch = new SamplerScratch(c.VocabSize);
         Metrics = new EngineMetrics(() => _stats);
@@ -142,6 +154,8 @@ public sealed class LlmEngine : IDisposable
             Stops = new StopStringMatcher(p.Stop),
             Channel = Channel.CreateUnbounded<RequestOutput>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true }),
             Arrival = Stopwatch.GetTimestamp(),
+            Draft = _spec != null ? new int[_spec.NumSpeculativeTokens] : null,
+            DraftLimit = _spec?.NumSpeculativeTokens ?? 0,
         };
         Interlocked.Increment(ref _pendingAdds);
         _incoming.Enqueue((Command.Add, r));
@@ -259,6 +273,7 @@ public sealed class LlmEngine : IDisposable
     private void Step()
     {
         long t0 = Stopwatch.GetTimestamp();
+        Propose();
         var chunks = _scheduler.Schedule();
         foreach (var s in _scheduler.PreemptedThisStep) Metrics.Preemptions.Add(1);
         if (chunks.Count == 0)
@@ -279,8 +294,11 @@ public sealed class LlmEngine : IDisposable
             }
             int seq = _batch.AddSequence(r.Blocks);
             var tokens = r.Tokens;
-            for (int k = 0; k < c.Count; k++)
-                _batch.AddToken(seq, tokens[c.Start + k], c.Start + k, wantLogits: c.SamplesNext && k == c.Count - 1);
+            int real = c.Count - c.Drafts;
+            for (int k = 0; k < real; k++)
+                _batch.AddToken(seq, tokens[c.Start + k], c.Start + k, wantLogits: c.SamplesNext && k == real - 1);
+            // proposed tokens follow the last one, each wanting the logits that verify the next
+            for (int j = 0; j < c.Drafts; j++) _batch.AddToken(seq, r.Draft![j], c.Start + real + j, wantLogits: true);
         }
         _maxConcurrency = Math.Max(_maxConcurrency, chunks.Count);
         _runner.Forward(_batch, _logits);
@@ -301,8 +319,35 @@ public sealed class LlmEngine : IDisposable
                 Metrics.PromptTokens.Add(r.PromptLength);
             }
             if (!c.SamplesNext) continue;
-            SampleAndEmit(r, _logits.AsSpan(row * V, V));
-            row++;
+            if (c.Drafts == 0)
+            {
+                SampleAndEmit(r, _logits.AsSpan(row * V, V), -1, out _);
+                row++;
+                continue;
+            }
+            // speculative: verify the proposals in order; the first rejection (or the row after the last proposal)
+            // gives the target's own token, and the sequence keeps the keys and values of what was accepted
+            int accepted = 0;
+            for (int j = 0; j <= c.Drafts; j++)
+            {
+                int draft = j < c.Drafts ? r.Draft![j] : -1;
+                bool finished = SampleAndEmit(r, _logits.AsSpan((row + j) * V, V), draft, out bool ok);
+                if (finished || !ok) break;
+                accepted++;
+            }
+            row += 1 + c.Drafts;
+            r.DraftProposed += c.Drafts;
+            r.DraftAccepted += accepted;
+            _specDrafts++;
+            _specDraftTokens += c.Drafts;
+            _specAccepted += accepted;
+            Metrics.SpecDrafts.Add(1);
+            Metrics.SpecDraftTokens.Add(c.Drafts);
+            Metrics.SpecAcceptedTokens.Add(accepted);
+            if (r.Status == SequenceStatus.Finished) continue;
+            _scheduler.CommitDrafts(r, accepted);
+            // adapt: grow after a fully accepted run, fall back to what was accepted (plus one) after a rejection
+            r.DraftLimit = accepted == c.Drafts ? Math.Min(_spec!.NumSpeculativeTokens, r.DraftLimit + 1) : Math.Max(1, accepted + 1);
         }
         long t1 = Stopwatch.GetTimestamp();
         double dt = Seconds(t0, t1);
@@ -311,8 +356,46 @@ public sealed class LlmEngine : IDisposable
         PublishStats();
     }
 
-    private void SampleAndEmit(Request r, Span<float> logits)
+    /// <summary>Proposals for this step: every decoding sequence gets up to its adaptive limit (none while more
+    /// sequences decode than <see cref="SpeculativeConfig.DisableByBatchSize"/>), never past its max tokens.</summary>
+    private void Propose()
     {
+        if (_proposer == null) return;
+        var running = _scheduler.Running;
+        int decoding = 0;
+        for (int i = 0; i < running.Count; i++)
+        {
+            running[i].DraftCount = 0;
+            if (!running[i].IsPrefilling) decoding++;
+        }
+        if (decoding == 0 || decoding > _spec!.DisableByBatchSize) return;
+        _proposals!.Clear();
+        for (int i = 0; i < running.Count; i++)
+        {
+            var r = (Request)running[i];
+            if (r.IsPrefilling) continue;
+            // the target's own token must fit after the proposals
+            int room = Math.Min(r.Sampling.MaxTokens - r.OutputLength, r.MaxLength - r.Length) - 1;
+            int limit = Math.Min(r.DraftLimit, room);
+            if (limit > 0) _proposals.Add(r, limit);
+        }
+        if (_proposals.Count == 0) return;
+        _proposer.Propose(_proposals);
+        for (int i = 0; i < _proposals.Count; i++)
+        {
+            var s = _proposals.Sequence(i);
+            int n = _proposals.Proposed(i);
+            _proposals.Tokens(i)[..n].CopyTo(s.Draft);
+            s.DraftCount = n;
+        }
+    }
+
+    /// <summary>Samples the next token of <paramref name="r"/> from <paramref name="logits"/> (or verifies the proposed
+    /// <paramref name="draft"/>, when ≥ 0: <paramref name="accepted"/> tells whether it stood) and emits it. Returns
+    /// true when the request finished.</summary>
+    private bool SampleAndEmit(Request r, Span<float> logits, int draft, out bool accepted)
+    {
+        accepted = false;
         var p = r.Sampling;
         TokenLogProbs? lp = null;
         double lse = 0;
@@ -323,7 +406,10 @@ public sealed class LlmEngine : IDisposable
             k = LogProbs.Top(logits, lse, _top.AsSpan(0, p.Logprobs.Value));
             logits.CopyTo(_raw);
         }
-        int token = r.Sampler.Sample(logits, _scratch);
+        int token;
+        if (draft < 0) token = r.Sampler.Sample(logits, _scratch);
+        else if (_spec!.AcceptAllForTests) (token, accepted) = (draft, true);
+        else token = r.Sampler.Verify(logits, _scratch, draft, out accepted);
         long now = Stopwatch.GetTimestamp();
         if (r.FirstToken == 0)
         {
@@ -339,7 +425,7 @@ public sealed class LlmEngine : IDisposable
             r.Stops.Push(r.Detokenizer.Flush(), _emit);
             _emit.Append(r.Stops.Flush());
             Finish(r, FinishReason.Stop, text: _emit.ToString());
-            return;
+            return true;
         }
         if (p.Logprobs != null) lp = new TokenLogProbs(token, (float)(_raw[token] - lse), _top.AsSpan(0, k).ToArray());
         r.Append(token);
@@ -367,6 +453,7 @@ public sealed class LlmEngine : IDisposable
         };
         if (finish != null) Finish(r, finish.Value, output);
         else r.Channel.Writer.TryWrite(output);
+        return finish != null;
     }
 
     /// <summary>Ends a request: frees its blocks, sends the final output (with timings) and completes its stream.</summary>
@@ -391,6 +478,8 @@ public sealed class LlmEngine : IDisposable
             PrefillTime = r.FirstToken == 0 || r.FirstScheduled == 0 ? 0 : Seconds(r.FirstScheduled, r.FirstToken),
             DecodeTime = r.FirstToken == 0 ? 0 : Seconds(r.FirstToken, r.LastToken),
             Preemptions = r.Preemptions,
+            DraftTokens = r.DraftProposed,
+            DraftAccepted = r.DraftAccepted,
         };
         Metrics.EndToEndLatency.Record(e2e);
         if (r.OutputLength > 1) Metrics.TimePerOutputToken.Record(timings.TimePerOutputToken);
@@ -437,6 +526,9 @@ public sealed class LlmEngine : IDisposable
             PrefixCacheDiskHits = _blocks.StoreHits,
             PrefixCacheEvictions = _blocks.Evictions,
             PrefixCacheBlocks = _blocks.CachedBlocks,
+            SpecDrafts = _specDrafts,
+            SpecDraftTokens = _specDraftTokens,
+            SpecAcceptedTokens = _specAccepted,
         };
     }
 
@@ -464,6 +556,7 @@ public sealed class LlmEngine : IDisposable
         if (_loop.IsAlive) StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
         Metrics.Dispose();
         _runner.Dispose();
+        _proposer?.Dispose();
         _signal.Dispose();
     }
 }

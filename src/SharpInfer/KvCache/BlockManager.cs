@@ -69,6 +69,15 @@ public sealed class BlockManager : IDisposable
         return true;
     }
 
+    /// <summary>Releases the blocks of <paramref name="table"/> beyond those <paramref name="tokens"/> tokens need (the
+    /// rollback of rejected speculative tokens). Never touches registered (cached) blocks: those are full of
+    /// computed tokens, which a rollback does not reach.</summary>
+    public void Trim(BlockTable table, int tokens)
+    {
+        int keep = BlockTable.BlocksFor(tokens, BlockSize);
+        while (table.Count > keep) _allocator.Release(table.RemoveLast());
+    }
+
     /// <summary>Releases every block of <paramref name="table"/>, last first (so that, among one sequence's cached
     /// blocks, the tail is evicted before the shared head), and empties it.</summary>
     public void Free(BlockTable table)

@@ -58,7 +58,27 @@ public sealed class Sampler
         for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
         ApplyPenalties(logits, scratch);
         if (_p.IsGreedy) return ArgMax(logits);
-        return Draw(logits, scratch);
+        return Draw(logits, scratch, -1, out _);
+    }
+
+    /// <summary>
+    /// Speculative decoding: decides whether the proposed token <paramref name="draft"/> (proposed with certainty, as an
+    /// n-gram lookup does) stands, under exactly the distribution <see cref="Sample"/> draws from after every rule.
+    /// Greedy: it stands if it is the argmax, else the argmax is returned. Sampled (Leviathan et al. / Chen et al.
+    /// with a one-hot proposal distribution): it stands with probability p(draft); otherwise a token is drawn from p
+    /// without the draft, renormalised. Either way the returned token is distributed as <see cref="Sample"/>'s.
+    /// </summary>
+    public int Verify(Span<float> logits, SamplerScratch scratch, int draft, out bool accepted)
+    {
+        for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
+        ApplyPenalties(logits, scratch);
+        if (_p.IsGreedy)
+        {
+            int t = ArgMax(logits);
+            accepted = t == draft;
+            return t;
+        }
+        return Draw(logits, scratch, draft, out accepted);
     }
 
     private void ApplyPenalties(Span<float> logits, SamplerScratch scratch)
@@ -88,8 +108,11 @@ public sealed class Sampler
         return best;
     }
 
-    private int Draw(Span<float> logits, SamplerScratch scratch)
+    /// <summary>Draws from the truncated, tempered distribution; with a <paramref name="draft"/> (≥ 0), first accepts it
+    /// with its probability and otherwise draws from the rest (see <see cref="Verify"/>).</summary>
+    private int Draw(Span<float> logits, SamplerScratch scratch, int draft, out bool accepted)
     {
+        accepted = false;
         int[] ids = scratch.Ids;
         float[] vals = scratch.Values;
         float invT = 1.0f / _p.Temperature;
@@ -136,6 +159,28 @@ public sealed class Sampler
             for (int i = 0; i < n; i++)
                 if (vals[i] >= threshold) { ids[w] = ids[i]; vals[w] = vals[i]; sum += vals[i]; w++; }
             n = w;
+        }
+        if (draft >= 0)
+        {
+            double pDraft = 0;
+            for (int i = 0; i < n; i++) if (ids[i] == draft) { pDraft = vals[i]; break; }
+            if (_rng.NextDouble() * sum < pDraft)
+            {
+                accepted = true;
+                return draft;
+            }
+            // rejected: the residual max(0, p − q) with a one-hot q is p without the draft
+            double rest = sum - pDraft;
+            double u = _rng.NextDouble() * rest, acc = 0;
+            int last = -1;
+            for (int i = 0; i < n; i++)
+            {
+                if (ids[i] == draft) continue;
+                last = ids[i];
+                acc += vals[i];
+                if (u < acc) return ids[i];
+            }
+            return last >= 0 ? last : draft;   // rounding at the very end of the range
         }
         double r = _rng.NextDouble() * sum;
         double c = 0;

@@ -6,11 +6,13 @@ namespace SharpInfer.Scheduling;
 /// completion before any new request is admitted (for comparison).</summary>
 public enum SchedulingMode { Continuous, Static }
 
-/// <summary>One sequence's share of a step: <see cref="Count"/> tokens starting at its first uncomputed token.</summary>
-public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int Count)
+/// <summary>One sequence's share of a step: <see cref="Count"/> tokens starting at its first uncomputed token, the
+/// last <see cref="Drafts"/> of them proposed tokens (speculative decoding) that follow the sequence's last token.</summary>
+public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int Count, int Drafts = 0)
 {
-    /// <summary>True when the chunk reaches the sequence's last token, so the step yields its next-token logits.</summary>
-    public bool SamplesNext => Start + Count == Sequence.Length;
+    /// <summary>True when the chunk reaches the sequence's last token, so the step yields its next-token logits (and
+    /// one more row per proposed token).</summary>
+    public bool SamplesNext => Start + Count - Drafts == Sequence.Length;
 }
 
 /// <summary>
@@ -83,14 +85,21 @@ public sealed class Scheduler
         _preemptedThisStep.Clear();
         int budget = MaxNumBatchedTokens;
 
-        // 1. decodes of running sequences, in priority order
+        // 1. decodes of running sequences, in priority order. Proposed tokens ride along when the budget and free
+        //    blocks allow (never at the price of a preemption: they are dropped instead).
+        int decodes = 0;
+        for (int i = 0; i < _running.Count; i++) if (!_running[i].IsPrefilling) decodes++;
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
             var s = _running[i];
             if (s.IsPrefilling) continue;
+            int drafts = Math.Min(s.DraftCount, Math.Max(0, budget - decodes));
+            if (drafts > 0 && !_blocks.TryGrow(s.Blocks, s.ComputedTokens + 1 + drafts)) drafts = 0;
+            s.DraftCount = drafts;
+            decodes--;
             if (!EnsureBlocks(s, s.ComputedTokens + 1, ref i)) continue;   // s itself was preempted
-            _scheduled.Add(new ScheduledChunk(s, s.ComputedTokens, 1));
-            budget--;
+            _scheduled.Add(new ScheduledChunk(s, s.ComputedTokens, 1 + drafts, drafts));
+            budget -= 1 + drafts;
         }
         // 2. chunks of running sequences that are still prefilling (preempting from the back if none fits: a running
         //    prefill with no free block would otherwise wait forever when nothing else frees memory)
@@ -178,6 +187,7 @@ public sealed class Scheduler
     {
         int returned = 0;
         _running.Remove(victim);
+        victim.DraftCount = 0;
         for (int j = _scheduled.Count - 1; j >= 0; j--)
             if (_scheduled[j].Sequence == victim) { returned += _scheduled[j].Count; _scheduled.RemoveAt(j); }
         _blocks.Free(victim);
@@ -190,13 +200,26 @@ public sealed class Scheduler
     }
 
     /// <summary>After a step ran: the chunks' tokens now have keys and values in the cache.</summary>
+    /// <summary>After a step ran: the chunks' tokens now have keys and values in the cache (proposed tokens only once
+    /// verified, see <see cref="CommitDrafts"/>).</summary>
     public void Complete(IReadOnlyList<ScheduledChunk> chunks)
     {
         foreach (var c in chunks)
         {
-            c.Sequence.ComputedTokens = c.Start + c.Count;
+            c.Sequence.ComputedTokens = c.Start + c.Count - c.Drafts;
             _blocks.CacheFullBlocks(c.Sequence);
         }
+    }
+
+    /// <summary>After verification appended <paramref name="accepted"/> proposed tokens (and one token of the target's
+    /// own) to a running sequence: their keys and values, written in the step, are now the sequence's; the slots of
+    /// rejected proposals are given back (whole blocks freed, the rest overwritten later).</summary>
+    public void CommitDrafts(Sequence s, int accepted)
+    {
+        s.ComputedTokens += accepted;
+        s.DraftCount = 0;
+        _blocks.Trim(s.Blocks, s.ComputedTokens + 1);
+        _blocks.CacheFullBlocks(s);
     }
 
     /// <summary>Tokens held in the cache by all running sequences (for the waste metric).</summary>

@@ -35,6 +35,17 @@ public class Sequence
     public int CachedPromptTokens { get; set; }
     /// <summary>Whether the scheduler admitted the sequence at least once.</summary>
     public bool WasAdmitted { get; set; }
+
+    // ---- speculative decoding: tokens proposed to follow this step's last token, verified in the same forward pass
+    /// <summary>Proposal buffer (null when the sequence does not speculate); the first <see cref="DraftCount"/> are live.</summary>
+    public int[]? Draft { get; set; }
+    /// <summary>Proposed tokens to verify in the next step (the scheduler may drop them for lack of budget or blocks).</summary>
+    public int DraftCount { get; set; }
+    /// <summary>Current proposal length limit, adapted to this sequence's acceptance.</summary>
+    public int DraftLimit { get; set; }
+    /// <summary>Tokens proposed (and verified) and accepted over the sequence's life.</summary>
+    public int DraftProposed { get; set; }
+    public int DraftAccepted { get; set; }
     private readonly List<UInt128> _blockHashes = [];
 
     public Sequence(long id, ReadOnlySpan<int> prompt, int maxLength, int priority, long arrivalOrder)
