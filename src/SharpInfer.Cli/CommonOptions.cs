@@ -17,10 +17,12 @@ public sealed class CommonOptions
     public readonly Option<int> Batch = new("--batch-size", "-b") { Description = "Largest number of tokens per forward pass", DefaultValueFactory = _ => 512 };
     public readonly Option<string> CacheType = new("--cache-type") { Description = "KV cache element type: f16 or f32", DefaultValueFactory = _ => "f16" };
     public readonly Option<bool> Exact = new("--exact") { Description = "Keep activations in float for quantized weights (matches llama.cpp on F32-converted weights; slower)" };
+    public readonly SpeculativeOptions Speculative = new();
 
     public void AddTo(Command c)
     {
         c.Options.Add(Model); c.Options.Add(Threads); c.Options.Add(Context); c.Options.Add(Batch); c.Options.Add(CacheType); c.Options.Add(Exact);
+        Speculative.AddTo(c);
     }
 
     public string ModelPath(ParseResult r) => ModelLocator.Resolve(r.GetValue(Model));
@@ -32,6 +34,7 @@ public sealed class CommonOptions
         BatchSize = r.GetValue(Batch),
         KvType = ParseKv(r.GetValue(CacheType)!),
         Precision = r.GetValue(Exact) ? MatMulPrecision.Exact : MatMulPrecision.Fast,
+        Speculative = Speculative.Config(r),
     }.Validate();
 
     public static KvDataType ParseKv(string s) => s.ToLowerInvariant() switch
@@ -40,6 +43,32 @@ public sealed class CommonOptions
         "f32" => KvDataType.F32,
         _ => throw new InvalidRequestException($"--cache-type must be f16 or f32, got '{s}'", "cache_type"),
     };
+}
+
+/// <summary>Speculative decoding: vLLM's <c>--speculative-config</c> JSON, and llama.cpp's <c>--draft-max</c> as a short form
+/// (n-gram proposals of at most N tokens).</summary>
+public sealed class SpeculativeOptions
+{
+    public readonly Option<string?> Json = new("--speculative-config")
+    {
+        Description = "Speculative decoding, vLLM's JSON: {\"method\": \"ngram\", \"num_speculative_tokens\": 5, \"prompt_lookup_max\": 4, \"prompt_lookup_min\": 2}",
+    };
+    public readonly Option<int?> DraftMax = new("--draft-max", "--draft") { Description = "Speculative decoding with n-gram proposals of at most N tokens (short for --speculative-config)" };
+
+    public void AddTo(Command c)
+    {
+        c.Options.Add(Json);
+        c.Options.Add(DraftMax);
+    }
+
+    public SharpInfer.Engine.Speculation.SpeculativeConfig? Config(ParseResult r)
+    {
+        var json = r.GetValue(Json);
+        var max = r.GetValue(DraftMax);
+        if (json == null && max == null) return null;
+        var c = json != null ? SharpInfer.Engine.Speculation.SpeculativeConfig.Parse(json) : new SharpInfer.Engine.Speculation.SpeculativeConfig();
+        return (max is { } m ? c with { NumSpeculativeTokens = m } : c).Validate();
+    }
 }
 
 /// <summary>Sampling options shared by <c>run</c> and <c>chat</c>, with llama.cpp's names and defaults.</summary>

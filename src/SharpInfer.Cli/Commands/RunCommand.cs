@@ -111,6 +111,11 @@ public static class RunCommand
         w.WriteNumber("predicted_ms", Math.Round(t.GenerationMs, 3));
         w.WriteNumber("predicted_per_second", Math.Round(t.GenerationTokensPerSecond, 3));
         w.WriteNumber("threads", options.Threads);
+        if (options.Speculative != null)
+        {
+            w.WriteNumber("draft_n", t.DraftTokens);
+            w.WriteNumber("draft_n_accepted", t.DraftAccepted);
+        }
         w.WriteEndObject();
         w.WriteString("model", Path.GetFileName(model.Path));
         w.WriteEndObject();

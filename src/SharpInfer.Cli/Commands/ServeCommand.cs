@@ -43,11 +43,13 @@ public static class ServeCommand
         var noPrefixCaching = new Option<bool>("--no-prefix-caching") { Description = "Turn off automatic prefix caching (on by default: prompts reuse the KV of earlier requests' shared prefixes)" };
         var prefixDir = new Option<string?>("--prefix-cache-dir") { Description = "Directory for the prefix cache's disk tier: blocks evicted from memory are kept there (survives restarts)" };
         var prefixDisk = new Option<string>("--prefix-cache-disk-size") { Description = "Most bytes the disk tier keeps; the oldest files go first", DefaultValueFactory = _ => "8GiB" };
+        var speculative = new SpeculativeOptions();
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, metrics)")
         {
             model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType, blockSize, scheduling,
             shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk,
         };
+        speculative.AddTo(cmd);
         cmd.SetAction(r =>
         {
             var kv = r.GetValue(kvMemory);
@@ -75,6 +77,7 @@ public static class ServeCommand
                     EnablePrefixCaching = !r.GetValue(noPrefixCaching),
                     PrefixCacheDir = r.GetValue(prefixDir),
                     PrefixCacheDiskBytes = ByteSize.Parse(r.GetValue(prefixDisk)!, "prefix_cache_disk_size"),
+                    Speculative = speculative.Config(r),
                 },
             };
             return Run(options, Console.Out, Console.Error);
@@ -156,6 +159,7 @@ public static class ServeCommand
         w.WriteLine($"  block_size             {e.BlockSize}");
         w.WriteLine($"  scheduling             {e.Mode.ToString().ToLowerInvariant()}");
         w.WriteLine($"  precision              {e.Precision.ToString().ToLowerInvariant()}");
+        w.WriteLine($"  speculative            {(e.Speculative is { } sc ? $"{sc.Method}, up to {sc.NumSpeculativeTokens} tokens (lookup {sc.PromptLookupMin}..{sc.PromptLookupMax}), off above {sc.DisableByBatchSize} decoding sequences" : "off")}");
         w.WriteLine($"  prefix_caching         {(e.EnablePrefixCaching ? "on" : "off")}" +
                     (e.EnablePrefixCaching && e.PrefixCacheDir != null ? $" (disk tier {e.PrefixCacheDir}, {ByteSize.Format(e.PrefixCacheDiskBytes)})" : ""));
         w.WriteLine($"  shutdown_timeout       {o.ShutdownTimeout.TotalSeconds:0.###} s");

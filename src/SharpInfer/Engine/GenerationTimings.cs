@@ -12,6 +12,9 @@ public sealed class GenerationTimings
     public int DecodePasses { get; set; }
     /// <summary>Time from the end of the prompt pass to the end of generation (decode passes and sampling).</summary>
     public double GenerationMs { get; set; }
+    /// <summary>Speculative decoding: proposed tokens verified, and accepted (llama.cpp's draft_n, draft_n_accepted).</summary>
+    public int DraftTokens { get; set; }
+    public int DraftAccepted { get; set; }
 
     public int ProcessedPromptTokens => PromptTokens - CachedPromptTokens;
     public double PromptTokensPerSecond => PromptMs > 0 ? ProcessedPromptTokens / (PromptMs / 1000.0) : 0;

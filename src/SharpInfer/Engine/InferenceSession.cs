@@ -42,6 +42,7 @@ public sealed class InferenceSession : IDisposable
             Precision = Options.Precision,
             Isa = Options.Isa,
             EnablePrefixCaching = Options.PrefixCaching,
+            Speculative = Options.Speculative,
         });
     }
 
@@ -90,6 +91,8 @@ public sealed class InferenceSession : IDisposable
                     // steps after the first token: one per generated token, plus the one that sampled end-of-generation
                     int steps = sampled + (o.Finish == FinishReason.Stop && token < 0 ? 1 : 0);
                     timings.DecodePasses = Math.Max(0, steps - 1);
+                    timings.DraftTokens = t.DraftTokens;
+                    timings.DraftAccepted = t.DraftAccepted;
                 }
                 yield return new GenerationEvent(token, o.Text, lp?.LogProb ?? 0, lp?.Top, o.Finish);
                 if (o.IsFinal) yield break;

@@ -21,6 +21,8 @@ public sealed record SessionOptions
     public IsaLevel? Isa { get; init; }
     /// <summary>Reuse the KV of earlier prompts and replies through the engine's prefix cache (on by default).</summary>
     public bool PrefixCaching { get; init; } = true;
+    /// <summary>Speculative decoding (--speculative-config / --draft-max); null = off.</summary>
+    public Speculation.SpeculativeConfig? Speculative { get; init; }
 
     public SessionOptions Validate()
     {
@@ -28,6 +30,7 @@ public sealed record SessionOptions
         if (ContextLength < 8) throw new InvalidRequestException($"context size must be at least 8, got {ContextLength}", "ctx_size");
         if (BatchSize < 1) throw new InvalidRequestException($"batch size must be at least 1, got {BatchSize}", "batch_size");
         if (KvBlockSize is not (8 or 16 or 32)) throw new InvalidRequestException($"block size must be 8, 16 or 32, got {KvBlockSize}", "block_size");
+        Speculative?.Validate();
         return this;
     }
 }
