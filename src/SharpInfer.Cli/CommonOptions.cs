@@ -53,20 +53,24 @@ public sealed class SpeculativeOptions
     {
         Description = "Speculative decoding, vLLM's JSON: {\"method\": \"ngram\", \"num_speculative_tokens\": 5, \"prompt_lookup_max\": 4, \"prompt_lookup_min\": 2}",
     };
-    public readonly Option<int?> DraftMax = new("--draft-max", "--draft") { Description = "Speculative decoding with n-gram proposals of at most N tokens (short for --speculative-config)" };
+    public readonly Option<int?> DraftMax = new("--draft-max", "--draft") { Description = "Speculative decoding: propose at most N tokens per step (n-gram proposals unless --model-draft is given)" };
+    public readonly Option<string?> ModelDraft = new("--model-draft", "-md") { Description = "Speculative decoding with this draft model (same vocabulary as the model)" };
 
     public void AddTo(Command c)
     {
         c.Options.Add(Json);
         c.Options.Add(DraftMax);
+        c.Options.Add(ModelDraft);
     }
 
     public SharpInfer.Engine.Speculation.SpeculativeConfig? Config(ParseResult r)
     {
         var json = r.GetValue(Json);
         var max = r.GetValue(DraftMax);
-        if (json == null && max == null) return null;
+        var draft = r.GetValue(ModelDraft);
+        if (json == null && max == null && draft == null) return null;
         var c = json != null ? SharpInfer.Engine.Speculation.SpeculativeConfig.Parse(json) : new SharpInfer.Engine.Speculation.SpeculativeConfig();
+        if (draft != null) c = c with { Method = "draft_model", Model = draft };
         return (max is { } m ? c with { NumSpeculativeTokens = m } : c).Validate();
     }
 }

@@ -103,7 +103,15 @@ public sealed class LlmEngine : IDisposable
         _spec = Options.Speculative;
         if (_spec != null)
         {
-            _proposer = new NgramProposer(_spec.PromptLookupMin, _spec.PromptLookupMax);
+            try
+            {
+                _proposer = _spec.Method == "draft_model" ? LoadDraft(_spec) : new NgramProposer(_spec.PromptLookupMin, _spec.PromptLookupMax);
+            }
+            catch
+            {
+                _runner.Dispose();
+                throw;
+            }
             _proposals = new ProposalBatch(Options.MaxNumSeqs, _spec.NumSpeculativeTokens);
         }
         // one logits row per sampling sequence, and one more per proposed token it verifies
@@ -163,6 +171,24 @@ public sealed class LlmEngine : IDisposable
         r.Cancellation = cancellation.Register(static state => { var (e, q) = ((LlmEngine, Request))state!; e.Abort(q); }, (this, r));
         _signal.Release();
         return Read(r);
+    }
+
+    /// <summary>The draft model of speculative decoding, on this engine's threads, its KV cache sized for the
+    /// sequences that may speculate at once.</summary>
+    private DraftModelProposer LoadDraft(SpeculativeConfig spec)
+    {
+        var draft = Model.Load(spec.Model!);
+        try
+        {
+            int seqs = Math.Min(Options.MaxNumSeqs, spec.DisableByBatchSize) + 1;
+            return new DraftModelProposer(draft, _model, _runner.Pool, Options.MaxNumSeqs, spec.NumSpeculativeTokens,
+                                          (long)seqs * (MaxModelLen + spec.NumSpeculativeTokens), Options.KvType, Options.BlockSize);
+        }
+        catch
+        {
+            draft.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Blocking form of <see cref="AddRequest"/> for synchronous callers (benchmarks, tools): the request's
@@ -275,7 +301,11 @@ public sealed class LlmEngine : IDisposable
         long t0 = Stopwatch.GetTimestamp();
         Propose();
         var chunks = _scheduler.Schedule();
-        foreach (var s in _scheduler.PreemptedThisStep) Metrics.Preemptions.Add(1);
+        foreach (var s in _scheduler.PreemptedThisStep)
+        {
+            Metrics.Preemptions.Add(1);
+            _proposer?.Forget(s);
+        }
         if (chunks.Count == 0)
         {
             // Only possible if the head of the queue cannot fit even alone; admission prevents that, but never spin.
@@ -461,6 +491,7 @@ public sealed class LlmEngine : IDisposable
     {
         if (r.Status == SequenceStatus.Finished) return;
         _scheduler.Remove(r);
+        _proposer?.Forget(r);
         _live.Remove(r.Id);
         ReleaseSeat(r);
         long now = Stopwatch.GetTimestamp();

@@ -26,13 +26,17 @@ public sealed class ModelRunner : IDisposable
     public static int BlocksForBytes(ModelConfig c, KvDataType type, int blockSize, long bytes) =>
         (int)Math.Max(1, Math.Min(int.MaxValue, bytes / (KvBytesPerToken(c, type) * blockSize)));
 
+    private readonly bool _ownsPool;
+
     public ModelRunner(Model model, int threads, int maxBatchTokens, int blockSize, int blockCount, KvDataType kvType,
                        MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null,
-                       bool prefixCaching = false, IKvBlockStore? store = null)
+                       bool prefixCaching = false, IKvBlockStore? store = null, ComputePool? sharedPool = null)
     {
         Model = model;
         var c = model.Config;
-        Pool = new ComputePool(threads);
+        // a second model in the same engine (a speculative draft) runs on the first one's threads: one pool per process
+        _ownsPool = sharedPool == null;
+        Pool = sharedPool ?? new ComputePool(threads);
         try
         {
             Transformer = new Transformer(c, model.Weights, Pool, maxBatchTokens, blockSize, precision, isa);
@@ -42,7 +46,7 @@ public sealed class ModelRunner : IDisposable
         {
             Transformer?.Dispose();
             store?.Dispose();
-            Pool.Dispose();
+            if (_ownsPool) Pool.Dispose();
             throw;
         }
     }
@@ -54,6 +58,6 @@ public sealed class ModelRunner : IDisposable
     {
         Transformer.Dispose();
         Blocks.Dispose();
-        Pool.Dispose();
+        if (_ownsPool) Pool.Dispose();
     }
 }

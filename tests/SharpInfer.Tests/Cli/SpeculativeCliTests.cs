@@ -39,7 +39,8 @@ public class SpeculativeCliTests
     [Theory]
     [InlineData("--speculative-config", "{\"method\": \"medusa\"}", "method")]
     [InlineData("--speculative-config", "not json", "not valid JSON")]
-    [InlineData("--speculative-config", "{\"model\": \"draft.gguf\"}", "not available yet")]
+    [InlineData("--speculative-config", "{\"method\": \"draft_model\"}", "model")]
+    [InlineData("--model-draft", "/nonexistent/draft.gguf", "draft.gguf")]
     [InlineData("--draft-max", "0", "num_speculative_tokens")]
     public void BadSpeculativeOptionsAreOneLineErrors(string option, string value, string expected)
     {

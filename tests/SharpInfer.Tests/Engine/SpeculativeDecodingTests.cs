@@ -92,11 +92,13 @@ public class SpeculativeDecodingTests
     {
         var c = SpeculativeConfig.Parse("""{"method": "ngram", "num_speculative_tokens": 7, "prompt_lookup_max": 5, "prompt_lookup_min": 3}""");
         Assert.Equal((7, 5, 3), (c.NumSpeculativeTokens, c.PromptLookupMax, c.PromptLookupMin));
+        var d = SpeculativeConfig.Parse("""{"model": "draft.gguf", "num_speculative_tokens": 4}""");   // vLLM's form: the model implies the method
+        Assert.Equal(("draft_model", "draft.gguf", 4), (d.Method, d.Model, d.NumSpeculativeTokens));
         foreach (var bad in new[]
                  {
                      "", "[]", "{\"method\": \"eagle\"}", "{\"num_speculative_tokens\": 0}", "{\"num_speculative_tokens\": 99}",
                      "{\"prompt_lookup_min\": 4, \"prompt_lookup_max\": 2}", "{\"method\": 1}", "{\"num_speculative_tokens\": \"5\"}",
-                     "{\"bogus\": 1}", "{\"model\": \"draft.gguf\"}",
+                     "{\"bogus\": 1}", "{\"method\": \"draft_model\"}", "{\"method\": \"ngram\", \"model\": \"d.gguf\"}",
                  })
         {
             var e = Assert.Throws<InvalidRequestException>(() => SpeculativeConfig.Parse(bad));
@@ -210,5 +212,72 @@ public class SpeculativeDecodingTests
         var wrong = await Histogram(model, Ngram with { AcceptAllForTests = true }, sampling, Requests, 2_000_000);
         var (chiWrong, dfWrong) = ChiSquare(plain, wrong);
         Assert.True(chiWrong > Critical001(dfWrong), $"a wrong acceptance rule went unnoticed: chi-square {chiWrong:F1}, df {dfWrong}");
+    }
+
+    // ---- draft model: stories260K drafting for a widened copy of itself (../shared/tools/widen_gguf.py) ----------
+
+    private static readonly Lazy<string> WidenedPath = new(() =>
+    {
+        var path = Path.Combine(Directory.CreateDirectory(Path.Combine(TestPaths.Cache, "models")).FullName, "widened-tiny-f32.gguf");
+        if (File.Exists(path)) return path;
+        var tmp = path + "." + Environment.ProcessId + ".tmp";
+        var psi = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in (string[])[Path.Combine(TestPaths.Shared, "tools", "widen_gguf.py"), "--type", "f32", "--dim", "256", "--n-layer", "8",
+                                     "--n-ff", "512", "--head-dim", "32", "--n-head-kv", "4", "-o", tmp])
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException("widen_gguf.py failed: " + err);
+        File.Move(tmp, path, overwrite: true);   // same arguments, same bytes: a concurrent writer wrote the same file
+        return path;
+    });
+
+    private static SpeculativeConfig Draft(int k = 5) =>
+        new() { Method = "draft_model", Model = TestPaths.Stories260K, NumSpeculativeTokens = k, DisableByBatchSize = 64 };
+
+    [Fact]
+    public async Task ADraftModelGivesIdenticalGreedyOutputAloneBatchedAndUnderPreemption()
+    {
+        using var model = Model.Load(WidenedPath.Value);
+        var prompts = EngineExactnessTests.Prompts(model, 16, seed: 8);
+        SamplingParams Sampling(int i) => i % 4 == 1 ? Greedy(50) with { Stop = ["Lily", "park."] } : Greedy(50);
+        var plain = await Run(model, Options(null), prompts, Sampling);
+        var alone = new Result[prompts.Length];
+        using (var engine = new LlmEngine(model, Options(Draft())))
+            for (int i = 0; i < prompts.Length; i++)
+                alone[i] = await Collect(engine.AddRequest(new EngineRequest { PromptTokens = prompts[i], Sampling = Sampling(i) }));
+        AssertSame(plain, alone);
+        int drafted = alone.Sum(r => r.Drafted), accepted = alone.Sum(r => r.Accepted);
+        Assert.True(drafted > 200 && accepted > drafted / 2, $"drafted {drafted}, accepted {accepted}: the draft is the widened model's own core");
+        AssertSame(plain, await Run(model, Options(Draft()), prompts, Sampling));
+        long perToken = ModelRunner.KvBytesPerToken(model.Config, KvDataType.F32);
+        using (var tiny = new LlmEngine(model, Options(Draft(), kvBytes: perToken * 16 * 20)))
+        {
+            var spec = await Task.WhenAll(prompts.Select((p, i) => Collect(tiny.AddRequest(new EngineRequest { PromptTokens = p, Sampling = Sampling(i) }))));
+            AssertSame(plain, spec);
+            Assert.True(tiny.Stats.Preemptions > 0, "the tiny cache should have forced preemption");
+        }
+    }
+
+    [Fact]
+    public async Task ADraftModelKeepsTheSampledDistribution()
+    {
+        using var model = Model.Load(WidenedPath.Value);
+        var sampling = new SamplingParams { Temperature = 1.0f, TopP = 0.9f, MaxTokens = 8, IgnoreEos = true };
+        const int Requests = 2600;
+        var plain = await Histogram(model, null, sampling, Requests, 1);
+        var spec = await Histogram(model, Draft(3), sampling, Requests, 1_000_000);
+        var (chi, df) = ChiSquare(plain, spec);
+        Assert.True(df >= 10 && chi < Critical001(df), $"chi-square {chi:F1} with {df} degrees of freedom (critical {Critical001(df):F1})");
+    }
+
+    [Fact]
+    public void ADraftWithAnotherVocabularyIsRefused()
+    {
+        using var model = Model.Load(WidenedPath.Value);
+        var e = Assert.Throws<InvalidRequestException>(() =>
+            new LlmEngine(model, Options(Draft() with { Model = TestModels.Get("qwen3-tiny", "f32") })));
+        Assert.Contains("different vocabularies", e.Message);
     }
 }

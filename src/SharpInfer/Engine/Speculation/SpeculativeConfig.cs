@@ -10,8 +10,10 @@ namespace SharpInfer.Engine.Speculation;
 /// </summary>
 public sealed record SpeculativeConfig
 {
-    /// <summary>"ngram" (prompt lookup).</summary>
+    /// <summary>"ngram" (prompt lookup) or "draft_model" (a smaller model with the same vocabulary: <see cref="Model"/>).</summary>
     public string Method { get; init; } = "ngram";
+    /// <summary>Draft model file (vLLM's "model", llama.cpp's -md); implies method "draft_model".</summary>
+    public string? Model { get; init; }
     /// <summary>Most tokens proposed per sequence and step (k); the engine adapts below it per request.</summary>
     public int NumSpeculativeTokens { get; init; } = 5;
     /// <summary>Longest suffix (in tokens) looked up for n-gram proposals.</summary>
@@ -34,7 +36,9 @@ public sealed record SpeculativeConfig
         {
             if (!ok) throw new InvalidRequestException($"speculative config: {field} {msg}", "speculative_config");
         }
-        Check(Method == "ngram", "method", $"must be \"ngram\", got \"{Method}\" (draft-model proposals are not available yet)");
+        Check(Method is "ngram" or "draft_model", "method", $"must be \"ngram\" or \"draft_model\", got \"{Method}\"");
+        Check(Method != "draft_model" || !string.IsNullOrEmpty(Model), "model", "is required by method \"draft_model\" (the draft GGUF file)");
+        Check(Method != "ngram" || Model == null, "model", "is a draft model, which method \"ngram\" does not use");
         Check(NumSpeculativeTokens is >= 1 and <= MaxSpeculativeTokens, "num_speculative_tokens", $"must be between 1 and {MaxSpeculativeTokens}, got {NumSpeculativeTokens}");
         Check(PromptLookupMin is >= 1 and <= 64, "prompt_lookup_min", $"must be between 1 and 64, got {PromptLookupMin}");
         Check(PromptLookupMax >= PromptLookupMin && PromptLookupMax <= 64, "prompt_lookup_max", $"must be between prompt_lookup_min ({PromptLookupMin}) and 64, got {PromptLookupMax}");
@@ -59,13 +63,14 @@ public sealed record SpeculativeConfig
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new InvalidRequestException("speculative config must be a JSON object", "speculative_config");
             var c = new SpeculativeConfig();
+            bool methodGiven = false;
             foreach (var p in doc.RootElement.EnumerateObject())
             {
+                if (p.Name == "method") methodGiven = true;
                 c = p.Name switch
                 {
                     "method" => c with { Method = Text(p) },
-                    "model" => throw new InvalidRequestException(
-                        "speculative config: draft-model proposals (\"model\") are not available yet; use {\"method\": \"ngram\"}", "speculative_config"),
+                    "model" => c with { Model = Text(p) },
                     "num_speculative_tokens" => c with { NumSpeculativeTokens = Int(p) },
                     "prompt_lookup_max" => c with { PromptLookupMax = Int(p) },
                     "prompt_lookup_min" => c with { PromptLookupMin = Int(p) },
@@ -73,6 +78,7 @@ public sealed record SpeculativeConfig
                     _ => throw new InvalidRequestException($"speculative config: unknown key \"{p.Name}\"", "speculative_config"),
                 };
             }
+            if (!methodGiven && c.Model != null) c = c with { Method = "draft_model" };
             return c.Validate();
         }
     }
