@@ -406,7 +406,7 @@ public sealed class LlmEngine : IDisposable
             if (r.IsPrefilling) continue;
             // the target's own token must fit after the proposals
             int room = Math.Min(r.Sampling.MaxTokens - r.OutputLength, r.MaxLength - r.Length) - 1;
-            int limit = Math.Min(r.DraftLimit, room);
+            int limit = TileFriendly(Math.Min(r.DraftLimit, room));
             if (limit > 0) _proposals.Add(r, limit);
         }
         if (_proposals.Count == 0) return;
@@ -419,6 +419,14 @@ public sealed class LlmEngine : IDisposable
             s.DraftCount = n;
         }
     }
+
+    /// <summary>
+    /// The matmul kernels multiply tokens in tiles of 4 (and the rest one by one), so verifying 1 + d tokens costs
+    /// about the same for d = 3 as for d = 4, 5 or 6 minus the extra single-token passes: a limit of 3 or more is
+    /// rounded down to one less than a multiple of 4 (3, 7, 11, 15). Measured on the widened 1B target with the
+    /// stories260K draft: --draft-max 8 went from about 65 to about 75 tokens/s.
+    /// </summary>
+    private static int TileFriendly(int limit) => limit < 3 ? limit : (limit + 1) / 4 * 4 - 1;
 
     /// <summary>Samples the next token of <paramref name="r"/> from <paramref name="logits"/> (or verifies the proposed
     /// <paramref name="draft"/>, when ≥ 0: <paramref name="accepted"/> tells whether it stood) and emits it. Returns
