@@ -82,7 +82,11 @@ public class EngineLifecycleTests
         await foreach (var o in engine.AddRequest(Req(prompt, max: 100_000 / 100), cts.Token))
         {
             outputs.Add(o);
-            if (outputs.Count == 5) cts.Cancel();
+            if (outputs.Count == 5)
+            {
+                engine.HoldSteps();   // no further step can finish the request before the abort is taken
+                cts.Cancel();
+            }
             if (o.IsFinal) break;
         }
         Assert.Equal(FinishReason.Abort, outputs[^1].Finish);
