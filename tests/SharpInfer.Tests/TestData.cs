@@ -10,8 +10,26 @@ public static class TestPaths
     public static string Shared { get; } = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
     public static string Golden => Path.Combine(Shared, "golden");
     public static string Stories260K => Path.Combine(Shared, "models", "stories260K.gguf");
-    /// <summary>Generated models and scratch files: git-ignored, kept between runs.</summary>
-    public static string Cache { get; } = Directory.CreateDirectory(Path.Combine(RepoRoot, ".cache")).FullName;
+    /// <summary>Generated models and scratch files: git-ignored, kept between runs (SHARPINFER_TEST_CACHE points it
+    /// elsewhere, e.g. to measure what a run from an empty cache writes).</summary>
+    public static string Cache { get; } = Directory.CreateDirectory(
+        Environment.GetEnvironmentVariable("SHARPINFER_TEST_CACHE") is { Length: > 0 } c ? c : Path.Combine(RepoRoot, ".cache")).FullName;
+
+    /// <summary>Per-run scratch for the biggest synthetic models (0.5–1 GB each): deleted when the test process
+    /// ends, so they never pile up in <see cref="Cache"/>.</summary>
+    public static string RunScratch { get; } = CreateRunScratch();
+
+    private static string CreateRunScratch()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"sharpinfer-tests-{Environment.ProcessId}")).FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(dir, recursive: true); }
+            catch (IOException) { }   // best effort: a file still mapped elsewhere stays in the OS temp dir
+            catch (UnauthorizedAccessException) { }
+        };
+        return dir;
+    }
 
     private static string FindRepoRoot()
     {
@@ -33,9 +51,15 @@ public static class TestModels
 {
     private static readonly object Gate = new();
 
-    public static string Get(string preset, string type, int seed = 1)
+    public static string Get(string preset, string type, int seed = 1) =>
+        Generate(Directory.CreateDirectory(Path.Combine(TestPaths.Cache, "models")).FullName, preset, type, seed);
+
+    /// <summary>A real-size synthetic model (tests with Category=Large): generated once per test run into
+    /// <see cref="TestPaths.RunScratch"/> and shared by the tests of that run, then deleted.</summary>
+    public static string GetLarge(string preset, string type, int seed = 1) => Generate(TestPaths.RunScratch, preset, type, seed);
+
+    private static string Generate(string dir, string preset, string type, int seed)
     {
-        var dir = Directory.CreateDirectory(Path.Combine(TestPaths.Cache, "models")).FullName;
         var path = Path.Combine(dir, $"{preset}-{type}-s{seed}.gguf");
         lock (Gate)
         {

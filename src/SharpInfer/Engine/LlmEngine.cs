@@ -61,6 +61,9 @@ public sealed class LlmEngine : IDisposable
     private int _pendingAdds;          // added but not yet seen by the loop
     private volatile bool _accepting = true;
     private volatile bool _stopLoop;
+    // Test hook: while reset, the loop still takes commands (adds, aborts) but runs no step, so a test can hold
+    // requests in flight and act on them at a known point instead of racing the loop.
+    private readonly ManualResetEventSlim _stepsAllowed = new(true);
     private Exception? _fatal;
     private EngineStats _stats = new();
     private double _wasteIntegral, _busySeconds;
@@ -242,7 +245,7 @@ public sealed class LlmEngine : IDisposable
             while (!_stopLoop)
             {
                 Drain();
-                if (!_scheduler.HasWork)
+                if (!_scheduler.HasWork || !_stepsAllowed.IsSet)
                 {
                     PublishStats();
                     _signal.Wait(100);
@@ -590,6 +593,15 @@ public sealed class LlmEngine : IDisposable
         _loop.Join();
     }
 
+    /// <summary>Test hook: pauses the loop between steps (commands are still taken) until <see cref="ResumeSteps"/>.</summary>
+    internal void HoldSteps() => _stepsAllowed.Reset();
+
+    internal void ResumeSteps()
+    {
+        _stepsAllowed.Set();
+        _signal.Release();
+    }
+
     public void Dispose()
     {
         if (_loop.IsAlive) StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
@@ -597,5 +609,6 @@ public sealed class LlmEngine : IDisposable
         _runner.Dispose();
         _proposer?.Dispose();
         _signal.Dispose();
+        _stepsAllowed.Dispose();
     }
 }

@@ -82,7 +82,11 @@ public class EngineLifecycleTests
         await foreach (var o in engine.AddRequest(Req(prompt, max: 100_000 / 100), cts.Token))
         {
             outputs.Add(o);
-            if (outputs.Count == 5) cts.Cancel();
+            if (outputs.Count == 5)
+            {
+                engine.HoldSteps();   // no further step can finish the request before the abort is taken
+                cts.Cancel();
+            }
             if (o.IsFinal) break;
         }
         Assert.Equal(FinishReason.Abort, outputs[^1].Finish);
@@ -129,17 +133,32 @@ public class EngineLifecycleTests
     [Fact]
     public async Task GracefulStopFinishesInFlightThenRefuses()
     {
-        var engine = new LlmEngine(Stories.Value, new EngineOptions { Threads = 1 });
+        using var engine = new LlmEngine(Stories.Value, new EngineOptions { Threads = 1 });
         var prompt = Stories.Value.Tokenizer.Encode("Once upon a time");
+        engine.HoldSteps();   // both requests are accepted and provably unfinished when the stop begins
         var short1 = Drain(engine.AddRequest(Req(prompt, max: 8)));
+        var short2 = Drain(engine.AddRequest(Req(prompt, max: 4)));
+        var stop = engine.StopAsync(TimeSpan.FromMinutes(5));   // the grace is only a hang guard here
+        Assert.Throws<EngineStoppedException>(() => engine.AddRequest(Req(prompt)));
+        Assert.False(short1.IsCompleted);
+        engine.ResumeSteps();
+        await stop;
+        Assert.Equal(FinishReason.Length, await short1);   // in flight at the stop: finished, not aborted
+        Assert.Equal(FinishReason.Length, await short2);
+        Assert.Throws<EngineStoppedException>(() => engine.AddRequest(Req(prompt)));
+    }
+
+    [Fact]
+    public async Task StopAbortsWhatIsStillRunningWhenTheGraceEnds()
+    {
+        using var engine = new LlmEngine(Stories.Value, new EngineOptions { Threads = 1 });
+        var prompt = Stories.Value.Tokenizer.Encode("Once upon a time");
+        engine.HoldSteps();   // the request cannot progress, so it is certainly unfinished when the grace ends
         var endless = Drain(engine.AddRequest(new EngineRequest
         { PromptTokens = prompt, Sampling = new SamplingParams { Temperature = 0, MaxTokens = 1_000, IgnoreEos = true } }));
-        await Task.Delay(50);
-        await engine.StopAsync(TimeSpan.FromMilliseconds(300));
-        Assert.Equal(FinishReason.Length, await short1);                   // finished within the grace period
-        Assert.Contains(await endless, new FinishReason?[] { FinishReason.Abort, FinishReason.Length });
-        Assert.Throws<EngineStoppedException>(() => engine.AddRequest(Req(prompt)));
-        engine.Dispose();
+        await engine.StopAsync(TimeSpan.FromMilliseconds(50));
+        Assert.Equal(FinishReason.Abort, await endless);
+        Assert.Equal(0, engine.ActiveRequests);
     }
 
     [Fact]

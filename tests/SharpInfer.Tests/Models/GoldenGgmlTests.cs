@@ -20,23 +20,29 @@ public class GoldenGgmlTests
     [InlineData("mistral-tiny", "q4_k_m")]
     [InlineData("mistral-tiny", "q4_0")]
     public void ShallowFastPathMatchesLlamaCppFastPath(string preset, string type) =>
-        Check(preset, type, $"generate-ggml/{preset}-{type}-s1.jsonl", tight: 2e-3, loose: 2e-2, margin: 2e-2, Isa.Level);
+        Check(TestModels.Get(preset, type), $"generate-ggml/{preset}-{type}-s1.jsonl", tight: 2e-3, loose: 2e-2, margin: 2e-2, Isa.Level);
 
     [Theory]
     [InlineData("mistral-tiny", "q8_0")]
     [InlineData("mistral-tiny", "q4_k_m")]
     [InlineData("mistral-tiny", "f16")]
     [InlineData("mistral-tiny", "q4_0")]
+    public void FastPathStaysNearExact(string preset, string type) =>
+        Check(TestModels.Get(preset, type), $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
+
+    /// <summary>Real-size models (generated per run and deleted afterwards): tagged Category=Large.</summary>
+    [Theory]
+    [Trait("Category", "Large")]
     [InlineData("qwen3-0.6b", "q8_0")]
     [InlineData("qwen2.5-0.5b", "f16")]
     [InlineData("llama3.2-1b", "q4_0")]
     [InlineData("llama-1.1b-spm", "q4_k_m")]
-    public void FastPathStaysNearExact(string preset, string type) =>
-        Check(preset, type, $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
+    public void RealSizeFastPathStaysNearExact(string preset, string type) =>
+        Check(TestModels.GetLarge(preset, type), $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
 
-    internal static void Check(string preset, string type, string golden, double tight, double loose, double margin, IsaLevel isa)
+    internal static void Check(string modelPath, string golden, double tight, double loose, double margin, IsaLevel isa)
     {
-        using var model = Model.Load(TestModels.Get(preset, type));
+        using var model = Model.Load(modelPath);
         int compared = 0, within = 0;
         foreach (var gc in GoldenCase.Load(golden))
         {

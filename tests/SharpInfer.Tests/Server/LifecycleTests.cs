@@ -35,6 +35,9 @@ public class LifecycleTests
         }
         Assert.True(s.Engine.Stats.KvBlocksUsed > 0, $"the request should hold KV blocks while it streams: {s.Engine.Stats}");
         Assert.Equal(1, s.Engine.Stats.Running);
+        // hold the engine between steps so the request cannot run to max_tokens while the disconnect is noticed
+        // (aborts are still taken while held)
+        s.Engine.HoldSteps();
         // the client goes away: its connection closes (see MaxResponseDrainSize in the harness)
         cts.Cancel();
         await reader.DisposeAsync();
@@ -53,10 +56,13 @@ public class LifecycleTests
         var body = LongStream();
         body.Remove("stream");
         body.Remove("stream_options");
+        // held between steps: the request is accepted but cannot finish before the client goes away, however slow
+        // the machine (aborts are still taken while held)
+        s.Engine.HoldSteps();
         var send = s.Http.PostAsync("v1/completions", ServerHarness.JsonContent(body), cts.Token);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (s.Engine.Stats.Running == 0 && DateTime.UtcNow < deadline) await Task.Delay(5, TestContext.Current.CancellationToken);
-        Assert.Equal(1, s.Engine.Stats.Running);
+        var deadline = DateTime.UtcNow.AddMinutes(5);   // hang guard only
+        while (s.Engine.ActiveRequests == 0 && DateTime.UtcNow < deadline) await Task.Delay(5, TestContext.Current.CancellationToken);
+        Assert.Equal(1, s.Engine.ActiveRequests);
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send);
         Assert.True(await s.WaitIdleAsync(), $"KV blocks still used after the disconnect: {s.Engine.Stats}");

@@ -180,10 +180,11 @@ public sealed class ServerHarness : IAsyncDisposable
         return (chunks, false);
     }
 
-    /// <summary>Waits (polling) until the engine holds no request and no KV block; false if that does not happen in time.</summary>
+    /// <summary>Waits (polling) until the engine holds no request and no KV block; false if that does not happen in time
+    /// (the default limit is a hang guard, long enough for a loaded machine: an idle engine returns at once).</summary>
     public async Task<bool> WaitIdleAsync(TimeSpan? limit = null)
     {
-        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(30));
+        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromMinutes(5));
         while (DateTime.UtcNow < deadline)
         {
             var s = Engine.Stats;

@@ -120,9 +120,27 @@ public class JinjaLimitTests
     public void DeeplyNestedDataCannotOverflowTheStack()
     {
         const string build = "{% set ns = namespace(l=[]) %}{% for i in range(50000) %}{% set ns.l = [ns.l] %}{% endfor %}";
-        Assert.Equal(TemplateLimit.Depth, Limit(build + "{{ ns.l|tojson }}").Limit);
-        Assert.Equal(TemplateLimit.Depth, Limit(build + "{{ ns.l }}").Limit);
-        Assert.Equal(TemplateLimit.Depth, Limit(build + "{{ ns.l == ns.l[0] }}").Limit);
+        // on a thread with a known, small stack (1 MiB, a common thread-pool default), so the outcome does not
+        // depend on which runner thread the test lands on
+        OnThreadWithStack(1 << 20, () =>
+        {
+            Assert.Equal(TemplateLimit.Depth, Limit(build + "{{ ns.l|tojson }}").Limit);
+            Assert.Equal(TemplateLimit.Depth, Limit(build + "{{ ns.l }}").Limit);
+            Assert.Equal(TemplateLimit.Depth, Limit(build + "{{ ns.l == ns.l[0] }}").Limit);
+        });
+    }
+
+    private static void OnThreadWithStack(int stackBytes, Action check)
+    {
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { check(); }
+            catch (Exception e) { failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e); }
+        }, stackBytes);
+        thread.Start();
+        thread.Join();
+        failure?.Throw();
     }
 
     [Fact]
