@@ -23,7 +23,7 @@ public sealed class CommonOptions
         c.Options.Add(Model); c.Options.Add(Threads); c.Options.Add(Context); c.Options.Add(Batch); c.Options.Add(CacheType); c.Options.Add(Exact);
     }
 
-    public string ModelPath(ParseResult r) => ModelLocator.Resolve(r.GetValue(Model));
+    public string ModelPath(ParseResult r) => ModelFileCheck.Resolve(r.GetValue(Model));
 
     public SessionOptions Session(ParseResult r) => new SessionOptions
     {

@@ -53,7 +53,7 @@ public static class ServeCommand
             var kv = r.GetValue(kvMemory);
             var options = new ServerOptions
             {
-                ModelPath = ModelLocator.Resolve(r.GetValue(model)),
+                ModelPath = ModelFileCheck.Resolve(r.GetValue(model)),
                 Host = r.GetValue(host)!,
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey) ?? NullIfEmpty(Environment.GetEnvironmentVariable(ApiKeyEnvironmentVariable)),
