@@ -60,7 +60,7 @@ public static class RunCommand
         if (json)
         {
             var buffer = new MemoryStream();
-            using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
+            using (var w = new Utf8JsonWriter(buffer, CliJson.WriterOptions))
                 WriteJson(w, promptIds, generated, text.ToString(), sampling.Logprobs != null ? tops : null, finish, t, model, options);
             stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
             stdout.Flush();
@@ -95,7 +95,7 @@ public static class RunCommand
                 {
                     w.WriteStartArray();
                     w.WriteNumberValue(tp.Id);
-                    w.WriteNumberValue(tp.LogProb);
+                    CliJson.WriteNumberOrNull(w, tp.LogProb);
                     w.WriteEndArray();
                 }
                 w.WriteEndArray();
@@ -105,11 +105,11 @@ public static class RunCommand
         w.WriteStartObject("timings");
         w.WriteNumber("prompt_n", t.ProcessedPromptTokens);
         w.WriteNumber("prompt_cached", t.CachedPromptTokens);
-        w.WriteNumber("prompt_ms", Math.Round(t.PromptMs, 3));
-        w.WriteNumber("prompt_per_second", Math.Round(t.PromptTokensPerSecond, 3));
+        CliJson.WriteNumberOrNull(w, "prompt_ms", Math.Round(t.PromptMs, 3));
+        CliJson.WriteNumberOrNull(w, "prompt_per_second", Math.Round(t.PromptTokensPerSecond, 3));
         w.WriteNumber("predicted_n", t.GeneratedTokens);
-        w.WriteNumber("predicted_ms", Math.Round(t.GenerationMs, 3));
-        w.WriteNumber("predicted_per_second", Math.Round(t.GenerationTokensPerSecond, 3));
+        CliJson.WriteNumberOrNull(w, "predicted_ms", Math.Round(t.GenerationMs, 3));
+        CliJson.WriteNumberOrNull(w, "predicted_per_second", Math.Round(t.GenerationTokensPerSecond, 3));
         w.WriteNumber("threads", options.Threads);
         w.WriteEndObject();
         w.WriteString("model", Path.GetFileName(model.Path));
