@@ -14,7 +14,14 @@ public static class CliRunner
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = io.Out, Error = io.Error };
         try
         {
-            return root.Parse(args).Invoke(config);
+            var parsed = root.Parse(args);
+            // One line for a parse error instead of the error followed by the whole help text.
+            if (parsed.Errors.Count > 0)
+            {
+                io.Error.WriteLine($"error: {OneLine(parsed.Errors[0].Message)} (see {CommandLine(parsed)} --help)");
+                return 1;
+            }
+            return parsed.Invoke(config);
         }
         catch (Exception e)
         {
@@ -23,6 +30,14 @@ public static class CliRunner
             if (Environment.GetEnvironmentVariable("SHARPINFER_DEBUG") == "1") io.Error.WriteLine(inner.ToString());
             return 1;
         }
+    }
+
+    private static string CommandLine(ParseResult parsed)
+    {
+        var names = new List<string>();
+        for (var c = parsed.CommandResult; c != null; c = c.Parent as System.CommandLine.Parsing.CommandResult)
+            names.Insert(0, c.Parent == null ? "sharpinfer" : c.Command.Name);
+        return string.Join(' ', names);
     }
 
     private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
