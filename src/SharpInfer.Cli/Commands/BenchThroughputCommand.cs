@@ -92,7 +92,7 @@ public static class BenchThroughputCommand
             };
         }).ToArray();
         using var engine = new LlmEngine(model, options);
-        Console.Error.WriteLine($"engine: {options.MaxNumSeqs} seqs, {options.MaxNumBatchedTokens} batched tokens, KV cache {engine.KvCacheBytes / 1048576.0:F0} MiB " +
+        Console.Error.WriteLine($"engine: {options.MaxNumSeqs} seqs, {options.MaxNumBatchedTokens} batched tokens, KV cache {ByteSize.Format(engine.KvCacheBytes)} " +
                                 $"({engine.KvCapacityTokens} tokens in blocks of {options.BlockSize}), mode {mode}, {options.Threads} threads, {Isa.Describe()}");
         var sw = Stopwatch.StartNew();
         var tasks = requests.Select(async r =>
