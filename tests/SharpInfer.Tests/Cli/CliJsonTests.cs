@@ -11,7 +11,10 @@ public class CliJsonTests
     {
         var json = JsonSerializer.Serialize(new Dictionary<string, object>
         {
-            ["nan"] = double.NaN, ["inf"] = float.PositiveInfinity, ["ok"] = 1.5, ["isa"] = "avx512+vnni",
+            ["nan"] = double.NaN,
+            ["inf"] = float.PositiveInfinity,
+            ["ok"] = 1.5,
+            ["isa"] = "avx512+vnni",
         }, CliJson.Compact);
         Assert.Equal("{\"nan\":null,\"inf\":null,\"ok\":1.5,\"isa\":\"avx512+vnni\"}", json);
     }
