@@ -25,7 +25,7 @@ public sealed class CommonOptions
         Speculative.AddTo(c);
     }
 
-    public string ModelPath(ParseResult r) => ModelLocator.Resolve(r.GetValue(Model));
+    public string ModelPath(ParseResult r) => ModelFileCheck.Resolve(r.GetValue(Model));
 
     public SessionOptions Session(ParseResult r) => new SessionOptions
     {

@@ -11,7 +11,8 @@ public static class Program
     /// template commands use <paramref name="io"/>; the others write to the console.</summary>
     public static int Run(string[] args, CliIo io)
     {
-        var root = new RootCommand("SharpInfer: run GGUF language models on the CPU, in pure C#.");
+        // Usage lines name what people type (the script), not the assembly.
+        var root = new RootCommand("SharpInfer: run GGUF language models on the CPU, in pure C#.") { HelpName = "sharpinfer" };
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(ChatCommand.Create(io));
         root.Subcommands.Add(TemplateCommand.Create(io));

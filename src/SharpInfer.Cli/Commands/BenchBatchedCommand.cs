@@ -29,7 +29,7 @@ public static class BenchBatchedCommand
         {
             model, npp, ntg, npl, threads, ubatch, cacheType, json,
         };
-        cmd.SetAction(r => Run(ModelLocator.Resolve(r.GetValue(model)), r.GetValue(npp), r.GetValue(ntg), r.GetValue(npl)!,
+        cmd.SetAction(r => Run(ModelFileCheck.Resolve(r.GetValue(model)), r.GetValue(npp), r.GetValue(ntg), r.GetValue(npl)!,
             r.GetValue(threads), r.GetValue(ubatch), r.GetValue(cacheType)!, r.GetValue(json), Console.Out));
         return cmd;
     }
@@ -66,7 +66,7 @@ public static class BenchBatchedCommand
                     ["speed_tg"] = Math.Round(r.GenTps, 3),
                     ["t"] = Math.Round(r.TotalSeconds, 6),
                     ["speed"] = Math.Round(r.TotalTps, 3),
-                }));
+                }, CliJson.Compact));
             else
                 stdout.WriteLine($"| {npp,5} | {ntg,6} | {b,4} | {r.KvTokens,6} | {r.PromptSeconds,8:F3} | {r.PromptTps,8:F2} | {r.GenSeconds,8:F3} | {r.GenTps,8:F2} | {r.TotalSeconds,8:F3} | {r.TotalTps,8:F2} |");
             stdout.Flush();

@@ -30,7 +30,7 @@ public static class BenchCommand
             model, nPrompt, nGen, threads, reps, ubatch, cacheType, exact, json,
         };
         cmd.Subcommands.Add(BenchServeCommand.Create());
-        cmd.SetAction(r => Run(ModelLocator.Resolve(r.GetValue(model)), r.GetValue(nPrompt)!, r.GetValue(nGen)!, r.GetValue(threads),
+        cmd.SetAction(r => Run(ModelFileCheck.Resolve(r.GetValue(model)), r.GetValue(nPrompt)!, r.GetValue(nGen)!, r.GetValue(threads),
             r.GetValue(reps), r.GetValue(ubatch), r.GetValue(cacheType)!, r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error));
         return cmd;
     }
@@ -64,7 +64,7 @@ public static class BenchCommand
         {
             var records = results.Select(res => new Dictionary<string, object?>
             {
-                ["build_commit"] = typeof(BenchCommand).Assembly.GetName().Version?.ToString(),
+                ["build_commit"] = BuildInfo.Commit,
                 ["cpu_info"] = Environment.GetEnvironmentVariable("PROCESSOR_IDENTIFIER") ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString(),
                 ["backends"] = "CPU",
                 ["model_filename"] = Path.GetFileName(path),
@@ -90,7 +90,7 @@ public static class BenchCommand
                 ["samples_ts"] = res.SamplesTs.Select(x => Math.Round(x, 3)).ToArray(),
                 ["peak_rss_bytes"] = rss,
             }).ToList();
-            stdout.WriteLine(JsonSerializer.Serialize(records, new JsonSerializerOptions { WriteIndented = true }));
+            stdout.WriteLine(JsonSerializer.Serialize(records, CliJson.Indented));
         }
         else stdout.WriteLine($"\npeak RSS: {rss / 1048576.0:F0} MiB (model file {model.File.FileSize / 1048576.0:F0} MiB)");
         return 0;
@@ -101,7 +101,10 @@ public static class BenchCommand
     private static string Describe(Model m)
     {
         var ft = m.File.GetInteger("general.file_type");
-        string type = ft switch { 0 => "F32", 1 => "F16", 2 => "Q4_0", 3 => "Q4_1", 7 => "Q8_0", 8 => "Q5_0", 15 => "Q4_K - Medium", 14 => "Q4_K - Small", 17 => "Q5_K - Medium", 18 => "Q6_K", 32 => "BF16", _ => $"ftype {ft}" };
-        return $"{m.Config.Architecture} {Params(m) / 1e9:F1}B {type}";
+        // Files without general.file_type are named after their most common weight type (llama.cpp guesses too).
+        string type = ft is null ? GgmlTypeInfo.Name(m.File.Tensors.GroupBy(t => t.Type).OrderByDescending(g => g.Sum(t => t.ElementCount)).First().Key) : ft switch { 0 => "F32", 1 => "F16", 2 => "Q4_0", 3 => "Q4_1", 7 => "Q8_0", 8 => "Q5_0", 15 => "Q4_K - Medium", 14 => "Q4_K - Small", 17 => "Q5_K - Medium", 18 => "Q6_K", 32 => "BF16", _ => $"ftype {ft}" };
+        long n = Params(m);
+        string size = n >= 1_000_000_000 ? $"{n / 1e9:F1}B" : n >= 1_000_000 ? $"{n / 1e6:F0}M" : $"{n / 1e3:F0}K";
+        return $"{m.Config.Architecture} {size} {type}";
     }
 }

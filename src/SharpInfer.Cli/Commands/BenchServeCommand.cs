@@ -64,7 +64,7 @@ public static class BenchServeCommand
                 Timeout = TimeSpan.FromSeconds(r.GetValue(timeout)),
             };
             var result = BenchServe.RunAsync(options, progress: r.GetValue(json) ? null : Console.Error).GetAwaiter().GetResult();
-            if (r.GetValue(json)) Console.Out.WriteLine(result.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            if (r.GetValue(json)) Console.Out.WriteLine(result.ToJson().ToJsonString(CliJson.Indented));
             else result.Print(Console.Out);
             return result.Completed > 0 ? 0 : 1;
         });

@@ -43,7 +43,7 @@ public static class BenchThroughputCommand
             string m = r.GetValue(mode)!.ToLowerInvariant();
             if (m is not ("continuous" or "static" or "sequential"))
                 throw new InvalidRequestException($"--mode must be continuous, static or sequential, got '{m}'", "mode");
-            using var loaded = Model.Load(ModelLocator.Resolve(r.GetValue(model)));
+            using var loaded = Model.Load(ModelFileCheck.Resolve(r.GetValue(model)));
             var options = new EngineOptions
             {
                 Threads = r.GetValue(threads),
@@ -58,7 +58,7 @@ public static class BenchThroughputCommand
                 Mode = m == "static" ? SchedulingMode.Static : SchedulingMode.Continuous,
             };
             var result = Run(loaded, options, r.GetValue(numPrompts), inA, inB, outA, outB, r.GetValue(seed), m);
-            if (r.GetValue(json)) Console.Out.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            if (r.GetValue(json)) Console.Out.WriteLine(JsonSerializer.Serialize(result, CliJson.Indented));
             else Print(result, Console.Out);
             return 0;
         });
@@ -92,7 +92,7 @@ public static class BenchThroughputCommand
             };
         }).ToArray();
         using var engine = new LlmEngine(model, options);
-        Console.Error.WriteLine($"engine: {options.MaxNumSeqs} seqs, {options.MaxNumBatchedTokens} batched tokens, KV cache {engine.KvCacheBytes / 1048576.0:F0} MiB " +
+        Console.Error.WriteLine($"engine: {options.MaxNumSeqs} seqs, {options.MaxNumBatchedTokens} batched tokens, KV cache {ByteSize.Format(engine.KvCacheBytes)} " +
                                 $"({engine.KvCapacityTokens} tokens in blocks of {options.BlockSize}), mode {mode}, {options.Threads} threads, {Isa.Describe()}");
         var sw = Stopwatch.StartNew();
         var tasks = requests.Select(async r =>

@@ -10,10 +10,18 @@ public static class InspectCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("model") { Description = "Path of a GGUF file" };
+        // -m like every other command; the positional form stays for existing scripts.
+        var file = new Argument<string?>("model") { Description = "Path of a GGUF file (or use -m)", Arity = ArgumentArity.ZeroOrOne };
+        var model = new Option<string?>("--model", "-m") { Description = "Path of a GGUF file" };
         var full = new Option<bool>("--full") { Description = "Print long arrays and strings in full" };
-        var cmd = new Command("inspect", "Print a GGUF file's metadata and tensor table") { file, full };
-        cmd.SetAction(r => Run(r.GetValue(file)!, r.GetValue(full), Console.Out));
+        var cmd = new Command("inspect", "Print a GGUF file's metadata and tensor table") { file, model, full };
+        cmd.SetAction(r =>
+        {
+            string? a = r.GetValue(file), m = r.GetValue(model);
+            if (a != null && m != null && a != m) throw new CliException("give the model once: either -m or a path, not both");
+            var path = m ?? a ?? throw new CliException("inspect needs a model: sharpinfer inspect -m model.gguf");
+            return Run(ModelFileCheck.Ensure(path), r.GetValue(full), Console.Out);
+        });
         return cmd;
     }
 

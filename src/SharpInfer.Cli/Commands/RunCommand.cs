@@ -37,8 +37,10 @@ public static class RunCommand
     public static int Run(string modelPath, SessionOptions options, string prompt, SamplingParams sampling, bool json, bool echoPrompt,
                           TextWriter stdout, TextWriter stderr)
     {
+        var progress = LoadProgress.Model(modelPath, stderr);
         using var model = Model.Load(modelPath);
         using var session = new InferenceSession(model, options);
+        progress.Dispose();
         var promptIds = model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: true);
         var generated = new List<int>();
         var tops = new List<TokenLogProb[]>();
@@ -60,7 +62,7 @@ public static class RunCommand
         if (json)
         {
             var buffer = new MemoryStream();
-            using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
+            using (var w = new Utf8JsonWriter(buffer, CliJson.WriterOptions))
                 WriteJson(w, promptIds, generated, text.ToString(), sampling.Logprobs != null ? tops : null, finish, t, model, options);
             stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
             stdout.Flush();
@@ -95,7 +97,7 @@ public static class RunCommand
                 {
                     w.WriteStartArray();
                     w.WriteNumberValue(tp.Id);
-                    w.WriteNumberValue(tp.LogProb);
+                    CliJson.WriteNumberOrNull(w, tp.LogProb);
                     w.WriteEndArray();
                 }
                 w.WriteEndArray();
@@ -105,11 +107,11 @@ public static class RunCommand
         w.WriteStartObject("timings");
         w.WriteNumber("prompt_n", t.ProcessedPromptTokens);
         w.WriteNumber("prompt_cached", t.CachedPromptTokens);
-        w.WriteNumber("prompt_ms", Math.Round(t.PromptMs, 3));
-        w.WriteNumber("prompt_per_second", Math.Round(t.PromptTokensPerSecond, 3));
+        CliJson.WriteNumberOrNull(w, "prompt_ms", Math.Round(t.PromptMs, 3));
+        CliJson.WriteNumberOrNull(w, "prompt_per_second", Math.Round(t.PromptTokensPerSecond, 3));
         w.WriteNumber("predicted_n", t.GeneratedTokens);
-        w.WriteNumber("predicted_ms", Math.Round(t.GenerationMs, 3));
-        w.WriteNumber("predicted_per_second", Math.Round(t.GenerationTokensPerSecond, 3));
+        CliJson.WriteNumberOrNull(w, "predicted_ms", Math.Round(t.GenerationMs, 3));
+        CliJson.WriteNumberOrNull(w, "predicted_per_second", Math.Round(t.GenerationTokensPerSecond, 3));
         w.WriteNumber("threads", options.Threads);
         if (options.Speculative != null)
         {

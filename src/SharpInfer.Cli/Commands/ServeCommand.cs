@@ -55,7 +55,7 @@ public static class ServeCommand
             var kv = r.GetValue(kvMemory);
             var options = new ServerOptions
             {
-                ModelPath = ModelLocator.Resolve(r.GetValue(model)),
+                ModelPath = ModelFileCheck.Resolve(r.GetValue(model)),
                 Host = r.GetValue(host)!,
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey) ?? NullIfEmpty(Environment.GetEnvironmentVariable(ApiKeyEnvironmentVariable)),
@@ -120,7 +120,8 @@ public static class ServeCommand
                 {
                     var e = modelHost.Engine!;
                     stdout.WriteLine($"model loaded: {Path.GetFileName(options.ModelPath)} ({e.Model.Config.Architecture}, vocab {e.Model.Config.VocabSize}), served as '{modelHost.ModelId}'");
-                    stdout.WriteLine($"KV cache: {ByteSize.Format(e.KvCacheBytes)}, {e.KvCapacityTokens} tokens ({e.Stats.KvBlocksTotal} blocks of {e.Options.BlockSize}); max_model_len {e.MaxModelLen}");
+                    stdout.WriteLine($"KV cache: {ByteSize.Format(e.KvCacheBytes)}, {e.KvCapacityTokens} tokens ({e.Stats.KvBlocksTotal} blocks of {e.Options.BlockSize}); " +
+                                     $"max_model_len {e.MaxModelLen}, max_num_seqs {e.Options.MaxNumSeqs}, threads {e.Options.Threads}");
                     stdout.WriteLine($"ready: {string.Join(", ", app.Urls)}/v1");
                     stdout.Flush();
                 }
@@ -150,7 +151,8 @@ public static class ServeCommand
         w.WriteLine($"  host:port              {o.Host}:{o.Port}");
         w.WriteLine($"  api_key                {(o.ApiKey is null ? "none" : "set")}");
         w.WriteLine($"  threads                {e.Threads}");
-        w.WriteLine($"  max_model_len          {e.MaxModelLen}");
+        // The effective length is known only after loading (capped by the model's context): the summary prints it.
+        w.WriteLine($"  max_model_len          {e.MaxModelLen} requested (capped by the model's context)");
         w.WriteLine($"  max_num_seqs           {e.MaxNumSeqs}");
         w.WriteLine($"  max_num_batched_tokens {e.MaxNumBatchedTokens}");
         w.WriteLine($"  max_queued_requests    {e.MaxQueuedRequests}");

@@ -30,7 +30,7 @@ public static class TemplateCommand
         chat.AddTo(cmd);
         cmd.SetAction(r => Run(new TemplateArgs
         {
-            ModelPath = ModelLocator.Resolve(r.GetValue(model)),
+            ModelPath = ModelFileCheck.Resolve(r.GetValue(model)),
             MessagesPath = r.GetValue(messages)!,
             ToolsPath = r.GetValue(tools),
             Variables = chat.Variables(r),

@@ -18,7 +18,7 @@ public static class TokenizeCommand
         var cmd = new Command("tokenize", "Print the token ids of a text as a JSON array") { model, text, noSpecial, noParse };
         cmd.SetAction(r =>
         {
-            using var g = GgufFile.Open(ModelLocator.Resolve(r.GetValue(model)));
+            using var g = GgufFile.Open(ModelFileCheck.Resolve(r.GetValue(model)));
             var tok = Tokenizer.FromGguf(g);
             var ids = tok.Encode(r.GetValue(text)!, addSpecial: !r.GetValue(noSpecial), parseSpecial: !r.GetValue(noParse));
             Console.Out.WriteLine("[" + string.Join(",", ids) + "]");
