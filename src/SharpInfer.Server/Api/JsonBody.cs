@@ -55,6 +55,11 @@ public sealed class JsonBody(JsonObject root)
         {
             throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
         }
+        catch (InvalidOperationException)
+        {
+            throw ApiException.BadRequest("A property name of the request body is not valid Unicode.", null, JsonUnicodeCheck.Code);
+        }
+        JsonUnicodeCheck.Validate(obj);
         return new JsonBody(obj);
     }
 
