@@ -63,6 +63,8 @@ public static class ServerApp
         app.Lifetime.ApplicationStarted.Register(host.StartLoading);
         app.Lifetime.ApplicationStopping.Register(host.BeginShutdown);
 
+        var cors = CorsPolicy.Create(options.CorsOrigins);
+        if (cors is not null) app.Use((ctx, next) => cors.HandleAsync(ctx, next));
         app.Use((ctx, next) => HandleErrors(ctx, next, log));
         app.UseStatusCodePages(ctx => StatusCodePage(ctx.HttpContext));
         app.Use((ctx, next) => Authorize(ctx, next, options.ApiKey));

@@ -20,6 +20,9 @@ public sealed record ServerOptions
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest accepted request body in bytes; larger bodies get 413 (--max-body-size).</summary>
     public long MaxRequestBodyBytes { get; init; } = 16L << 20;
+    /// <summary>Origins browsers may call from (--cors-origin, repeatable or comma-separated; "*" = any). Empty = CORS
+    /// off: no CORS headers, preflights are not answered.</summary>
+    public IReadOnlyList<string> CorsOrigins { get; init; } = [];
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
     /// after the server starts listening; until it returns, requests get 503.</summary>

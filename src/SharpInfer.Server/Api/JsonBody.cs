@@ -55,6 +55,11 @@ public sealed class JsonBody(JsonObject root)
         {
             throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
         }
+        catch (InvalidOperationException)
+        {
+            throw ApiException.BadRequest("A property name of the request body is not valid Unicode.", null, JsonUnicodeCheck.Code);
+        }
+        JsonUnicodeCheck.Validate(obj);
         return new JsonBody(obj);
     }
 
@@ -152,13 +157,21 @@ public sealed class JsonBody(JsonObject root)
         return (int)l.Value;
     }
 
+    private const double TwoPow63 = 9223372036854775808.0;
+    private const double TwoPow63Negative = -9223372036854775808.0;
+
     /// <summary>An integral JSON number (5 and 5.0 are integers, 5.5 is not) in the range of a long.</summary>
     public static long AsLong(JsonNode v, string name)
     {
         if (v is JsonValue jv && jv.GetValueKind() == JsonValueKind.Number)
         {
             if (jv.TryGetValue<long>(out var l)) return l;
-            if (jv.TryGetValue<double>(out var d) && Math.Floor(d) == d && d >= long.MinValue && d <= long.MaxValue) return (long)d;
+            if (jv.TryGetValue<double>(out var d) && Math.Floor(d) == d)
+            {
+                // 2^63 is exactly (double)long.MaxValue, so the upper bound must be strict: a cast would saturate it.
+                if (d >= TwoPow63Negative && d < TwoPow63) return (long)d;
+                throw ApiException.BadRequest($"'{name}' is out of range: {v.ToJsonString()} does not fit in a 64-bit signed integer.", name);
+            }
         }
         throw ApiException.BadRequest($"'{name}' must be an integer, got {Describe(v)}{(v is JsonValue ? " " + v.ToJsonString() : "")}.", name);
     }
