@@ -10,18 +10,28 @@ namespace SharpInfer.Sampling.Grammar;
 /// (<c>"</c>, <c>\</c>, control characters) are never generated: negated classes and <c>.</c> exclude them, and
 /// a pattern that names them literally is rejected.
 /// </summary>
-internal sealed class RegexToGbnf
+public sealed class RegexToGbnf
 {
-    private const string NoEscape = "\"\\\\\\x00-\\x1F\\x7F";   // GBNF class body: quote, backslash, controls
+    private const string JsonUnsafe = "\"\\\\\\x00-\\x1F\\x7F";   // GBNF class body: quote, backslash, controls
     private readonly string _p;
+    private readonly bool _inJsonString;
+    private readonly string _unsafeChars;
     private int _i;
 
-    private RegexToGbnf(string pattern) => _p = pattern;
-
-    public static string Translate(string pattern)
+    private RegexToGbnf(string pattern, bool inJsonString)
     {
-        var t = new RegexToGbnf(pattern.StartsWith('^') ? pattern[1..] : pattern);
-        if (t._p.EndsWith('$') && !t._p.EndsWith("\\$")) t = new RegexToGbnf(t._p[..^1]);
+        _p = pattern;
+        _inJsonString = inJsonString;
+        _unsafeChars = inJsonString ? JsonUnsafe : "";
+    }
+
+    /// <summary>A GBNF expression for the strings <paramref name="pattern"/> matches in full; with
+    /// <paramref name="inJsonString"/> false (vLLM's <c>regex</c> output) any character may be generated.</summary>
+    public static string Translate(string pattern, bool inJsonString = true)
+    {
+        string body0 = pattern.StartsWith('^') ? pattern[1..] : pattern;
+        if (body0.EndsWith('$') && !body0.EndsWith("\\$")) body0 = body0[..^1];
+        var t = new RegexToGbnf(body0, inJsonString);
         string body = t.Alternatives();
         if (t._i != t._p.Length) throw t.Error($"unexpected '{t._p[t._i]}'");
         return "(" + body + ")";
@@ -53,7 +63,7 @@ internal sealed class RegexToGbnf
                 _i++;
             }
             else if (c == '[') { _i++; atom = Class(); }
-            else if (c == '.') { _i++; atom = "[^\\n" + NoEscape + "]"; }
+            else if (c == '.') { _i++; atom = "[^\\n" + _unsafeChars + "]"; }
             else if (c == '\\') { _i++; atom = Escape(inClass: false); }
             else if (c is '*' or '+' or '?' or '{') throw Error($"'{c}' has nothing to repeat");
             else if (c is '^' or '$') throw Error("anchors are only supported at the start and end");
@@ -86,6 +96,7 @@ internal sealed class RegexToGbnf
 
     private string Literal(char c)
     {
+        if (!_inJsonString) return c is '"' or '\\' || c < 0x20 ? $"\"\\x{(int)c:X2}\"" : "\"" + c + "\"";
         if (c is '"' or '\\' || c < 0x20 || c == 0x7F) throw Error($"character U+{(int)c:X4} would need a JSON escape");
         return "\"" + c + "\"";
     }
@@ -112,13 +123,13 @@ internal sealed class RegexToGbnf
         if (neg != null)
         {
             if (inClass) throw Error($"'\\{e}' inside a class is not supported");
-            return "[^" + neg + NoEscape + "]";
+            return "[^" + neg + _unsafeChars + "]";
         }
         if (char.IsAsciiLetterOrDigit(e)) throw Error($"escape '\\{e}' is not supported");
         return inClass ? ClassChar(e) : Literal(e);
     }
 
-    private static string ClassChar(char c) => c is ']' or '[' or '-' or '^' ? "\\" + c : c.ToString();
+    private static string ClassChar(char c) => c is ']' or '[' or '-' or '^' or '\\' ? "\\" + c : c < 0x20 ? $"\\x{(int)c:X2}" : c.ToString();
 
     private string Class()
     {
@@ -133,11 +144,11 @@ internal sealed class RegexToGbnf
             if (c == ']' && !first) { _i++; break; }
             first = false;
             if (c == '\\') { _i++; sb.Append(Escape(inClass: true)); continue; }
-            if (!negate && (c is '"' or '\\' || c < 0x20)) throw Error($"character U+{(int)c:X4} would need a JSON escape");
+            if (_inJsonString && !negate && (c is '"' or '\\' || c < 0x20)) throw Error($"character U+{(int)c:X4} would need a JSON escape");
             _i++;
             sb.Append(c == '-' && _i < _p.Length && _p[_i] != ']' && sb.Length > 1 ? "-" : ClassChar(c));
         }
-        if (negate) sb.Append(NoEscape);
+        if (negate) sb.Append(_unsafeChars);
         return sb.Append(']').ToString();
     }
 }
