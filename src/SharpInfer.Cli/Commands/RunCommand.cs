@@ -24,11 +24,11 @@ public static class RunCommand
         common.AddTo(cmd);
         cmd.Options.Add(prompt);
         sampling.AddTo(cmd);
-        foreach (var o in new Option[] { json, logprobs, noPrompt })
+        foreach (var o in new Option[] { json, logprobs, noPrompt, GrammarOptions.GrammarFile, GrammarOptions.JsonSchema })
             cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
-            var p = sampling.Params(r) with { Logprobs = r.GetValue(json) ? r.GetValue(logprobs) : null };
+            var p = GrammarOptions.Apply(r, sampling.Params(r) with { Logprobs = r.GetValue(json) ? r.GetValue(logprobs) : null });
             return Run(common.ModelPath(r), common.Session(r), r.GetValue(prompt)!, p, r.GetValue(json), !r.GetValue(noPrompt), Console.Out, Console.Error);
         });
         return cmd;
@@ -39,6 +39,7 @@ public static class RunCommand
     {
         var progress = LoadProgress.Model(modelPath, stderr);
         using var model = Model.Load(modelPath);
+        sampling = GrammarOptions.Bind(sampling, model);
         using var session = new InferenceSession(model, options);
         progress.Dispose();
         var promptIds = model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: true);

@@ -19,7 +19,7 @@ internal static class GenerationEndpoints
         var engine = host.RequireEngine();
         var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
         CheckModel(body, host);
-        var p = GenerationParams.Parse(body, chat: true, engine.Model.Config.VocabSize);
+        var p = GenerationParams.Parse(body, chat: true, engine.Model.Config.VocabSize, engine.Model.Tokenizer);
         var messages = ReadMessages(body);
         var tools = body.Array("tools");
         if (body["tool_choice"] is { } tc && !(tc is JsonValue v && v.GetValueKind() == JsonValueKind.String && v.GetValue<string>() is "none" or "auto"))
@@ -44,7 +44,7 @@ internal static class GenerationEndpoints
         var engine = host.RequireEngine();
         var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
         CheckModel(body, host);
-        var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize);
+        var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize, engine.Model.Tokenizer);
         if (body.String("suffix") is { Length: > 0 })
             throw ApiException.BadRequest("'suffix' is not supported.", "suffix");
         if (p.Echo && p.Logprobs != null)

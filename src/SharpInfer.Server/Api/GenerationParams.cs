@@ -31,7 +31,7 @@ internal sealed class GenerationParams
 
     /// <summary>Reads the parameters. <paramref name="chat"/> selects chat's log-probs fields (logprobs: bool,
     /// top_logprobs: int) over legacy completions' (logprobs: int).</summary>
-    public static GenerationParams Parse(JsonBody b, bool chat, int vocabSize)
+    public static GenerationParams Parse(JsonBody b, bool chat, int vocabSize, SharpInfer.Tokenization.Tokenizer? tokenizer = null)
     {
         b.String("user");
         int n = b.Int("n", 1, MaxN) ?? 1;
@@ -65,12 +65,7 @@ internal sealed class GenerationParams
         }
         else logprobs = b.Int("logprobs", 0, SamplingParams.MaxLogprobs);
 
-        if (b.Object("response_format") is { } rf)
-        {
-            var type = new JsonBody(rf).String("type");
-            if (type is not (null or "text"))
-                throw ApiException.BadRequest($"'response_format' of type '{type}' is not supported; only 'text' is.", "response_format");
-        }
+        var constraint = tokenizer is null ? null : StructuredOutput.Read(b, tokenizer, vocabSize);
 
         var cacheSalt = b.String("cache_salt");
         if (cacheSalt is { Length: 0 or > MaxCacheSaltLength })
@@ -93,6 +88,7 @@ internal sealed class GenerationParams
             LogitBias = LogitBias(b, vocabSize),
             IgnoreEos = b.Bool("ignore_eos") ?? false,
             Logprobs = logprobs,
+            LogitsProcessor = constraint,
         };
         try
         {

@@ -1,7 +1,7 @@
 namespace SharpInfer.Sampling;
 
 /// <summary>
-/// Picks the next token of one sequence from its logits. Order of transforms: logit bias → repetition penalty
+/// Picks the next token of one sequence from its logits. Order of transforms: logits processor (grammar mask) → logit bias → repetition penalty
 /// (last N tokens of prompt and output) → presence/frequency penalties (output only) → greedy argmax if
 /// temperature is 0, else temperature → top-k → top-p → min-p → draw. This is Hugging Face's and vLLM's order
 /// (llama.cpp applies temperature after the truncations; with temperature 1 the two agree). Seeded: the same
@@ -17,6 +17,7 @@ public sealed class Sampler
     private readonly Dictionary<int, int> _generatedCounts;
     private readonly int[] _biasIds;
     private readonly float[] _biasValues;
+    private readonly ILogitsProcessor? _processor;
 
     public SamplingParams Params => _p;
     public ulong Seed { get; }
@@ -34,6 +35,7 @@ public sealed class Sampler
         var bias = p.LogitBias?.ToArray() ?? [];
         _biasIds = bias.Select(b => b.Key).ToArray();
         _biasValues = bias.Select(b => b.Value).ToArray();
+        _processor = p.LogitsProcessor?.Create();
     }
 
     private void Remember(int token)
@@ -47,6 +49,7 @@ public sealed class Sampler
     /// <summary>Records a generated token (for the penalties).</summary>
     public void Accept(int token)
     {
+        _processor?.Accept(token);
         Remember(token);
         if (_p.PresencePenalty != 0 || _p.FrequencyPenalty != 0)
             _generatedCounts[token] = _generatedCounts.GetValueOrDefault(token) + 1;
@@ -55,6 +58,7 @@ public sealed class Sampler
     /// <summary>Chooses the next token. <paramref name="logits"/> is modified (penalties, temperature).</summary>
     public int Sample(Span<float> logits, SamplerScratch scratch)
     {
+        _processor?.Process(logits);   // first: a masked token stays at -infinity through every later rule
         for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
         ApplyPenalties(logits, scratch);
         if (_p.IsGreedy) return ArgMax(logits);

@@ -34,6 +34,8 @@ public sealed record SamplingParams
     public bool IgnoreEos { get; init; }
     /// <summary>Report the log-probability of each chosen token and this many alternatives (0 = chosen only); null = none.</summary>
     public int? Logprobs { get; init; }
+    /// <summary>Per-request logits processor (e.g. a grammar constraint), applied before every other rule.</summary>
+    public ILogitsProcessorFactory? LogitsProcessor { get; init; }
 
     public bool IsGreedy => Temperature <= 0f;
 

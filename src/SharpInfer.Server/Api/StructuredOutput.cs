@@ -1,0 +1,80 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using SharpInfer.Sampling;
+using SharpInfer.Sampling.Grammar;
+using SharpInfer.Tokenization;
+
+namespace SharpInfer.Server.Api;
+
+/// <summary>
+/// The structured-output request fields, turned into one grammar constraint: OpenAI's <c>response_format</c>
+/// (<c>json_object</c>, <c>json_schema</c>), llama.cpp's <c>grammar</c> and <c>json_schema</c>, and vLLM's
+/// <c>structured_outputs</c> (<c>json</c>, <c>regex</c>, <c>choice</c>, <c>grammar</c>). At most one may be
+/// given. Constraints are cached by grammar text, so repeated requests reuse their token masks.
+/// </summary>
+internal static class StructuredOutput
+{
+    private const int CacheSize = 32;
+    private static readonly Dictionary<(Tokenizer, string), GrammarConstraint> Cache = [];
+
+    /// <summary>The constraint the body asks for, or null; 400 naming the field for anything invalid.</summary>
+    public static ILogitsProcessorFactory? Read(JsonBody b, Tokenizer tokenizer, int vocabSize)
+    {
+        var found = new List<(string Field, Func<string> Gbnf)>();
+        if (b.Object("response_format") is { } rf)
+        {
+            var f = new JsonBody(rf);
+            switch (f.String("type"))
+            {
+                case null or "text": break;
+                case "json_object":
+                    found.Add(("response_format", () => f["schema"] is JsonObject s ? JsonSchemaToGbnf.Convert(s) : JsonSchemaToGbnf.AnyObject()));
+                    break;
+                case "json_schema":
+                    var js = f.Object("json_schema") ?? throw ApiException.BadRequest("'response_format' of type 'json_schema' needs a 'json_schema' object.", "response_format");
+                    var schema = new JsonBody(js).Object("schema") ?? new JsonObject();
+                    found.Add(("response_format", () => JsonSchemaToGbnf.Convert(schema)));
+                    break;
+                case var t: throw ApiException.BadRequest($"'response_format' of type '{t}' is not supported (text, json_object, json_schema).", "response_format");
+            }
+        }
+        if (b.String("grammar") is { } g) found.Add(("grammar", () => g));
+        if (b.Object("json_schema") is { } j) found.Add(("json_schema", () => JsonSchemaToGbnf.Convert(j)));
+        if (b.Object("structured_outputs") is { } so)
+        {
+            var s = new JsonBody(so);
+            if (s["json"] is { } json)
+                found.Add(("structured_outputs", () => json is JsonValue v && v.TryGetValue(out string? text) ? JsonSchemaToGbnf.Convert(text) : JsonSchemaToGbnf.Convert((JsonNode?)json)));
+            if (s.String("regex") is { } regex) found.Add(("structured_outputs", (Func<string>)(() => "root ::= " + RegexToGbnf.Translate(regex, inJsonString: false))));
+            if (s.Array("choice") is { } choice)
+                found.Add(("structured_outputs", () => "root ::= " + string.Join(" | ", choice.Select(c => Literal(c?.GetValue<string>() ?? "")))));
+            if (s.String("grammar") is { } sg) found.Add(("structured_outputs", () => sg));
+        }
+        if (found.Count == 0) return null;
+        if (found.Count > 1)
+            throw ApiException.BadRequest($"only one structured-output constraint may be given, got {string.Join(", ", found.Select(f => f.Field))}.", found[1].Field);
+        var (field, make) = found[0];
+        try
+        {
+            string gbnf = make();
+            lock (Cache)
+            {
+                if (Cache.TryGetValue((tokenizer, gbnf), out var cached)) return cached;
+                var c = new GrammarConstraint(CompiledGrammar.FromGbnf(gbnf, field), TokenTrie.For(tokenizer), vocabSize);
+                if (Cache.Count >= CacheSize) Cache.Clear();
+                Cache[(tokenizer, gbnf)] = c;
+                return c;
+            }
+        }
+        catch (InvalidRequestException e) { throw ApiException.BadRequest(e.Message, field); }
+        catch (InvalidOperationException e) { throw ApiException.BadRequest($"invalid '{field}': {e.Message}", field); }
+    }
+
+    private static string Literal(string s)
+    {
+        if (s.Length == 0) throw ApiException.BadRequest("'structured_outputs.choice' entries must be non-empty strings.", "structured_outputs");
+        var sb = new StringBuilder("\"");
+        foreach (char c in s) sb.Append(c is '"' or '\\' ? "\\" + c : c < 0x20 ? $"\\x{(int)c:X2}" : c.ToString());
+        return sb.Append('"').ToString();
+    }
+}
