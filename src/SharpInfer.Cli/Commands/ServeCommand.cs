@@ -44,12 +44,18 @@ public static class ServeCommand
         var prefixDir = new Option<string?>("--prefix-cache-dir") { Description = "Directory for the prefix cache's disk tier: blocks evicted from memory are kept there (survives restarts)" };
         var prefixDisk = new Option<string>("--prefix-cache-disk-size") { Description = "Most bytes the disk tier keeps; the oldest files go first", DefaultValueFactory = _ => "8GiB" };
         var speculative = new SpeculativeOptions();
+        var cors = new Option<string[]>("--cors-origin", "--cors-origins")
+        {
+            Description = "Allow browsers from this origin (repeatable or comma-separated; * for any): answers CORS preflights and adds the headers",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, metrics)")
         {
             model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType, blockSize, scheduling,
             shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk,
         };
         speculative.AddTo(cmd);
+        cmd.Options.Add(cors);
         cmd.SetAction(r =>
         {
             var kv = r.GetValue(kvMemory);
@@ -62,6 +68,7 @@ public static class ServeCommand
                 ServedModelName = r.GetValue(served),
                 ShutdownTimeout = TimeSpan.FromSeconds(r.GetValue(shutdown)),
                 MaxRequestBodyBytes = ByteSize.Parse(r.GetValue(maxBody)!, "max_body_size"),
+                CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions
                 {
                     Threads = r.GetValue(threads),

@@ -74,6 +74,7 @@ public sealed class Sampler
     /// </summary>
     public int Verify(Span<float> logits, SamplerScratch scratch, int draft, out bool accepted)
     {
+        _processor?.Process(logits);   // the same rules as Sample, grammar masks first
         for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
         ApplyPenalties(logits, scratch);
         if (_p.IsGreedy)
