@@ -53,20 +53,21 @@ public sealed class ModelWeights : IDisposable
 
     /// <summary>Packs the matrices whose kernels have a load-time layout for <paramref name="level"/> (see
     /// <see cref="WeightPacking"/>); idempotent. The token embedding is packed only when it is also the output.</summary>
-    public void PackForKernels(IsaLevel level) =>
-        _packing.Pack(Matrices().Where(m => !ReferenceEquals(m, TokenEmbedding) || ReferenceEquals(m, Output)), level, rowsAreFileMapped: true);
+    public void PackForKernels(IsaLevel level, Action<int, int>? chunkDone = null) =>
+        _packing.Pack(Matrices().Where(m => !ReferenceEquals(m, TokenEmbedding) || ReferenceEquals(m, Output)), level, rowsAreFileMapped: true, chunkDone);
 
     /// <summary>Bytes held by packed copies of matrices.</summary>
     public long PackedBytes => _packing.Bytes;
 
     public void Dispose() => _packing.Dispose();
 
-    public static ModelWeights Load(GgufFile g, ModelConfig c)
+    public static ModelWeights Load(GgufFile g, ModelConfig c, Action<int, int>? layerDone = null)
     {
         int E = c.EmbeddingLength, V = c.VocabSize;
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
         {
+            layerDone?.Invoke(i, c.LayerCount);
             string p = $"blk.{i}.";
             bool bias = g.TryGetTensor(p + "attn_q.bias", out _);
             layers[i] = new LayerWeights

@@ -29,8 +29,9 @@ public sealed unsafe class WeightPacking : IDisposable
 
     /// <summary>Packs every supported matrix not packed yet, for the tiles of <paramref name="level"/>. Safe to call
     /// again (a no-op for packed matrices) and from several threads. <paramref name="rowsAreFileMapped"/>: the rows
-    /// live in a read-only file mapping, whose pages can be dropped from resident memory once packed.</summary>
-    public void Pack(IEnumerable<WeightMatrix> matrices, IsaLevel level, bool rowsAreFileMapped = false)
+    /// live in a read-only file mapping, whose pages can be dropped from resident memory once packed.
+    /// <paramref name="chunkDone"/> (done, total) is called from the packing threads as each chunk of rows is copied.</summary>
+    public void Pack(IEnumerable<WeightMatrix> matrices, IsaLevel level, bool rowsAreFileMapped = false, Action<int, int>? chunkDone = null)
     {
         int rows = LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
         if (rows == 0 || Disabled) return;
@@ -58,6 +59,7 @@ public sealed unsafe class WeightPacking : IDisposable
             // The matmuls will read the copies, so each chunk's mapped rows leave resident memory as soon as they are
             // packed (peak memory stays near one copy; embedding lookups fault pages back in). Only for file
             // mappings: on anonymous memory MADV_DONTNEED would zero the pages.
+            int done = 0;
             Parallel.ForEach(chunks, c =>
             {
                 var m = todo[c.Matrix];
@@ -67,6 +69,7 @@ public sealed unsafe class WeightPacking : IDisposable
                     int r0 = c.G0 * rows, r1 = Math.Min(m.Rows, c.G1 * rows);
                     MappedPages.Release(m.Row(r0), (r1 - r0) * m.RowBytes);
                 }
+                chunkDone?.Invoke(Interlocked.Increment(ref done), chunks.Count);
             });
             for (int i = 0; i < todo.Length; i++) todo[i].SetPacked((byte*)buffers[i], rows);
             if (rowsAreFileMapped)   // pages shared by two chunks
