@@ -1,33 +1,56 @@
 using System.Diagnostics;
+using SharpInfer.Models;
+using SharpInfer.Runtime;
+using SharpInfer.Tensors;
 
 namespace SharpInfer.Cli;
 
-/// <summary>Plain progress lines on stderr around a long step (loading and preparing a model takes seconds on big
-/// files), so the terminal does not sit silent; stdout stays clean for the command's output.</summary>
-public sealed class LoadProgress : IDisposable
+/// <summary>
+/// Loads a model for a command with feedback on stderr: a progress bar on a terminal (binding tensors, building the
+/// tokenizer, packing weights for the kernels), otherwise a "loading FILE (SIZE) ..." line before and
+/// "FILE loaded in N s" after. Packing here, not inside the first engine, is what lets the bar cover the slow part;
+/// the engine's own packing call then finds nothing left to do.
+/// </summary>
+public static class LoadProgress
 {
-    private readonly TextWriter _stderr;
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly string _what;
-
-    private LoadProgress(TextWriter stderr, string what)
+    /// <param name="terminal">Draws the bar on this console instead of deciding from <paramref name="stderr"/>
+    /// (tests).</param>
+    public static Model LoadModel(string path, TextWriter stderr, MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null,
+                                  Spectre.Console.IAnsiConsole? terminal = null)
     {
-        _stderr = stderr;
-        _what = what;
-    }
-
-    /// <summary>Prints "loading FILE (SIZE) ..." now and "FILE loaded in N s" when disposed.</summary>
-    public static LoadProgress Model(string path, TextWriter stderr)
-    {
-        long bytes = new FileInfo(path).Length;
-        stderr.WriteLine($"loading {Path.GetFileName(path)} ({bytes / 1048576.0:F1} MiB) ...");
+        string name = Path.GetFileName(path);
+        string size = $"{new FileInfo(path).Length / 1048576.0:F1} MiB";
+        var clock = Stopwatch.StartNew();
+        Model Load(IProgress<ModelLoadProgress>? progress)
+        {
+            var model = Model.Load(path, progress);
+            try
+            {
+                if (precision == MatMulPrecision.Fast) model.PackWeights(isa, progress);
+                return model;
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        }
+        terminal ??= ProgressDisplay.IsTerminal(stderr) ? ProgressDisplay.StandardError() : null;
+        if (terminal != null)
+            return ProgressDisplay.Run(terminal, $"loading {name} ({size})",
+                report => Load(new Reporter(p => report($"{name}: {p.Stage}", p.Fraction))));
+        stderr.WriteLine($"loading {name} ({size}) ...");
         stderr.Flush();
-        return new LoadProgress(stderr, Path.GetFileName(path));
+        var loaded = Load(null);
+        stderr.WriteLine($"{name} loaded in {clock.Elapsed.TotalSeconds:F1} s");
+        stderr.Flush();
+        return loaded;
     }
 
-    public void Dispose()
+    /// <summary>Calls back on the reporting thread (<see cref="Progress{T}"/> would post to a synchronization
+    /// context and deliver late, out of order).</summary>
+    private sealed class Reporter(Action<ModelLoadProgress> onReport) : IProgress<ModelLoadProgress>
     {
-        _stderr.WriteLine($"{_what} loaded in {_clock.Elapsed.TotalSeconds:F1} s");
-        _stderr.Flush();
+        public void Report(ModelLoadProgress value) => onReport(value);
     }
 }

@@ -30,17 +30,18 @@ public static class BenchBatchedCommand
             model, npp, ntg, npl, threads, ubatch, cacheType, json,
         };
         cmd.SetAction(r => Run(ModelFileCheck.Resolve(r.GetValue(model)), r.GetValue(npp), r.GetValue(ntg), r.GetValue(npl)!,
-            r.GetValue(threads), r.GetValue(ubatch), r.GetValue(cacheType)!, r.GetValue(json), Console.Out));
+            r.GetValue(threads), r.GetValue(ubatch), r.GetValue(cacheType)!, r.GetValue(json), Console.Out, Console.Error));
         return cmd;
     }
 
-    public static int Run(string path, int npp, int ntg, int[] parallel, int threads, int ubatch, string cacheType, bool json, TextWriter stdout)
+    public static int Run(string path, int npp, int ntg, int[] parallel, int threads, int ubatch, string cacheType, bool json, TextWriter stdout,
+                          TextWriter? stderr = null)
     {
         if (npp < 1 || ntg < 1) throw new InvalidRequestException("-npp and -ntg must be at least 1", "n-prompt");
         if (parallel.Length == 0 || parallel.Any(b => b < 1 || b > MaxParallel))
             throw new InvalidRequestException($"-npl values must be between 1 and {MaxParallel}", "parallel");
         if (ubatch < 1) throw new InvalidRequestException("-ub must be at least 1", "ubatch-size");
-        using var model = Model.Load(path);
+        using var model = LoadProgress.LoadModel(path, stderr ?? TextWriter.Null);
         using var bench = new BatchedBenchmark(model, threads, parallel.Max(), npp + ntg, ubatch, CommonOptions.ParseKv(cacheType));
         if (!json)
         {

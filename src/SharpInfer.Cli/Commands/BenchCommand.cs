@@ -39,7 +39,7 @@ public static class BenchCommand
                           TextWriter stdout, TextWriter stderr)
     {
         if (reps < 1) throw new InvalidRequestException("--repetitions must be at least 1", "repetitions");
-        using var model = Model.Load(path);
+        using var model = LoadProgress.LoadModel(path, stderr, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast);
         var kv = CommonOptions.ParseKv(cacheType);
         int maxTokens = Math.Max(prompts.DefaultIfEmpty(0).Max(), 1) + Math.Max(gens.DefaultIfEmpty(0).Max(), 1);
         using var bench = new ModelBenchmark(model, threads, maxTokens, ubatch, kv, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast);

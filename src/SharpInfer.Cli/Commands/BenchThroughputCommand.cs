@@ -43,7 +43,7 @@ public static class BenchThroughputCommand
             string m = r.GetValue(mode)!.ToLowerInvariant();
             if (m is not ("continuous" or "static" or "sequential"))
                 throw new InvalidRequestException($"--mode must be continuous, static or sequential, got '{m}'", "mode");
-            using var loaded = Model.Load(ModelFileCheck.Resolve(r.GetValue(model)));
+            using var loaded = LoadProgress.LoadModel(ModelFileCheck.Resolve(r.GetValue(model)), Console.Error);
             var options = new EngineOptions
             {
                 Threads = r.GetValue(threads),

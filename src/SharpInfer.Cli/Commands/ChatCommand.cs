@@ -52,10 +52,8 @@ public static class ChatCommand
     /// turn failed (its error is on stderr; with piped input an empty line keeps stdout one line per message).</summary>
     public static int Run(ChatArgs a, CliIo io)
     {
-        var progress = LoadProgress.Model(a.ModelPath, io.Error);
-        using var model = Model.Load(a.ModelPath);
+        using var model = LoadProgress.LoadModel(a.ModelPath, io.Error, a.Session.Precision, a.Session.Isa);
         using var session = new InferenceSession(model, a.Session);
-        progress.Dispose();
         var formatter = ChatFormatter.ForModel(model, a.ChatTemplate);
         var conversation = new ChatConversation(session, formatter, a.SystemPrompt, a.Variables);
         a.Sampling.Validate(model.Config.VocabSize);

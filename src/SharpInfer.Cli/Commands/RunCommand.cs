@@ -37,11 +37,9 @@ public static class RunCommand
     public static int Run(string modelPath, SessionOptions options, string prompt, SamplingParams sampling, bool json, bool echoPrompt,
                           TextWriter stdout, TextWriter stderr)
     {
-        var progress = LoadProgress.Model(modelPath, stderr);
-        using var model = Model.Load(modelPath);
+        using var model = LoadProgress.LoadModel(modelPath, stderr, options.Precision, options.Isa);
         sampling = GrammarOptions.Bind(sampling, model);
         using var session = new InferenceSession(model, options);
-        progress.Dispose();
         var promptIds = model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: true);
         var generated = new List<int>();
         var tops = new List<TokenLogProb[]>();
