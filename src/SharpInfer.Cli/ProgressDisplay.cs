@@ -21,12 +21,12 @@ public static class ProgressDisplay
 
     /// <summary>Runs <paramref name="work"/> under one progress bar on <paramref name="console"/>. The work reports
     /// (description, fraction done) from any thread; the bar completes when it returns and the exception, if any,
-    /// propagates unchanged.</summary>
-    public static T Run<T>(IAnsiConsole console, string description, Func<Action<string, double>, T> work)
+    /// propagates unchanged. <paramref name="clearWhenDone"/> removes the bar afterwards (a step among table rows).</summary>
+    public static T Run<T>(IAnsiConsole console, string description, Func<Action<string, double>, T> work, bool clearWhenDone = false)
     {
         T result = default!;
         console.Progress()
-            .AutoClear(false)
+            .AutoClear(clearWhenDone)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
             .Start(ctx =>
             {

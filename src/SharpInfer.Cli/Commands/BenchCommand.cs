@@ -51,7 +51,11 @@ public static class BenchCommand
         }
         foreach (var (p, g) in prompts.Where(p => p > 0).Select(p => (p, 0)).Concat(gens.Where(g => g > 0).Select(g => (0, g))))
         {
-            var res = bench.Run(p, g, reps);
+            string test = p > 0 ? $"pp{p}" : $"tg{g}";
+            var res = ProgressDisplay.IsTerminal(stderr)
+                ? ProgressDisplay.Run(ProgressDisplay.StandardError(), test, report =>
+                    bench.Run(p, g, reps, run => report(run == 0 ? $"{test}: warm-up done" : $"{test}: {run}/{reps}", (run + 1.0) / (reps + 1))), clearWhenDone: true)
+                : bench.Run(p, g, reps);
             results.Add(res);
             if (!json)
             {

@@ -63,7 +63,10 @@ public static class BenchServeCommand
                 ApiKey = r.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("OPENAI_API_KEY"),
                 Timeout = TimeSpan.FromSeconds(r.GetValue(timeout)),
             };
-            var result = BenchServe.RunAsync(options, progress: r.GetValue(json) ? null : Console.Error).GetAwaiter().GetResult();
+            var result = ProgressDisplay.IsTerminal(Console.Error)
+                ? ProgressDisplay.Run(ProgressDisplay.StandardError(), "bench serve", report =>
+                    BenchServe.RunAsync(options, onDone: (d, t) => report($"bench serve: {d}/{t} requests", (double)d / t)).GetAwaiter().GetResult())
+                : BenchServe.RunAsync(options, progress: r.GetValue(json) ? null : Console.Error).GetAwaiter().GetResult();
             if (r.GetValue(json)) Console.Out.WriteLine(result.ToJson().ToJsonString(CliJson.Indented));
             else result.Print(Console.Out);
             return result.Completed > 0 ? 0 : 1;
@@ -303,8 +306,10 @@ public static class BenchServe
         return list;
     }
 
+    /// <param name="progress">Plain progress lines (the header and every tenth of the requests).</param>
+    /// <param name="onDone">Called with (requests finished, total) as each request finishes, from any thread.</param>
     public static async Task<BenchServeResult> RunAsync(BenchServeOptions options, TextWriter? progress = null, HttpClient? client = null,
-                                                        CancellationToken ct = default)
+                                                        CancellationToken ct = default, Action<int, int>? onDone = null)
     {
         options.Validate();
         var ownClient = client == null;
@@ -338,6 +343,7 @@ public static class BenchServe
                     Interlocked.Decrement(ref inFlight);
                     gate?.Release();
                     int d = Interlocked.Increment(ref done);
+                    onDone?.Invoke(d, total);
                     if (progress != null && (d % Math.Max(1, total / 10) == 0 || d == total)) progress.WriteLine($"  {d}/{total} done");
                 }
             }

@@ -57,7 +57,10 @@ public static class BenchThroughputCommand
                 KvCacheFraction = 0.5,
                 Mode = m == "static" ? SchedulingMode.Static : SchedulingMode.Continuous,
             };
-            var result = Run(loaded, options, r.GetValue(numPrompts), inA, inB, outA, outB, r.GetValue(seed), m);
+            var result = ProgressDisplay.IsTerminal(Console.Error)
+                ? ProgressDisplay.Run(ProgressDisplay.StandardError(), "bench throughput", report =>
+                    Run(loaded, options, r.GetValue(numPrompts), inA, inB, outA, outB, r.GetValue(seed), m, (d, t) => report($"bench throughput: {d}/{t} requests", (double)d / t)))
+                : Run(loaded, options, r.GetValue(numPrompts), inA, inB, outA, outB, r.GetValue(seed), m);
             if (r.GetValue(json)) Console.Out.WriteLine(JsonSerializer.Serialize(result, CliJson.Indented));
             else Print(result, Console.Out);
             return 0;
@@ -76,7 +79,9 @@ public static class BenchThroughputCommand
         return (a, b);
     }
 
-    public static Dictionary<string, object> Run(Model model, EngineOptions options, int n, int inA, int inB, int outA, int outB, int seed, string mode)
+    /// <param name="onDone">Called with (requests finished, n) as each request finishes, from any thread.</param>
+    public static Dictionary<string, object> Run(Model model, EngineOptions options, int n, int inA, int inB, int outA, int outB, int seed, string mode,
+                                                 Action<int, int>? onDone = null)
     {
         var rng = new Random(seed);
         int V = model.Config.VocabSize;
@@ -95,10 +100,12 @@ public static class BenchThroughputCommand
         Console.Error.WriteLine($"engine: {options.MaxNumSeqs} seqs, {options.MaxNumBatchedTokens} batched tokens, KV cache {ByteSize.Format(engine.KvCacheBytes)} " +
                                 $"({engine.KvCapacityTokens} tokens in blocks of {options.BlockSize}), mode {mode}, {options.Threads} threads, {Isa.Describe()}");
         var sw = Stopwatch.StartNew();
+        int finished = 0;
         var tasks = requests.Select(async r =>
         {
             int prompt = 0, output = 0;
             await foreach (var o in engine.AddRequest(r)) { prompt = o.PromptTokens; output = o.CompletionTokens; }
+            onDone?.Invoke(Interlocked.Increment(ref finished), n);
             return (prompt, output);
         }).ToArray();
         var done = Task.WhenAll(tasks).GetAwaiter().GetResult();

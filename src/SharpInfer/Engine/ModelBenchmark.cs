@@ -65,15 +65,18 @@ public sealed class ModelBenchmark : IDisposable
         });
     }
 
-    public BenchmarkResult Run(int nPrompt, int nGen, int repetitions)
+    /// <param name="onRun">Called after the warm-up run (0) and after each timed repetition (1..repetitions).</param>
+    public BenchmarkResult Run(int nPrompt, int nGen, int repetitions, Action<int>? onRun = null)
     {
         Once(nPrompt, nGen);   // warm-up (JIT, page-in of the weights)
+        onRun?.Invoke(0);
         var samples = new double[repetitions];
         for (int r = 0; r < repetitions; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
             Once(nPrompt, nGen);
             samples[r] = (Stopwatch.GetTimestamp() - t0) * 1e9 / Stopwatch.Frequency;
+            onRun?.Invoke(r + 1);
         }
         return new BenchmarkResult(nPrompt, nGen, Threads, samples);
     }

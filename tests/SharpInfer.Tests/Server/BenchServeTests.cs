@@ -19,9 +19,13 @@ public class BenchServeTests
             OutputLen = (5, 5),
             Seed = 3,
         };
-        var result = await BenchServe.RunAsync(options, ct: TestContext.Current.CancellationToken);
+        var finished = new System.Collections.Concurrent.ConcurrentBag<(int Done, int Total)>();
+        var result = await BenchServe.RunAsync(options, ct: TestContext.Current.CancellationToken, onDone: (d, t) => finished.Add((d, t)));
         Assert.Equal(12, result.Completed);
         Assert.Equal(0, result.Failed);
+        // the progress callback heard every request once, counting 1..12 of 12
+        Assert.Equal(Enumerable.Range(1, 12), finished.Select(f => f.Done).Order());
+        Assert.All(finished, f => Assert.Equal(12, f.Total));
         Assert.Equal(s.ModelId, result.Model);   // taken from /v1/models
         Assert.Equal(60, result.TotalOutputTokens);
         Assert.True(result.InputTokensFromServer);
