@@ -18,6 +18,7 @@ public static class Program
         root.Subcommands.Add(TemplateCommand.Create(io));
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(PerplexityCommand.Create());
         var bench = BenchCommand.Create();
         bench.Subcommands.Add(BenchThroughputCommand.Create());
         bench.Subcommands.Add(BenchBatchedCommand.Create());

@@ -8,6 +8,7 @@ namespace SharpInfer.Tests.Cli;
 public class BadArgumentsTests
 {
     private static string Model => TestPaths.Stories260K;
+    private static readonly string ShortText = CliHarness.TempFile("too short to evaluate", ".txt");
 
     public static TheoryData<string> Cases()
     {
@@ -15,7 +16,7 @@ public class BadArgumentsTests
         var dir = Path.GetTempPath();
         var missing = Path.Combine(Path.GetTempPath(), $"missing-{Guid.NewGuid():N}.gguf");
         var data = new TheoryData<string>();
-        foreach (var cmd in new[] { "run", "chat", "tokenize", "inspect", "bench", "bench throughput", "bench batched", "serve", "template" })
+        foreach (var cmd in new[] { "run", "chat", "tokenize", "inspect", "bench", "bench throughput", "bench batched", "serve", "template", "perplexity" })
         {
             data.Add($"{cmd} -m {dir}");
             data.Add($"{cmd} -m {missing}");
@@ -31,6 +32,11 @@ public class BadArgumentsTests
         data.Add("bench -m MODEL -r abc");
         data.Add("bench serve --num-prompts abc");
         data.Add("bench serve --base-url CLOSED --num-prompts 1");
+        data.Add("perplexity -m MODEL");
+        data.Add("perplexity -m MODEL -f MISSING");
+        data.Add("perplexity -m MODEL --kl-divergence");
+        data.Add("perplexity -m MODEL --kl-divergence --kl-divergence-base MISSING");
+        data.Add("perplexity -m MODEL -f NOTGGUF -c 64");
         data.Add("inspect");
         data.Add("no-such-command");
         return data;
@@ -41,7 +47,7 @@ public class BadArgumentsTests
     public void Fails_with_one_error_line_and_no_stack_trace(string line)
     {
         var args = line.Split(' ', StringSplitOptions.RemoveEmptyEntries)
-            .Select(a => a == "MODEL" ? Model : a == "CLOSED" ? ClosedPortUrl() : a).ToArray();
+            .Select(a => a == "MODEL" ? Model : a == "CLOSED" ? ClosedPortUrl() : a == "MISSING" ? "/nonexistent/file.txt" : a == "NOTGGUF" ? ShortText : a).ToArray();
 
         var r = CliHarness.Run(args);
         var all = r.Stdout + r.Stderr;
