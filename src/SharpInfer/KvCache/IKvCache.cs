@@ -1,7 +1,7 @@
 namespace SharpInfer.KvCache;
 
 /// <summary>Element type of cached keys and values.</summary>
-public enum KvDataType { F32, F16 }
+public enum KvDataType { F32, F16, Q8_0, Q4_0 }
 
 /// <summary>
 /// Storage for attention keys and values, organised in fixed-size blocks of token slots. A sequence's keys are
@@ -17,7 +17,10 @@ public unsafe interface IKvCache
     int BlockCount { get; }
     int KvHeadCount { get; }
     int HeadDim { get; }
-    KvDataType DataType { get; }
+    /// <summary>How keys are stored (see <see cref="KvFormat"/>).</summary>
+    KvFormat KeyFormat { get; }
+    /// <summary>How values are stored; may differ from keys (llama.cpp's -ctk / -ctv).</summary>
+    KvFormat ValueFormat { get; }
 
     /// <summary>Whether an infinity or NaN may have been written (F16: a value beyond ±65504). Attention widens F16
     /// blocks with a shorter conversion, exact for finite values only, until this is set.</summary>
@@ -25,7 +28,7 @@ public unsafe interface IKvCache
     /// <summary>Called by a writer that stored an infinity or NaN; never reset for the cache's lifetime.</summary>
     void MarkNonFinite();
 
-    /// <summary>Start of the keys of one KV head in one block: BlockSize × HeadDim elements of <see cref="DataType"/>.</summary>
+    /// <summary>Start of the keys of one KV head in one block: BlockSize rows of <see cref="KeyFormat"/>.</summary>
     byte* KeyBlock(int layer, int block, int kvHead);
     /// <summary>Start of the values of one KV head in one block, laid out like keys.</summary>
     byte* ValueBlock(int layer, int block, int kvHead);

@@ -12,18 +12,21 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
 {
     private readonly byte*[] _keys;
     private readonly byte*[] _values;
-    private readonly long _blockBytes;      // one block of one layer (all kv heads)
-    private readonly long _headBytes;       // one kv head within a block
+    private readonly long _keyBlockBytes, _valueBlockBytes;   // one block of one layer (all kv heads)
+    private readonly long _keyHeadBytes, _valueHeadBytes;     // one kv head within a block
 
     public int LayerCount { get; }
     public int BlockSize { get; }
     public int BlockCount { get; }
     public int KvHeadCount { get; }
     public int HeadDim { get; }
-    public KvDataType DataType { get; }
-    public int ElementSize => DataType == KvDataType.F32 ? 4 : 2;
+    public KvFormat KeyFormat { get; }
+    public KvFormat ValueFormat { get; }
     /// <summary>Bytes of K and V for one token slot across all layers.</summary>
-    public long BytesPerToken => 2L * LayerCount * KvHeadCount * HeadDim * ElementSize;
+    public long BytesPerToken => BytesPerTokenFor(LayerCount, KvHeadCount, HeadDim, KeyFormat, ValueFormat);
+
+    public static long BytesPerTokenFor(int layers, int kvHeads, int headDim, KvFormat keys, KvFormat values) =>
+        (long)layers * kvHeads * (keys.RowBytes(headDim) + values.RowBytes(headDim));
     public long TotalBytes => BytesPerToken * BlockSize * BlockCount;
 
     private volatile bool _nonFinite;
@@ -31,24 +34,34 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
     public void MarkNonFinite() => _nonFinite = true;
 
     public PagedKvCache(int layers, int kvHeads, int headDim, int blockSize, int blockCount, KvDataType type)
+        : this(layers, kvHeads, headDim, blockSize, blockCount, KvFormat.Of(type), KvFormat.Of(type))
     {
+    }
+
+    public PagedKvCache(int layers, int kvHeads, int headDim, int blockSize, int blockCount, KvFormat keys, KvFormat values)
+    {
+        keys.CheckHeadDim(headDim);
+        values.CheckHeadDim(headDim);
         if (blockSize <= 0 || blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), "the KV cache needs at least one block");
         LayerCount = layers;
         KvHeadCount = kvHeads;
         HeadDim = headDim;
         BlockSize = blockSize;
         BlockCount = blockCount;
-        DataType = type;
-        _headBytes = (long)blockSize * headDim * ElementSize;
-        _blockBytes = _headBytes * kvHeads;
+        KeyFormat = keys;
+        ValueFormat = values;
+        _keyHeadBytes = blockSize * keys.RowBytes(headDim);
+        _valueHeadBytes = blockSize * values.RowBytes(headDim);
+        _keyBlockBytes = _keyHeadBytes * kvHeads;
+        _valueBlockBytes = _valueHeadBytes * kvHeads;
         _keys = new byte*[layers];
         _values = new byte*[layers];
         try
         {
             for (int l = 0; l < layers; l++)
             {
-                _keys[l] = Alloc(_blockBytes * blockCount);
-                _values[l] = Alloc(_blockBytes * blockCount);
+                _keys[l] = Alloc(_keyBlockBytes * blockCount);
+                _values[l] = Alloc(_valueBlockBytes * blockCount);
             }
         }
         catch (OutOfMemoryException)
@@ -58,9 +71,6 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
         }
     }
 
-    /// <summary>Number of blocks that fit in <paramref name="bytes"/> for this model shape.</summary>
-    public static int BlocksForBytes(long bytes, int layers, int kvHeads, int headDim, int blockSize, KvDataType type) =>
-        (int)Math.Min(int.MaxValue, bytes / (2L * layers * kvHeads * headDim * (type == KvDataType.F32 ? 4 : 2) * blockSize));
 
     private static byte* Alloc(long bytes)
     {
@@ -70,18 +80,18 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
     }
 
     /// <summary>Bytes of one block across all layers, keys and values (what <see cref="ReadBlock"/> copies).</summary>
-    public int BlockBytes => checked((int)(2 * LayerCount * _blockBytes));
+    public int BlockBytes => checked((int)(LayerCount * (_keyBlockBytes + _valueBlockBytes)));
 
     /// <summary>Copies one block's keys and values of every layer into <paramref name="dst"/> (layer by layer, keys
     /// then values): the prefix cache's disk tier stores blocks in this form.</summary>
     public void ReadBlock(int block, Span<byte> dst)
     {
         if (dst.Length != BlockBytes) throw new ArgumentException("wrong block size", nameof(dst));
-        int n = (int)_blockBytes;
+        int nk = (int)_keyBlockBytes, nv = (int)_valueBlockBytes;
         for (int l = 0; l < LayerCount; l++)
         {
-            new ReadOnlySpan<byte>(_keys[l] + block * _blockBytes, n).CopyTo(dst.Slice(2 * l * n, n));
-            new ReadOnlySpan<byte>(_values[l] + block * _blockBytes, n).CopyTo(dst.Slice((2 * l + 1) * n, n));
+            new ReadOnlySpan<byte>(_keys[l] + block * _keyBlockBytes, nk).CopyTo(dst.Slice(l * (nk + nv), nk));
+            new ReadOnlySpan<byte>(_values[l] + block * _valueBlockBytes, nv).CopyTo(dst.Slice(l * (nk + nv) + nk, nv));
         }
     }
 
@@ -89,16 +99,16 @@ public sealed unsafe class PagedKvCache : IKvCache, IDisposable
     public void WriteBlock(int block, ReadOnlySpan<byte> src)
     {
         if (src.Length != BlockBytes) throw new ArgumentException("wrong block size", nameof(src));
-        int n = (int)_blockBytes;
+        int nk = (int)_keyBlockBytes, nv = (int)_valueBlockBytes;
         for (int l = 0; l < LayerCount; l++)
         {
-            src.Slice(2 * l * n, n).CopyTo(new Span<byte>(_keys[l] + block * _blockBytes, n));
-            src.Slice((2 * l + 1) * n, n).CopyTo(new Span<byte>(_values[l] + block * _blockBytes, n));
+            src.Slice(l * (nk + nv), nk).CopyTo(new Span<byte>(_keys[l] + block * _keyBlockBytes, nk));
+            src.Slice(l * (nk + nv) + nk, nv).CopyTo(new Span<byte>(_values[l] + block * _valueBlockBytes, nv));
         }
     }
 
-    public byte* KeyBlock(int layer, int block, int kvHead) => _keys[layer] + block * _blockBytes + kvHead * _headBytes;
-    public byte* ValueBlock(int layer, int block, int kvHead) => _values[layer] + block * _blockBytes + kvHead * _headBytes;
+    public byte* KeyBlock(int layer, int block, int kvHead) => _keys[layer] + block * _keyBlockBytes + kvHead * _keyHeadBytes;
+    public byte* ValueBlock(int layer, int block, int kvHead) => _values[layer] + block * _valueBlockBytes + kvHead * _valueHeadBytes;
 
     public void Dispose()
     {

@@ -178,24 +178,16 @@ public sealed unsafe class Transformer : IDisposable
             throw new InvalidOperationException($"position {pos} has no KV block (the sequence has {table.Count} blocks of {bs})");
         int block = table[blockIdx];
         int D = Config.HeadDim;
+        KvFormat kf = cache.KeyFormat, vf = cache.ValueFormat;
+        long kRow = kf.RowBytes(D), vRow = vf.RowBytes(D);
+        bool finite = true;
         for (int h = 0; h < Config.KvHeadCount; h++)
         {
-            byte* kd = cache.KeyBlock(layer, block, h), vd = cache.ValueBlock(layer, block, h);
-            if (cache.DataType == KvDataType.F32)
-            {
-                new ReadOnlySpan<float>(k + h * D, D).CopyTo(new Span<float>((float*)kd + slot * D, D));
-                new ReadOnlySpan<float>(v + h * D, D).CopyTo(new Span<float>((float*)vd + slot * D, D));
-            }
-            else
-            {
-                // round to nearest even, vectorized (same bits as Fp16.FromFloat)
-                FloatConvert.SingleToHalf(k + h * D, (ushort*)kd + slot * D, D, _matmul.Level);
-                FloatConvert.SingleToHalf(v + h * D, (ushort*)vd + slot * D, D, _matmul.Level);
-                // attention's fast widening assumes finite halves until told otherwise
-                if (!cache.MayHoldNonFinite && (FloatConvert.AnyNonFiniteHalf((ushort*)kd + slot * D, D) || FloatConvert.AnyNonFiniteHalf((ushort*)vd + slot * D, D)))
-                    cache.MarkNonFinite();
-            }
+            finite &= kf.WriteRow(k + h * D, cache.KeyBlock(layer, block, h) + slot * kRow, D, _matmul.Level);
+            finite &= vf.WriteRow(v + h * D, cache.ValueBlock(layer, block, h) + slot * vRow, D, _matmul.Level);
         }
+        // attention's fast F16 widening assumes finite values until told otherwise
+        if (!finite && !cache.MayHoldNonFinite) cache.MarkNonFinite();
     }
 
     /// <summary>Norm and bias vectors live on the pinned object heap (see ModelWeights), so a raw pointer stays valid.</summary>

@@ -105,23 +105,24 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         new Span<float>(output, groupSize * headDim).Clear();
     }
 
-    /// <summary>Keys/values of the block as floats: in place for an F32 cache, widened into scratch for F16 (with the
-    /// shorter conversion while the cache holds only finite values: same bits, about a third of attention saved).</summary>
-    private static float* BlockFloats(IKvCache cache, byte* src, float* dst, int count, IsaLevel level)
-    {
-        if (cache.DataType == KvDataType.F32) return (float*)src;
-        FloatConvert.HalfToSingle((ushort*)src, dst, count, level, finite: !cache.MayHoldNonFinite);
-        return dst;
-    }
+    /// <summary>The first <paramref name="rows"/> rows of a block's keys or values as floats: in place for F32,
+    /// otherwise widened into scratch by the format (F16 with the shorter conversion while the cache holds only finite
+    /// values: same bits, about a third of attention saved; quantized formats dequantize exactly).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* BlockFloats(IKvCache cache, KvFormat format, byte* src, float* dst, int rows, IsaLevel level) =>
+        format.Widen(src, dst, rows, cache.HeadDim, level, finite: !cache.MayHoldNonFinite);
 
     /// <summary>Asks for the next block's keys and values while this one is computed: a sequence's blocks are
     /// anywhere in the arena, so the hardware prefetcher cannot run ahead across a block boundary.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchBlock(IKvCache cache, int layer, int kvHead, BlockTable table, int b, int nBlocks, int bytes)
+    private static void PrefetchBlock(IKvCache cache, int layer, int kvHead, BlockTable table, int b, int nBlocks, int length)
     {
         if (b >= nBlocks || !Sse.IsSupported) return;
+        int rows = Math.Min(cache.BlockSize, length - b * cache.BlockSize);
+        long kBytes = rows * cache.KeyFormat.RowBytes(cache.HeadDim), vBytes = rows * cache.ValueFormat.RowBytes(cache.HeadDim);
         byte* k = cache.KeyBlock(layer, table[b], kvHead), v = cache.ValueBlock(layer, table[b], kvHead);
-        for (int i = 0; i < bytes; i += 64) { Sse.Prefetch0(k + i); Sse.Prefetch0(v + i); }
+        for (long i = 0; i < kBytes; i += 64) Sse.Prefetch0(k + i);
+        for (long i = 0; i < vBytes; i += 64) Sse.Prefetch0(v + i);
     }
 
     /// <summary>The scalar reference path.</summary>
@@ -135,8 +136,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         for (int b = 0; b < nBlocks; b++)
         {
             int n = Math.Min(bs, length - b * bs);
-            float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Scalar);
-            float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Scalar);
+            float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Scalar);
+            float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, n, IsaLevel.Scalar);
             for (int h = 0; h < groupSize; h++)
             {
                 float* qh = q + h * D, oh = output + h * D;
@@ -183,11 +184,11 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
             var vscale = Vector128.Create(scale);
             int nBlocks = (length + bs - 1) / bs;
             // finite F16 blocks with whole vectors and 4-position steps: head pairs read the halves directly
-            bool pairs = cache.DataType == KvDataType.F16 && !cache.MayHoldNonFinite && groupSize is 2 or 4 && D % 16 == 0 && bs % 4 == 0;
+            bool pairs = cache.KeyFormat.IsF16 && cache.ValueFormat.IsF16 && !cache.MayHoldNonFinite && groupSize is 2 or 4 && D % 16 == 0 && bs % 4 == 0;
             for (int b = 0; b < nBlocks; b++)
             {
                 int n = Math.Min(bs, length - b * bs);
-                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, Math.Min(bs, length - (b + 1) * bs) * D * (cache.DataType == KvDataType.F16 ? 2 : 4));
+                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
                 int n4 = Math.Min(bs, (n + 3) & ~3);
                 if (pairs)
                 {
@@ -198,8 +199,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     for (int h = 0; h < groupSize; h += 2) ValuesPair(vh, scAll + h * sp, sp, output + h * D, corrs[h], corrs[h + 1], n, D);
                     continue;
                 }
-                float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Avx512);
-                float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Avx512);
+                float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Avx512);
+                float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, n, IsaLevel.Avx512);
                 // phase 1: every head's scores (independent chains per head overlap)
                 for (int h = 0; h < groupSize; h++)
                 {
@@ -449,10 +450,10 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
             for (int b = 0; b < nBlocks; b++)
             {
                 int n = Math.Min(bs, length - b * bs);
-                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, Math.Min(bs, length - (b + 1) * bs) * D * (cache.DataType == KvDataType.F16 ? 2 : 4));
+                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
                 int n4 = Math.Min(bs, (n + 3) & ~3);
-                float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Avx2);
-                float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Avx2);
+                float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Avx2);
+                float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, n, IsaLevel.Avx2);
                 // phase 1: every head's scores (independent chains per head overlap)
                 for (int h = 0; h < groupSize; h++)
                 {
@@ -554,9 +555,9 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
             for (int b = 0; b < nBlocks; b++)
             {
                 int n = Math.Min(bs, length - b * bs);
-                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, Math.Min(bs, length - (b + 1) * bs) * D * (cache.DataType == KvDataType.F16 ? 2 : 4));
-                float* K = BlockFloats(cache, cache.KeyBlock(layer, table[b], kvHead), kf, n * D, IsaLevel.Portable);
-                float* V = BlockFloats(cache, cache.ValueBlock(layer, table[b], kvHead), vf, n * D, IsaLevel.Portable);
+                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
+                float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Portable);
+                float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, n, IsaLevel.Portable);
                 for (int h = 0; h < groupSize; h++)
                 {
                     float* qh = q + h * D, oh = output + h * D;
