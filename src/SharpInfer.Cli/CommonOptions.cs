@@ -15,13 +15,13 @@ public sealed class CommonOptions
     public readonly Option<int> Threads = new("--threads", "-t") { Description = "Compute threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
     public readonly Option<int> Context = new("--ctx-size", "-c") { Description = "Context size in tokens (capped by the model's)", DefaultValueFactory = _ => 4096 };
     public readonly Option<int> Batch = new("--batch-size", "-b") { Description = "Largest number of tokens per forward pass", DefaultValueFactory = _ => 512 };
-    public readonly Option<string> CacheType = new("--cache-type") { Description = "KV cache element type: f16 or f32", DefaultValueFactory = _ => "f16" };
+    public readonly KvCacheTypeOptions CacheType = new();
     public readonly Option<bool> Exact = new("--exact") { Description = "Keep activations in float for quantized weights (matches llama.cpp on F32-converted weights; slower)" };
     public readonly SpeculativeOptions Speculative = new();
 
     public void AddTo(Command c)
     {
-        c.Options.Add(Model); c.Options.Add(Threads); c.Options.Add(Context); c.Options.Add(Batch); c.Options.Add(CacheType); c.Options.Add(Exact);
+        c.Options.Add(Model); c.Options.Add(Threads); c.Options.Add(Context); c.Options.Add(Batch); CacheType.AddTo(c); c.Options.Add(Exact);
         Speculative.AddTo(c);
     }
 
@@ -32,17 +32,45 @@ public sealed class CommonOptions
         Threads = r.GetValue(Threads),
         ContextLength = r.GetValue(Context),
         BatchSize = r.GetValue(Batch),
-        KvType = ParseKv(r.GetValue(CacheType)!),
+        KvType = CacheType.Get(r).Keys,
+        KvValueType = CacheType.Get(r).Values,
         Precision = r.GetValue(Exact) ? MatMulPrecision.Exact : MatMulPrecision.Fast,
         Speculative = Speculative.Config(r),
     }.Validate();
 
-    public static KvDataType ParseKv(string s) => s.ToLowerInvariant() switch
+    public static KvDataType ParseKv(string s, string option = "--cache-type") => s.ToLowerInvariant() switch
     {
         "f16" => KvDataType.F16,
         "f32" => KvDataType.F32,
-        _ => throw new InvalidRequestException($"--cache-type must be f16 or f32, got '{s}'", "cache_type"),
+        "q8_0" => KvDataType.Q8_0,
+        "q4_0" => KvDataType.Q4_0,
+        _ => throw new InvalidRequestException($"{option} must be f16, f32, q8_0 or q4_0, got '{s}'", option.TrimStart('-').Replace('-', '_')),
     };
+}
+
+/// <summary>The KV cache's element types with llama.cpp's names: <c>--cache-type-k/-ctk</c> and
+/// <c>--cache-type-v/-ctv</c>, and <c>--cache-type</c> for both (the specific ones win).</summary>
+public sealed class KvCacheTypeOptions
+{
+    public readonly Option<string> Both = new("--cache-type") { Description = "KV cache type for keys and values: f16, f32, q8_0 or q4_0", DefaultValueFactory = _ => "f16" };
+    public readonly Option<string?> Keys = new("--cache-type-k", "-ctk") { Description = "KV cache type for keys (overrides --cache-type)" };
+    public readonly Option<string?> Values = new("--cache-type-v", "-ctv") { Description = "KV cache type for values (overrides --cache-type)" };
+
+    public void AddTo(Command c)
+    {
+        c.Options.Add(Both); c.Options.Add(Keys); c.Options.Add(Values);
+    }
+
+    /// <summary>(key type, value type) — the value type is null when it equals the key type.</summary>
+    public (KvDataType Keys, KvDataType? Values) Get(ParseResult r)
+    {
+        var both = CommonOptions.ParseKv(r.GetValue(Both)!);
+        var k = r.GetValue(Keys) is { } ks ? CommonOptions.ParseKv(ks, "--cache-type-k") : both;
+        var v = r.GetValue(Values) is { } vs ? CommonOptions.ParseKv(vs, "--cache-type-v") : both;
+        return (k, v == k ? null : v);
+    }
+
+    public static string Name(KvDataType t) => KvFormat.Of(t).Name;
 }
 
 /// <summary>Speculative decoding: vLLM's <c>--speculative-config</c> JSON, and llama.cpp's <c>--draft-max</c> as a short form

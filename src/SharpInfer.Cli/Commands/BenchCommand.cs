@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using SharpInfer.Engine;
+using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
 using SharpInfer.Tensors;
@@ -22,27 +23,26 @@ public static class BenchCommand
         var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
         var reps = new Option<int>("--repetitions", "-r") { Description = "Repetitions of each test", DefaultValueFactory = _ => 5 };
         var ubatch = new Option<int>("--ubatch-size", "-ub") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 512 };
-        var cacheType = new Option<string>("--cache-type") { Description = "KV cache type f16|f32", DefaultValueFactory = _ => "f16" };
+        var cacheType = new KvCacheTypeOptions();
         var exact = new Option<bool>("--exact") { Description = "Float activations for quantized weights (slower, exact)" };
         var json = new Option<bool>("--json") { Description = "Print llama-bench's JSON records" };
         var cmd = new Command("bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench")
         {
-            model, nPrompt, nGen, threads, reps, ubatch, cacheType, exact, json,
+            model, nPrompt, nGen, threads, reps, ubatch, cacheType.Both, cacheType.Keys, cacheType.Values, exact, json,
         };
         cmd.Subcommands.Add(BenchServeCommand.Create());
         cmd.SetAction(r => Run(ModelFileCheck.Resolve(r.GetValue(model)), r.GetValue(nPrompt)!, r.GetValue(nGen)!, r.GetValue(threads),
-            r.GetValue(reps), r.GetValue(ubatch), r.GetValue(cacheType)!, r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error));
+            r.GetValue(reps), r.GetValue(ubatch), cacheType.Get(r), r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error));
         return cmd;
     }
 
-    public static int Run(string path, int[] prompts, int[] gens, int threads, int reps, int ubatch, string cacheType, bool exact, bool json,
+    public static int Run(string path, int[] prompts, int[] gens, int threads, int reps, int ubatch, (KvDataType Keys, KvDataType? Values) kv, bool exact, bool json,
                           TextWriter stdout, TextWriter stderr)
     {
         if (reps < 1) throw new InvalidRequestException("--repetitions must be at least 1", "repetitions");
         using var model = LoadProgress.LoadModel(path, stderr, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast);
-        var kv = CommonOptions.ParseKv(cacheType);
         int maxTokens = Math.Max(prompts.DefaultIfEmpty(0).Max(), 1) + Math.Max(gens.DefaultIfEmpty(0).Max(), 1);
-        using var bench = new ModelBenchmark(model, threads, maxTokens, ubatch, kv, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast);
+        using var bench = new ModelBenchmark(model, threads, maxTokens, ubatch, kv.Keys, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast, valueType: kv.Values);
         var results = new List<BenchmarkResult>();
         if (!json)
         {
@@ -78,8 +78,8 @@ public static class BenchCommand
                 ["n_batch"] = ubatch,
                 ["n_ubatch"] = ubatch,
                 ["n_threads"] = threads,
-                ["type_k"] = cacheType,
-                ["type_v"] = cacheType,
+                ["type_k"] = KvCacheTypeOptions.Name(kv.Keys),
+                ["type_v"] = KvCacheTypeOptions.Name(kv.Values ?? kv.Keys),
                 ["isa"] = Isa.Describe(),
                 ["precision"] = exact ? "exact" : "fast",
                 ["n_prompt"] = res.PromptTokens,

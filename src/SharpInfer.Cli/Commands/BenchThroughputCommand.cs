@@ -29,12 +29,12 @@ public static class BenchThroughputCommand
         var blockSize = new Option<int>("--block-size") { Description = "KV block size (8, 16, 32)", DefaultValueFactory = _ => 16 };
         var kvMem = new Option<string?>("--kv-cache-memory") { Description = "KV cache size, e.g. 2GiB (default: what max-num-seqs × longest request needs)" };
         var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
-        var cacheType = new Option<string>("--cache-type") { Description = "KV cache type f16|f32", DefaultValueFactory = _ => "f16" };
+        var cacheType = new KvCacheTypeOptions();
         var seed = new Option<int>("--seed") { Description = "Seed for prompt lengths and tokens", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var cmd = new Command("throughput", "Offline serving throughput (continuous vs static vs sequential batching)")
         {
-            model, numPrompts, inputLen, outputLen, mode, maxSeqs, maxTokens, blockSize, kvMem, threads, cacheType, seed, json,
+            model, numPrompts, inputLen, outputLen, mode, maxSeqs, maxTokens, blockSize, kvMem, threads, cacheType.Both, cacheType.Keys, cacheType.Values, seed, json,
         };
         cmd.SetAction(r =>
         {
@@ -52,7 +52,8 @@ public static class BenchThroughputCommand
                 MaxQueuedRequests = int.MaxValue / 2,
                 MaxModelLen = Math.Min(loaded.Config.TrainedContextLength, inB + outB + 1),
                 BlockSize = r.GetValue(blockSize),
-                KvType = CommonOptions.ParseKv(r.GetValue(cacheType)!),
+                KvType = cacheType.Get(r).Keys,
+                KvValueType = cacheType.Get(r).Values,
                 KvCacheMemoryBytes = r.GetValue(kvMem) is { } s ? ByteSize.Parse(s) : null,
                 KvCacheFraction = 0.5,
                 Mode = m == "static" ? SchedulingMode.Static : SchedulingMode.Continuous,

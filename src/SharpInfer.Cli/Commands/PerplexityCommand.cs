@@ -23,13 +23,13 @@ public static class PerplexityCommand
         var batch = new Option<int?>("--batch-size", "-b") { Description = "Tokens per forward pass (default: one chunk; a multiple of -c evaluates several chunks per pass)" };
         var chunks = new Option<int?>("--chunks") { Description = "Evaluate at most this many chunks" };
         var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
-        var cacheType = new Option<string>("--cache-type") { Description = "KV cache type f16|f32", DefaultValueFactory = _ => "f16" };
+        var cacheType = new KvCacheTypeOptions();
         var exact = new Option<bool>("--exact") { Description = "Float activations for quantized weights (slower, exact)" };
         var klBase = new Option<string?>("--kl-divergence-base") { Description = "Log-probability file: written by a run without --kl-divergence, read by one with it" };
         var kl = new Option<bool>("--kl-divergence") { Description = "Compare against --kl-divergence-base (its tokens and -c are used; -f is not needed)" };
         var cmd = new Command("perplexity", "Perplexity and KL divergence of a model on a text, like llama-perplexity")
         {
-            model, file, ctx, batch, chunks, threads, cacheType, exact, klBase, kl,
+            model, file, ctx, batch, chunks, threads, cacheType.Both, cacheType.Keys, cacheType.Values, exact, klBase, kl,
         };
         cmd.SetAction(r => Run(new Args
         {
@@ -43,7 +43,8 @@ public static class PerplexityCommand
                 BatchSize = r.GetValue(batch),
                 MaxChunks = r.GetValue(chunks),
                 Threads = r.GetValue(threads),
-                KvType = CommonOptions.ParseKv(r.GetValue(cacheType)!),
+                KvType = cacheType.Get(r).Keys,
+                KvValueType = cacheType.Get(r).Values,
                 Precision = r.GetValue(exact) ? MatMulPrecision.Exact : MatMulPrecision.Fast,
             },
         }, Console.Out, Console.Error));

@@ -34,7 +34,7 @@ public static class ServeCommand
         var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "KV cache size, e.g. 2GiB or 512MiB (default: a share of free memory, capped at what max-num-seqs × max-model-len need)" };
         var maxModelLen = new Option<int>("--max-model-len", "-c", "--ctx-size") { Description = "Longest sequence (prompt + output) in tokens, capped by the model's", DefaultValueFactory = _ => 4096 };
         var threads = new Option<int>("--threads", "-t") { Description = "Compute threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
-        var cacheType = new Option<string>("--cache-type") { Description = "KV cache element type: f16 or f32", DefaultValueFactory = _ => "f16" };
+        var cacheType = new KvCacheTypeOptions();
         var blockSize = new Option<int>("--block-size") { Description = "Tokens per KV block: 8, 16 or 32", DefaultValueFactory = _ => 16 };
         var scheduling = new Option<string>("--scheduling") { Description = "continuous (iteration-level batching) or static (batch runs to completion)", DefaultValueFactory = _ => "continuous" };
         var shutdown = new Option<double>("--shutdown-timeout") { Description = "Seconds in-flight requests may run after SIGTERM/Ctrl-C before they are aborted", DefaultValueFactory = _ => 30 };
@@ -51,7 +51,7 @@ public static class ServeCommand
         };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, metrics)")
         {
-            model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType, blockSize, scheduling,
+            model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType.Both, cacheType.Keys, cacheType.Values, blockSize, scheduling,
             shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk,
         };
         speculative.AddTo(cmd);
@@ -78,7 +78,8 @@ public static class ServeCommand
                     MaxQueuedRequests = r.GetValue(maxQueued),
                     KvCacheMemoryBytes = kv is null ? null : ByteSize.Parse(kv),
                     BlockSize = r.GetValue(blockSize),
-                    KvType = CommonOptions.ParseKv(r.GetValue(cacheType)!),
+                    KvType = cacheType.Get(r).Keys,
+                    KvValueType = cacheType.Get(r).Values,
                     Mode = ParseScheduling(r.GetValue(scheduling)!),
                     Precision = r.GetValue(exact) ? MatMulPrecision.Exact : MatMulPrecision.Fast,
                     EnablePrefixCaching = !r.GetValue(noPrefixCaching),
@@ -164,7 +165,8 @@ public static class ServeCommand
         w.WriteLine($"  max_num_batched_tokens {e.MaxNumBatchedTokens}");
         w.WriteLine($"  max_queued_requests    {e.MaxQueuedRequests}");
         w.WriteLine($"  kv_cache_memory        {(e.KvCacheMemoryBytes is { } b ? ByteSize.Format(b) : $"auto ({e.KvCacheFraction:P0} of free memory at most)")}");
-        w.WriteLine($"  cache_type             {e.KvType.ToString().ToLowerInvariant()}");
+        w.WriteLine($"  cache_type_k           {KvCacheTypeOptions.Name(e.KvType)}");
+        w.WriteLine($"  cache_type_v           {KvCacheTypeOptions.Name(e.ValueType)}");
         w.WriteLine($"  block_size             {e.BlockSize}");
         w.WriteLine($"  scheduling             {e.Mode.ToString().ToLowerInvariant()}");
         w.WriteLine($"  precision              {e.Precision.ToString().ToLowerInvariant()}");

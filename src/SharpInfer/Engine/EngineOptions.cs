@@ -24,7 +24,11 @@ public sealed record EngineOptions
     /// MaxNumSeqs × MaxModelLen tokens need.</summary>
     public double KvCacheFraction { get; init; } = 0.25;
     public int BlockSize { get; init; } = 16;
+    /// <summary>How keys are cached (--cache-type-k/-ctk; --cache-type sets both).</summary>
     public KvDataType KvType { get; init; } = KvDataType.F16;
+    /// <summary>How values are cached (--cache-type-v/-ctv); null: as keys.</summary>
+    public KvDataType? KvValueType { get; init; }
+    public KvDataType ValueType => KvValueType ?? KvType;
     public SchedulingMode Mode { get; init; } = SchedulingMode.Continuous;
     public MatMulPrecision Precision { get; init; } = MatMulPrecision.Fast;
     public IsaLevel? Isa { get; init; }

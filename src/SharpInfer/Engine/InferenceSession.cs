@@ -28,7 +28,7 @@ public sealed class InferenceSession : IDisposable
     {
         Options = (options ?? new SessionOptions()).Validate();
         int context = Math.Min(Options.ContextLength, model.Config.TrainedContextLength);
-        long kvBytes = ModelRunner.KvBytesPerToken(model.Config, Options.KvType) * BlockTable.BlocksFor(context, Options.KvBlockSize) * Options.KvBlockSize;
+        long kvBytes = ModelRunner.KvBytesPerToken(model.Config, Options.KvType, Options.KvValueType) * BlockTable.BlocksFor(context, Options.KvBlockSize) * Options.KvBlockSize;
         _engine = new LlmEngine(model, new EngineOptions
         {
             Threads = Options.Threads,
@@ -39,6 +39,7 @@ public sealed class InferenceSession : IDisposable
             KvCacheMemoryBytes = kvBytes,
             BlockSize = Options.KvBlockSize,
             KvType = Options.KvType,
+            KvValueType = Options.KvValueType,
             Precision = Options.Precision,
             Isa = Options.Isa,
             EnablePrefixCaching = Options.PrefixCaching,

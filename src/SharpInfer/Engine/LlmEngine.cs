@@ -90,16 +90,16 @@ public sealed class LlmEngine : IDisposable
         _model = model;
         var c = model.Config;
         MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
-        long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType);
+        long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType, Options.ValueType);
         long bytes = Options.KvCacheMemoryBytes
                      ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perToken * MaxModelLen * Options.MaxNumSeqs);
-        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes);
+        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes, Options.ValueType);
         DiskBlockStore? store = Options.EnablePrefixCaching && Options.PrefixCacheDir != null
-            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes, DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize),
+            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes, DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize, Options.ValueType),
                                  Options.Warn)
             : null;
         _runner = new ModelRunner(model, Options.Threads, Options.MaxNumBatchedTokens, Options.BlockSize, blockCount, Options.KvType,
-                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store);
+                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store, kvValueType: Options.ValueType);
         _blocks = _runner.Blocks;
         _scheduler = new Scheduler(_blocks, Options.MaxNumSeqs, Options.MaxNumBatchedTokens, Options.Mode);
         _batch = new ForwardBatch(Options.MaxNumBatchedTokens, Options.MaxNumSeqs);

@@ -45,7 +45,7 @@ public sealed class ModelBenchmark : IDisposable
     public long KvCacheBytes => _engine.KvCacheBytes;
 
     public ModelBenchmark(Model model, int threads, int maxTokens, int ubatch = 512, KvDataType kv = KvDataType.F16,
-                          MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null)
+                          MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null, KvDataType? valueType = null)
     {
         Threads = threads;
         KvType = kv;
@@ -57,8 +57,9 @@ public sealed class ModelBenchmark : IDisposable
             MaxModelLen = Math.Max(context, model.Config.TrainedContextLength),
             MaxNumSeqs = 1,
             MaxNumBatchedTokens = ubatch,
-            KvCacheMemoryBytes = ModelRunner.KvBytesPerToken(model.Config, kv) * (BlockTable.BlocksFor(context, 16) + 1) * 16,
+            KvCacheMemoryBytes = ModelRunner.KvBytesPerToken(model.Config, kv, valueType) * (BlockTable.BlocksFor(context, 16) + 1) * 16,
             KvType = kv,
+            KvValueType = valueType,
             Precision = precision,
             Isa = isa,
             EnablePrefixCaching = false,

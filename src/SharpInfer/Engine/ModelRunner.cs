@@ -19,18 +19,19 @@ public sealed class ModelRunner : IDisposable
     public PagedKvCache Cache => Blocks.Cache;
 
     /// <summary>Bytes of keys and values one token occupies across all layers.</summary>
-    public static long KvBytesPerToken(ModelConfig c, KvDataType type) =>
-        2L * c.LayerCount * c.KvHeadCount * c.HeadDim * (type == KvDataType.F32 ? 4 : 2);
+    public static long KvBytesPerToken(ModelConfig c, KvDataType type, KvDataType? valueType = null) =>
+        PagedKvCache.BytesPerTokenFor(c.LayerCount, c.KvHeadCount, c.HeadDim, KvFormat.Of(type), KvFormat.Of(valueType ?? type));
 
     /// <summary>Blocks of <paramref name="blockSize"/> tokens that <paramref name="bytes"/> of KV memory hold (at least one).</summary>
-    public static int BlocksForBytes(ModelConfig c, KvDataType type, int blockSize, long bytes) =>
-        (int)Math.Max(1, Math.Min(int.MaxValue, bytes / (KvBytesPerToken(c, type) * blockSize)));
+    public static int BlocksForBytes(ModelConfig c, KvDataType type, int blockSize, long bytes, KvDataType? valueType = null) =>
+        (int)Math.Max(1, Math.Min(int.MaxValue, bytes / (KvBytesPerToken(c, type, valueType) * blockSize)));
 
     private readonly bool _ownsPool;
 
     public ModelRunner(Model model, int threads, int maxBatchTokens, int blockSize, int blockCount, KvDataType kvType,
                        MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null,
-                       bool prefixCaching = false, IKvBlockStore? store = null, ComputePool? sharedPool = null)
+                       bool prefixCaching = false, IKvBlockStore? store = null, ComputePool? sharedPool = null,
+                       KvDataType? kvValueType = null)
     {
         Model = model;
         var c = model.Config;
@@ -40,7 +41,8 @@ public sealed class ModelRunner : IDisposable
         try
         {
             Transformer = new Transformer(c, model.Weights, Pool, maxBatchTokens, blockSize, precision, isa);
-            Blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, blockSize, blockCount, kvType), prefixCaching, store);
+            Blocks = new BlockManager(new PagedKvCache(c.LayerCount, c.KvHeadCount, c.HeadDim, blockSize, blockCount,
+                KvFormat.Of(kvType), KvFormat.Of(kvValueType ?? kvType)), prefixCaching, store);
         }
         catch
         {

@@ -15,6 +15,8 @@ public sealed record SessionOptions
     public int BatchSize { get; init; } = 512;
     /// <summary>KV cache element type (--cache-type).</summary>
     public KvDataType KvType { get; init; } = KvDataType.F16;
+    /// <summary>Value cache element type (--cache-type-v); null: as keys.</summary>
+    public KvDataType? KvValueType { get; init; }
     public int KvBlockSize { get; init; } = 16;
     public MatMulPrecision Precision { get; init; } = MatMulPrecision.Fast;
     /// <summary>Instruction path override (null: the best the CPU has, or SHARPINFER_ISA).</summary>

@@ -17,6 +17,8 @@ public sealed record PerplexityOptions
     public int? MaxChunks { get; init; }
     public int Threads { get; init; } = ComputePool.DefaultThreads;
     public KvDataType KvType { get; init; } = KvDataType.F16;
+    /// <summary>Value cache type; null: as keys.</summary>
+    public KvDataType? KvValueType { get; init; }
     public MatMulPrecision Precision { get; init; } = MatMulPrecision.Fast;
 }
 
@@ -86,7 +88,8 @@ public static class Perplexity
         var allLogits = new float[(long)perPass * scored * V];   // a chunk's scored rows gathered over its passes
 
         int blocksPerChunk = BlockTable.BlocksFor(ctx, BlockSize);
-        using var runner = new ModelRunner(model, o.Threads, perPass * passTokens, BlockSize, perPass * blocksPerChunk, o.KvType, o.Precision);
+        using var runner = new ModelRunner(model, o.Threads, perPass * passTokens, BlockSize, perPass * blocksPerChunk, o.KvType, o.Precision,
+                                      kvValueType: o.KvValueType);
         var batch = new ForwardBatch(perPass * passTokens, perPass);
         double nll = 0, nll2 = 0;
         long count = 0;
