@@ -53,13 +53,14 @@ public sealed class GgufPatch
         return this;
     }
 
-    /// <summary>Writes the patched file to a new temporary path (under the test cache) and returns it.</summary>
-    public string Write()
+    /// <summary>Writes the patched file to <paramref name="path"/> (default: a new temporary path under the test cache)
+    /// and returns the path.</summary>
+    public string Write(string? path = null)
     {
         var w = new GgufWriter();
         foreach (var (k, type, v) in Metadata) w.AddRaw(k, type, v);
         foreach (var t in Tensors) w.AddTensor(t.Name, t.Dims, t.Type, t.Data);
-        var path = TestPaths.NewTempFile();
+        path ??= TestPaths.NewTempFile();
         w.Write(path);
         return path;
     }
