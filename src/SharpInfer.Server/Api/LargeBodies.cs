@@ -54,6 +54,20 @@ internal static class LargeBodies
         while ((idle = Environment.TickCount64 - Volatile.Read(ref _lastActivity)) < quietMs)
             await Task.Delay(TimeSpan.FromMilliseconds(quietMs - idle)).ConfigureAwait(false);
         Volatile.Write(ref _collectScheduled, 0);
+        long seen = Volatile.Read(ref _lastActivity);
+        Collect();
+        // The JSON parser's index of a large body is a buffer rented from the shared array pool, which keeps it after
+        // use and releases it only in a full collection at least a minute after an earlier one noted it idle: so
+        // collect once more after that minute, unless a new large body came (it schedules its own collections).
+        await Task.Delay(PoolTrimDelay).ConfigureAwait(false);
+        if (Volatile.Read(ref _lastActivity) == seen) Collect();
+    }
+
+    /// <summary>The shared array pool trims buffers idle for 60 s (at low memory pressure); a little more than that.</summary>
+    private static readonly TimeSpan PoolTrimDelay = TimeSpan.FromSeconds(65);
+
+    private static void Collect()
+    {
         // Aggressive: compacts every generation and the LOH, and decommits the freed memory
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         Interlocked.Increment(ref _collections);
