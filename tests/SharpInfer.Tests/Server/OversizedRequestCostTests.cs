@@ -129,6 +129,20 @@ public class OversizedRequestCostTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task ALargeBodyIsFollowedByACompaction()
+    {
+        // the heap is compacted once a burst of large bodies is over: wait for that state (the quiet period is a second;
+        // the bound is only a hang guard)
+        await using var server = await ServerHarness.StartAsync();
+        long before = LargeBodies.Collections;
+        var (status, _, _) = await server.PostAsync("v1/completions", new JsonObject { ["prompt"] = HugeText(2 << 20), ["max_tokens"] = 1 });
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        using var guard = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        guard.CancelAfter(TimeSpan.FromMinutes(2));
+        while (LargeBodies.Collections == before) await Task.Delay(50, guard.Token);
+    }
+
     private static HttpRequest Request(byte[] body)
     {
         var ctx = new DefaultHttpContext();
