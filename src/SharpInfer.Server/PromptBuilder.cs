@@ -31,4 +31,8 @@ public sealed class PromptBuilder(Model model)
     }
 
     public int[] TokenizeCompletionPrompt(string prompt) => model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: true);
+
+    /// <summary><see cref="TokenizeCompletionPrompt(string)"/> within a budget: null once the prompt has more than
+    /// <paramref name="maxTokens"/> tokens, found without tokenizing the rest.</summary>
+    public int[]? TokenizeCompletionPrompt(string prompt, int maxTokens) => model.Tokenizer.EncodeAtMost(prompt, maxTokens, addSpecial: true, parseSpecial: true);
 }

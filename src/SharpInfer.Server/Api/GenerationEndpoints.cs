@@ -17,8 +17,9 @@ internal static class GenerationEndpoints
     public static async Task ChatAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
     {
         var engine = host.RequireEngine();
-        var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted, MaxArrayLength(engine)).ConfigureAwait(false);
         CheckModel(body, host);
+        PromptLimits.CheckChatMessages(body, engine.Model.Tokenizer, engine.MaxModelLen);
         var p = GenerationParams.Parse(body, chat: true, engine.Model.Config.VocabSize, engine.Model.Tokenizer);
         var messages = ReadMessages(body);
         var tools = body.Array("tools");
@@ -42,8 +43,9 @@ internal static class GenerationEndpoints
     public static async Task CompletionsAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
     {
         var engine = host.RequireEngine();
-        var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted).ConfigureAwait(false);
+        var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted, MaxArrayLength(engine)).ConfigureAwait(false);
         CheckModel(body, host);
+        PromptLimits.CheckCompletionPrompt(body, engine.Model.Tokenizer, engine.MaxModelLen);
         var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize, engine.Model.Tokenizer);
         if (body.String("suffix") is { Length: > 0 })
             throw ApiException.BadRequest("'suffix' is not supported.", "suffix");
@@ -65,6 +67,9 @@ internal static class GenerationEndpoints
         }
         await RunAsync(ctx, host, log, chat: false, p, requests, promptTokens, echo, meta, "prompt").ConfigureAwait(false);
     }
+
+    /// <summary>No array of a generation request can be longer than this (each element is at least one token, or one choice).</summary>
+    private static int MaxArrayLength(LlmEngine engine) => Math.Max(engine.MaxModelLen, MaxChoices);
 
     private static void CheckModel(JsonBody body, ModelHost host)
     {
@@ -115,14 +120,14 @@ internal static class GenerationEndpoints
         if (node is JsonValue v && v.GetValueKind() == JsonValueKind.String)
         {
             var s = v.GetValue<string>();
-            list.Add((s, prompts.TokenizeCompletionPrompt(s)));
+            list.Add((s, PromptLimits.Tokenize(prompts, s, host.Engine!.MaxModelLen)));
             return list;
         }
         if (node is not JsonArray arr || arr.Count == 0)
             throw ApiException.BadRequest("'prompt' must be a string, a list of strings or a list of token ids.", "prompt");
         if (arr.All(x => x is JsonValue xv && xv.GetValueKind() == JsonValueKind.String))
         {
-            foreach (var x in arr) list.Add((x!.GetValue<string>(), prompts.TokenizeCompletionPrompt(x.GetValue<string>())));
+            foreach (var x in arr) list.Add((x!.GetValue<string>(), PromptLimits.Tokenize(prompts, x.GetValue<string>(), host.Engine!.MaxModelLen)));
             return list;
         }
         if (arr.All(x => x is JsonValue xv && xv.GetValueKind() == JsonValueKind.Number))

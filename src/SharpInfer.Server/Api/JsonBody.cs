@@ -8,45 +8,97 @@ namespace SharpInfer.Server.Api;
 
 /// <summary>A request's JSON object with typed accessors that answer 400 naming the field when a value has the
 /// wrong type or range. Absent and <c>null</c> fields read as null (OpenAI treats them alike).</summary>
-public sealed class JsonBody(JsonObject root)
+public sealed class JsonBody(JsonObject root, JsonElement? source = null)
 {
     public JsonObject Root { get; } = root;
 
-    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
+    /// <summary>The parsed document behind <see cref="Root"/> (for a request body): size checks read it without
+    /// materializing nodes or strings.</summary>
+    public JsonElement? Source { get; } = source;
 
-    /// <summary>Reads the body (at most <paramref name="maxBytes"/>, else 413) and parses a JSON object (else 400).</summary>
-    public static async Task<JsonBody> ReadAsync(HttpRequest request, long maxBytes, CancellationToken ct)
+    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = JsonBodyLimits.MaxDepth, AllowDuplicateProperties = false };
+
+    /// <summary>Reads the body (at most <paramref name="maxBytes"/>, else 413) and parses a JSON object (else 400).
+    /// A large body (<see cref="LargeBodies"/>) waits for a decoding slot and is held once: the bytes are read into one
+    /// buffer of the announced size and parsed in place, strings stay undecoded until a handler reads them.</summary>
+    /// <param name="maxArrayLength">Longest array accepted anywhere in the body (checked by a scan of the bytes before the
+    /// document is built: its index costs 12 bytes per value, so a list of millions of token ids would cost hundreds of
+    /// megabytes to parse only to be refused).</param>
+    public static async Task<JsonBody> ReadAsync(HttpRequest request, long maxBytes, CancellationToken ct, int maxArrayLength = int.MaxValue)
     {
         if (request.ContentLength > maxBytes)
         {
             await DrainAsync(request, ct).ConfigureAwait(false);
             throw TooLarge(maxBytes);
         }
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, maxBytes) + 1);
-        var stream = request.Body;
-        while (true)
+        IDisposable? slot = null;
+        try
         {
-            var span = buffer.GetMemory(8192);
-            int n = await stream.ReadAsync(span, ct).ConfigureAwait(false);
-            if (n == 0) break;
-            buffer.Advance(n);
-            if (buffer.WrittenCount > maxBytes)
+            if (request.ContentLength >= LargeBodies.Threshold) slot = await EnterLargeAsync(request, ct).ConfigureAwait(false);
+            // one buffer of the announced size (+1 to notice a body longer than announced), else grown by doubling
+            var buffer = new byte[(int)Math.Min(Math.Min(request.ContentLength ?? 16384, maxBytes), System.Array.MaxLength - 1) + 1];
+            int length = 0;
+            var stream = request.Body;
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    if (length > maxBytes)
+                    {
+                        await DrainAsync(request, ct).ConfigureAwait(false);
+                        throw TooLarge(maxBytes);
+                    }
+                    if (slot is null && length >= LargeBodies.Threshold) slot = await EnterLargeAsync(request, ct).ConfigureAwait(false);
+                    if (buffer.Length >= System.Array.MaxLength) throw TooLarge(System.Array.MaxLength - 1);
+                    System.Array.Resize(ref buffer, (int)Math.Min(Math.Min((long)buffer.Length * 2, maxBytes + 1), System.Array.MaxLength));
+                }
+                int n = await stream.ReadAsync(buffer.AsMemory(length), ct).ConfigureAwait(false);
+                if (n == 0) break;
+                length += n;
+            }
+            if (length > maxBytes)
             {
                 await DrainAsync(request, ct).ConfigureAwait(false);
                 throw TooLarge(maxBytes);
             }
+            if (length == 0) throw ApiException.BadRequest("The request body is empty; expected a JSON object.");
+            JsonArrayLimit.Check(buffer.AsSpan(0, length), maxArrayLength);
+            return Parse(buffer.AsMemory(0, length));
         }
-        if (buffer.WrittenCount == 0) throw ApiException.BadRequest("The request body is empty; expected a JSON object.");
-        JsonNode? node;
+        finally
+        {
+            slot?.Dispose();
+        }
+    }
+
+    /// <summary>Takes a large-body decoding slot and arranges for the memory to be given back once answered.</summary>
+    private static async Task<IDisposable> EnterLargeAsync(HttpRequest request, CancellationToken ct)
+    {
+        var slot = await LargeBodies.EnterAsync(ct).ConfigureAwait(false);
+        request.HttpContext.Response.OnCompleted(() =>
+        {
+            LargeBodies.Touch();
+            return Task.CompletedTask;
+        });
+        return slot;
+    }
+
+    /// <summary>Parses a body already read: the document refers to <paramref name="utf8"/> instead of copying it.</summary>
+    internal static JsonBody Parse(ReadOnlyMemory<byte> utf8)
+    {
+        JsonElement root;
         try
         {
-            node = JsonNode.Parse(buffer.WrittenSpan, documentOptions: ParseOptions);
+            // not disposed: the nodes below keep referring to the document (its pooled index is then simply collected)
+            root = JsonDocument.Parse(utf8, ParseOptions).RootElement;
         }
         catch (JsonException e)
         {
             throw ApiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}");
         }
-        if (node is not JsonObject obj) throw ApiException.BadRequest("The request body must be a JSON object.");
+        if (root.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("The request body must be a JSON object.");
+        JsonUnicodeCheck.Validate(root);
+        var obj = JsonObject.Create(root, new JsonNodeOptions { PropertyNameCaseInsensitive = false })!;
         try
         {
             _ = obj.Count;   // materializes the properties: a duplicate name fails here, not in a handler
@@ -59,8 +111,7 @@ public sealed class JsonBody(JsonObject root)
         {
             throw ApiException.BadRequest("A property name of the request body is not valid Unicode.", null, JsonUnicodeCheck.Code);
         }
-        JsonUnicodeCheck.Validate(obj);
-        return new JsonBody(obj);
+        return new JsonBody(obj, root);
     }
 
     /// <summary>Bodies up to this size are read and discarded before a 413 is sent: a client still writing its body

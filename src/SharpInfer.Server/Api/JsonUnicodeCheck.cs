@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -5,12 +6,39 @@ namespace SharpInfer.Server.Api;
 
 /// <summary>Checks once, right after parsing, that every string and property name of a request decodes to valid
 /// UTF-16. The JSON reader accepts invalid UTF-8 bytes and lone surrogate escapes (<c>"\ud800"</c>) and only fails
-/// when a handler first reads the string, which used to surface as a 500; here it becomes a 400 naming the field.</summary>
+/// when a handler first reads the string, which used to surface as a 500; here it becomes a 400 naming the field.
+/// The check scans the raw bytes of the parsed document (<see cref="JsonRawString"/>): no string is decoded and no
+/// node is created, so a 15 MiB prompt or a list of millions of token ids costs no memory to check. Only when a bad
+/// string is found are the nodes walked, to name its field.</summary>
 internal static class JsonUnicodeCheck
 {
     public const string Code = "invalid_unicode";
 
-    public static void Validate(JsonObject root) => Walk(root);
+    public static void Validate(JsonElement root)
+    {
+        if (IsValid(root)) return;
+        Walk(JsonObject.Create(root));   // throws, naming the field
+        throw ApiException.BadRequest("The request body contains a string that is not valid Unicode.", null, Code);
+    }
+
+    private static bool IsValid(JsonElement e)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                    if (!JsonRawString.TryMeasure(JsonMarshal.GetRawUtf8PropertyName(p), out _) || !IsValid(p.Value)) return false;
+                return true;
+            case JsonValueKind.Array:
+                foreach (var item in e.EnumerateArray())
+                    if (!IsValid(item)) return false;
+                return true;
+            case JsonValueKind.String:
+                return JsonRawString.TryMeasure(JsonRawString.Contents(e), out _);
+            default:
+                return true;
+        }
+    }
 
     private static void Walk(JsonNode? node)
     {

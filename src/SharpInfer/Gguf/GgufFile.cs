@@ -61,9 +61,9 @@ public sealed unsafe class GgufFile : IDisposable
         for (long i = 0; i < kvCount; i++)
         {
             string key = r.String("metadata key");
-            var type = r.ValueType($"metadata '{key}'");
-            object value = r.Value(type, $"metadata '{key}'", depth: 0);
-            if (!meta.TryAdd(key, value)) r.Fail($"duplicate metadata key '{key}'");
+            var type = r.ValueType($"metadata {FileText.Quote(key)}");
+            object value = r.Value(type, $"metadata {FileText.Quote(key)}", depth: 0);
+            if (!meta.TryAdd(key, value)) r.Fail($"duplicate metadata key {FileText.Quote(key)}");
             types[key] = type;
             keys.Add(key);
         }
@@ -75,7 +75,7 @@ public sealed unsafe class GgufFile : IDisposable
         if (meta.TryGetValue("general.alignment", out var alignObj))
         {
             if (alignObj is not uint a || a == 0 || (a & (a - 1)) != 0 || a > 1 << 20)
-                r.Fail($"general.alignment must be a power of two UINT32, got {alignObj}");
+                r.Fail($"general.alignment must be a power of two UINT32, got {DescribeValue(alignObj)}");
             alignment = (int)(uint)alignObj;
         }
         Alignment = alignment;
@@ -86,24 +86,24 @@ public sealed unsafe class GgufFile : IDisposable
         {
             string name = r.String($"tensor {i} name");
             if (Encoding.UTF8.GetByteCount(name) > MaxTensorNameBytes)
-                r.Fail($"tensor name '{name}' is longer than {MaxTensorNameBytes} bytes");
-            if (!names.Add(name)) r.Fail($"duplicate tensor name '{name}'");
+                r.Fail($"tensor name {FileText.Quote(name)} is longer than {MaxTensorNameBytes} bytes");
+            if (!names.Add(name)) r.Fail($"duplicate tensor name {FileText.Quote(name)}");
             uint nDims = r.U32();
-            if (nDims > MaxDims) r.Fail($"tensor '{name}' has {nDims} dimensions (at most {MaxDims})");
+            if (nDims > MaxDims) r.Fail($"tensor {FileText.Quote(name)} has {nDims} dimensions (at most {MaxDims})");
             var dims = new long[nDims];
             for (int d = 0; d < nDims; d++)
             {
                 ulong v = r.U64();
-                if (v > long.MaxValue) r.Fail($"tensor '{name}' dimension {d} is {v}, too large");
+                if (v > long.MaxValue) r.Fail($"tensor {FileText.Quote(name)} dimension {d} is {v}, too large");
                 dims[d] = (long)v;
             }
             uint rawType = r.U32();
             var type = (GgmlType)rawType;
             if (!GgmlTypeInfo.IsKnown(type))
-                r.Fail($"tensor '{name}' has unknown tensor type {rawType}");
+                r.Fail($"tensor {FileText.Quote(name)} has unknown tensor type {rawType}");
             ulong off = r.U64();
-            if (off > (ulong)size) r.Fail($"tensor '{name}' data offset {off} is beyond the end of the file ({size} bytes)");
-            if (off % (ulong)alignment != 0) r.Fail($"tensor '{name}' data offset {off} is not a multiple of the alignment {alignment}");
+            if (off > (ulong)size) r.Fail($"tensor {FileText.Quote(name)} data offset {off} is beyond the end of the file ({size} bytes)");
+            if (off % (ulong)alignment != 0) r.Fail($"tensor {FileText.Quote(name)} data offset {off} is not a multiple of the alignment {alignment}");
             infos.Add((name, dims, type, (long)off));
         }
 
@@ -116,7 +116,7 @@ public sealed unsafe class GgufFile : IDisposable
         {
             long bytes = TensorByteSize(r, name, dims, type);
             if (dataStart + off + bytes > size || dataStart + off + bytes < 0)
-                r.Fail($"tensor '{name}' data [{dataStart + off}, {dataStart + off + bytes}) lies past the end of the file ({size} bytes): the file is truncated");
+                r.Fail($"tensor {FileText.Quote(name)} data [{dataStart + off}, {dataStart + off + bytes}) lies past the end of the file ({size} bytes): the file is truncated");
             tensors.Add(new GgufTensorInfo(name, dims, type, off, bytes));
         }
         Tensors = tensors;
@@ -129,15 +129,15 @@ public sealed unsafe class GgufFile : IDisposable
         long elements = 1;
         foreach (var d in dims)
         {
-            if (d != 0 && elements > long.MaxValue / d) r.Fail($"tensor '{name}' shape [{string.Join(", ", dims)}] overflows");
+            if (d != 0 && elements > long.MaxValue / d) r.Fail($"tensor {FileText.Quote(name)} shape [{string.Join(", ", dims)}] overflows");
             elements *= d;
         }
         long ne0 = dims.Length > 0 ? dims[0] : 1;
         if (ne0 % bs != 0)
-            r.Fail($"tensor '{name}' of type {GgmlTypeInfo.Name(type)} has a row length {ne0} that is not a multiple of its block size {bs}");
+            r.Fail($"tensor {FileText.Quote(name)} of type {GgmlTypeInfo.Name(type)} has a row length {ne0} that is not a multiple of its block size {bs}");
         long blocks = elements / bs;
         long ts = GgmlTypeInfo.TypeSize(type);
-        if (blocks > long.MaxValue / ts) r.Fail($"tensor '{name}' is too large");
+        if (blocks > long.MaxValue / ts) r.Fail($"tensor {FileText.Quote(name)} is too large");
         return blocks * ts;
     }
 
@@ -193,7 +193,7 @@ public sealed unsafe class GgufFile : IDisposable
     public bool TryGetTensor(string name, out GgufTensorInfo info) => _tensorsByName.TryGetValue(name, out info!);
 
     public GgufTensorInfo GetTensor(string name) =>
-        _tensorsByName.TryGetValue(name, out var t) ? t : throw new UnsupportedModelException($"{Path}: tensor '{name}' is missing");
+        _tensorsByName.TryGetValue(name, out var t) ? t : throw new UnsupportedModelException($"{Path}: tensor {FileText.Quote(name)} is missing");
 
     /// <summary>Pointer to a tensor's bytes inside the mapping (valid until the file is disposed).</summary>
     public byte* TensorData(GgufTensorInfo t)
@@ -205,7 +205,7 @@ public sealed unsafe class GgufFile : IDisposable
     /// <summary>A tensor's bytes as a span (tensors over 2 GiB must use <see cref="TensorData"/>).</summary>
     public ReadOnlySpan<byte> TensorBytes(GgufTensorInfo t)
     {
-        if (t.ByteSize > int.MaxValue) throw new NotSupportedException($"tensor '{t.Name}' is larger than 2 GiB; use TensorData");
+        if (t.ByteSize > int.MaxValue) throw new NotSupportedException($"tensor {FileText.Quote(t.Name)} is larger than 2 GiB; use TensorData");
         return new ReadOnlySpan<byte>(TensorData(t), (int)t.ByteSize);
     }
 
@@ -254,12 +254,12 @@ public sealed unsafe class GgufFile : IDisposable
     public GgufArray? GetArray(string key) => Metadata.TryGetValue(key, out var v) ? v as GgufArray ?? throw Bad(key, v, "an array") : null;
 
     private GgufFormatException Bad(string key, object v, string expected) =>
-        new(Path, $"metadata '{key}' should be {expected} but is {DescribeValue(v)}");
+        new(Path, $"metadata {FileText.Quote(key)} should be {expected} but is {DescribeValue(v)}");
 
     public static string DescribeValue(object v) => v switch
     {
         GgufArray a => $"array of {a.Count} {a.ElementType}",
-        string s => $"string \"{(s.Length > 40 ? s[..40] + "…" : s)}\"",
+        string s => $"string {FileText.Quote(s)}",
         _ => $"{v.GetType().Name} {v}",
     };
 

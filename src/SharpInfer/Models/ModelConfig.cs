@@ -44,25 +44,22 @@ public sealed record ModelConfig
             ?? throw new UnsupportedModelException($"{g.Path}: metadata 'general.architecture' is missing");
         if (!SupportedArchitectures.Contains(arch))
             throw new UnsupportedModelException(
-                $"{g.Path}: architecture '{arch}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
+                $"{g.Path}: architecture {FileText.Quote(arch)} is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
 
-        int Req(string key)
-        {
-            if (g.Metadata.TryGetValue($"{arch}.{key}", out var raw) && raw is GgufArray)
-                throw new UnsupportedModelException($"{g.Path}: per-layer '{arch}.{key}' arrays are not supported");
-            long v = g.GetInteger($"{arch}.{key}") ?? throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.{key}' is missing");
-            if (v <= 0 || v > 1 << 24) throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.{key}' = {v} is out of range");
-            return (int)v;
-        }
-        int Opt(string key, int dflt) => g.Has($"{arch}.{key}") ? Req(key) : dflt;
+        int Req(string key) => ModelConfigValidator.PositiveInteger(g, $"{arch}.{key}")
+            ?? throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.{key}' is missing");
+        int Opt(string key, int dflt) => ModelConfigValidator.PositiveInteger(g, $"{arch}.{key}") ?? dflt;
+        ModelConfigValidator.RequireFiniteFloats(g, arch);
 
         int nEmbd = Req("embedding_length");
         int nHead = Req("attention.head_count");
         int nHeadKv = Opt("attention.head_count_kv", nHead);
         if (nHead % nHeadKv != 0)
-            throw new UnsupportedModelException($"{g.Path}: head_count {nHead} is not a multiple of head_count_kv {nHeadKv}");
+            throw new UnsupportedModelException(
+                $"{g.Path}: metadata '{arch}.attention.head_count' = {nHead} is not a multiple of '{arch}.attention.head_count_kv' = {nHeadKv}");
         if (nEmbd % nHead != 0 && !g.Has($"{arch}.attention.key_length"))
-            throw new UnsupportedModelException($"{g.Path}: embedding_length {nEmbd} is not a multiple of head_count {nHead} and key_length is not given");
+            throw new UnsupportedModelException(
+                $"{g.Path}: metadata '{arch}.embedding_length' = {nEmbd} is not a multiple of '{arch}.attention.head_count' = {nHead} and key_length is not given");
         int headDim = Opt("attention.key_length", nEmbd / nHead);
         int valueDim = Opt("attention.value_length", headDim);
         if (valueDim != headDim)
@@ -76,26 +73,25 @@ public sealed record ModelConfig
         if (scaling is not (null or "none"))
         {
             if (scaling != "linear")
-                throw new UnsupportedModelException($"{g.Path}: rope scaling '{scaling}' is not supported (supported: none, linear)");
-            double factor = g.GetFloat($"{arch}.rope.scaling.factor") ?? 1.0;
-            if (factor <= 0) throw new UnsupportedModelException($"{g.Path}: rope.scaling.factor {factor} must be positive");
+                throw new UnsupportedModelException($"{g.Path}: rope scaling {FileText.Quote(scaling)} is not supported (supported: none, linear)");
+            double factor = ModelConfigValidator.PositiveNumber(g, $"{arch}.rope.scaling.factor") ?? 1.0;
             freqScale = (float)(1.0 / factor);
         }
 
         int vocab = g.GetArray("tokenizer.ggml.tokens")?.Count ?? Opt("vocab_size", 0);
         if (vocab <= 0) throw new UnsupportedModelException($"{g.Path}: the vocabulary (tokenizer.ggml.tokens) is missing");
 
-        double eps = g.GetFloat($"{arch}.attention.layer_norm_rms_epsilon")
+        double eps = ModelConfigValidator.PositiveNumber(g, $"{arch}.attention.layer_norm_rms_epsilon")
             ?? throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.attention.layer_norm_rms_epsilon' is missing");
-        double freqBase = g.GetFloat($"{arch}.rope.freq_base") ?? 10000.0;
-        if (!(eps > 0) || !(freqBase > 0))
-            throw new UnsupportedModelException($"{g.Path}: rms epsilon {eps} and rope freq_base {freqBase} must be positive");
+        double freqBase = ModelConfigValidator.PositiveNumber(g, $"{arch}.rope.freq_base") ?? 10000.0;
+        int layers = Req("block_count");
+        ModelConfigValidator.RequireLayersMatchTensors(g, arch, layers);
 
         return new ModelConfig
         {
             Architecture = arch,
             Name = g.GetString("general.name") ?? Path.GetFileNameWithoutExtension(g.Path),
-            LayerCount = Req("block_count"),
+            LayerCount = layers,
             EmbeddingLength = nEmbd,
             HeadCount = nHead,
             KvHeadCount = nHeadKv,

@@ -13,6 +13,9 @@ internal sealed class BpeMergeTable
     /// <summary>The symbol id of each byte's GPT-2 character, or -1 when that character is nowhere in the vocabulary
     /// or merges.</summary>
     public readonly int[] ByteSymbols = new int[256];
+    /// <summary>Every byte and every merge result is a vocabulary token: then no byte of a word is ever dropped by the
+    /// fallback for non-token symbols, and each token of the output covers at least one byte of the input.</summary>
+    public bool EverySymbolIsAToken { get; }
 
     public BpeMergeTable(Vocabulary v)
     {
@@ -54,6 +57,7 @@ internal sealed class BpeMergeTable
             one[0] = ByteLevel.ByteToChar[b];
             ByteSymbols[b] = v.TryGetId(one, out int id) ? id : extraSpan.TryGetValue(one, out id) ? id : -1;
         }
+        EverySymbolIsAToken = extra.Count == 0 && ByteSymbols.All(id => (uint)id < (uint)v.Count);
     }
 
     private static long Key(int left, int right) => ((long)left << 32) | (uint)right;

@@ -34,16 +34,19 @@ internal sealed class BytePairTokenizer : Tokenizer
         }
     }
 
-    private protected override void EncodeFragments(string text, List<Fragment> fragments, List<int> output, EncodeScratch s)
+    private protected override bool EveryByteGivesATokenCore => _merges.EverySymbolIsAToken;
+
+    private protected override void EncodeFragments(string text, List<Fragment> fragments, List<int> output, EncodeScratch s, int limit)
     {
         foreach (var f in fragments)
         {
-            if (f.IsText) EncodeText(text.AsSpan(f.Start, f.Length), output, s);
+            if (output.Count > limit) return;
+            if (f.IsText) EncodeText(text.AsSpan(f.Start, f.Length), output, s, limit);
             else output.Add(f.TokenId);
         }
     }
 
-    private void EncodeText(ReadOnlySpan<char> text, List<int> output, EncodeScratch s)
+    private void EncodeText(ReadOnlySpan<char> text, List<int> output, EncodeScratch s, int limit)
     {
         var cps = EncodeScratch.Grow(ref s.Codepoints, text.Length);
         var starts = EncodeScratch.Grow(ref s.CharStarts, text.Length + 1);
@@ -67,6 +70,7 @@ internal sealed class BytePairTokenizer : Tokenizer
         int c = 0;
         foreach (int len in s.Pieces)
         {
+            if (output.Count > limit) return;   // words are encoded independently: the count so far only grows
             EncodeWord(text[starts[c]..starts[c + len]], output, s);
             c += len;
         }

@@ -30,11 +30,18 @@ internal sealed class SentencePieceTokenizer : Tokenizer
         }
     }
 
-    private protected override void EncodeFragments(string text, List<Fragment> fragments, List<int> output, EncodeScratch s)
+    /// <summary>A codepoint that is not a token becomes byte tokens, or the unknown token per byte; with neither, bytes
+    /// are dropped.</summary>
+    private protected override bool EveryByteGivesATokenCore => Vocabulary.UnknownId >= 0 || _byteTokens.All(t => t >= 0);
+
+    private protected override void EncodeFragments(string text, List<Fragment> fragments, List<int> output, EncodeScratch s, int limit)
     {
         bool prevSpecial = true;
         foreach (var f in fragments)
         {
+            // a fragment is merged as a whole, so the count can only be checked between fragments (the byte bound
+            // of EncodeAtMost keeps each fragment small)
+            if (output.Count > limit) return;
             if (!f.IsText)
             {
                 output.Add(f.TokenId);

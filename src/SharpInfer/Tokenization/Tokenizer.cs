@@ -83,18 +83,71 @@ public abstract class Tokenizer
         }
     }
 
-    private void EncodeCore(string text, List<int> output, bool addSpecial, bool parseSpecial, EncodeScratch scratch)
+    /// <summary>
+    /// <see cref="Encode(string, bool, bool)"/> for a caller with a token budget (a server checking a prompt against the
+    /// context): returns the same ids when the text has at most <paramref name="maxTokens"/> tokens, and null as soon as
+    /// it is known to have more, without encoding the rest. A text longer than <paramref name="maxTokens"/> ×
+    /// <see cref="MaxBytesPerToken"/> UTF-8 bytes is refused before any tokenization; otherwise encoding stops once
+    /// more than <paramref name="maxTokens"/> ids were produced (after a word for BPE, after a run of text between
+    /// special tokens for SentencePiece, whose merges span the whole run).
+    /// </summary>
+    public int[]? EncodeAtMost(string text, int maxTokens, bool addSpecial = true, bool parseSpecial = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
+        if (IsLongerThan(text, maxTokens)) return null;
+        var scratch = EncodeScratch.Rent();
+        var list = scratch.Output;
+        try
+        {
+            list.Clear();
+            EncodeCore(text, list, addSpecial, parseSpecial, scratch, maxTokens);
+            return list.Count > maxTokens ? null : [.. list];
+        }
+        finally
+        {
+            list.Clear();
+            EncodeScratch.Return(scratch);
+        }
+    }
+
+    /// <summary>
+    /// The most UTF-8 bytes of input one token can stand for (the longest token text; an escaped space ▁ or a GPT-2
+    /// byte character is longer in the vocabulary than the byte it stands for, so this over-estimates, which is the
+    /// safe side), or 0 when the vocabulary can drop bytes (no byte tokens and no unknown token, or BPE merges whose
+    /// result is not a token) so that no such bound holds.
+    /// </summary>
+    /// <remarks>Why this direction: every token of the output except BOS/EOS covers at least one byte and at most
+    /// this many bytes of the input, so <c>tokens ≥ bytes / MaxBytesPerToken</c>, and a text of more than
+    /// <c>n × MaxBytesPerToken</c> bytes certainly has more than <c>n</c> tokens. The other direction (fewer bytes
+    /// than <c>n</c> means at most <c>n</c> tokens) only bounds from above and cannot reject anything early.</remarks>
+    public int MaxBytesPerToken => _maxBytesPerToken ??= EveryByteGivesATokenCore ? Math.Max(1, Vocabulary.MaxTokenLength) : 0;
+
+    private int? _maxBytesPerToken;
+
+    /// <summary>True when <paramref name="text"/> is certainly more than <paramref name="maxTokens"/> tokens long, judged
+    /// by its UTF-8 length alone (see <see cref="MaxBytesPerToken"/>); false means "maybe not".</summary>
+    public bool IsLongerThan(string text, int maxTokens) => IsLongerThan(Encoding.UTF8.GetByteCount(text), maxTokens);
+
+    /// <summary><see cref="IsLongerThan(string, int)"/> for a text of <paramref name="utf8Bytes"/> bytes.</summary>
+    public bool IsLongerThan(long utf8Bytes, int maxTokens) => MaxBytesPerToken > 0 && utf8Bytes > (long)maxTokens * MaxBytesPerToken;
+
+    /// <summary>Whether every byte of any text yields at least one token (see <see cref="MaxBytesPerToken"/>).</summary>
+    private protected abstract bool EveryByteGivesATokenCore { get; }
+
+    private void EncodeCore(string text, List<int> output, bool addSpecial, bool parseSpecial, EncodeScratch scratch, int limit = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(text);
         text = ReplaceLoneSurrogates(text);
         SpecialTokenSplitter.Split(Vocabulary, text, parseSpecial, scratch.Fragments, scratch.FragmentsAlt);
         if (addSpecial && Vocabulary.AddBos) output.Add(Vocabulary.BosId);
-        EncodeFragments(text, scratch.Fragments, output, scratch);
+        EncodeFragments(text, scratch.Fragments, output, scratch, limit);
         if (addSpecial && Vocabulary.AddEos) output.Add(Vocabulary.EosId);
     }
 
-    /// <summary>Encodes the fragments (raw text and special tokens, in order) between BOS and EOS.</summary>
-    private protected abstract void EncodeFragments(string text, List<Fragment> fragments, List<int> output, EncodeScratch scratch);
+    /// <summary>Encodes the fragments (raw text and special tokens, in order) between BOS and EOS; may stop early once
+    /// <paramref name="output"/> holds more than <paramref name="limit"/> ids.</summary>
+    private protected abstract void EncodeFragments(string text, List<Fragment> fragments, List<int> output, EncodeScratch scratch, int limit);
 
     private static string ReplaceLoneSurrogates(string s)
     {
