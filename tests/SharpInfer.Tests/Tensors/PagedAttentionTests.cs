@@ -27,6 +27,10 @@ public unsafe class PagedAttentionTests
         for (int b = 0; b < nBlocks; b++) table.Add(order[b]);
         keys = new float[kvHeads, length, D];
         values = new float[kvHeads, length, D];
+        var kRow = new float[D];
+        var vRow = new float[D];
+        var widened = new float[D];
+        long kBytes = cache.KeyFormat.RowBytes(D), vBytes = cache.ValueFormat.RowBytes(D);
         for (int g = 0; g < kvHeads; g++)
             for (int p = 0; p < length; p++)
             {
@@ -34,14 +38,19 @@ public unsafe class PagedAttentionTests
                 float kScale = p % 23 == 7 ? 4f : 1f;
                 for (int d = 0; d < D; d++)
                 {
-                    float k = (float)KernelHarness.Gaussian(rng) * kScale, v = (float)KernelHarness.Gaussian(rng);
-                    if (type == KvDataType.F16) { k = Fp16.Round(k); v = Fp16.Round(v); }
-                    keys[g, p, d] = k;
-                    values[g, p, d] = v;
-                    byte* kb = cache.KeyBlock(0, table[p / bs], g), vb = cache.ValueBlock(0, table[p / bs], g);
-                    int i = (p % bs) * D + d;
-                    if (type == KvDataType.F32) { ((float*)kb)[i] = k; ((float*)vb)[i] = v; }
-                    else { ((ushort*)kb)[i] = Fp16.FromFloat(k); ((ushort*)vb)[i] = Fp16.FromFloat(v); }
+                    kRow[d] = (float)KernelHarness.Gaussian(rng) * kScale;
+                    vRow[d] = (float)KernelHarness.Gaussian(rng);
+                }
+                // stored through the format (F16 rounding, quantization); the reference sees what was stored
+                byte* kb = cache.KeyBlock(0, table[p / bs], g) + (p % bs) * kBytes, vb = cache.ValueBlock(0, table[p / bs], g) + (p % bs) * vBytes;
+                fixed (float* kr = kRow) fixed (float* vr = vRow) fixed (float* w = widened)
+                {
+                    cache.KeyFormat.WriteRow(kr, kb, D, IsaLevel.Scalar);
+                    float* kw = cache.KeyFormat.Widen(kb, w, 1, D, IsaLevel.Scalar, finite: false);
+                    for (int d = 0; d < D; d++) keys[g, p, d] = kw[d];
+                    cache.ValueFormat.WriteRow(vr, vb, D, IsaLevel.Scalar);
+                    float* vw = cache.ValueFormat.Widen(vb, w, 1, D, IsaLevel.Scalar, finite: false);
+                    for (int d = 0; d < D; d++) values[g, p, d] = vw[d];
                 }
             }
         return (cache, table);
@@ -58,6 +67,15 @@ public unsafe class PagedAttentionTests
             d.Add(type, 16, 4, 64, 2);     // llama3.2-1b's group of 4 (head pairs on AVX-512)
             d.Add(type, 5, 4, 40, 2);      // block size not a multiple of 4, head size with a tail on every width
             d.Add(type, 6, 3, 20, 1);
+        }
+        // quantized caches: ggml's 32-value blocks (head sizes 64, 128) and shortened blocks for small heads
+        foreach (var type in new[] { KvDataType.Q8_0, KvDataType.Q4_0 })
+        {
+            d.Add(type, 16, 7, 64, 2);
+            d.Add(type, 8, 1, 128, 1);
+            d.Add(type, 16, 4, 64, 2);
+            d.Add(type, 5, 4, 40, 2);
+            d.Add(type, 16, 2, 8, 2);      // stories260K's head size
         }
         return d;
     }
@@ -195,6 +213,8 @@ public unsafe class PagedAttentionTests
     [InlineData(KvDataType.F16, 16)]
     [InlineData(KvDataType.F16, 8)]
     [InlineData(KvDataType.F32, 32)]
+    [InlineData(KvDataType.Q8_0, 16)]
+    [InlineData(KvDataType.Q4_0, 16)]
     public void ResultsDoNotDependOnBatchCompositionOrChunking(KvDataType type, int bs)
     {
         const int heads = 6, kvHeads = 2, D = 64, lenA = 53, lenB = 21;
@@ -211,15 +231,14 @@ public unsafe class PagedAttentionTests
         int needB = (lenB + bs - 1) / bs;
         Assert.True(free.Count >= needB);
         for (int b = 0; b < needB; b++) tableB.Add(free[b]);
+        long kRowBytes = cacheA.KeyFormat.RowBytes(D), vRowBytes = cacheA.ValueFormat.RowBytes(D);
         for (int g = 0; g < kvHeads; g++)
             for (int p = 0; p < lenB; p++)
-                for (int d = 0; d < D; d++)
-                {
-                    int i = (p % bs) * D + d;
-                    byte* kb = cacheA.KeyBlock(0, tableB[p / bs], g), vb = cacheA.ValueBlock(0, tableB[p / bs], g);
-                    if (type == KvDataType.F32) { ((float*)kb)[i] = kB[g, p, d]; ((float*)vb)[i] = vB[g, p, d]; }
-                    else { ((ushort*)kb)[i] = Fp16.FromFloat(kB[g, p, d]); ((ushort*)vb)[i] = Fp16.FromFloat(vB[g, p, d]); }
-                }
+            {
+                long off = (p % bs) * kRowBytes, voff = (p % bs) * vRowBytes;
+                Buffer.MemoryCopy(cacheB.KeyBlock(0, tableB0[p / bs], g) + off, cacheA.KeyBlock(0, tableB[p / bs], g) + off, kRowBytes, kRowBytes);
+                Buffer.MemoryCopy(cacheB.ValueBlock(0, tableB0[p / bs], g) + voff, cacheA.ValueBlock(0, tableB[p / bs], g) + voff, vRowBytes, vRowBytes);
+            }
 
         var rng = new Random(9);
         var qA = new float[lenA * qd];
