@@ -35,15 +35,15 @@ internal static class VocabularyReader
                 b.CleanSpaces = e.CleanSpaces;
                 if (e.NoBos) b.Bos = Vocabulary.None;
                 if (b.PreIsFallback)
-                    b.Warnings.Add($"unknown pre-tokenizer '{b.PreName}': using the Llama 3 split (llama.cpp would refuse this model)");
+                    b.Warnings.Add($"unknown pre-tokenizer {FileText.Quote(b.PreName)}: using the Llama 3 split (llama.cpp would refuse this model)");
                 else if (b.PreName is null)
                     b.Warnings.Add("no pre-tokenizer type (tokenizer.ggml.pre): using llama.cpp's 'default' split; generation quality may suffer");
                 break;
             case "no_vocab" or "none":
-                throw new UnsupportedModelException($"{g.Path}: the model has no vocabulary ({P}model = '{model}')");
+                throw new UnsupportedModelException($"{g.Path}: the model has no vocabulary ({P}model = {FileText.Quote(model)})");
             default:
                 throw new UnsupportedModelException(
-                    $"{g.Path}: tokenizer '{model}' is not supported (supported: 'llama' SentencePiece, 'gpt2' byte-level BPE)");
+                    $"{g.Path}: tokenizer {FileText.Quote(model)} is not supported (supported: 'llama' SentencePiece, 'gpt2' byte-level BPE)");
         }
         if (g.GetBool(P + "add_space_prefix") is bool asp) b.AddSpacePrefix = asp;
 
@@ -115,7 +115,7 @@ internal static class VocabularyReader
                 b.Warnings.Add($"empty token at index {i}");
             }
             if (!map.TryAdd(w, i))
-                throw new UnsupportedModelException($"{g.Path}: duplicate token in the vocabulary: '{w}' has ids {map[w]} and {i}");
+                throw new UnsupportedModelException($"{g.Path}: duplicate token in the vocabulary: {FileText.Quote(w)} has ids {map[w]} and {i}");
             copy[i] = w;
             maxLen = Math.Max(maxLen, System.Text.Encoding.UTF8.GetByteCount(w));
             var type = rawTypes is null ? TokenType.Normal : rawTypes[i] is >= 0 and <= 6 ? (TokenType)rawTypes[i] : TokenType.Undefined;

@@ -122,4 +122,15 @@ public class QuotedFileTextTests
         Assert.True(i >= 0);
         return i;
     }
+
+    [Fact]
+    public void ATokenizerModelNameIsEscapedAndTruncated()
+    {
+        var path = GgufPatch.From(TestPaths.Stories260K)
+            .Set("tokenizer.ggml.model", GgufValueType.String, "bpe\r\nERROR forged" + new string('z', 100_000))
+            .Write();
+        var message = LoadError(path);
+        AssertOneCleanLine(message);
+        Assert.Contains("…(", message);
+    }
 }
