@@ -21,6 +21,7 @@ public static class BenchCommand
         var nPrompt = new Option<int[]>("--n-prompt", "-p") { Description = "Prompt lengths to test (pp); 0 skips", DefaultValueFactory = _ => [512], AllowMultipleArgumentsPerToken = true };
         var nGen = new Option<int[]>("--n-gen", "-n") { Description = "Generation lengths to test (tg); 0 skips", DefaultValueFactory = _ => [128], AllowMultipleArgumentsPerToken = true };
         var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
+        var depth = new Option<int[]>("--n-depth", "-d") { Description = "Tokens already in the KV cache when each test runs (like llama-bench -d)", DefaultValueFactory = _ => [0], AllowMultipleArgumentsPerToken = true };
         var reps = new Option<int>("--repetitions", "-r") { Description = "Repetitions of each test", DefaultValueFactory = _ => 5 };
         var ubatch = new Option<int>("--ubatch-size", "-ub") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 512 };
         var cacheType = new KvCacheTypeOptions();
@@ -28,34 +29,38 @@ public static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print llama-bench's JSON records" };
         var cmd = new Command("bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench")
         {
-            model, nPrompt, nGen, threads, reps, ubatch, cacheType.Both, cacheType.Keys, cacheType.Values, exact, json,
+            model, nPrompt, nGen, depth, threads, reps, ubatch, cacheType.Both, cacheType.Keys, cacheType.Values, exact, json,
         };
         cmd.Subcommands.Add(BenchServeCommand.Create());
         cmd.SetAction(r => Run(ModelFileCheck.Resolve(r.GetValue(model)), r.GetValue(nPrompt)!, r.GetValue(nGen)!, r.GetValue(threads),
-            r.GetValue(reps), r.GetValue(ubatch), cacheType.Get(r), r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error));
+            r.GetValue(reps), r.GetValue(ubatch), cacheType.Get(r), r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error, r.GetValue(depth)));
         return cmd;
     }
 
     public static int Run(string path, int[] prompts, int[] gens, int threads, int reps, int ubatch, (KvDataType Keys, KvDataType? Values) kv, bool exact, bool json,
-                          TextWriter stdout, TextWriter stderr)
+                          TextWriter stdout, TextWriter stderr, int[]? depths = null)
     {
         if (reps < 1) throw new InvalidRequestException("--repetitions must be at least 1", "repetitions");
+        depths = depths is { Length: > 0 } ? depths : [0];
+        if (depths.Any(d => d < 0 || d > 1 << 20)) throw new InvalidRequestException("--n-depth values must be between 0 and 1048576", "n-depth");
         using var model = LoadProgress.LoadModel(path, stderr, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast);
         int maxTokens = Math.Max(prompts.DefaultIfEmpty(0).Max(), 1) + Math.Max(gens.DefaultIfEmpty(0).Max(), 1);
-        using var bench = new ModelBenchmark(model, threads, maxTokens, ubatch, kv.Keys, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast, valueType: kv.Values);
+        using var bench = new ModelBenchmark(model, threads, maxTokens, ubatch, kv.Keys, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast, valueType: kv.Values,
+                                          maxDepth: depths.Max());
         var results = new List<BenchmarkResult>();
         if (!json)
         {
             stdout.WriteLine($"| model | size | params | isa | threads | test | t/s |");
             stdout.WriteLine($"| --- | ---: | ---: | --- | ---: | ---: | ---: |");
         }
-        foreach (var (p, g) in prompts.Where(p => p > 0).Select(p => (p, 0)).Concat(gens.Where(g => g > 0).Select(g => (0, g))))
+        var tests = prompts.Where(p => p > 0).Select(p => (p, 0)).Concat(gens.Where(g => g > 0).Select(g => (0, g))).ToArray();
+        foreach (var (p, g, d) in depths.SelectMany(d => tests.Select(t => (t.Item1, t.Item2, d))))
         {
-            string test = p > 0 ? $"pp{p}" : $"tg{g}";
+            string test = (p > 0 ? $"pp{p}" : $"tg{g}") + (d > 0 ? $" @ d{d}" : "");
             var res = ProgressDisplay.IsTerminal(stderr)
                 ? ProgressDisplay.Run(ProgressDisplay.StandardError(), test, report =>
-                    bench.Run(p, g, reps, run => report(run == 0 ? $"{test}: warm-up done" : $"{test}: {run}/{reps}", (run + 1.0) / (reps + 1))), clearWhenDone: true)
-                : bench.Run(p, g, reps);
+                    bench.Run(p, g, reps, run => report(run == 0 ? $"{test}: warm-up done" : $"{test}: {run}/{reps}", (run + 1.0) / (reps + 1)), d), clearWhenDone: true)
+                : bench.Run(p, g, reps, depth: d);
             results.Add(res);
             if (!json)
             {
@@ -84,7 +89,7 @@ public static class BenchCommand
                 ["precision"] = exact ? "exact" : "fast",
                 ["n_prompt"] = res.PromptTokens,
                 ["n_gen"] = res.GenTokens,
-                ["n_depth"] = 0,
+                ["n_depth"] = res.Depth,
                 ["test_time"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
                 ["avg_ns"] = (long)res.AvgNs,
                 ["stddev_ns"] = (long)res.StdDevNs,
