@@ -9,7 +9,7 @@ public enum RopeStyle { Normal, NeoX }
 /// <summary>Hyper-parameters of a transformer, read from GGUF metadata (<c>{arch}.*</c> keys).</summary>
 public sealed record ModelConfig
 {
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3"];
 
     public required string Architecture { get; init; }
     public required string Name { get; init; }
@@ -32,6 +32,12 @@ public sealed record ModelConfig
     public required RopeStyle RopeStyle { get; init; }
     /// <summary>Qwen3: RMSNorm over each query and key head before RoPE.</summary>
     public required bool HasQkNorm { get; init; }
+    /// <summary>Every this-many-th layer (1-based) applies no RoPE (SmolLM3: 4, llama.cpp's n_no_rope_layer_step);
+    /// 0: every layer does.</summary>
+    public int NoRopeLayerStep { get; init; }
+
+    /// <summary>Whether layer <paramref name="layer"/> (0-based) rotates queries and keys.</summary>
+    public bool LayerUsesRope(int layer) => NoRopeLayerStep == 0 || (layer + 1) % NoRopeLayerStep != 0;
 
     public int QueryDim => HeadCount * HeadDim;
     public int KeyDim => KvHeadCount * HeadDim;
@@ -104,8 +110,9 @@ public sealed record ModelConfig
             RopeFreqBase = (float)freqBase,
             RopeDimensions = nRot,
             RopeFreqScale = freqScale,
-            RopeStyle = arch == "llama" ? RopeStyle.Normal : RopeStyle.NeoX,
+            RopeStyle = arch is "llama" or "smollm3" ? RopeStyle.Normal : RopeStyle.NeoX,
             HasQkNorm = arch == "qwen3",
+            NoRopeLayerStep = arch == "smollm3" ? 4 : 0,   // hard-wired in llama.cpp, no metadata key
         };
     }
 }

@@ -70,12 +70,22 @@ public sealed class ModelWeights : IDisposable
             layerDone?.Invoke(i, c.LayerCount);
             string p = $"blk.{i}.";
             bool bias = g.TryGetTensor(p + "attn_q.bias", out _);
+            // Phi-3 stores Q, K and V as one matrix (rows q, then k, then v) and gate and up as one (gate, then up):
+            // row ranges of the mapped tensor serve as the separate matrices
+            var (q, k, v) = g.TryGetTensor(p + "attn_qkv.weight", out _)
+                ? Split3(Matrix(g, p + "attn_qkv.weight", E, c.QueryDim + c.KeyDim + c.ValueDim), c.QueryDim, c.KeyDim, c.ValueDim)
+                : (Matrix(g, p + "attn_q.weight", E, c.QueryDim), Matrix(g, p + "attn_k.weight", E, c.KeyDim), Matrix(g, p + "attn_v.weight", E, c.ValueDim));
+            bool fusedUp = !g.TryGetTensor(p + "ffn_gate.weight", out _) && g.TryGetTensor(p + "ffn_up.weight", out var upInfo)
+                           && upInfo.Dims.Length >= 2 && upInfo.Dims[1] == 2L * c.FeedForwardLength;
+            var (gate, up) = fusedUp
+                ? Split2(Matrix(g, p + "ffn_up.weight", E, 2 * c.FeedForwardLength), c.FeedForwardLength)
+                : (Matrix(g, p + "ffn_gate.weight", E, c.FeedForwardLength), Matrix(g, p + "ffn_up.weight", E, c.FeedForwardLength));
             layers[i] = new LayerWeights
             {
                 AttnNorm = Vector(g, p + "attn_norm.weight", E),
-                Q = Matrix(g, p + "attn_q.weight", E, c.QueryDim),
-                K = Matrix(g, p + "attn_k.weight", E, c.KeyDim),
-                V = Matrix(g, p + "attn_v.weight", E, c.ValueDim),
+                Q = q,
+                K = k,
+                V = v,
                 O = Matrix(g, p + "attn_output.weight", c.HeadCount * c.ValueHeadDim, E),
                 QBias = bias ? Vector(g, p + "attn_q.bias", c.QueryDim) : null,
                 KBias = bias ? Vector(g, p + "attn_k.bias", c.KeyDim) : null,
@@ -83,8 +93,8 @@ public sealed class ModelWeights : IDisposable
                 QNorm = c.HasQkNorm ? Vector(g, p + "attn_q_norm.weight", c.HeadDim) : null,
                 KNorm = c.HasQkNorm ? Vector(g, p + "attn_k_norm.weight", c.HeadDim) : null,
                 FfnNorm = Vector(g, p + "ffn_norm.weight", E),
-                Gate = Matrix(g, p + "ffn_gate.weight", E, c.FeedForwardLength),
-                Up = Matrix(g, p + "ffn_up.weight", E, c.FeedForwardLength),
+                Gate = gate,
+                Up = up,
                 Down = Matrix(g, p + "ffn_down.weight", c.FeedForwardLength, E),
             };
         }
@@ -100,6 +110,14 @@ public sealed class ModelWeights : IDisposable
             RopeFreqFactors = ropeFactors,
         };
     }
+
+    private static unsafe (WeightMatrix, WeightMatrix, WeightMatrix) Split3(WeightMatrix m, int a, int b, int c) =>
+        (Rows(m, 0, a, "q"), Rows(m, a, b, "k"), Rows(m, a + b, c, "v"));
+
+    private static unsafe (WeightMatrix, WeightMatrix) Split2(WeightMatrix m, int a) => (Rows(m, 0, a, "gate"), Rows(m, a, m.Rows - a, "up"));
+
+    private static unsafe WeightMatrix Rows(WeightMatrix m, int first, int count, string part) =>
+        new($"{m.Name}[{part}]", m.Type, count, m.Cols, m.Row(first));
 
     private static WeightMatrix Matrix(GgufFile g, string name, int cols, int rows)
     {

@@ -153,9 +153,12 @@ public sealed unsafe class Transformer : IDisposable
             for (int h = 0; h < c.HeadCount; h++) VecOps.RmsNorm(qt + h * D, ArrayPtr(L.QNorm), qt + h * D, D, eps);
             for (int h = 0; h < c.KvHeadCount; h++) VecOps.RmsNorm(kt + h * D, ArrayPtr(L.KNorm!), kt + h * D, D, eps);
         }
-        float* cs = _rope.Pointer + (long)t * c.RopeDimensions;
-        Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
-        Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
+        if (c.LayerUsesRope(li))
+        {
+            float* cs = _rope.Pointer + (long)t * c.RopeDimensions;
+            Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
+            Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
+        }
         WriteKv(cache, batch, li, start + t, kt, vt);
     }
 

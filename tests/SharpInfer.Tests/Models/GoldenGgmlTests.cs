@@ -27,6 +27,7 @@ public class GoldenGgmlTests
     [InlineData("mistral-tiny", "q4_k_m")]
     [InlineData("mistral-tiny", "f16")]
     [InlineData("mistral-tiny", "q4_0")]
+    [InlineData("phi3-tiny", "q4_k_m")]
     public void FastPathStaysNearExact(string preset, string type) =>
         Check(TestModels.Get(preset, type), $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
 

@@ -3,10 +3,10 @@ using SharpInfer.Tokenization;
 
 namespace SharpInfer.Tests.Tokenization;
 
-/// <summary>The four vocabularies with llama.cpp goldens, loaded once per test run.</summary>
+/// <summary>The vocabularies with llama.cpp goldens, loaded once per test run.</summary>
 public static class TokenizerModels
 {
-    public static readonly string[] Names = ["stories260K", "mistral-tiny", "llama3-tiny", "qwen3-tiny"];
+    public static readonly string[] Names = ["stories260K", "mistral-tiny", "llama3-tiny", "qwen3-tiny", "phi3-tiny"];
 
     private static readonly Dictionary<string, Lazy<Tokenizer>> Cache = Names.ToDictionary(n => n, n => new Lazy<Tokenizer>(() => Load(n)));
 
