@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace SharpInfer.Sampling.Grammar;
@@ -12,7 +13,7 @@ public sealed class GrammarAutomaton
 {
     public const int Dead = -1;
     private const int Accept = -1;     // stack id meaning "the root rule is complete"
-    private const int Unknown = -2;
+    internal const int Unknown = -2;   // a transition row entry not computed yet
 
     /// <summary>Bounds the memory a pathological grammar can take (each state holds a 1 KiB transition row).</summary>
     public const int MaxStates = 1 << 18;
@@ -45,7 +46,12 @@ public sealed class GrammarAutomaton
     /// <summary>Whether nothing more may follow (the sentence is complete and cannot be extended).</summary>
     public bool MustEnd(int state) => state >= 0 && _states[state].Length == 1 && _states[state][0] == Accept;
 
+    /// <summary>The cached transitions of a live state: entry b is the state after byte b, <see cref="Dead"/>, or
+    /// <see cref="Unknown"/> until <see cref="Step(int, byte)"/> computes it (lets the mask walk read rows directly).</summary>
+    internal int[] Row(int state) => _next[state];
+
     /// <summary>The state after reading <paramref name="b"/>, or <see cref="Dead"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot in the first mask walks of a fresh process
     public int Step(int state, byte b)
     {
         if (state < 0) return Dead;
