@@ -9,7 +9,7 @@ public enum RopeStyle { Normal, NeoX }
 /// <summary>Hyper-parameters of a transformer, read from GGUF metadata (<c>{arch}.*</c> keys).</summary>
 public sealed record ModelConfig
 {
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "smollm3", "phi3"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "qwen3moe", "smollm3", "phi3"];
 
     public required string Architecture { get; init; }
     public required string Name { get; init; }
@@ -38,6 +38,12 @@ public sealed record ModelConfig
 
     /// <summary>Whether layer <paramref name="layer"/> (0-based) rotates queries and keys.</summary>
     public bool LayerUsesRope(int layer) => NoRopeLayerStep == 0 || (layer + 1) % NoRopeLayerStep != 0;
+    /// <summary>Experts per mixture-of-experts FFN (0: dense FFN); <see cref="FeedForwardLength"/> is then each
+    /// expert's hidden size.</summary>
+    public int ExpertCount { get; init; }
+    /// <summary>Experts each token is routed to (top-k).</summary>
+    public int ExpertUsedCount { get; init; }
+    public bool IsMoe => ExpertCount > 0;
 
     public int QueryDim => HeadCount * HeadDim;
     public int KeyDim => KvHeadCount * HeadDim;
@@ -91,6 +97,10 @@ public sealed record ModelConfig
             ?? throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.attention.layer_norm_rms_epsilon' is missing");
         double freqBase = ModelConfigValidator.PositiveNumber(g, $"{arch}.rope.freq_base") ?? 10000.0;
         int layers = Req("block_count");
+        int experts = Opt("expert_count", 0), used = experts > 0 ? Req("expert_used_count") : 0;
+        if (used > experts)
+            throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.expert_used_count' = {used} exceeds '{arch}.expert_count' = {experts}");
+        int ffn = experts > 0 ? Opt("expert_feed_forward_length", 0) is > 0 and int fe ? fe : Req("feed_forward_length") : Req("feed_forward_length");
         ModelConfigValidator.RequireLayersMatchTensors(g, arch, layers);
 
         return new ModelConfig
@@ -103,7 +113,9 @@ public sealed record ModelConfig
             KvHeadCount = nHeadKv,
             HeadDim = headDim,
             ValueHeadDim = valueDim,
-            FeedForwardLength = Req("feed_forward_length"),
+            FeedForwardLength = ffn,
+            ExpertCount = experts,
+            ExpertUsedCount = used,
             VocabSize = vocab,
             TrainedContextLength = Opt("context_length", 2048),
             RmsNormEpsilon = (float)eps,
@@ -111,7 +123,7 @@ public sealed record ModelConfig
             RopeDimensions = nRot,
             RopeFreqScale = freqScale,
             RopeStyle = arch is "llama" or "smollm3" ? RopeStyle.Normal : RopeStyle.NeoX,
-            HasQkNorm = arch == "qwen3",
+            HasQkNorm = arch is "qwen3" or "qwen3moe",
             NoRopeLayerStep = arch == "smollm3" ? 4 : 0,   // hard-wired in llama.cpp, no metadata key
         };
     }

@@ -18,10 +18,18 @@ public sealed class LayerWeights
     public float[]? QNorm { get; init; }
     public float[]? KNorm { get; init; }
     public required float[] FfnNorm { get; init; }
-    public required WeightMatrix Gate { get; init; }
-    public required WeightMatrix Up { get; init; }
-    public required WeightMatrix Down { get; init; }
+    /// <summary>Dense FFN (null in a mixture-of-experts layer).</summary>
+    public WeightMatrix? Gate { get; init; }
+    public WeightMatrix? Up { get; init; }
+    public WeightMatrix? Down { get; init; }
+    /// <summary>Mixture of experts: the router (F32, one row per expert) and each expert's gate/up/down, row ranges of
+    /// the 3-D expert tensors.</summary>
+    public WeightMatrix? Router { get; init; }
+    public ExpertWeights[]? Experts { get; init; }
 }
+
+/// <summary>One expert's SiLU-gated FFN.</summary>
+public sealed record ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);
 
 /// <summary>
 /// All weights of a model, bound by tensor name (llama.cpp's names) to the memory-mapped GGUF file. Matrices are
@@ -45,7 +53,9 @@ public sealed class ModelWeights : IDisposable
         foreach (var l in Layers)
         {
             yield return l.Q; yield return l.K; yield return l.V; yield return l.O;
-            yield return l.Gate; yield return l.Up; yield return l.Down;
+            if (l.Gate != null) { yield return l.Gate; yield return l.Up!; yield return l.Down!; }
+            if (l.Router != null) yield return l.Router;
+            foreach (var e in l.Experts ?? []) { yield return e.Gate; yield return e.Up; yield return e.Down; }
         }
         yield return Output;
         if (!ReferenceEquals(Output, TokenEmbedding)) yield return TokenEmbedding;
@@ -75,11 +85,26 @@ public sealed class ModelWeights : IDisposable
             var (q, k, v) = g.TryGetTensor(p + "attn_qkv.weight", out _)
                 ? Split3(Matrix(g, p + "attn_qkv.weight", E, c.QueryDim + c.KeyDim + c.ValueDim), c.QueryDim, c.KeyDim, c.ValueDim)
                 : (Matrix(g, p + "attn_q.weight", E, c.QueryDim), Matrix(g, p + "attn_k.weight", E, c.KeyDim), Matrix(g, p + "attn_v.weight", E, c.ValueDim));
-            bool fusedUp = !g.TryGetTensor(p + "ffn_gate.weight", out _) && g.TryGetTensor(p + "ffn_up.weight", out var upInfo)
-                           && upInfo.Dims.Length >= 2 && upInfo.Dims[1] == 2L * c.FeedForwardLength;
-            var (gate, up) = fusedUp
-                ? Split2(Matrix(g, p + "ffn_up.weight", E, 2 * c.FeedForwardLength), c.FeedForwardLength)
-                : (Matrix(g, p + "ffn_gate.weight", E, c.FeedForwardLength), Matrix(g, p + "ffn_up.weight", E, c.FeedForwardLength));
+            WeightMatrix? gate = null, up = null, down = null, router = null;
+            ExpertWeights[]? experts = null;
+            if (c.IsMoe)
+            {
+                router = Matrix(g, p + "ffn_gate_inp.weight", E, c.ExpertCount);
+                var gates = Experts(g, p + "ffn_gate_exps.weight", E, c.FeedForwardLength, c.ExpertCount);
+                var ups = Experts(g, p + "ffn_up_exps.weight", E, c.FeedForwardLength, c.ExpertCount);
+                var downs = Experts(g, p + "ffn_down_exps.weight", c.FeedForwardLength, E, c.ExpertCount);
+                experts = new ExpertWeights[c.ExpertCount];
+                for (int e = 0; e < experts.Length; e++) experts[e] = new ExpertWeights(gates[e], ups[e], downs[e]);
+            }
+            else
+            {
+                bool fusedUp = !g.TryGetTensor(p + "ffn_gate.weight", out _) && g.TryGetTensor(p + "ffn_up.weight", out var upInfo)
+                               && upInfo.Dims.Length >= 2 && upInfo.Dims[1] == 2L * c.FeedForwardLength;
+                (gate, up) = fusedUp
+                    ? Split2(Matrix(g, p + "ffn_up.weight", E, 2 * c.FeedForwardLength), c.FeedForwardLength)
+                    : (Matrix(g, p + "ffn_gate.weight", E, c.FeedForwardLength), Matrix(g, p + "ffn_up.weight", E, c.FeedForwardLength));
+                down = Matrix(g, p + "ffn_down.weight", c.FeedForwardLength, E);
+            }
             layers[i] = new LayerWeights
             {
                 AttnNorm = Vector(g, p + "attn_norm.weight", E),
@@ -95,7 +120,9 @@ public sealed class ModelWeights : IDisposable
                 FfnNorm = Vector(g, p + "ffn_norm.weight", E),
                 Gate = gate,
                 Up = up,
-                Down = Matrix(g, p + "ffn_down.weight", c.FeedForwardLength, E),
+                Down = down,
+                Router = router,
+                Experts = experts,
             };
         }
         var embd = Matrix(g, "token_embd.weight", E, V);
@@ -118,6 +145,19 @@ public sealed class ModelWeights : IDisposable
 
     private static unsafe WeightMatrix Rows(WeightMatrix m, int first, int count, string part) =>
         new($"{m.Name}[{part}]", m.Type, count, m.Cols, m.Row(first));
+
+    /// <summary>A 3-D expert tensor [cols, rows, experts] as one matrix view per expert (rows e·rows … (e+1)·rows of the
+    /// tensor read as 2-D: each expert's rows are contiguous).</summary>
+    private static unsafe WeightMatrix[] Experts(GgufFile g, string name, int cols, int rows, int experts)
+    {
+        var t = Tensor(g, name);
+        if (t.Dims.Length != 3 || t.Dims[0] != cols || t.Dims[1] != rows || t.Dims[2] != experts)
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has shape {t.ShapeString}, expected [{cols}, {rows}, {experts}]");
+        if (!Dequantize.IsSupported(t.Type))
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has type {GgmlTypeInfo.Name(t.Type)}, which is not supported");
+        var all = new WeightMatrix(name, t.Type, rows * experts, cols, g.TensorData(t));
+        return Enumerable.Range(0, experts).Select(e => Rows(all, e * rows, rows, $"expert {e}")).ToArray();
+    }
 
     private static WeightMatrix Matrix(GgufFile g, string name, int cols, int rows)
     {

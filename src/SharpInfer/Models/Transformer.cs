@@ -23,6 +23,7 @@ public sealed unsafe class Transformer : IDisposable
     private readonly PagedAttention _attention;
     private readonly NativeBuffer<float> _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope;
     private readonly TokenPrep _prep;
+    private readonly MoeFeedForward? _moe;
 
     public Transformer(ModelConfig config, ModelWeights weights, ComputePool pool, int maxBatchTokens, int kvBlockSize,
                        MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null)
@@ -49,6 +50,7 @@ public sealed unsafe class Transformer : IDisposable
         _tmp = new NativeBuffer<float>((long)T * c.EmbeddingLength);
         _rope = new NativeBuffer<float>((long)T * c.RopeDimensions);
         _prep = new TokenPrep(this);
+        _moe = c.IsMoe ? new MoeFeedForward(c, _matmul, T, _gate, _up) : null;
     }
 
     /// <summary>
@@ -127,13 +129,21 @@ public sealed unsafe class Transformer : IDisposable
             float* ffnNorm = ArrayPtr(L.FfnNorm);
             for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, ffnNorm, xn + (long)t * E, E, eps);
             _prof?.Stop(ForwardProfiler.Op.Norm);
-            _matmul.SetInput(xn, T, E);
-            _matmul.Run(L.Gate, _gate.Pointer, F, L.Up, _up.Pointer, F);
-            _prof?.Stop(ForwardProfiler.Op.GateUp);
-            VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
-            _prof?.Stop(ForwardProfiler.Op.SiluMul);
-            _matmul.Run(L.Down, _gate.Pointer, T, _tmp.Pointer, E);
-            _prof?.Stop(ForwardProfiler.Op.Down);
+            if (L.Experts != null)
+            {
+                _moe!.Run(L, xn, T, _tmp.Pointer);
+                _prof?.Stop(ForwardProfiler.Op.Down);
+            }
+            else
+            {
+                _matmul.SetInput(xn, T, E);
+                _matmul.Run(L.Gate!, _gate.Pointer, F, L.Up!, _up.Pointer, F);
+                _prof?.Stop(ForwardProfiler.Op.GateUp);
+                VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
+                _prof?.Stop(ForwardProfiler.Op.SiluMul);
+                _matmul.Run(L.Down!, _gate.Pointer, T, _tmp.Pointer, E);
+                _prof?.Stop(ForwardProfiler.Op.Down);
+            }
             for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
             _prof?.Stop(ForwardProfiler.Op.Residual);
         }
@@ -202,5 +212,6 @@ public sealed unsafe class Transformer : IDisposable
         _matmul.Dispose();
         _attention.Dispose();
         foreach (var b in new[] { _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope }) b.Dispose();
+        _moe?.Dispose();
     }
 }

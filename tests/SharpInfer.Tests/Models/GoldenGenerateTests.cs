@@ -26,6 +26,7 @@ public class GoldenGenerateTests
     [InlineData("mistral-tiny", "q4_k_m")]
     [InlineData("smollm3-tiny", "f32")]     // no RoPE on every 4th layer
     [InlineData("phi3-tiny", "f32")]        // fused QKV and gate/up
+    [InlineData("qwen3moe-tiny", "f32")]    // 8 experts, top-2
     public void SyntheticModelMatchesLlamaCpp(string preset, string type) =>
         Check(TestModels.Get(preset, type), $"generate/{preset}-{type}-s1.jsonl");
 

@@ -19,6 +19,7 @@ public class GoldenGgmlTests
     [InlineData("mistral-tiny", "q8_0")]
     [InlineData("mistral-tiny", "q4_k_m")]
     [InlineData("mistral-tiny", "q4_0")]
+    [InlineData("qwen3moe-tiny", "q8_0")]
     public void ShallowFastPathMatchesLlamaCppFastPath(string preset, string type) =>
         Check(TestModels.Get(preset, type), $"generate-ggml/{preset}-{type}-s1.jsonl", tight: 2e-3, loose: 2e-2, margin: 2e-2, Isa.Level);
 
@@ -28,6 +29,7 @@ public class GoldenGgmlTests
     [InlineData("mistral-tiny", "f16")]
     [InlineData("mistral-tiny", "q4_0")]
     [InlineData("phi3-tiny", "q4_k_m")]
+    [InlineData("qwen3moe-tiny", "q8_0")]
     public void FastPathStaysNearExact(string preset, string type) =>
         Check(TestModels.Get(preset, type), $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
 

@@ -1,0 +1,121 @@
+using SharpInfer.Runtime;
+using SharpInfer.Tensors;
+
+namespace SharpInfer.Models;
+
+/// <summary>
+/// A mixture-of-experts FFN (Qwen3-MoE): a softmax router over all experts, the top-k per token, their weights
+/// renormalized to sum to 1, and each selected expert's SiLU-gated FFN. Tokens are grouped by expert, so each
+/// selected expert's weights are streamed once per step for all the tokens routed to it (and an expert no token
+/// chose is not read at all: decode reads only k experts' weights). Each token's output sums its experts in the
+/// order of selection (highest probability first), as llama.cpp's graph adds them; every value depends only on the
+/// token's own activations, so results are batch-invariant.
+/// </summary>
+internal sealed unsafe class MoeFeedForward : IDisposable
+{
+    private readonly ModelConfig _c;
+    private readonly MatMul _matmul;
+    private readonly NativeBuffer<float> _gate, _up;          // shared with the dense path: tokens × expert FFN
+    private readonly NativeBuffer<float> _router, _gathered, _expertOut, _perSlot;
+    private readonly int[] _selected, _slotOfToken, _tokensOf, _count;
+    private readonly float[] _weights;
+
+    public MoeFeedForward(ModelConfig c, MatMul matmul, int maxTokens, NativeBuffer<float> gate, NativeBuffer<float> up)
+    {
+        _c = c;
+        _matmul = matmul;
+        _gate = gate;
+        _up = up;
+        int T = maxTokens, E = c.EmbeddingLength, N = c.ExpertCount, K = c.ExpertUsedCount;
+        _router = new NativeBuffer<float>((long)T * N);
+        _gathered = new NativeBuffer<float>((long)T * E);
+        _expertOut = new NativeBuffer<float>((long)T * E);
+        _perSlot = new NativeBuffer<float>((long)T * K * E);
+        _selected = new int[T * K];
+        _weights = new float[T * K];
+        _slotOfToken = new int[N * T];   // per expert: the (token · K + slot) of each token routed to it
+        _tokensOf = new int[N * T];
+        _count = new int[N];
+    }
+
+    /// <summary>y[t] = Σ_j w[t,j] · expert_{sel[t,j]}(xn[t]) for the first <paramref name="T"/> tokens.</summary>
+    public void Run(LayerWeights L, float* xn, int T, float* y)
+    {
+        int E = _c.EmbeddingLength, F = _c.FeedForwardLength, N = _c.ExpertCount, K = _c.ExpertUsedCount;
+        _matmul.Run(L.Router!, xn, T, _router.Pointer, N);
+        Array.Clear(_count);
+        for (int t = 0; t < T; t++)
+        {
+            Route(_router.Pointer + (long)t * N, N, K, _selected.AsSpan(t * K, K), _weights.AsSpan(t * K, K));
+            for (int j = 0; j < K; j++)
+            {
+                int e = _selected[t * K + j];
+                _tokensOf[e * T + _count[e]] = t;
+                _slotOfToken[e * T + _count[e]] = t * K + j;
+                _count[e]++;
+            }
+        }
+        for (int e = 0; e < N; e++)
+        {
+            int n = _count[e];
+            if (n == 0) continue;
+            var ex = L.Experts![e];
+            for (int i = 0; i < n; i++)
+                Buffer.MemoryCopy(xn + (long)_tokensOf[e * T + i] * E, _gathered.Pointer + (long)i * E, 4L * E, 4L * E);
+            _matmul.SetInput(_gathered.Pointer, n, E);
+            _matmul.Run(ex.Gate, _gate.Pointer, F, ex.Up, _up.Pointer, F);
+            VecOps.SiluMul(_gate.Pointer, _up.Pointer, n * F, _matmul.Level);
+            _matmul.Run(ex.Down, _gate.Pointer, n, _expertOut.Pointer, E);
+            for (int i = 0; i < n; i++)
+            {
+                int slot = _slotOfToken[e * T + i];
+                float w = _weights[slot];
+                float* src = _expertOut.Pointer + (long)i * E, dst = _perSlot.Pointer + (long)slot * E;
+                for (int d = 0; d < E; d++) dst[d] = src[d] * w;
+            }
+        }
+        for (int t = 0; t < T; t++)
+        {
+            float* yt = y + (long)t * E, s0 = _perSlot.Pointer + (long)t * K * E;
+            new Span<float>(s0, E).CopyTo(new Span<float>(yt, E));
+            for (int j = 1; j < K; j++) VecOps.Add(yt, s0 + (long)j * E, E);
+        }
+    }
+
+    /// <summary>Softmax over the router logits (float, sum in double as ggml's soft_max), the top-k by probability
+    /// (ties: the lower expert id first), and their probabilities divided by their sum.</summary>
+    internal static void Route(float* logits, int n, int k, Span<int> selected, Span<float> weights)
+    {
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < n; i++) max = MathF.Max(max, logits[i]);
+        double sum = 0;
+        Span<float> p = stackalloc float[n];
+        for (int i = 0; i < n; i++) { p[i] = MathF.Exp(logits[i] - max); sum += p[i]; }
+        float inv = (float)(1.0 / sum);
+        for (int i = 0; i < n; i++) p[i] *= inv;
+        for (int j = 0; j < k; j++)
+        {
+            int best = -1;
+            for (int i = 0; i < n; i++)
+            {
+                if (best >= 0 && !(p[i] > p[best])) continue;
+                bool taken = false;
+                for (int q = 0; q < j; q++) taken |= selected[q] == i;
+                if (!taken) best = i;
+            }
+            selected[j] = best;
+            weights[j] = p[best];
+        }
+        float total = 0;
+        for (int j = 0; j < k; j++) total += weights[j];
+        for (int j = 0; j < k; j++) weights[j] /= total;
+    }
+
+    public void Dispose()
+    {
+        _router.Dispose();
+        _gathered.Dispose();
+        _expertOut.Dispose();
+        _perSlot.Dispose();
+    }
+}
