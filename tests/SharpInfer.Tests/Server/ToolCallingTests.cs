@@ -123,6 +123,22 @@ public class ToolCallingTests
         }
     }
 
+    private static readonly Lazy<SharpInfer.Models.Model> Llama3 = new(() => SharpInfer.Models.Model.Load(TestModels.Get("llama3-tiny", "f32")));
+
+    [Fact]
+    public async Task TemplateWithoutToolSyntaxUsesTheGenericJsonFormat()
+    {
+        // llama3-tiny's own template knows nothing of tools: the reply is {"tool_call": ...} / {"tool_calls": [...]},
+        // explained to the model in a system message
+        await using var s = await ServerHarness.StartAsync(Llama3.Value);
+        var json = await s.PostOkAsync("v1/chat/completions", Body(2, "required", n: 3));
+        foreach (var c in json["choices"]!.AsArray()) Assert.Single(AssertValidCalls(c!));
+        var body = Body(2, "required", n: 3);
+        body["parallel_tool_calls"] = true;
+        json = await s.PostOkAsync("v1/chat/completions", body);
+        foreach (var c in json["choices"]!.AsArray()) AssertValidCalls(c!);
+    }
+
     [Theory]
     [InlineData("required", false)]
     [InlineData("required", true)]
