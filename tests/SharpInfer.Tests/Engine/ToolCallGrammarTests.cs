@@ -93,4 +93,19 @@ public class ToolCallGrammarTests
         Assert.False(Accepts(off.ToolGrammar(false)!, "<think>x</think>" + call));
         Assert.True(Accepts(off.ToolGrammar(false)!, call));
     }
+
+    [Fact]
+    public void AUsersGrammarIsWrappedWithoutNameClashes()
+    {
+        // rules written llama.cpp-style (no spaces before ::=, continuation lines, comments naming other rules)
+        const string user = "root::= expr\n# root is an expr\nexpr ::= term\n  (\"+\" term)*\nterm ::= [0-9]+ | \"(\" expr \")\"\n";
+        var msgs = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "x" });
+        var on = new Dictionary<string, JsonNode?> { ["enable_thinking"] = true };
+        var plan = ChatReplyPlan.Create("<think>{{ enable_thinking }}", msgs, null, null, on, otherConstraint: true);
+        string g = plan.WrapGrammar(user, promptOpensThinking: false);
+        Assert.True(Accepts(g, "1+(2+3)"));
+        Assert.True(Accepts(g, "<think>sum it</think>\n1+2"));
+        Assert.False(Accepts(g, "<think>sum it</think>\nroot"));
+        Assert.False(Accepts(g, "1+"));
+    }
 }

@@ -7,11 +7,11 @@ namespace SharpInfer.Engine.Tools;
 /// rules of several JSON-schema grammars (which reuse names like <c>kv-0</c>) do not collide.</summary>
 internal static partial class GbnfRules
 {
-    [GeneratedRegex(@"^([A-Za-z0-9_-]+) ::= ", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^[ \t]*([A-Za-z0-9_-]+)[ \t]*::=", RegexOptions.Multiline)]
     private static partial Regex RuleHead();
 
-    /// <summary>The rules of <paramref name="gbnf"/> (one rule per line, as the converters write them) with every rule
-    /// name prefixed; its <c>root</c> becomes <c>{prefix}root</c>.</summary>
+    /// <summary>The rules of <paramref name="gbnf"/> (each rule starting a line, as the converters and llama.cpp's
+    /// grammars write them) with every rule name prefixed; its <c>root</c> becomes <c>{prefix}root</c>.</summary>
     public static string Prefix(string gbnf, string prefix)
     {
         var names = RuleHead().Matches(gbnf).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
