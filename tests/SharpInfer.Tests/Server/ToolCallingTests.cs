@@ -188,6 +188,49 @@ public class ToolCallingTests
         if (toolChoice == "required") Assert.NotEmpty(calls);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AutoParsesACallAndKeepsTheTextAroundIt(bool stream)
+    {
+        // a grammar makes the random model write a reply with text, a call and a malformed call, so auto mode's
+        // parsing runs end to end: the call comes out, every other character stays in content
+        const string reply = "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n" +
+                             "Also <tool_call>{\"name\": 1}</tool_call> done.";
+        await using var s = await ServerHarness.StartAsync(ServerModels.Qwen);
+        var body = Body(1, "auto");
+        body["grammar"] = "root ::= " + JsonSerializer.Serialize(reply);
+        body["stream"] = stream;
+        string? content = null;
+        var calls = new List<(string Name, string Args)>();
+        string? finish = null;
+        if (!stream)
+        {
+            var choice = (await s.PostOkAsync("v1/chat/completions", body))["choices"]![0]!;
+            content = choice["message"]!["content"]!.GetValue<string>();
+            calls.AddRange(choice["message"]!["tool_calls"]!.AsArray().Select(c => (c!["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())));
+            finish = choice["finish_reason"]!.GetValue<string>();
+        }
+        else
+        {
+            using var res = await s.PostStreamAsync("v1/chat/completions", body, TestContext.Current.CancellationToken);
+            var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
+            Assert.True(done);
+            foreach (var chunk in chunks)
+            {
+                var c = chunk["choices"]![0]!;
+                if (c["delta"]!["content"]?.GetValue<string>() is { } t) content += t;
+                foreach (var tc in c["delta"]!["tool_calls"]?.AsArray() ?? [])
+                    if (tc!["function"]!["name"] is { } name) calls.Add((name.GetValue<string>(), tc["function"]!["arguments"]!.GetValue<string>()));
+                    else calls[^1] = calls[^1] with { Args = calls[^1].Args + tc["function"]!["arguments"]!.GetValue<string>() };
+                finish = c["finish_reason"]?.GetValue<string>() ?? finish;
+            }
+        }
+        Assert.Equal("Let me check.\n\nAlso <tool_call>{\"name\": 1}</tool_call> done.", content);
+        Assert.Equal([("get_weather", "{\"city\":\"Oslo\"}")], calls);
+        Assert.Equal("tool_calls", finish);
+    }
+
     [Fact]
     public async Task NoneAndAutoOnNoiseGiveNoCalls()
     {
