@@ -317,7 +317,8 @@ internal static class GenerationEndpoints
                                                 ChatOutputParser parser, RequestOutput o, bool hasLogprobs,
                                                 SharpInfer.Tokenization.Tokenizer tokenizer, CancellationToken aborted)
     {
-        var events = new List<ChatOutputEvent>();
+        var events = s.Events;
+        events.Clear();
         parser.Push(o.Text, events);
         if (o.IsFinal) parser.Finish(events);
         foreach (var e in events)

@@ -27,6 +27,11 @@ internal sealed class ReasoningSplitter
     /// <summary>Feeds text; reasoning goes to <paramref name="reasoning"/>, answer text to <paramref name="answer"/>.</summary>
     public void Push(string text, Action<string> reasoning, Action<string> answer)
     {
+        if (_state == State.Answer)
+        {
+            answer(text);   // decided: nothing is held any more
+            return;
+        }
         _buffer.Append(text);
         while (true)
         {

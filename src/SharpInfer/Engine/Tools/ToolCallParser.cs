@@ -42,6 +42,11 @@ internal sealed class ToolCallParser
 
     public void Push(string text, Action<ChatOutputEvent> emit)
     {
+        if (_state == State.Content && _buffer.Length == 0 && (_open == null || text.IndexOf(_open[0]) < 0))
+        {
+            EmitContent(text, emit);   // plain text that cannot start a marker: no buffering
+            return;
+        }
         _buffer.Append(text);
         while (true)
         {
