@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SharpInfer.Engine;
+using SharpInfer.Engine.Tools;
 
 namespace SharpInfer.Server.Api;
 
@@ -20,11 +21,8 @@ internal static class GenerationEndpoints
         var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted, MaxArrayLength(engine)).ConfigureAwait(false);
         CheckModel(body, host);
         PromptLimits.CheckChatMessages(body, engine.Model.Tokenizer, engine.MaxModelLen);
-        var p = GenerationParams.Parse(body, chat: true, engine.Model.Config.VocabSize, engine.Model.Tokenizer);
         var messages = ReadMessages(body);
-        var tools = body.Array("tools");
-        if (body["tool_choice"] is { } tc && !(tc is JsonValue v && v.GetValueKind() == JsonValueKind.String && v.GetValue<string>() is "none" or "auto"))
-            throw ApiException.BadRequest("Only 'none' and 'auto' are supported for 'tool_choice'.", "tool_choice");
+        var tools = ToolSet.Read(body.Array("tools"), body["tool_choice"], body.Bool("parallel_tool_calls"));
         Dictionary<string, JsonNode?>? variables = null;
         if (body.Object("chat_template_kwargs") is { } kwargs)
         {
@@ -32,12 +30,22 @@ internal static class GenerationEndpoints
             foreach (var (k, val) in kwargs) variables[k] = val;
         }
         bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
+        var plan = ChatReplyPlan.Create(host.Prompts!.Formatter.Template.Source, messages, tools, body.String("reasoning_format"),
+                                        variables, StructuredOutput.IsRequested(body));
 
-        var (_, tokens) = host.Prompts!.Build(messages, tools, addGenerationPrompt, variables);
+        var (text, tokens) = host.Prompts!.Build(plan.Messages, body.Array("tools"), addGenerationPrompt, plan.Variables);
+        bool opensThinking = plan.TemplateThinks && ChatReplyPlan.PromptOpensThinking(text);
+        var tokenizer = engine.Model.Tokenizer;
+        int vocab = engine.Model.Config.VocabSize;
+        var p = GenerationParams.Parse(body, chat: true, vocab, tokenizer, g => plan.WrapGrammar(g, opensThinking));
+        if (plan.ToolGrammar(opensThinking) is { } toolGrammar)
+            p = p with { Sampling = p.Sampling with { LogitsProcessor = StructuredOutput.Compile(() => toolGrammar, "tools", tokenizer, vocab) } };
         var meta = new ResponseMeta("chatcmpl-" + Guid.NewGuid().ToString("N"), p.Stream ? "chat.completion.chunk" : "chat.completion",
                                     DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
         var requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id);
-        await RunAsync(ctx, host, log, chat: true, p, requests, tokens.Length, echo: null, meta, "messages").ConfigureAwait(false);
+        bool parse = plan.ParsesToolCalls || plan.ParseReasoning;
+        await RunAsync(ctx, host, log, chat: true, p, requests, tokens.Length, echo: null, meta, "messages",
+                       parse ? () => plan.NewParser(opensThinking) : null).ConfigureAwait(false);
     }
 
     public static async Task CompletionsAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
@@ -163,7 +171,8 @@ internal static class GenerationEndpoints
     }
 
     private static async Task RunAsync(HttpContext ctx, ModelHost host, ILogger log, bool chat, GenerationParams p, List<EngineRequest> requests,
-                                       int promptTokens, string[]? echo, ResponseMeta meta, string promptParam)
+                                       int promptTokens, string[]? echo, ResponseMeta meta, string promptParam,
+                                       Func<ChatOutputParser>? newParser = null)
     {
         var engine = host.Engine!;
         var tokenizer = engine.Model.Tokenizer;
@@ -181,7 +190,7 @@ internal static class GenerationEndpoints
         var states = new ChoiceState[requests.Count];
         for (int i = 0; i < states.Length; i++)
         {
-            states[i] = new ChoiceState();
+            states[i] = new ChoiceState { Parser = newParser?.Invoke() };
             if (echo != null)
             {
                 states[i].Text.Append(echo[i]);
@@ -215,7 +224,16 @@ internal static class GenerationEndpoints
                     var s = states[i];
                     w.WriteStartObject();
                     w.WriteNumber("index", i);
-                    if (chat)
+                    ChatOutputParser.Reply? reply = null;
+                    if (s.Parser != null)
+                    {
+                        var events = new List<ChatOutputEvent>();
+                        s.Parser.Push(s.Text.ToString(), events);
+                        s.Parser.Finish(events);
+                        reply = ChatOutputParser.Reply.From(events);
+                        ChatReplyJson.WriteMessage(w, reply);
+                    }
+                    else if (chat)
                     {
                         w.WriteStartObject("message");
                         w.WriteString("role", "assistant");
@@ -231,7 +249,8 @@ internal static class GenerationEndpoints
                         int offset = 0;
                         ResponseJson.WriteCompletionLogprobs(w, tokenizer, s.LogProbs, ref offset);
                     }
-                    ResponseJson.WriteFinish(w, s.Finish);
+                    if (reply != null && s.Finish is { } f) w.WriteString("finish_reason", ChatReplyJson.FinishReason(f, reply.Calls.Count > 0));
+                    else ResponseJson.WriteFinish(w, s.Finish);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
@@ -256,6 +275,11 @@ internal static class GenerationEndpoints
             {
                 Accumulate(states[i], o);
                 bool hasLogprobs = p.Logprobs != null && o.LogProbs is { Count: > 0 };
+                if (states[i].Parser is { } parser)
+                {
+                    await StreamParsedAsync(sse, meta, p, i, states[i], parser, o, hasLogprobs, tokenizer, aborted).ConfigureAwait(false);
+                    continue;
+                }
                 if (o.Text.Length == 0 && !hasLogprobs && !o.IsFinal) continue;
                 var s = states[i];
                 await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, hasLogprobs ? o.LogProbs : null, o.Finish, tokenizer, s), aborted)
@@ -290,6 +314,51 @@ internal static class GenerationEndpoints
             }
             catch (Exception) { /* nothing more can be sent */ }
         }
+    }
+
+    /// <summary>Streams one output of a parsed reply: a chunk per reasoning/content piece and per tool-call part, then
+    /// the log-probs and the finish reason ("tool_calls" when calls were made) in a chunk with an empty delta.</summary>
+    private static async Task StreamParsedAsync(SseWriter sse, ResponseMeta meta, GenerationParams p, int index, ChoiceState s,
+                                                ChatOutputParser parser, RequestOutput o, bool hasLogprobs,
+                                                SharpInfer.Tokenization.Tokenizer tokenizer, CancellationToken aborted)
+    {
+        var events = s.Events;
+        events.Clear();
+        parser.Push(o.Text, events);
+        if (o.IsFinal) parser.Finish(events);
+        foreach (var e in events)
+        {
+            foreach (var delta in ChatReplyJson.Deltas(e, s.ToolCalls))
+                await sse.WriteAsync(w => DeltaChunk(w, meta, p, index, delta, null, null, tokenizer), aborted).ConfigureAwait(false);
+            if (e.Kind == ChatOutputKind.ToolCall) s.ToolCalls++;
+        }
+        if (hasLogprobs || o.IsFinal)
+        {
+            string? finish = o.Finish is { } f ? ChatReplyJson.FinishReason(f, s.ToolCalls > 0) : null;
+            await sse.WriteAsync(w => DeltaChunk(w, meta, p, index, null, hasLogprobs ? o.LogProbs : null, finish, tokenizer), aborted)
+                     .ConfigureAwait(false);
+        }
+    }
+
+    private static void DeltaChunk(Utf8JsonWriter w, ResponseMeta meta, GenerationParams p, int index, Action<Utf8JsonWriter>? delta,
+                                   IReadOnlyList<TokenLogProbs>? logprobs, string? finish, SharpInfer.Tokenization.Tokenizer tokenizer)
+    {
+        w.WriteStartObject();
+        meta.WriteHeader(w);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", index);
+        w.WriteStartObject("delta");
+        delta?.Invoke(w);
+        w.WriteEndObject();
+        if (logprobs != null) ResponseJson.WriteChatLogprobs(w, tokenizer, logprobs);
+        else w.WriteNull("logprobs");
+        if (finish != null) w.WriteString("finish_reason", finish);
+        else w.WriteNull("finish_reason");
+        w.WriteEndObject();
+        w.WriteEndArray();
+        if (p.IncludeUsage) w.WriteNull("usage");
+        w.WriteEndObject();
     }
 
     private static void Accumulate(ChoiceState s, RequestOutput o)

@@ -8,7 +8,7 @@ namespace SharpInfer.Server.Api;
 
 /// <summary>The parameters shared by <c>/v1/chat/completions</c> and <c>/v1/completions</c>, read and validated from
 /// the request body (400 naming the field for anything wrong), and turned into one engine request per choice.</summary>
-internal sealed class GenerationParams
+internal sealed record GenerationParams
 {
     public required SamplingParams Sampling { get; init; }
     /// <summary>max_tokens as the client gave it (null = the default).</summary>
@@ -31,7 +31,8 @@ internal sealed class GenerationParams
 
     /// <summary>Reads the parameters. <paramref name="chat"/> selects chat's log-probs fields (logprobs: bool,
     /// top_logprobs: int) over legacy completions' (logprobs: int).</summary>
-    public static GenerationParams Parse(JsonBody b, bool chat, int vocabSize, SharpInfer.Tokenization.Tokenizer? tokenizer = null)
+    public static GenerationParams Parse(JsonBody b, bool chat, int vocabSize, SharpInfer.Tokenization.Tokenizer? tokenizer = null,
+                                         Func<string, string>? wrapGrammar = null)
     {
         b.String("user");
         int n = b.Int("n", 1, MaxN) ?? 1;
@@ -65,7 +66,7 @@ internal sealed class GenerationParams
         }
         else logprobs = b.Int("logprobs", 0, SamplingParams.MaxLogprobs);
 
-        var constraint = tokenizer is null ? null : StructuredOutput.Read(b, tokenizer, vocabSize);
+        var constraint = tokenizer is null ? null : StructuredOutput.Read(b, tokenizer, vocabSize, wrapGrammar);
 
         var cacheSalt = b.String("cache_salt");
         if (cacheSalt is { Length: 0 or > MaxCacheSaltLength })

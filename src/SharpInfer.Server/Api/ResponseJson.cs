@@ -35,6 +35,12 @@ internal sealed class ChoiceState
     /// <summary>Prompt tokens the prefix cache served (from the engine's outputs).</summary>
     public int CachedTokens;
     public bool StartedStreaming;
+    /// <summary>Turns the reply into content, reasoning and tool calls (chat requests with tools or reasoning).</summary>
+    public SharpInfer.Engine.Tools.ChatOutputParser? Parser;
+    /// <summary>The parser's events for the current output (reused).</summary>
+    public readonly List<SharpInfer.Engine.Tools.ChatOutputEvent> Events = [];
+    /// <summary>Tool calls streamed so far (the next one's index).</summary>
+    public int ToolCalls;
     /// <summary>Characters of text (echoed prompt included) before the next token, for completions' text_offset.</summary>
     public int TextOffset;
 }

@@ -17,8 +17,14 @@ internal static class StructuredOutput
     private const int CacheSize = 32;
     private static readonly Dictionary<(Tokenizer, string), GrammarConstraint> Cache = [];
 
-    /// <summary>The constraint the body asks for, or null; 400 naming the field for anything invalid.</summary>
-    public static ILogitsProcessorFactory? Read(JsonBody b, Tokenizer tokenizer, int vocabSize)
+    /// <summary>Whether the body has any structured-output field (before validating it).</summary>
+    public static bool IsRequested(JsonBody b) =>
+        (b.Object("response_format") is { } rf && new JsonBody(rf).String("type") is not (null or "text"))
+        || b["grammar"] is not null || b["json_schema"] is not null || b["structured_outputs"] is not null;
+
+    /// <summary>The constraint the body asks for, or null; 400 naming the field for anything invalid.
+    /// <paramref name="wrap"/> may rewrite the grammar (chat: room for reasoning before the answer).</summary>
+    public static ILogitsProcessorFactory? Read(JsonBody b, Tokenizer tokenizer, int vocabSize, Func<string, string>? wrap = null)
     {
         var found = new List<(string Field, Func<string> Gbnf)>();
         if (b.Object("response_format") is { } rf)
@@ -54,6 +60,12 @@ internal static class StructuredOutput
         if (found.Count > 1)
             throw ApiException.BadRequest($"only one structured-output constraint may be given, got {string.Join(", ", found.Select(f => f.Field))}.", found[1].Field);
         var (field, make) = found[0];
+        return Compile(() => wrap is null ? make() : wrap(make()), field, tokenizer, vocabSize);
+    }
+
+    /// <summary>A grammar constraint (cached by grammar text); 400 naming <paramref name="field"/> when it is invalid.</summary>
+    public static ILogitsProcessorFactory Compile(Func<string> make, string field, Tokenizer tokenizer, int vocabSize)
+    {
         try
         {
             string gbnf = make();

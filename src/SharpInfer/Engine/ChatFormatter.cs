@@ -250,14 +250,17 @@ public sealed class ChatFormatter
         },
     };
 
-    /// <summary>A copy of the (validated) messages with string tool-call arguments parsed and content adapted to
-    /// <see cref="ContentFormat"/>. The caller's array is left untouched.</summary>
+    /// <summary>A copy of the (validated) messages with null/missing content as "", string tool-call arguments parsed and
+    /// content adapted to <see cref="ContentFormat"/>. The caller's array is left untouched.</summary>
     private JsonArray PrepareMessages(JsonArray messages)
     {
         var copy = new JsonArray();
         foreach (var node in messages)
         {
             var m = (JsonObject)node!.DeepClone();
+            // null or missing content (an assistant turn that only calls tools, as the OpenAI SDKs send it) is passed as
+            // "": that is what llama-server gives the template, and templates such as Qwen3's test `'</think>' in content`
+            if (m["content"] is null) m["content"] = "";
             var content = m["content"];
             if (ContentFormat == ChatContentFormat.String && content is JsonArray parts)
             {

@@ -184,12 +184,13 @@ public class ChatFormatterTests
     }
 
     [Fact]
-    public void AssistantMessagesMayOmitContent()
+    public void AssistantMessagesMayOmitContentWhichReachesTheTemplateAsEmptyString()
     {
-        var f = For("qwen3-tiny", "{% for m in messages %}{{ m.role }}:{{ m.content is none }};{% endfor %}");
-        Assert.Equal("user:False;assistant:True;", f.Render(new ChatFormatRequest
+        // llama-server hands the template "" for null or missing content (templates test `'</think>' in content`)
+        var f = For("qwen3-tiny", "{% for m in messages %}{{ m.role }}:{{ m.content is string }}:{{ m.content | length }};{% endfor %}");
+        Assert.Equal("user:True:1;assistant:True:0;assistant:True:0;", f.Render(new ChatFormatRequest
         {
-            Messages = Msgs("""[{"role": "user", "content": "x"}, {"role": "assistant", "content": null}]"""),
+            Messages = Msgs("""[{"role": "user", "content": "x"}, {"role": "assistant", "content": null}, {"role": "assistant"}]"""),
         }));
     }
 

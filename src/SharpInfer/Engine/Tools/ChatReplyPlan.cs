@@ -1,0 +1,127 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace SharpInfer.Engine.Tools;
+
+/// <summary>
+/// What a chat request's tools and reasoning settings mean for one template: the template variables and messages to
+/// render, the grammar that forces tool calls, how a constraint makes room for reasoning, and the parser that turns
+/// the reply into content, <c>reasoning_content</c> and <c>tool_calls</c>. Engine-independent (the server asks it).
+/// </summary>
+/// <remarks>
+/// Reasoning: a template "thinks" when it writes <c>&lt;think&gt;</c> (Qwen3, DeepSeek-R1, SmolLM3). When the reply is
+/// constrained (forced tool calls, response_format, grammar) and the request does not set <c>enable_thinking</c>, a
+/// template with that switch gets <c>enable_thinking: false</c>, so the constrained answer starts at once; with
+/// thinking on (set explicitly, or a template that always opens <c>&lt;think&gt;</c>) the grammar allows the
+/// <c>&lt;think&gt;…&lt;/think&gt;</c> block before the answer, as llama.cpp's does.
+/// </remarks>
+public sealed class ChatReplyPlan
+{
+    private const string ThinkingSwitch = "enable_thinking";
+
+    public ToolSet? Tools { get; private init; }
+    public ToolCallFormat Format { get; private init; }
+    /// <summary>The template writes &lt;think&gt; blocks.</summary>
+    public bool TemplateThinks { get; private init; }
+    /// <summary>Reasoning goes to <c>reasoning_content</c> (false for <c>reasoning_format: none</c>).</summary>
+    public bool ParseReasoning { get; private init; }
+    /// <summary>Thinking is on for this request (not switched off by <c>enable_thinking: false</c>).</summary>
+    public bool ThinkingEnabled { get; private init; }
+    public required JsonArray Messages { get; init; }
+    public IReadOnlyDictionary<string, JsonNode?>? Variables { get; private init; }
+
+    /// <param name="templateSource">The chat template's source.</param>
+    /// <param name="reasoningFormat">llama-server's <c>reasoning_format</c>: null/<c>auto</c>/<c>deepseek</c>/
+    /// <c>deepseek-legacy</c> split reasoning off, <c>none</c> keeps it in content.</param>
+    /// <param name="otherConstraint">The request has a response_format/grammar constraint.</param>
+    public static ChatReplyPlan Create(string templateSource, JsonArray messages, ToolSet? tools, string? reasoningFormat,
+                                       IReadOnlyDictionary<string, JsonNode?>? variables, bool otherConstraint)
+    {
+        bool parse = reasoningFormat switch
+        {
+            null or "auto" or "deepseek" or "deepseek-legacy" => true,
+            "none" => false,
+            _ => throw new InvalidRequestException($"'reasoning_format' must be none, auto, deepseek or deepseek-legacy, got \"{reasoningFormat}\"", "reasoning_format"),
+        };
+        if (tools != null && tools.Forced && otherConstraint)
+            throw new InvalidRequestException("a forced 'tool_choice' cannot be combined with response_format, grammar, json_schema or structured_outputs", "tool_choice");
+        bool thinks = templateSource.Contains("<think>", StringComparison.Ordinal);
+        var vars = variables;
+        bool constrained = otherConstraint || tools?.Forced == true;
+        if (thinks && constrained && templateSource.Contains(ThinkingSwitch, StringComparison.Ordinal) && vars?.ContainsKey(ThinkingSwitch) != true)
+            vars = new Dictionary<string, JsonNode?>(vars ?? new Dictionary<string, JsonNode?>()) { [ThinkingSwitch] = false };
+        bool enabled = thinks && !(vars != null && vars.TryGetValue(ThinkingSwitch, out var on) && on is JsonValue v
+                                   && v.GetValueKind() == JsonValueKind.False);
+        var format = ToolCallFormats.Detect(templateSource);
+        return new ChatReplyPlan
+        {
+            Tools = tools,
+            Format = format,
+            TemplateThinks = thinks,
+            ParseReasoning = parse && thinks,
+            ThinkingEnabled = enabled,
+            Messages = tools != null && tools.Choice != ToolChoiceMode.None && format == ToolCallFormat.Generic
+                ? WithGenericInstructions(messages, tools) : messages,
+            Variables = vars,
+        };
+    }
+
+    /// <summary>Whether the reply is parsed for tool calls.</summary>
+    public bool ParsesToolCalls => Tools != null && Tools.Choice != ToolChoiceMode.None;
+
+    /// <summary>The rendered prompt leaves a &lt;think&gt; block open (DeepSeek-R1's generation prompt ends with it).</summary>
+    public static bool PromptOpensThinking(string prompt)
+    {
+        var t = prompt.AsSpan().TrimEnd();
+        return t.EndsWith("<think>", StringComparison.Ordinal);
+    }
+
+    /// <summary>The grammar that forces the reply to be tool calls, or null when calls are not forced.</summary>
+    public string? ToolGrammar(bool promptOpensThinking) =>
+        Tools is { Forced: true } t ? WrapGrammar(ToolCallGrammar.Build(Format, t), promptOpensThinking) : null;
+
+    /// <summary><paramref name="gbnf"/> with room for reasoning first when thinking is on: an optional
+    /// <c>&lt;think&gt;…&lt;/think&gt;</c> block, or, when the prompt opened the block, its rest up to
+    /// <c>&lt;/think&gt;</c>. Inside the block a <c>&lt;</c> may not be followed by <c>/</c>.</summary>
+    public string WrapGrammar(string gbnf, bool promptOpensThinking)
+    {
+        if (!ThinkingEnabled && !promptOpensThinking) return gbnf;
+        string think = promptOpensThinking
+            ? "think-body \"</think>\" think-ws"
+            : "(\"<think>\" think-body \"</think>\" think-ws)?";
+        return $"root ::= {think} answer-root\n" +
+               "think-body ::= ([^<] | \"<\" [^/])*\n" +
+               "think-ws ::= [ \\n]{0,8}\n" +
+               GbnfRules.Prefix(gbnf, "answer-");
+    }
+
+    /// <summary>A parser for one reply.</summary>
+    public ChatOutputParser NewParser(bool promptOpensThinking) =>
+        new(ParsesToolCalls ? Format : null, ParseReasoning, ParseReasoning && promptOpensThinking);
+
+    /// <summary>For templates without tool syntax: a system message that explains the JSON reply (llama.cpp's generic
+    /// format), added to the first system message or as a new one.</summary>
+    private static JsonArray WithGenericInstructions(JsonArray messages, ToolSet tools)
+    {
+        var callSchemas = new JsonArray();
+        foreach (var f in tools.Callable)
+            callSchemas.Add(new JsonObject
+            {
+                ["type"] = "object",
+                ["properties"] = new JsonObject
+                {
+                    ["name"] = new JsonObject { ["const"] = f.Name },
+                    ["arguments"] = f.Parameters.DeepClone(),
+                },
+                ["required"] = new JsonArray("name", "arguments"),
+            });
+        string text = "Respond in JSON format, either with `tool_call` (a request to call tools) or with `response` reply to the user's request. " +
+                      "Tool calls follow this schema: " + callSchemas.ToJsonString();
+        var copy = (JsonArray)messages.DeepClone();
+        if (copy.Count > 0 && copy[0] is JsonObject first && first["role"]?.GetValue<string>() == "system" && first["content"] is JsonValue c
+            && c.GetValueKind() == JsonValueKind.String)
+            first["content"] = c.GetValue<string>() + "\n\n" + text;
+        else copy.Insert(0, new JsonObject { ["role"] = "system", ["content"] = text });
+        return copy;
+    }
+}
