@@ -255,6 +255,7 @@ internal static class GenerationEndpoints
                 }
                 w.WriteEndArray();
                 ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens), CachedTokens(states, requests));
+                TimingsJson.Write(w, states.Select(s => s.Timings), engine.Options.Speculative != null);
                 w.WriteEndObject();
             }).ConfigureAwait(false);
             return;
@@ -282,7 +283,8 @@ internal static class GenerationEndpoints
                 }
                 if (o.Text.Length == 0 && !hasLogprobs && !o.IsFinal) continue;
                 var s = states[i];
-                await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, hasLogprobs ? o.LogProbs : null, o.Finish, tokenizer, s), aborted)
+                await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, hasLogprobs ? o.LogProbs : null, o.Finish, tokenizer, s,
+                                                 o.Timings is { } t ? (t, engine.Options.Speculative != null) : null), aborted)
                          .ConfigureAwait(false);
             }
             if (p.IncludeUsage)
@@ -368,6 +370,7 @@ internal static class GenerationEndpoints
         s.CompletionTokens = Math.Max(s.CompletionTokens, o.CompletionTokens);
         if (o.Finish != null) s.Finish = o.Finish;
         if (o.Error != null) s.Error = o.Error;
+        if (o.Timings != null) s.Timings = o.Timings;
         s.CachedTokens = Math.Max(s.CachedTokens, o.CachedPromptTokens);
     }
 
@@ -384,7 +387,7 @@ internal static class GenerationEndpoints
     /// <summary>One streamed chunk of choice <paramref name="index"/>: chat's <c>delta</c> or completions' <c>text</c>.</summary>
     private static void Chunk(Utf8JsonWriter w, ResponseMeta meta, GenerationParams p, int index, bool role, string text,
                               IReadOnlyList<TokenLogProbs>? logprobs, FinishReason? finish, SharpInfer.Tokenization.Tokenizer tokenizer,
-                              ChoiceState? state = null)
+                              ChoiceState? state = null, (RequestTimings Timings, bool Speculative)? final = null)
     {
         bool chat = meta.Object == "chat.completion.chunk";
         w.WriteStartObject();
@@ -417,6 +420,7 @@ internal static class GenerationEndpoints
         w.WriteEndObject();
         w.WriteEndArray();
         if (p.IncludeUsage) w.WriteNull("usage");
+        if (final is { } f) TimingsJson.Write(w, [f.Timings], f.Speculative);   // a choice's last chunk, as llama.cpp's
         w.WriteEndObject();
     }
 }

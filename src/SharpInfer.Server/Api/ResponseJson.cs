@@ -34,6 +34,8 @@ internal sealed class ChoiceState
     public int CompletionTokens;
     /// <summary>Prompt tokens the prefix cache served (from the engine's outputs).</summary>
     public int CachedTokens;
+    /// <summary>The engine's timings, from the choice's final output.</summary>
+    public RequestTimings? Timings;
     public bool StartedStreaming;
     /// <summary>Turns the reply into content, reasoning and tool calls (chat requests with tools or reasoning).</summary>
     public SharpInfer.Engine.Tools.ChatOutputParser? Parser;

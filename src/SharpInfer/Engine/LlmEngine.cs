@@ -32,6 +32,8 @@ public sealed class LlmEngine : IDisposable
         public long Arrival, FirstScheduled, FirstToken, LastToken;
         public CancellationTokenRegistration Cancellation;
         public bool PromptCounted;
+        /// <summary>This step's entry in the proposal batch (for the distributions its proposals were drawn from), or -1.</summary>
+        public int ProposalEntry = -1;
         /// <summary>1 once the request's admission seat has been given back (at abort or finish, whichever is first).</summary>
         public int SeatReleased;
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
@@ -115,7 +117,8 @@ public sealed class LlmEngine : IDisposable
                 _runner.Dispose();
                 throw;
             }
-            _proposals = new ProposalBatch(Options.MaxNumSeqs, _spec.NumSpeculativeTokens);
+            // no more sequences speculate at once than DisableByBatchSize (see Propose)
+            _proposals = new ProposalBatch(Math.Min(Options.MaxNumSeqs, _spec.DisableByBatchSize), _spec.NumSpeculativeTokens);
         }
         // one logits row per sampling sequence, and one more per proposed token it verifies
         _logits = new float[(long)Options.MaxNumSeqs * (1 + (_spec?.NumSpeculativeTokens ?? 0)) * c.VocabSize];
@@ -364,7 +367,8 @@ public sealed class LlmEngine : IDisposable
             for (int j = 0; j <= c.Drafts; j++)
             {
                 int draft = j < c.Drafts ? r.Draft![j] : -1;
-                bool finished = SampleAndEmit(r, _logits.AsSpan((row + j) * V, V), draft, out bool ok);
+                var q = draft >= 0 && r.ProposalEntry >= 0 && _proposals!.IsDrawn(r.ProposalEntry) ? _proposals.DistributionOf(r.ProposalEntry, j) : default;
+                bool finished = SampleAndEmit(r, _logits.AsSpan((row + j) * V, V), draft, out bool ok, q);
                 if (finished || !ok) break;
                 accepted++;
             }
@@ -379,8 +383,7 @@ public sealed class LlmEngine : IDisposable
             Metrics.SpecAcceptedTokens.Add(accepted);
             if (r.Status == SequenceStatus.Finished) continue;
             _scheduler.CommitDrafts(r, accepted);
-            // adapt: grow after a fully accepted run, fall back to what was accepted (plus one) after a rejection
-            r.DraftLimit = accepted == c.Drafts ? Math.Min(_spec!.NumSpeculativeTokens, r.DraftLimit + 1) : Math.Max(1, accepted + 1);
+            r.DraftLimit = AdaptiveDraftLimit.Next(r.DraftLimit, c.Drafts, accepted, _spec!.NumSpeculativeTokens);
         }
         long t1 = Stopwatch.GetTimestamp();
         double dt = Seconds(t0, t1);
@@ -399,6 +402,7 @@ public sealed class LlmEngine : IDisposable
         for (int i = 0; i < running.Count; i++)
         {
             running[i].DraftCount = 0;
+            ((Request)running[i]).ProposalEntry = -1;
             if (!running[i].IsPrefilling) decoding++;
         }
         if (decoding == 0 || decoding > _spec!.DisableByBatchSize) return;
@@ -410,7 +414,9 @@ public sealed class LlmEngine : IDisposable
             // the target's own token must fit after the proposals
             int room = Math.Min(r.Sampling.MaxTokens - r.OutputLength, r.MaxLength - r.Length) - 1;
             int limit = TileFriendly(Math.Min(r.DraftLimit, room));
-            if (limit > 0) _proposals.Add(r, limit);
+            if (limit <= 0) continue;
+            r.ProposalEntry = _proposals.Count;
+            _proposals.Add(r, limit, r.Sampling.IsGreedy || _spec.ArgmaxDraftsForTests ? null : r.Sampler);
         }
         if (_proposals.Count == 0) return;
         _proposer.Propose(_proposals);
@@ -432,9 +438,10 @@ public sealed class LlmEngine : IDisposable
     private static int TileFriendly(int limit) => limit < 3 ? limit : (limit + 1) / 4 * 4 - 1;
 
     /// <summary>Samples the next token of <paramref name="r"/> from <paramref name="logits"/> (or verifies the proposed
-    /// <paramref name="draft"/>, when ≥ 0: <paramref name="accepted"/> tells whether it stood) and emits it. Returns
-    /// true when the request finished.</summary>
-    private bool SampleAndEmit(Request r, Span<float> logits, int draft, out bool accepted)
+    /// <paramref name="draft"/>, when ≥ 0: <paramref name="accepted"/> tells whether it stood; <paramref name="q"/> is the
+    /// distribution it was drawn from, empty when it was proposed with certainty) and emits it. Returns true when the
+    /// request finished.</summary>
+    private bool SampleAndEmit(Request r, Span<float> logits, int draft, out bool accepted, ReadOnlySpan<float> q = default)
     {
         accepted = false;
         var p = r.Sampling;
@@ -450,6 +457,7 @@ public sealed class LlmEngine : IDisposable
         int token;
         if (draft < 0) token = r.Sampler.Sample(logits, _scratch);
         else if (_spec!.AcceptAllForTests) (token, accepted) = (draft, true);
+        else if (q.Length > 0) token = r.Sampler.Verify(logits, _scratch, draft, q, out accepted, _spec.WrongResidualForTests);
         else token = r.Sampler.Verify(logits, _scratch, draft, out accepted);
         long now = Stopwatch.GetTimestamp();
         if (r.FirstToken == 0)

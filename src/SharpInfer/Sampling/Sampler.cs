@@ -7,7 +7,7 @@ namespace SharpInfer.Sampling;
 /// (llama.cpp applies temperature after the truncations; with temperature 1 the two agree). Seeded: the same
 /// seed and logits give the same tokens. Allocation-free per token.
 /// </summary>
-public sealed class Sampler
+public sealed partial class Sampler
 {
     private readonly SamplingParams _p;
     private readonly int _vocab;
@@ -118,6 +118,51 @@ public sealed class Sampler
     private int Draw(Span<float> logits, SamplerScratch scratch, int draft, out bool accepted)
     {
         accepted = false;
+        int n = Candidates(logits, scratch, out double sum);
+        int[] ids = scratch.Ids;
+        float[] vals = scratch.Values;
+        if (draft >= 0)
+        {
+            double pDraft = 0;
+            for (int i = 0; i < n; i++) if (ids[i] == draft) { pDraft = vals[i]; break; }
+            if (_rng.NextDouble() * sum < pDraft)
+            {
+                accepted = true;
+                return draft;
+            }
+            // rejected: the residual max(0, p − q) with a one-hot q is p without the draft
+            double rest = sum - pDraft;
+            double u = _rng.NextDouble() * rest, acc = 0;
+            int last = -1;
+            for (int i = 0; i < n; i++)
+            {
+                if (ids[i] == draft) continue;
+                last = ids[i];
+                acc += vals[i];
+                if (u < acc) return ids[i];
+            }
+            return last >= 0 ? last : draft;   // rounding at the very end of the range
+        }
+        return DrawFrom(ids, vals, n, sum, ref _rng);
+    }
+
+    /// <summary>A token drawn from the unnormalised weights <paramref name="vals"/> of <paramref name="ids"/>.</summary>
+    private static int DrawFrom(int[] ids, float[] vals, int n, double sum, ref Xoshiro256 rng)
+    {
+        double r = rng.NextDouble() * sum;
+        double c = 0;
+        for (int i = 0; i < n; i++)
+        {
+            c += vals[i];
+            if (r < c) return ids[i];
+        }
+        return ids[n - 1];
+    }
+
+    /// <summary>The candidates after temperature, top-k, top-p and min-p: their ids and unnormalised probabilities in
+    /// the scratch's first n slots (the return value), and <paramref name="sum"/> of those probabilities.</summary>
+    private int Candidates(Span<float> logits, SamplerScratch scratch, out double sum)
+    {
         int[] ids = scratch.Ids;
         float[] vals = scratch.Values;
         float invT = 1.0f / _p.Temperature;
@@ -134,7 +179,7 @@ public sealed class Sampler
         // softmax of logit / T over the candidates (vals become probabilities, unnormalised until the sum)
         float max = float.NegativeInfinity;
         for (int i = 0; i < n; i++) if (vals[i] > max) max = vals[i];
-        double sum = 0;
+        sum = 0;
         for (int i = 0; i < n; i++)
         {
             float p = MathF.Exp((vals[i] - max) * invT);
@@ -165,36 +210,7 @@ public sealed class Sampler
                 if (vals[i] >= threshold) { ids[w] = ids[i]; vals[w] = vals[i]; sum += vals[i]; w++; }
             n = w;
         }
-        if (draft >= 0)
-        {
-            double pDraft = 0;
-            for (int i = 0; i < n; i++) if (ids[i] == draft) { pDraft = vals[i]; break; }
-            if (_rng.NextDouble() * sum < pDraft)
-            {
-                accepted = true;
-                return draft;
-            }
-            // rejected: the residual max(0, p − q) with a one-hot q is p without the draft
-            double rest = sum - pDraft;
-            double u = _rng.NextDouble() * rest, acc = 0;
-            int last = -1;
-            for (int i = 0; i < n; i++)
-            {
-                if (ids[i] == draft) continue;
-                last = ids[i];
-                acc += vals[i];
-                if (u < acc) return ids[i];
-            }
-            return last >= 0 ? last : draft;   // rounding at the very end of the range
-        }
-        double r = _rng.NextDouble() * sum;
-        double c = 0;
-        for (int i = 0; i < n; i++)
-        {
-            c += vals[i];
-            if (r < c) return ids[i];
-        }
-        return ids[n - 1];
+        return n;
     }
 
     private static readonly Comparer<float> DescendingComparer = Comparer<float>.Create((a, b) => b.CompareTo(a));

@@ -144,7 +144,8 @@ public class SpeculativeDecodingTests
     }
 
     /// <summary>Histogram of (position, token) over many sampled continuations of one prompt.</summary>
-    private static async Task<Dictionary<(int, int), int>> Histogram(Model model, SpeculativeConfig? spec, SamplingParams sampling, int requests, ulong seed0)
+    internal static async Task<Dictionary<(int, int), int>> Histogram(Model model, SpeculativeConfig? spec, SamplingParams sampling, int requests, ulong seed0,
+                                                                      Action<EngineStats>? stats = null)
     {
         using var engine = new LlmEngine(model, Options(spec, maxSeqs: 4) with { Threads = 1 });
         var prompt = model.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She loved to play. Once upon a time, there was a little");
@@ -157,11 +158,13 @@ public class SpeculativeDecodingTests
                 for (int p = 0; p < r.Tokens.Length; p++) counts[(p, r.Tokens[p])] = counts.GetValueOrDefault((p, r.Tokens[p])) + 1;
         }
         if (spec != null) Assert.True(engine.Stats.SpecAcceptedTokens > 1000, $"accepted {engine.Stats.SpecAcceptedTokens}: the test must exercise verification");
+        await EngineExactnessTests.WaitIdle(engine);   // the published stats include the last step
+        stats?.Invoke(engine.Stats);
         return counts;
     }
 
     /// <summary>Two-sample chi-square statistic over the categories (rare ones pooled), and its degrees of freedom.</summary>
-    private static (double Chi2, int Df) ChiSquare(Dictionary<(int, int), int> a, Dictionary<(int, int), int> b)
+    internal static (double Chi2, int Df) ChiSquare(Dictionary<(int, int), int> a, Dictionary<(int, int), int> b)
     {
         double na = a.Values.Sum(), nb = b.Values.Sum();
         var keys = a.Keys.Union(b.Keys).ToList();
@@ -186,7 +189,7 @@ public class SpeculativeDecodingTests
     }
 
     /// <summary>Upper 0.001 critical value of chi-square (Wilson–Hilferty approximation, good for df ≥ 10).</summary>
-    private static double Critical001(int df)
+    internal static double Critical001(int df)
     {
         const double z = 3.0902;   // standard normal quantile at 0.999
         double h = 2.0 / (9 * df);
@@ -216,14 +219,18 @@ public class SpeculativeDecodingTests
 
     // ---- draft model: stories260K drafting for a widened copy of itself (../shared/tools/widen_gguf.py) ----------
 
-    private static readonly Lazy<string> WidenedPath = new(() =>
+    internal static readonly Lazy<string> WidenedPath = new(() => Widen("widened-tiny-f32.gguf"));
+
+    /// <summary>stories260K widened to 8 layers of 256 by ../shared/tools/widen_gguf.py (f32), generated once into the
+    /// shared cache; <paramref name="extra"/> adds arguments (e.g. a larger --noise).</summary>
+    internal static string Widen(string name, params string[] extra)
     {
-        var path = Path.Combine(Directory.CreateDirectory(Path.Combine(TestPaths.Cache, "models")).FullName, "widened-tiny-f32.gguf");
+        var path = Path.Combine(Directory.CreateDirectory(Path.Combine(TestPaths.Cache, "models")).FullName, name);
         if (File.Exists(path)) return path;
         var tmp = path + "." + Environment.ProcessId + ".tmp";
         var psi = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in (string[])[Path.Combine(TestPaths.Shared, "tools", "widen_gguf.py"), "--type", "f32", "--dim", "256", "--n-layer", "8",
-                                     "--n-ff", "512", "--head-dim", "32", "--n-head-kv", "4", "-o", tmp])
+                                     "--n-ff", "512", "--head-dim", "32", "--n-head-kv", "4", .. extra, "-o", tmp])
             psi.ArgumentList.Add(a);
         using var p = System.Diagnostics.Process.Start(psi)!;
         string err = p.StandardError.ReadToEnd();
@@ -231,9 +238,9 @@ public class SpeculativeDecodingTests
         if (p.ExitCode != 0) throw new InvalidOperationException("widen_gguf.py failed: " + err);
         File.Move(tmp, path, overwrite: true);   // same arguments, same bytes: a concurrent writer wrote the same file
         return path;
-    });
+    }
 
-    private static SpeculativeConfig Draft(int k = 5) =>
+    internal static SpeculativeConfig Draft(int k = 5) =>
         new() { Method = "draft_model", Model = TestPaths.Stories260K, NumSpeculativeTokens = k, DisableByBatchSize = 64 };
 
     [Fact]
@@ -258,18 +265,6 @@ public class SpeculativeDecodingTests
             AssertSame(plain, spec);
             Assert.True(tiny.Stats.Preemptions > 0, "the tiny cache should have forced preemption");
         }
-    }
-
-    [Fact]
-    public async Task ADraftModelKeepsTheSampledDistribution()
-    {
-        using var model = Model.Load(WidenedPath.Value);
-        var sampling = new SamplingParams { Temperature = 1.0f, TopP = 0.9f, MaxTokens = 8, IgnoreEos = true };
-        const int Requests = 2600;
-        var plain = await Histogram(model, null, sampling, Requests, 1);
-        var spec = await Histogram(model, Draft(3), sampling, Requests, 1_000_000);
-        var (chi, df) = ChiSquare(plain, spec);
-        Assert.True(df >= 10 && chi < Critical001(df), $"chi-square {chi:F1} with {df} degrees of freedom (critical {Critical001(df):F1})");
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
+using SharpInfer.Sampling;
 using SharpInfer.Scheduling;
 
 namespace SharpInfer.Engine.Speculation;
@@ -9,9 +10,10 @@ namespace SharpInfer.Engine.Speculation;
 /// Proposals from a smaller model with the same vocabulary (a draft model), run inside the engine on the target's
 /// compute pool with its own paged KV cache. Each step, for all speculating sequences at once: one forward pass
 /// catches the draft up with the tokens the target accepted since the last step (the whole sequence the first
-/// time), then k − 1 single-token passes extend each sequence greedily. The draft proposes its argmax, so the
-/// proposal distribution is one-hot and the engine's verification rule keeps the output exactly the target's,
-/// greedy or sampled (drafting by sampling would accept more often under temperature; see docs).
+/// time), then k − 1 single-token passes extend each sequence. For a greedy request the draft proposes its argmax; for
+/// a sampled one it draws from its own distribution q under the request's sampling rules and hands q on, and the
+/// engine verifies with the full rule (accept with min(1, p/q), else draw from norm(max(0, p − q))), so the output is
+/// exactly the target's either way.
 /// The draft's keys and values of rejected proposals are dropped by position: what the draft computed stays valid
 /// exactly as far as it agrees with the tokens the sequence now has. Engine-loop thread only.
 /// </summary>
@@ -36,6 +38,7 @@ public sealed class DraftModelProposer : IProposer
     private readonly ForwardBatch _batch;
     private readonly float[] _logits;
     private readonly int[] _entries;     // batch entry of each logits row of the pass
+    private readonly SamplerScratch _scratch;
     private readonly int _vocab;
     private int _stamp;
 
@@ -52,6 +55,7 @@ public sealed class DraftModelProposer : IProposer
         _batch = new ForwardBatch(512, maxSequences);
         _logits = new float[(long)maxSequences * _vocab];
         _entries = new int[maxSequences];
+        _scratch = new SamplerScratch(_vocab);
         MaxTokensPerProposal = maxTokensPerProposal;
     }
 
@@ -131,11 +135,16 @@ public sealed class DraftModelProposer : IProposer
         }
     }
 
-    /// <summary>Adds the draft's argmax at logits row <paramref name="row"/> to entry <paramref name="i"/>'s proposals.</summary>
+    /// <summary>Adds the draft's next proposal from logits row <paramref name="row"/> to entry <paramref name="i"/>'s: its
+    /// argmax for a greedy request, a draw from its processed distribution q (kept for verification) for a sampled one.</summary>
     private void Append(ProposalBatch batch, int i, int row)
     {
         int count = batch.Proposed(i);
-        batch.Tokens(i)[count] = Sampling.Sampler.ArgMax(_logits.AsSpan(row * _vocab, _vocab));
+        var logits = _logits.AsSpan(row * _vocab, _vocab);
+        var sampler = batch.SamplerOf(i);
+        batch.Tokens(i)[count] = sampler == null
+            ? Sampler.ArgMax(logits)
+            : sampler.Propose(logits, _scratch, batch.Distribution(i, count, _vocab));
         batch.SetProposed(i, count + 1);
     }
 

@@ -27,6 +27,11 @@ public sealed record SpeculativeConfig
 
     /// <summary>Tests only: accept every proposal unverified (a deliberately wrong rule the distribution test must catch).</summary>
     internal bool AcceptAllForTests { get; init; }
+    /// <summary>Tests only: redraw rejected sampled-draft positions from p instead of max(0, p − q) (a wrong rule).</summary>
+    internal bool WrongResidualForTests { get; init; }
+    /// <summary>Tests only: a draft model proposes its argmax for sampled requests too (one-hot q, the earlier rule), to
+    /// compare acceptance with sampled drafting.</summary>
+    internal bool ArgmaxDraftsForTests { get; init; }
 
     public const int MaxSpeculativeTokens = 16;
 
