@@ -12,7 +12,9 @@ public static class TokenizerModels
 
     public static Tokenizer Get(string name) => Cache[name].Value;
 
-    public static string PathOf(string name) => name == "stories260K" ? TestPaths.Stories260K : TestModels.Get(name, "f32");
+    public static string PathOf(string name) => name == "stories260K" ? TestPaths.Stories260K
+        : name == "phi3-tiny" ? TestModels.GetLarge(name, "q4_k_m")   // the smallest phi3 file (13 MB); same vocabulary
+        : TestModels.Get(name, "f32");
 
     private static Tokenizer Load(string name)
     {
