@@ -24,8 +24,7 @@ public sealed partial class Sampler
     public int Propose(Span<float> logits, SamplerScratch scratch, Span<float> q)
     {
         if (_p.IsGreedy) throw new InvalidOperationException("a greedy request proposes the draft's argmax");
-        for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
-        ApplyPenalties(logits, scratch);
+        ApplyRules(logits, scratch, withProcessor: false);   // the grammar's state belongs to the target's run
         int n = Candidates(logits, scratch, out double sum);
         int[] ids = scratch.Ids;
         float[] vals = scratch.Values;
@@ -60,9 +59,7 @@ public sealed partial class Sampler
     /// deliberately wrong rule the distribution test must catch.</param>
     internal int Verify(Span<float> logits, SamplerScratch scratch, int draft, ReadOnlySpan<float> q, out bool accepted, bool residualIsPForTests)
     {
-        _processor?.Process(logits);
-        for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
-        ApplyPenalties(logits, scratch);
+        ApplyRules(logits, scratch, withProcessor: true);
         if (_p.IsGreedy)
         {
             int t = ArgMax(logits);

@@ -58,9 +58,7 @@ public sealed partial class Sampler
     /// <summary>Chooses the next token. <paramref name="logits"/> is modified (penalties, temperature).</summary>
     public int Sample(Span<float> logits, SamplerScratch scratch)
     {
-        _processor?.Process(logits);   // first: a masked token stays at -infinity through every later rule
-        for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
-        ApplyPenalties(logits, scratch);
+        ApplyRules(logits, scratch, withProcessor: true);
         if (_p.IsGreedy) return ArgMax(logits);
         return Draw(logits, scratch, -1, out _);
     }
@@ -74,9 +72,7 @@ public sealed partial class Sampler
     /// </summary>
     public int Verify(Span<float> logits, SamplerScratch scratch, int draft, out bool accepted)
     {
-        _processor?.Process(logits);   // the same rules as Sample, grammar masks first
-        for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
-        ApplyPenalties(logits, scratch);
+        ApplyRules(logits, scratch, withProcessor: true);   // the same rules as Sample
         if (_p.IsGreedy)
         {
             int t = ArgMax(logits);
@@ -84,6 +80,15 @@ public sealed partial class Sampler
             return t;
         }
         return Draw(logits, scratch, draft, out accepted);
+    }
+
+    /// <summary>The rules before the draw, in order: the logits processor (grammar masks: first, so a masked token
+    /// stays at −∞ through every later rule), logit bias, penalties.</summary>
+    private void ApplyRules(Span<float> logits, SamplerScratch scratch, bool withProcessor)
+    {
+        if (withProcessor) _processor?.Process(logits);
+        for (int i = 0; i < _biasIds.Length; i++) logits[_biasIds[i]] += _biasValues[i];
+        ApplyPenalties(logits, scratch);
     }
 
     private void ApplyPenalties(Span<float> logits, SamplerScratch scratch)

@@ -11,6 +11,25 @@ internal static class MarkerText
         return 0;
     }
 
+    /// <summary>Splits <paramref name="s"/> (the buffer's text) at the first <paramref name="marker"/>. Found: returns
+    /// true, <paramref name="before"/> is the text before it and the buffer keeps only the text after it. Not found:
+    /// returns false, <paramref name="before"/> is all the text that cannot be the start of the marker and the buffer
+    /// keeps the rest (a possible partial marker).</summary>
+    public static bool CutAt(string s, System.Text.StringBuilder buffer, string marker, out string before)
+    {
+        int at = s.IndexOf(marker, StringComparison.Ordinal);
+        if (at >= 0)
+        {
+            before = s[..at];
+            buffer.Clear().Append(s, at + marker.Length, s.Length - at - marker.Length);
+            return true;
+        }
+        int keep = PartialSuffix(s, marker);
+        before = s[..^keep];
+        buffer.Remove(0, s.Length - keep);
+        return false;
+    }
+
     public static bool IsWhiteSpace(ReadOnlySpan<char> s)
     {
         foreach (char c in s)

@@ -53,20 +53,12 @@ internal sealed class ReasoningSplitter
                 }
                 case State.Thinking:
                 {
-                    var s = _buffer.ToString();
-                    int end = s.IndexOf(Close, StringComparison.Ordinal);
-                    if (end >= 0)
-                    {
-                        EmitReasoning(s[..end], reasoning);
-                        _heldSpace = "";
-                        _buffer.Clear().Append(s, end + Close.Length, s.Length - end - Close.Length);
-                        _state = State.AfterThinking;
-                        continue;
-                    }
-                    int keep = MarkerText.PartialSuffix(s, Close);
-                    EmitReasoning(s[..^keep], reasoning);
-                    _buffer.Remove(0, s.Length - keep);
-                    return;
+                    bool closed = MarkerText.CutAt(_buffer.ToString(), _buffer, Close, out var thought);
+                    EmitReasoning(thought, reasoning);
+                    if (!closed) return;
+                    _heldSpace = "";
+                    _state = State.AfterThinking;
+                    continue;
                 }
                 case State.AfterThinking:
                 {

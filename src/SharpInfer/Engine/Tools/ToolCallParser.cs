@@ -76,18 +76,11 @@ internal sealed class ToolCallParser
                         _buffer.Clear();
                         return;
                     }
-                    int at = s.IndexOf(_open, StringComparison.Ordinal);
-                    if (at >= 0)
-                    {
-                        EmitContent(s[..at], emit);
-                        _buffer.Clear().Append(s, at + _open.Length, s.Length - at - _open.Length);
-                        _state = State.InCall;
-                        continue;
-                    }
-                    int keep = MarkerText.PartialSuffix(s, _open);
-                    EmitContent(s[..^keep], emit);
-                    _buffer.Remove(0, s.Length - keep);
-                    return;
+                    bool opened = MarkerText.CutAt(s, _buffer, _open, out var content);
+                    EmitContent(content, emit);
+                    if (!opened) return;
+                    _state = State.InCall;
+                    continue;
                 }
                 case State.InCall when _close != null:
                 {
