@@ -32,6 +32,7 @@ public class BlockLayoutTests
         CheckSize<BlockQ6_K>(GgmlType.Q6_K, BlockQ6_K.Size, BlockQ6_K.QK);
         CheckSize<BlockQ8_K>(GgmlType.Q8_K, BlockQ8_K.Size, BlockQ8_K.QK);
         CheckSize<BlockIQ4_NL>(GgmlType.IQ4_NL, BlockIQ4_NL.Size, BlockIQ4_NL.QK);
+        CheckSize<BlockMXFP4>(GgmlType.MXFP4, BlockMXFP4.Size, BlockMXFP4.QK);
     }
 
     [Fact]
@@ -82,6 +83,8 @@ public class BlockLayoutTests
         Assert.Equal(BlockQ8_K.OffsetBSums, Offset(ref q8k, ref q8k.BSums));
         var iq = new BlockIQ4_NL();
         Assert.Equal(BlockIQ4_NL.OffsetQs, Offset(ref iq, ref iq.Qs));
+        var mx = new BlockMXFP4();
+        Assert.Equal(BlockMXFP4.OffsetQs, Offset(ref mx, ref mx.Qs));
     }
 
     [Fact]

@@ -12,7 +12,7 @@ public class QuantizerRobustnessTests
     {
         { GgmlType.F16, 11 }, { GgmlType.BF16, 8 }, { GgmlType.Q8_0, 8 }, { GgmlType.Q8_1, 8 }, { GgmlType.Q8_K, 8 },
         { GgmlType.Q6_K, 6 }, { GgmlType.Q5_0, 5 }, { GgmlType.Q5_1, 5 }, { GgmlType.Q5_K, 5 },
-        { GgmlType.Q4_0, 4 }, { GgmlType.Q4_1, 4 }, { GgmlType.Q4_K, 4 }, { GgmlType.IQ4_NL, 4 },
+        { GgmlType.Q4_0, 4 }, { GgmlType.Q4_1, 4 }, { GgmlType.Q4_K, 4 }, { GgmlType.IQ4_NL, 4 }, { GgmlType.MXFP4, 4 },
         { GgmlType.Q3_K, 3 }, { GgmlType.Q2_K, 2 },
     };
 

@@ -10,6 +10,7 @@ public class ReferenceDotTests
     [
         GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1,
         GgmlType.Q8_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_NL,
+        GgmlType.MXFP4,
     ];
 
     [Fact]
@@ -19,6 +20,7 @@ public class ReferenceDotTests
         Assert.Equal(GgmlType.Q8_0, ReferenceDot.ActivationType(GgmlType.Q5_0));
         Assert.Equal(GgmlType.Q8_0, ReferenceDot.ActivationType(GgmlType.Q8_0));
         Assert.Equal(GgmlType.Q8_0, ReferenceDot.ActivationType(GgmlType.IQ4_NL));
+        Assert.Equal(GgmlType.Q8_0, ReferenceDot.ActivationType(GgmlType.MXFP4));
         Assert.Equal(GgmlType.Q8_1, ReferenceDot.ActivationType(GgmlType.Q4_1));
         Assert.Equal(GgmlType.Q8_1, ReferenceDot.ActivationType(GgmlType.Q5_1));
         foreach (var t in new[] { GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
@@ -74,6 +76,7 @@ public class ReferenceDotTests
             }
             case GgmlType.Q4_0: foreach (ref var b in MemoryMarshal.Cast<byte, BlockQ4_0>(bytes.AsSpan())) b.D = H(d); break;
             case GgmlType.Q5_0: foreach (ref var b in MemoryMarshal.Cast<byte, BlockQ5_0>(bytes.AsSpan())) b.D = H(d); break;
+            case GgmlType.MXFP4: foreach (ref var b in MemoryMarshal.Cast<byte, BlockMXFP4>(bytes.AsSpan())) b.E = 124; break; // 2^-4
             case GgmlType.IQ4_NL: foreach (ref var b in MemoryMarshal.Cast<byte, BlockIQ4_NL>(bytes.AsSpan())) b.D = H(d); break;
             case GgmlType.Q8_0: foreach (ref var b in MemoryMarshal.Cast<byte, BlockQ8_0>(bytes.AsSpan())) b.D = H(d); break;
             case GgmlType.Q4_1:
@@ -335,6 +338,6 @@ public class ReferenceDotTests
         Assert.Throws<ArgumentException>(() => Quantize.Row(GgmlType.Q6_K, new float[128], new byte[105]));
         Assert.Throws<ArgumentException>(() => Quantize.Row(GgmlType.IQ4_XS, new float[256], new byte[136]));
         Assert.False(Dequantize.IsSupported(GgmlType.IQ2_XXS));
-        Assert.False(Quantize.IsSupported(GgmlType.MXFP4));
+        Assert.False(Quantize.IsSupported(GgmlType.IQ4_XS));
     }
 }

@@ -9,6 +9,7 @@ public static class KernelRegistry
     private static readonly Q4_1Kernel Q4_1 = new();
     private static readonly Q5_0Kernel Q5_0 = new();
     private static readonly IQ4_NLKernel IQ4_NL = new();
+    private static readonly MXFP4Kernel MXFP4 = new();
     private static readonly Q2_KKernel Q2_K = new();
     private static readonly Q3_KKernel Q3_K = new();
     private static readonly Q4_KKernel Q4_K = new();
@@ -28,6 +29,7 @@ public static class KernelRegistry
             GgmlType.Q4_1 => Q4_1,
             GgmlType.Q5_0 => Q5_0,
             GgmlType.IQ4_NL => IQ4_NL,
+            GgmlType.MXFP4 => MXFP4,
             GgmlType.Q2_K => Q2_K,
             GgmlType.Q3_K => Q3_K,
             GgmlType.Q4_K => Q4_K,
@@ -45,5 +47,5 @@ public static class KernelRegistry
         return max;
     }
 
-    private static readonly MatMulKernel[] All = [Dequantized, Q8_0, Q4_0, Q4_1, Q5_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Float];
+    private static readonly MatMulKernel[] All = [Dequantized, Q8_0, Q4_0, Q4_1, Q5_0, IQ4_NL, MXFP4, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Float];
 }

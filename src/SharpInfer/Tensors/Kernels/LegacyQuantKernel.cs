@@ -6,7 +6,7 @@ using SharpInfer.Runtime;
 namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>
-/// A weight format with 32-element blocks (Q4_0, Q4_1, Q5_0, IQ4_NL) whose codes can be turned into unsigned bytes
+/// A weight format with 32-element blocks (Q4_0, Q4_1, Q5_0, IQ4_NL, MXFP4, Q8_0) whose codes can be turned into unsigned bytes
 /// u_j (0..255) such that ggml's exact integer block sum is Σ code_j·x_j = Σ u_j·x_j − <see cref="Offset"/>·Σ x_j.
 /// u is the unsigned operand of vpdpbusd / vpmaddubsw against the signed int8 activations; Σx comes from
 /// <see cref="ActivationView.Sums"/>.
@@ -41,6 +41,12 @@ internal unsafe interface ILegacyBlockFormat
 
     /// <summary>Two blocks a and b (AVX2): lo = [u_a 0..15 | u_b 0..15], hi = [u_a 16..31 | u_b 16..31].</summary>
     static abstract void UnpackPair(byte* a, byte* b, out Vector256<byte> lo, out Vector256<byte> hi);
+
+    /// <summary>The block's scale d: an f16 at byte 0 (every format but MXFP4, whose scale is an E8M0 byte).</summary>
+    static virtual float Scale(byte* blk) => Fp16.ToFloat(*(ushort*)blk);
+
+    /// <summary><see cref="Scale"/> of 8 blocks from each block's first 4 bytes (one per lane), AVX2.</summary>
+    static virtual Vector256<float> Scales(Vector256<int> heads) => LegacyQuantKernel<Q4_0Format>.HalfToFloat(heads);
 }
 
 /// <summary>
@@ -194,7 +200,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             byte* blk = row + (long)b * TF.BlockBytes;
             int isum = 0;
             for (int j = 0; j < 32; j++) isum += TF.Code(blk, j) * xq[b * 32 + j];
-            acc = MathF.FusedMultiplyAdd(Fp16.ToFloat(*(ushort*)blk) * xd[b], isum, acc);
+            acc = MathF.FusedMultiplyAdd(TF.Scale(blk) * xd[b], isum, acc);
             if (TF.HasMin) acc = MathF.FusedMultiplyAdd(Fp16.ToFloat(*(ushort*)(blk + 2)), xs[b], acc);
         }
         return acc;
@@ -221,7 +227,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             var (e, f) = Vector256.Widen(ph);
             int isum = Vector256.Sum((a + c) + (e + f));
             if (TF.Offset != 0) isum -= TF.Offset * xsum[b];
-            acc = MathF.FusedMultiplyAdd(Fp16.ToFloat(*(ushort*)blk) * xd[b], isum, acc);
+            acc = MathF.FusedMultiplyAdd(TF.Scale(blk) * xd[b], isum, acc);
             if (TF.HasMin) acc = MathF.FusedMultiplyAdd(Fp16.ToFloat(*(ushort*)(blk + 2)), xs[b], acc);
         }
         return acc;
@@ -306,7 +312,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             var isum = Avx2.HorizontalAdd(Avx2.HorizontalAdd(a0, a1), Avx2.HorizontalAdd(a2, a3));
             var heads = Vector256.Create(*(int*)(p0 + o), *(int*)(p1 + o), *(int*)(p2 + o), *(int*)(p3 + o),
                 *(int*)(p4 + o), *(int*)(p5 + o), *(int*)(p6 + o), *(int*)(p7 + o));
-            acc = Fma.MultiplyAdd(Avx.Multiply(HalfToFloat(heads), Vector256.Create(xd[b])), Avx.ConvertToVector256Single(isum), acc);
+            acc = Fma.MultiplyAdd(Avx.Multiply(TF.Scales(heads), Vector256.Create(xd[b])), Avx.ConvertToVector256Single(isum), acc);
             if (TF.HasMin) acc = Fma.MultiplyAdd(HalfToFloat(Avx2.ShiftRightLogical(heads, 16)), Vector256.Create(xs[b]), acc);
         }
         Store8(acc, y, n);
@@ -406,7 +412,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         }
         var heads = Vector256.Create(*(int*)(p0 + o), *(int*)(p1 + o), *(int*)(p2 + o), *(int*)(p3 + o),
             *(int*)(p4 + o), *(int*)(p5 + o), *(int*)(p6 + o), *(int*)(p7 + o));
-        Vector256.Store(HalfToFloat(heads), (float*)(dst + 8 * step));
+        Vector256.Store(TF.Scales(heads), (float*)(dst + 8 * step));
         if (TF.HasMin) Vector256.Store(HalfToFloat(Avx2.ShiftRightLogical(heads, 16)), (float*)(dst + 9 * step));
     }
 

@@ -11,7 +11,7 @@ public static partial class Dequantize
         GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or
         GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q8_0 or GgmlType.Q8_1 or
         GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.Q8_K or
-        GgmlType.IQ4_NL => true,
+        GgmlType.IQ4_NL or GgmlType.MXFP4 => true,
         _ => false,
     };
 
@@ -38,6 +38,7 @@ public static partial class Dequantize
             case GgmlType.Q6_K: Q6_K(src, dst); break;
             case GgmlType.Q8_K: Q8_K(src, dst); break;
             case GgmlType.IQ4_NL: IQ4_NL(src, dst); break;
+            case GgmlType.MXFP4: MXFP4(src, dst); break;
             default: throw new ArgumentException($"dequantizing {GgmlTypeInfo.Name(type)} is not supported", nameof(type));
         }
     }

@@ -2,7 +2,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>Scalar reference quantizers. Each reproduces, byte for byte, what ggml's
 /// <c>ggml_quantize_chunk</c> writes without an importance matrix (the <c>quantize_row_*_ref</c> functions,
-/// and quantize_row_iq4_nl_impl with ntry = 7 for IQ4_NL). Q8_0, Q8_1 and Q8_K are also what ggml's
+/// and quantize_row_iq4_nl_impl with ntry = 7 for IQ4_NL; quantize_row_mxfp4_ref for MXFP4). Q8_0, Q8_1 and Q8_K are also what ggml's
 /// generic CPU code uses to quantize activations for the quantized dot products.</summary>
 public static partial class Quantize
 {
@@ -12,7 +12,7 @@ public static partial class Quantize
         GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or
         GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q8_0 or GgmlType.Q8_1 or
         GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.Q8_K or
-        GgmlType.IQ4_NL => true,
+        GgmlType.IQ4_NL or GgmlType.MXFP4 => true,
         _ => false,
     };
 
@@ -39,6 +39,7 @@ public static partial class Quantize
             case GgmlType.Q6_K: Q6_K(src, dst); break;
             case GgmlType.Q8_K: Q8_K(src, dst); break;
             case GgmlType.IQ4_NL: IQ4_NL(src, dst); break;
+            case GgmlType.MXFP4: MXFP4(src, dst); break;
             default: throw new ArgumentException($"quantizing to {GgmlTypeInfo.Name(type)} is not supported", nameof(type));
         }
     }

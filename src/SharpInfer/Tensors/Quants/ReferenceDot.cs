@@ -27,7 +27,7 @@ public static partial class ReferenceDot
         GgmlType.F32 => GgmlType.F32,
         GgmlType.F16 => GgmlType.F16,
         GgmlType.BF16 => GgmlType.BF16,
-        GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q8_0 or GgmlType.IQ4_NL => GgmlType.Q8_0,
+        GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.MXFP4 => GgmlType.Q8_0,
         GgmlType.Q4_1 or GgmlType.Q5_1 => GgmlType.Q8_1,
         GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K => GgmlType.Q8_K,
         _ => throw new ArgumentException($"no reference dot product for {GgmlTypeInfo.Name(weightType)} weights", nameof(weightType)),
@@ -88,6 +88,7 @@ public static partial class ReferenceDot
         GgmlType.Q5_K => Q5_K_Q8_K(weightRow, xQuantized),
         GgmlType.Q6_K => Q6_K_Q8_K(weightRow, xQuantized),
         GgmlType.IQ4_NL => IQ4_NL_Q8_0(weightRow, xQuantized),
+        GgmlType.MXFP4 => MXFP4_Q8_0(weightRow, xQuantized),
         _ => throw new ArgumentException($"no reference dot product for {GgmlTypeInfo.Name(wType)} weights", nameof(wType)),
     };
 

@@ -6,12 +6,12 @@ using SharpInfer.Tensors.Kernels;
 
 namespace SharpInfer.Tests.Tensors.Kernels;
 
-/// <summary>The int8 kernels for 32-element formats (Q4_0, Q4_1, Q5_0, IQ4_NL): extreme codes and activations (no
+/// <summary>The int8 kernels for 32-element formats (Q4_0, Q4_1, Q5_0, IQ4_NL, MXFP4): extreme codes and activations (no
 /// int16 saturation anywhere), every path bit-identical (they share one float sequence by design), the vector f16
 /// conversion, and the activation block sums they rely on.</summary>
 public class LegacyQuantKernelTests
 {
-    public static TheoryData<GgmlType> Types() => new() { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.IQ4_NL };
+    public static TheoryData<GgmlType> Types() => new() { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.IQ4_NL, GgmlType.MXFP4 };
 
     /// <summary>Random block bytes (every code, including all-minimum and all-maximum blocks) with finite scales
     /// (normal, subnormal, ±0), against activations quantized to ±127 and random ones.</summary>
@@ -25,6 +25,15 @@ public class LegacyQuantKernelTests
         for (int blk = 0; blk < w.Length / blockBytes; blk++)
         {
             var b = w.AsSpan(blk * blockBytes, blockBytes);
+            if (type == GgmlType.MXFP4)
+            {
+                // E8M0 scale byte: the subnormal scales (e = 0, 1), 1 (e = 128) and random magnitudes around 2^-6
+                byte[] specialE = [0, 1, 2, 128];
+                b[0] = blk % 5 == 0 ? specialE[blk / 5 % specialE.Length] : (byte)rng.Next(110, 130);
+                if (blk % 3 == 1) b[1..].Fill(0x77);  // every code at +12, the largest
+                if (blk % 7 == 2) b[1..].Fill(0xFF);  // ... at −12, the smallest
+                continue;
+            }
             int headers = type == GgmlType.Q4_1 ? 2 : 1;
             for (int h = 0; h < headers; h++)
             {

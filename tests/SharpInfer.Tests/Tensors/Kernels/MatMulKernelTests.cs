@@ -34,7 +34,7 @@ public class MatMulKernelTests
         }
         // the int8 kernels for 32-element formats: decode (1-3 tokens) and repacked prefill tiles (4+), full and
         // partial 8-row groups, odd token counts, row lengths that are not a multiple of 128
-        foreach (var type in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.IQ4_NL })
+        foreach (var type in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.IQ4_NL, GgmlType.MXFP4 })
         {
             d.Add(type, MatMulPrecision.Fast, 13, 32 * 3, 7);
             d.Add(type, MatMulPrecision.Fast, 4, 32 * 8, 1);
