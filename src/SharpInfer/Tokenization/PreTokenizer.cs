@@ -17,6 +17,7 @@ internal static class PreTokenizer
     private static readonly Stage[] Llama3Stages = [(c, s, e, p) => Llama3(c, s, e, p, maxDigits: 3)];
     private static readonly Stage[] Qwen2Stages = [(c, s, e, p) => Llama3(c, s, e, p, maxDigits: 1)];
     private static readonly Stage[] StarCoderStages = [EachNumber, (c, s, e, p) => Gpt2(c, s, e, p)];
+    private static readonly Stage[] Gpt4oStages = [(c, s, e, p) => Gpt4o(c, s, e, p)];
 
     private static Stage[] StagesFor(PreTokenizerType type) => type switch
     {
@@ -25,6 +26,7 @@ internal static class PreTokenizer
         PreTokenizerType.Llama3 => Llama3Stages,
         PreTokenizerType.Qwen2 => Qwen2Stages,
         PreTokenizerType.StarCoder => StarCoderStages,
+        PreTokenizerType.Gpt4o => Gpt4oStages,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not a BPE pre-tokenizer"),
     };
 
@@ -223,6 +225,107 @@ internal static class PreTokenizer
 
         static int AsciiLower(int c) => c is >= 'A' and <= 'Z' ? c + 32 : c;
         static bool IsOther(int c) => !UnicodeClass.IsWhitespace(c) && UnicodeClass.Class(c) is not (CodepointClass.Letter or CodepointClass.Number);
+    }
+
+    // llama.cpp's GPT-4o regex (o200k: gpt-oss, Llama 4), which it runs through std::regex on "collapsed" text (every
+    // non-ASCII codepoint replaced by one byte standing for its class: letter, number, whitespace or other):
+    //   [^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?
+    //  |[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|...)?
+    //  |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    // So "upper" (U) is any letter but a-z and "lower" (L) any letter but A-Z: a non-ASCII letter is both. Marks (\p{M})
+    // are "other", not part of words (Hugging Face's original regex puts them in both classes: that is where the two
+    // differ, e.g. on Khmer). Alternation is ordered and quantifiers backtrack, which the code below resolves directly.
+    private static void Gpt4o(ReadOnlySpan<int> cps, int start, int end, List<int> pieces)
+    {
+        var emit = new Emitter(pieces, start);
+        for (int pos = start; pos < end;)
+        {
+            int cpt = cps[pos];
+
+            // the two letter alternatives, after an optional [^\r\n\p{L}\p{N}]
+            int w = UnicodeClass.IsLetter(cpt) ? pos
+                : !(cpt is '\r' or '\n' || UnicodeClass.IsNumber(cpt)) && pos + 1 < end && UnicodeClass.IsLetter(cps[pos + 1]) ? pos + 1
+                : OutOfRange;
+            if (w != OutOfRange)
+            {
+                // U* L+: U* backs off from its longest run to the last position where an L can start
+                int u = w;
+                while (u < end && IsUpper(cps[u])) u++;
+                int l = u;
+                while (l >= w && !(l < end && IsLower(cps[l]))) l--;
+                if (l >= w)
+                {
+                    pos = l;
+                    while (pos < end && IsLower(cps[pos])) pos++;
+                }
+                else pos = u;   // U+ L*: a run of A-Z only (no L can follow it)
+                pos += Contraction(cps, pos, end);
+                emit.Add(pos);
+                continue;
+            }
+
+            // \p{N}{1,3}
+            if (UnicodeClass.IsNumber(cpt))
+            {
+                int n = 1;
+                while (n < 3 && pos + n < end && UnicodeClass.IsNumber(cps[pos + n])) n++;
+                pos += emit.Add(pos + n);
+                continue;
+            }
+
+            // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
+            int first = cpt == ' ' ? (pos + 1 < end ? cps[pos + 1] : OutOfRange) : cpt;
+            if (first != OutOfRange && IsOther(first))
+            {
+                pos += cpt == ' ' ? 1 : 0;
+                while (pos < end && IsOther(cps[pos])) pos++;
+                while (pos < end && cps[pos] is '\r' or '\n' or '/') pos++;
+                emit.Add(pos);
+                continue;
+            }
+
+            int nws = 0, lastNewlineEnd = 0;
+            while (pos + nws < end && UnicodeClass.IsWhitespace(cps[pos + nws]))
+            {
+                if (cps[pos + nws] is '\r' or '\n') lastNewlineEnd = pos + nws + 1;
+                nws++;
+            }
+            if (lastNewlineEnd > 0) // \s*[\r\n]+
+            {
+                pos = lastNewlineEnd;
+                emit.Add(pos);
+                continue;
+            }
+            if (nws > 1 && pos + nws < end) // \s+(?!\S)
+            {
+                pos += nws - 1;
+                emit.Add(pos);
+                continue;
+            }
+            if (nws > 0) // \s+
+            {
+                pos += nws;
+                emit.Add(pos);
+                continue;
+            }
+            emit.Add(++pos);
+        }
+
+        static bool IsUpper(int c) => UnicodeClass.IsLetter(c) && c is not (>= 'a' and <= 'z');
+        static bool IsLower(int c) => UnicodeClass.IsLetter(c) && c is not (>= 'A' and <= 'Z');
+        static bool IsOther(int c) => !UnicodeClass.IsWhitespace(c) && UnicodeClass.Class(c) is not (CodepointClass.Letter or CodepointClass.Number);
+
+        // (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?: its length at pos
+        static int Contraction(ReadOnlySpan<int> cps, int pos, int end)
+        {
+            if (pos + 1 >= end || cps[pos] != '\'') return 0;
+            int a = cps[pos + 1] | 0x20;   // ASCII lower case (only ASCII letters can match below)
+            if (cps[pos + 1] is not (>= 'A' and <= 'Z' or >= 'a' and <= 'z')) return 0;
+            if (a is 's' or 't' or 'm' or 'd') return 2;
+            if (pos + 2 >= end || cps[pos + 2] is not (>= 'A' and <= 'Z' or >= 'a' and <= 'z')) return 0;
+            int b = cps[pos + 2] | 0x20;
+            return (a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l') ? 3 : 0;
+        }
     }
 
     // Stages llama.cpp runs through std::regex (matches and the gaps between them both become pieces).

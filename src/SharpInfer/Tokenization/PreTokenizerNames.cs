@@ -29,6 +29,7 @@ internal static class PreTokenizerNames
         Add(new(PreTokenizerType.Gpt2, CleanSpaces: false), "trillion", "granite-docling");
         Add(new(PreTokenizerType.StarCoder), "starcoder", "refact", "codeshell", "exaone", "minerva-7b", "mellum2");
         Add(new(PreTokenizerType.StarCoder, CleanSpaces: false), "command-r", "smollm");
+        Add(new(PreTokenizerType.Gpt4o, CleanSpaces: false), "gpt-4o", "llama4", "kanana2", "talkie");
         return m;
     }
 

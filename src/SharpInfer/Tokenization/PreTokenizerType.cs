@@ -17,4 +17,7 @@ public enum PreTokenizerType
     Qwen2,
     /// <summary>StarCoder / SmolLM: every digit split off first, then the GPT-2 regex.</summary>
     StarCoder,
+    /// <summary>GPT-4o / o200k (gpt-oss, Llama 4): case-aware letter runs with contractions attached, as llama.cpp
+    /// rewrites it for std::regex (<c>\p{M}</c> dropped, ASCII-only case classes), see <see cref="PreTokenizer"/>.</summary>
+    Gpt4o,
 }

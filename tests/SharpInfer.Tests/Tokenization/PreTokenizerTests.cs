@@ -14,6 +14,9 @@ public class PreTokenizerTests
 {
     private const string Gpt2 = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
     private const string Llama3 = @"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    // llama.cpp's rewrite of o200k's regex for std::regex (case classes by ASCII range, no \p{M}); on real codepoints
+    // .NET's classes give the same sets as llama.cpp's collapsed text (a non-ASCII letter is neither a-z nor A-Z)
+    private const string Gpt4o = @"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     private const string Qwen2 = @"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     private static readonly Dictionary<PreTokenizerType, string[]> Stages = new()
@@ -21,6 +24,7 @@ public class PreTokenizerTests
         [PreTokenizerType.Gpt2] = [Gpt2],
         [PreTokenizerType.Llama3] = [Llama3],
         [PreTokenizerType.Qwen2] = [Qwen2],
+        [PreTokenizerType.Gpt4o] = [Gpt4o],
         [PreTokenizerType.StarCoder] = [@"\p{N}", Gpt2],
         [PreTokenizerType.Default] = [@"[\p{P}\$\+<=>\^~\|]+", Gpt2, @"\p{N}+", "[0-9][0-9][0-9]"],
     };
@@ -68,10 +72,10 @@ public class PreTokenizerTests
 
     // letters, marks, numbers of every kind, apostrophes and contraction letters, punctuation, symbols, every
     // kind of whitespace, controls, format characters, unassigned and private-use codepoints
-    private const string Alphabet = "aZéЖ中ʰ\u0301\u0903" + "05٣½Ⅻ" + "''''sStTrReEvVmMlLdD" + ".,!?-_([" + "$+^|<=>~`©" +
+    private const string Alphabet = "aZéЖ中ʰÉǅ\u0301\u0903" + "05٣½Ⅻ" + "''''sStTrReEvVmMlLdD" + ".,!?-_([/" + "$+^|<=>~`©" +
                                     "    \t\n\n\r\r\u000B\u000C\u0085\u00A0\u3000\u2028\u2009\u001F" + "\u0001\u200D\u0378\uE000";
 
-    public static TheoryData<PreTokenizerType> Types() => [PreTokenizerType.Gpt2, PreTokenizerType.Llama3, PreTokenizerType.Qwen2, PreTokenizerType.StarCoder, PreTokenizerType.Default];
+    public static TheoryData<PreTokenizerType> Types() => [PreTokenizerType.Gpt2, PreTokenizerType.Llama3, PreTokenizerType.Qwen2, PreTokenizerType.StarCoder, PreTokenizerType.Default, PreTokenizerType.Gpt4o];
 
     [Theory]
     [MemberData(nameof(Types))]
@@ -102,6 +106,12 @@ public class PreTokenizerTests
     // supplementary-plane letters and emoji: by codepoint, not by UTF-16 unit
     [InlineData(PreTokenizerType.Llama3, " 𝔘𝔫𝔦 🦙🦙.cpp", " 𝔘𝔫𝔦| 🦙🦙.|cpp")]
     [InlineData(PreTokenizerType.Qwen2, "a😁b 𐐀𐐨", "a|😁b| 𐐀𐐨")] // an emoji is the optional non-letter before letters
+    // o200k: case-aware words with their contraction and a leading non-letter, 3-digit groups, "/" and newlines after
+    // punctuation; a non-ASCII capital counts as lower case too, so "ÉCOLE" breaks after the É
+    [InlineData(PreTokenizerType.Gpt4o, "HelloWORLD isn't ABCdef 12345 a//\n\nb", "Hello|WORLD| isn't| ABCdef| |123|45| a|//\n\n|b")]
+    [InlineData(PreTokenizerType.Gpt4o, "ÉCOLE école!x", "É|COLE| école|!x")]
+    // a combining mark is not a letter here: it ends the word and leads the next one
+    [InlineData(PreTokenizerType.Gpt4o, "ka\u0301ka", "ka|\u0301ka")]
     public void SplitsLikeLlamaCpp(PreTokenizerType type, string text, string expected)
     {
         Assert.Equal(expected.Split('|'), OurSplit(type, text));

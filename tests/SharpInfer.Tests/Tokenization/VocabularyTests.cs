@@ -97,6 +97,22 @@ public class VocabularyTests
     }
 
     [Fact]
+    public void GptOssO200kHarmony()
+    {
+        var v = V("gpt-oss-tiny");
+        Assert.Equal(VocabularyKind.BytePair, v.Kind);
+        Assert.Equal(201088, v.Count);
+        Assert.Equal("gpt-4o", v.PreTokenizerName);
+        Assert.Equal(PreTokenizerType.Gpt4o, v.PreTokenizer);
+        Assert.False(v.IsPreTokenizerFallback);
+        Assert.False(v.AddBos);
+        Assert.False(v.CleanSpaces);
+        // harmony ends a turn with <|end|> but generation with <|return|> (final answer) or <|call|> (tool call)
+        Assert.Equal(["<|endoftext|>", "<|return|>", "<|call|>"], EogTexts(v));
+        Assert.False(v.IsEndOfGeneration(v.GetId("<|end|>")));
+    }
+
+    [Fact]
     public void EndOfGenerationFromTextsAndIds()
     {
         // eom/eot/eos by metadata or by text; a normal-typed <|eot_id|> becomes control
