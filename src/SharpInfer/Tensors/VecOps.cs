@@ -174,6 +174,76 @@ public static unsafe class VecOps
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<float> SiluMul(Vector128<float> v, Vector128<float> u) => v / (Vector128<float>.One + VecMath.Exp(-v)) * u;
 
+    /// <summary>gpt-oss's clamped SwiGLU (ggml's swiglu_oai, llama.cpp's defaults alpha 1.702, limit 7):
+    /// g = x·σ(alpha·x)·(y + 1) with x = min(g, limit), y = clamp(u, −limit, limit). Not wired into the forward yet.</summary>
+    public static void SwiGluOai(float* g, float* u, int n, float alpha = 1.702f, float limit = 7f) => SwiGluOai(g, u, n, alpha, limit, Isa.Level);
+
+    /// <summary>
+    /// Clamped SwiGLU on a chosen path, in ggml's order: x / (1 + e^(alpha·(−x))) · (y + 1), std::min / std::clamp
+    /// semantics (a NaN input stays NaN). The scalar path uses <see cref="MathF.Exp"/>, the vector paths
+    /// <see cref="VecMath.Exp(Vector512{float})"/>; as in <see cref="SiluMul(float*, float*, int, IsaLevel)"/> the tail is
+    /// padded through the same vector code, so an element's result never depends on its position or on n.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SwiGluOai(float* g, float* u, int n, float alpha, float limit, IsaLevel level)
+    {
+        int width = level >= IsaLevel.Avx512 && Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? 16
+            : level >= IsaLevel.Avx2 && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported ? 8
+            : level >= IsaLevel.Portable ? 4 : 1;
+        if (width == 1)
+        {
+            for (int k = 0; k < n; k++)
+            {
+                float x = limit < g[k] ? limit : g[k];
+                float y = u[k] < -limit ? -limit : limit < u[k] ? limit : u[k];
+                g[k] = x / (1.0f + MathF.Exp(alpha * -x)) * (y + 1.0f);
+            }
+            return;
+        }
+        float* tg = stackalloc float[16];
+        float* tu = stackalloc float[16];
+        for (int i = 0; i < n; i += width)
+        {
+            float* pg = g + i, pu = u + i;
+            bool tail = i + width > n;
+            if (tail)
+            {
+                for (int j = 0; j < width; j++) { tg[j] = i + j < n ? g[i + j] : 0; tu[j] = i + j < n ? u[i + j] : 0; }
+                pg = tg;
+                pu = tu;
+            }
+            if (width == 16) Vector512.Store(SwiGluOai(Vector512.Load(pg), Vector512.Load(pu), Vector512.Create(alpha), Vector512.Create(limit)), pg);
+            else if (width == 8) Vector256.Store(SwiGluOai(Vector256.Load(pg), Vector256.Load(pu), Vector256.Create(alpha), Vector256.Create(limit)), pg);
+            else Vector128.Store(SwiGluOai(Vector128.Load(pg), Vector128.Load(pu), Vector128.Create(alpha), Vector128.Create(limit)), pg);
+            if (tail)
+                for (int j = 0; i + j < n; j++) g[i + j] = tg[j];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> SwiGluOai(Vector512<float> g, Vector512<float> u, Vector512<float> alpha, Vector512<float> limit)
+    {
+        var x = Vector512.ConditionalSelect(Vector512.GreaterThan(g, limit), limit, g);
+        var y = Vector512.ConditionalSelect(Vector512.LessThan(u, -limit), -limit, Vector512.ConditionalSelect(Vector512.GreaterThan(u, limit), limit, u));
+        return x / (Vector512<float>.One + VecMath.Exp(alpha * -x)) * (y + Vector512<float>.One);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> SwiGluOai(Vector256<float> g, Vector256<float> u, Vector256<float> alpha, Vector256<float> limit)
+    {
+        var x = Vector256.ConditionalSelect(Vector256.GreaterThan(g, limit), limit, g);
+        var y = Vector256.ConditionalSelect(Vector256.LessThan(u, -limit), -limit, Vector256.ConditionalSelect(Vector256.GreaterThan(u, limit), limit, u));
+        return x / (Vector256<float>.One + VecMath.Exp(alpha * -x)) * (y + Vector256<float>.One);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> SwiGluOai(Vector128<float> g, Vector128<float> u, Vector128<float> alpha, Vector128<float> limit)
+    {
+        var x = Vector128.ConditionalSelect(Vector128.GreaterThan(g, limit), limit, g);
+        var y = Vector128.ConditionalSelect(Vector128.LessThan(u, -limit), -limit, Vector128.ConditionalSelect(Vector128.GreaterThan(u, limit), limit, u));
+        return x / (Vector128<float>.One + VecMath.Exp(alpha * -x)) * (y + Vector128<float>.One);
+    }
+
     /// <summary>y *= a.</summary>
     public static void Scale(float* y, float a, int n)
     {
