@@ -21,7 +21,12 @@ public static class QuantizeTestUtil
 
     /// <summary>A synthetic f32 model, checked against the hash ../shared/golden/models.sha256 publishes for it, so a
     /// changed generator fails here and not as a confusing hash mismatch of the quantized file.</summary>
-    public static string SyntheticModel(string preset, string type = "f32")
+    public static string SyntheticModel(string preset, string type = "f32") =>
+        Verified.GetOrAdd((preset, type), k => VerifiedSyntheticModel(k.Preset, k.Type));
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Preset, string Type), string> Verified = new();
+
+    private static string VerifiedSyntheticModel(string preset, string type)
     {
         string path = TestModels.Get(preset, type);
         string name = Path.GetFileName(path);
