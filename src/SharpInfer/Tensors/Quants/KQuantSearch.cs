@@ -36,14 +36,22 @@ internal static class KQuantSearch
         bool returnEarly = false;
         if (rmseType < 0) { rmseType = -rmseType; returnEarly = true; }
 
+        // The weights and weight·x do not change with the candidate scale: computed once (w·x·l is (w·x)·l in C
+        // too, so the sums are the same floats).
+        Span<float> w = n <= 64 ? stackalloc float[n] : new float[n];
+        Span<float> wx = n <= 64 ? stackalloc float[n] : new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            w[i] = Weight(x[i], rmseType);
+            wx[i] = w[i] * x[i];
+        }
         float sumlx = 0f, suml2 = 0f;
         for (int i = 0; i < n; i++)
         {
             int l = Math.Max(-nmax, Math.Min(nmax - 1, QuantMath.NearestInt(iscale * x[i])));
             codes[i] = (sbyte)(l + nmax);
-            float w = Weight(x[i], rmseType);
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
+            sumlx += wx[i] * l;
+            suml2 += w[i] * l * l;
         }
         float scale = suml2 != 0f ? sumlx / suml2 : 0f;
         if (returnEarly) return suml2 > 0f ? 0.5f * (scale + 1f / iscale) : 1f / iscale;
@@ -53,12 +61,11 @@ internal static class KQuantSearch
             if (step == 0) continue;
             iscale = -(nmax + 0.1f * step) / max;
             sumlx = suml2 = 0f;
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < x.Length && i < w.Length && i < wx.Length; i++)   // (lets the JIT drop the bounds checks)
             {
                 int l = Math.Max(-nmax, Math.Min(nmax - 1, QuantMath.NearestInt(iscale * x[i])));
-                float w = Weight(x[i], rmseType);
-                sumlx += w * x[i] * l;
-                suml2 += w * l * l;
+                sumlx += wx[i] * l;
+                suml2 += w[i] * l * l;
             }
             if (suml2 > 0f && sumlx * sumlx > best * suml2)
             {

@@ -1,0 +1,96 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using SharpInfer.Quantization;
+using SharpInfer.Tensors;
+
+namespace SharpInfer.Cli.Commands;
+
+/// <summary><c>sharpinfer quantize IN.gguf OUT.gguf TYPE [threads]</c>: llama-quantize's command line and result (same
+/// types, mixes and options, byte-identical files). Progress goes to stderr (a bar on a terminal, one line per tensor
+/// elsewhere); the size summary goes to stdout.</summary>
+public static class QuantizeCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var input = new Argument<string>("input") { Description = "GGUF model to quantize (F32, F16 or BF16; quantized with --allow-requantize)" };
+        var output = new Argument<string>("output") { Description = "GGUF file to write (replaced only when complete)" };
+        var type = new Argument<string>("type") { Description = "llama-quantize type: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K, IQ4_NL, F16, BF16, F32, COPY" };
+        var threads = new Argument<int?>("threads") { Description = "Worker threads (default: all cores); the output does not depend on it", Arity = ArgumentArity.ZeroOrOne };
+        var pure = new Option<bool>("--pure") { Description = "No mix: every quantizable tensor gets TYPE's own type" };
+        var outputType = new Option<string?>("--output-tensor-type") { Description = "ggml type for output.weight (e.g. q8_0, f16)" };
+        var embdType = new Option<string?>("--token-embedding-type") { Description = "ggml type for token_embd.weight" };
+        var leaveOutput = new Option<bool>("--leave-output-tensor") { Description = "Keep output.weight as it is" };
+        var requantize = new Option<bool>("--allow-requantize") { Description = "Accept an input that is already quantized (loses quality)" };
+        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix file (not supported yet)" };
+        var cmd = new Command("quantize", "Quantize a GGUF model like llama-quantize (same types, same bytes)")
+        {
+            input, output, type, threads, pure, outputType, embdType, leaveOutput, requantize, imatrix,
+        };
+        cmd.SetAction(r =>
+        {
+            if (r.GetValue(imatrix) != null)
+                throw new CliException("--imatrix is not supported yet (importance matrices are a later step of quantization support)");
+            string typeName = r.GetValue(type)!;
+            if (!QuantFileType.TryParse(typeName, out var fileType))
+                throw new CliException($"unknown quantization type '{typeName}'; known: {string.Join(", ", QuantFileType.All.Select(t => t.Name))}");
+            int nThreads = r.GetValue(threads) ?? Environment.ProcessorCount;
+            if (nThreads < 1) throw new CliException($"threads must be at least 1, got {nThreads}");
+            var options = new QuantizeOptions(fileType, nThreads, r.GetValue(pure), r.GetValue(leaveOutput),
+                ParseGgmlType(r.GetValue(outputType), "--output-tensor-type"), ParseGgmlType(r.GetValue(embdType), "--token-embedding-type"),
+                r.GetValue(requantize));
+            string inPath = ModelFileCheck.Ensure(r.GetValue(input)!);
+            return Run(inPath, r.GetValue(output)!, options, io);
+        });
+        return cmd;
+    }
+
+    private static GgmlType? ParseGgmlType(string? name, string option)
+    {
+        if (name == null) return null;
+        if (GgmlTypeInfo.TryParse(name, out var t) && Quantize.IsSupported(t)) return t;
+        throw new CliException($"{option}: '{name}' is not a ggml type this program can write (e.g. q8_0, q6_K, q4_K, f16, bf16, f32)");
+    }
+
+    public static int Run(string inPath, string outPath, QuantizeOptions options, CliIo io)
+    {
+        var clock = Stopwatch.StartNew();
+        io.Error.WriteLine($"quantizing {inPath} to {outPath} as {options.Type.Name} using {options.Threads} thread(s)");
+        QuantizeResult result;
+        if (ProgressDisplay.IsTerminal(io.Error))
+        {
+            result = ProgressDisplay.Run(ProgressDisplay.StandardError(), $"quantizing to {options.Type.Name}",
+                report => ModelQuantizer.Run(inPath, outPath, options, p => report(p.TensorName == "" ? "done" : p.TensorName, p.Fraction)));
+        }
+        else
+        {
+            int lastTensor = -1;
+            result = ModelQuantizer.Run(inPath, outPath, options, p =>
+            {
+                if (p.TensorIndex == lastTensor || p.TensorIndex >= p.TensorCount) return;
+                lastTensor = p.TensorIndex;
+                io.Error.WriteLine($"[{p.TensorIndex + 1,4}/{p.TensorCount,4}] {p.TensorName}");
+            });
+        }
+        foreach (var f in result.Fallbacks) io.Error.WriteLine($"warning: {f}");
+        WriteSummary(io.Out, result, clock.Elapsed);
+        return 0;
+    }
+
+    private static void WriteSummary(TextWriter o, QuantizeResult r, TimeSpan elapsed)
+    {
+        var c = CultureInfo.InvariantCulture;
+        foreach (var t in r.Tensors)
+        {
+            string shape = "[" + string.Join(", ", t.Dims) + "]";
+            string change = t.From == t.To ? GgmlTypeInfo.Name(t.To) : $"{GgmlTypeInfo.Name(t.From)} -> {GgmlTypeInfo.Name(t.To)}";
+            o.WriteLine(string.Format(c, "{0,-40} {1,-24} {2,-16} {3,10:F3} MiB -> {4,10:F3} MiB", t.Name, shape, change, t.BytesBefore / 1048576.0, t.BytesAfter / 1048576.0));
+        }
+        double elements = Math.Max(1, r.Elements);
+        o.WriteLine(string.Format(c, "model size  = {0,10:F2} MiB ({1:F2} BPW)", r.BytesBefore / 1048576.0, r.BytesBefore * 8.0 / elements));
+        o.WriteLine(string.Format(c, "quant size  = {0,10:F2} MiB ({1:F2} BPW)", r.BytesAfter / 1048576.0, r.BytesAfter * 8.0 / elements));
+        o.WriteLine(string.Format(c, "file type   = {0} ({1})", (int)r.FileType, r.FileType));
+        o.WriteLine(string.Format(c, "time        = {0:F2} s", elapsed.TotalSeconds));
+        if (r.Fallbacks.Count > 0) o.WriteLine($"warning: {r.Fallbacks.Count} of {r.Tensors.Count} tensor(s) required fallback quantization");
+    }
+}
