@@ -127,7 +127,9 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
                               float* q, float* output, int groupSize, int headDim, float scale, float* scratch, IsaLevel level)
     {
-        if (level >= IsaLevel.Avx512 && Avx512F.IsSupported && Fma.IsSupported)
+        if (level >= IsaLevel.Avx512 && Q8Attention512.Supports(cache, groupSize, headDim))
+            Q8Attention512.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+        else if (level >= IsaLevel.Avx512 && Avx512F.IsSupported && Fma.IsSupported)
             Avx512Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
         else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported)
             Avx2Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
