@@ -4,6 +4,7 @@ using System.Runtime.Intrinsics.X86;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
+using SharpInfer.Tensors.Attention;
 
 namespace SharpInfer.Tensors;
 
@@ -30,6 +31,11 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     private readonly ComputePool _pool;
     private readonly NativeBuffer<float>[] _scratch;
     private readonly int _groupSize, _headDim, _kvHeads, _qStride;
+    /// <summary>Prefill runs of consecutive tokens of one sequence go to <see cref="TileAttention512"/>.</summary>
+    private readonly bool _tiles;
+    // current job's tiles: first batch token and token count of each (grown with the batch, never per token)
+    private int[] _tileStart = new int[64], _tileCount = new int[64];
+    private int _tileTotal;
 
     public IsaLevel Level { get; }
 
@@ -48,9 +54,12 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         _kvHeads = c.KvHeadCount;
         _qStride = c.QueryDim;
         Level = level ?? Isa.Level;
+        _tiles = Level >= IsaLevel.Avx512 && TileAttention512.Supports(_headDim, blockSize);
+        long scratch = ScratchFloats(_groupSize, _headDim, blockSize);
+        if (_tiles) scratch = Math.Max(scratch, TileAttention512.ScratchFloats(_groupSize, _headDim, blockSize));
         _scratch = new NativeBuffer<float>[pool.Threads];
         for (int i = 0; i < _scratch.Length; i++)
-            _scratch[i] = new NativeBuffer<float>(ScratchFloats(_groupSize, _headDim, blockSize));
+            _scratch[i] = new NativeBuffer<float>(scratch);
     }
 
     /// <summary>Scratch floats <see cref="Attend(IKvCache, int, int, BlockTable, int, float*, float*, int, int, float, float*, IsaLevel)"/> needs.</summary>
@@ -64,18 +73,48 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     {
         _cache = cache; _batch = batch; _layer = layer; _tokenOffset = tokenOffset; _q = q; _out = output;
         _scale = 1.0f / MathF.Sqrt(_headDim);
-        _pool.Run(this, count * _kvHeads);
+        MakeTiles(count);
+        _pool.Run(this, _tileTotal * _kvHeads);
+    }
+
+    /// <summary>Cuts the job's tokens into tiles: runs of up to <see cref="TileAttention512.MaxTokens"/> tokens of one
+    /// sequence at consecutive positions (one token a tile without the tiled kernel). A token's bits do not depend
+    /// on its tile, so neither does the result on the batch's composition.</summary>
+    private void MakeTiles(int count)
+    {
+        if (_tileStart.Length < count)
+        {
+            _tileStart = new int[count];
+            _tileCount = new int[count];
+        }
+        int max = _tiles ? TileAttention512.MaxTokens : 1, n = 0;
+        for (int t = 0; t < count;)
+        {
+            int bt = _tokenOffset + t, len = 1;
+            while (len < max && t + len < count && _batch.SequenceOf[bt + len] == _batch.SequenceOf[bt]
+                   && _batch.Positions[bt + len] == _batch.Positions[bt] + len)
+                len++;
+            _tileStart[n] = t;
+            _tileCount[n++] = len;
+            t += len;
+        }
+        _tileTotal = n;
     }
 
     public void Execute(int task, int thread)
     {
-        int t = task / _kvHeads, g = task % _kvHeads;
+        // latest tiles first: they see the most keys, so the long tasks start early and the short ones fill the end
+        int tile = _tileTotal - 1 - task / _kvHeads, g = task % _kvHeads;
+        int t = _tileStart[tile], tokens = _tileCount[tile];
         int bt = _tokenOffset + t;
         int position = _batch.Positions[bt];
         var table = _batch.Table(_batch.SequenceOf[bt]);
         float* q = _q + (long)t * _qStride + g * _groupSize * _headDim;
         float* o = _out + (long)t * _qStride + g * _groupSize * _headDim;
-        Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level);
+        if (tokens == 1)
+            Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level);
+        else
+            TileAttention512.Attend(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, _scratch[thread].Pointer);
     }
 
     /// <summary>Attention of <paramref name="groupSize"/> query heads (consecutive, headDim apart) against the
@@ -88,7 +127,9 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
                               float* q, float* output, int groupSize, int headDim, float scale, float* scratch, IsaLevel level)
     {
-        if (level >= IsaLevel.Avx512 && Avx512F.IsSupported && Fma.IsSupported)
+        if (level >= IsaLevel.Avx512 && Q8Attention512.Supports(cache, groupSize, headDim))
+            Q8Attention512.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+        else if (level >= IsaLevel.Avx512 && Avx512F.IsSupported && Fma.IsSupported)
             Avx512Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
         else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported)
             Avx2Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
@@ -172,7 +213,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
     // ----------------------------------------------------------------------------------------------------------
 
-    private static class Avx512Path
+    internal static class Avx512Path
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
@@ -270,7 +311,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         /// <summary>Per head: the block max, the correction c = e^(m_old − m_new), p = e^(s − m_new) in place of the
         /// scores, and l = l·c + Σp.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Softmax(float* scAll, int sp, float* m, float* l, float* corrs, int groupSize)
+        internal static void Softmax(float* scAll, int sp, float* m, float* l, float* corrs, int groupSize)
         {
             for (int h = 0; h < groupSize; h++)
             {
@@ -383,7 +424,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
         /// <summary>Tree sums (as <see cref="Kernels.MatMulKernel.HorizontalSum(Vector512{float})"/>) of four accumulators.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector128<float> Reduce4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+        internal static Vector128<float> Reduce4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
         {
             var ab = Avx512F.Shuffle4x128(a, b, 0x44) + Avx512F.Shuffle4x128(a, b, 0xEE);
             var cd = Avx512F.Shuffle4x128(c, d, 0x44) + Avx512F.Shuffle4x128(c, d, 0xEE);

@@ -16,7 +16,7 @@ public unsafe class PagedAttentionTests
 {
     /// <summary>A KV cache holding one sequence of <paramref name="length"/> positions of random keys and values
     /// in shuffled blocks; <paramref name="keys"/>/<paramref name="values"/> get the values as stored (F16-rounded).</summary>
-    private static (PagedKvCache Cache, BlockTable Table) MakeCache(int kvHeads, int D, int bs, int length, KvDataType type, int seed,
+    internal static (PagedKvCache Cache, BlockTable Table) MakeCache(int kvHeads, int D, int bs, int length, KvDataType type, int seed,
                                                                     out float[,,] keys, out float[,,] values)
     {
         var rng = new Random(seed);
@@ -187,7 +187,7 @@ public unsafe class PagedAttentionTests
             }
     }
 
-    private static ModelConfig Config(int heads, int kvHeads, int D) => new()
+    internal static ModelConfig Config(int heads, int kvHeads, int D) => new()
     {
         Architecture = "llama",
         Name = "test",
