@@ -58,7 +58,10 @@ public sealed unsafe class Transformer : IDisposable
         if (_ropeTables.Length == 0) _ropeTables = [(c.RopeFreqBase, c.RopeFreqScale)];
         _ropeTableOfLayer = _layers.Select(a => a.UsesRope ? Array.IndexOf(_ropeTables, (a.RopeFreqBase, a.RopeFreqScale)) : -1).ToArray();
         _firstVisible = new int[T];
-        _queryScale = c.AttentionScale is > 0 and var s ? s * MathF.Sqrt(c.HeadDim) : 1f;
+        // attention applies 1/sqrt(head_dim) itself: only another scale needs the queries scaled (and only exactly
+        // that comparison, since 1/sqrt(d)·sqrt(d) is not exactly 1 in float for every d)
+        float defaultScale = 1f / MathF.Sqrt(c.HeadDim);
+        _queryScale = c.AttentionScale > 0 && c.AttentionScale != defaultScale ? c.AttentionScale / defaultScale : 1f;
         int maxCols = Math.Max(Math.Max(c.EmbeddingLength, c.FeedForwardLength), c.HeadCount * c.ValueHeadDim);
         _matmul = new MatMul(pool, T, maxCols, precision, isa);
         // int8 kernels read some formats from a copy packed at load (once per model; exact mode reads the mapped rows)

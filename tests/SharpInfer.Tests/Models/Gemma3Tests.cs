@@ -46,9 +46,10 @@ public class Gemma3Tests
         Assert.Equal(3, ids.Count(i => i == end));
     }
 
-    /// <summary>Why the gemma3 golden is compared at 5e-3 (see GoldenGenerateTests): moving every query by one ulp (a
+    /// <summary>Why the gemma3 golden is compared at 8e-3 (see GoldenGenerateTests): moving every query by one ulp (a
     /// rounding difference of the kind two attention implementations have) moves this model's log-probs by more than
-    /// the 1e-3 the other families meet, through the F16 steps of ggml's GELU table; yet by less than 5e-3.</summary>
+    /// the 1e-3 the other families meet, through the F16 steps of ggml's GELU table; yet by less than the 8e-3 gemma3
+    /// is held to.</summary>
     [Fact]
     public void OneUlpOnTheQueriesMovesLogProbsByMoreThanTheUsualTolerance()
     {

@@ -39,14 +39,15 @@ public class GoldenGenerateTests
     /// <summary>Gemma 3 (5 sliding-window : 1 global layers, GELU, post-norms, head_dim 128). ggml computes GELU through
     /// a table indexed by the input rounded to F16, so a one-ulp difference before it (our attention sums in another
     /// order than ggml's) can move an activation by a whole F16 step, and this random-weight model turns such steps into
-    /// log-prob changes of up to ~3e-3: one ulp on our own queries does as much
-    /// (<see cref="Gemma3Tests.OneUlpOnTheQueriesMovesLogProbsByMoreThanTheUsualTolerance"/>). So it is held to 5e-3,
-    /// and greedy to llama.cpp's up to the first margin below 1e-2.</summary>
+    /// log-prob changes of up to ~4e-3 (3.9e-3 measured; 237 of 290 within 1e-3): one ulp on our own queries does as
+    /// much (<see cref="Gemma3Tests.OneUlpOnTheQueriesMovesLogProbsByMoreThanTheUsualTolerance"/>). So it is held to
+    /// 8e-3 (twice the noise; a wrong RoPE base is off by 7e-2, GELU without the table by 1.5e-2), and greedy to
+    /// llama.cpp's up to the first margin below 1.6e-2.</summary>
     [Fact]
     public void Gemma3MatchesLlamaCppWithinItsGeluTableNoise() =>
         Check(TestModels.GetLarge("gemma3-tiny", "f32"), "generate/gemma3-tiny-f32-s1.jsonl", Gemma3LogProbTolerance, Gemma3MarginThreshold);
 
-    public const double Gemma3LogProbTolerance = 5e-3, Gemma3MarginThreshold = 1e-2;
+    public const double Gemma3LogProbTolerance = 8e-3, Gemma3MarginThreshold = 1.6e-2;
 
     /// <summary>Gemma 3 1B's shapes (26 layers, window 512, 262k vocabulary; about 1 GB, generated per run): Large.</summary>
     [Fact]
