@@ -9,9 +9,11 @@ public enum RopeStyle { Normal, NeoX }
 /// <summary>Hyper-parameters of a transformer, read from GGUF metadata (<c>{arch}.*</c> keys).</summary>
 public sealed record ModelConfig
 {
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "qwen3moe", "smollm3", "phi3"];
+    public static IReadOnlyList<string> SupportedArchitectures => ArchitectureRegistry.Names;
 
     public required string Architecture { get; init; }
+    /// <summary>The family's definition (<see cref="ArchitectureRegistry"/>), found by <see cref="Architecture"/>.</summary>
+    public Architecture Family => ArchitectureRegistry.Get(Architecture);
     public required string Name { get; init; }
     public required int LayerCount { get; init; }
     public required int EmbeddingLength { get; init; }
@@ -38,6 +40,21 @@ public sealed record ModelConfig
 
     /// <summary>Whether layer <paramref name="layer"/> (0-based) rotates queries and keys.</summary>
     public bool LayerUsesRope(int layer) => NoRopeLayerStep == 0 || (layer + 1) % NoRopeLayerStep != 0;
+    /// <summary>The attributes of layer <paramref name="layer"/> (RoPE, its base and scale, sliding window), as the
+    /// family defines them.</summary>
+    public LayerAttributes Layer(int layer) => Family.Layer(this, layer);
+    /// <summary>Embeddings are multiplied by this (Gemma: sqrt(n_embd)); 1: as stored.</summary>
+    public float EmbeddingScale { get; init; } = 1f;
+    /// <summary>The attention scale when the family sets one other than 1/sqrt(head_dim); 0: 1/sqrt(head_dim).</summary>
+    public float AttentionScale { get; init; }
+    /// <summary>Final logits become cap · tanh(logit / cap) (Gemma 2's soft-capping); 0: none.</summary>
+    public float FinalLogitSoftcap { get; init; }
+    /// <summary>Sliding-window size of the family's windowed layers (<c>attention.sliding_window</c>); 0: none.</summary>
+    public int SlidingWindow { get; init; }
+    /// <summary>Layers come in groups of this many; the last of each group is global, the others windowed (Gemma 3).</summary>
+    public int SlidingWindowPeriod { get; init; } = 1;
+    /// <summary>RoPE base of the sliding-window layers (<c>rope.freq_base_swa</c>).</summary>
+    public float RopeFreqBaseSwa { get; init; } = 10000f;
     /// <summary>Experts per mixture-of-experts FFN (0: dense FFN); <see cref="FeedForwardLength"/> is then each
     /// expert's hidden size.</summary>
     public int ExpertCount { get; init; }
@@ -54,7 +71,7 @@ public sealed record ModelConfig
     {
         string arch = g.GetString("general.architecture")
             ?? throw new UnsupportedModelException($"{g.Path}: metadata 'general.architecture' is missing");
-        if (!SupportedArchitectures.Contains(arch))
+        if (!ArchitectureRegistry.TryGet(arch, out var family))
             throw new UnsupportedModelException(
                 $"{g.Path}: architecture {FileText.Quote(arch)} is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
 
@@ -103,7 +120,7 @@ public sealed record ModelConfig
         int ffn = experts > 0 ? Opt("expert_feed_forward_length", 0) is > 0 and int fe ? fe : Req("feed_forward_length") : Req("feed_forward_length");
         ModelConfigValidator.RequireLayersMatchTensors(g, arch, layers);
 
-        return new ModelConfig
+        var config = new ModelConfig
         {
             Architecture = arch,
             Name = g.GetString("general.name") ?? Path.GetFileNameWithoutExtension(g.Path),
@@ -122,9 +139,9 @@ public sealed record ModelConfig
             RopeFreqBase = (float)freqBase,
             RopeDimensions = nRot,
             RopeFreqScale = freqScale,
-            RopeStyle = arch is "llama" or "smollm3" ? RopeStyle.Normal : RopeStyle.NeoX,
-            HasQkNorm = arch is "qwen3" or "qwen3moe",
-            NoRopeLayerStep = arch == "smollm3" ? 4 : 0,   // hard-wired in llama.cpp, no metadata key
+            RopeStyle = family.RopeStyle,
+            HasQkNorm = family.HasQkNorm,
         };
+        return family.Configure(g, config);
     }
 }

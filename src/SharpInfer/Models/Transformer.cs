@@ -5,11 +5,13 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Models;
 
 /// <summary>
-/// The forward pass of a decoder-only transformer (llama, qwen2, qwen3 families): embeddings, then per layer
-/// RMSNorm → Q/K/V projections (+bias, +per-head QK norm) → RoPE → KV-cache write → paged attention → output
-/// projection + residual → RMSNorm → SwiGLU FFN + residual; then the final norm and the output projection for the
-/// tokens that want logits. Batches larger than <see cref="MaxBatchTokens"/> are processed in consecutive
-/// micro-batches (tokens of a sequence must appear in position order). All buffers are allocated once.
+/// The forward pass of a decoder-only transformer. Per layer the model's family (<see cref="Architecture.ForwardLayer"/>)
+/// composes the shared <see cref="Blocks"/>: RMSNorm, attention (Q/K/V projections → biases, per-head QK norm, RoPE
+/// with the layer's base → KV-cache write → paged attention over the layer's window → output projection), a dense
+/// gated FFN (SiLU or GELU) or mixture of experts, and the residual add. Around the layers: embeddings (optionally
+/// scaled), then the final norm, the output projection for the tokens that want logits and optional soft-capping.
+/// Batches larger than <see cref="MaxBatchTokens"/> are processed in consecutive micro-batches (tokens of a sequence
+/// must appear in position order). All buffers are allocated once.
 /// </summary>
 public sealed unsafe class Transformer : IDisposable
 {
@@ -24,6 +26,22 @@ public sealed unsafe class Transformer : IDisposable
     private readonly NativeBuffer<float> _x, _xn, _q, _k, _v, _att, _gate, _up, _tmp, _rope;
     private readonly TokenPrep _prep;
     private readonly MoeFeedForward? _moe;
+    private readonly Architecture _family;
+    private readonly Blocks _blocks;
+    private readonly LayerAttributes[] _layers;
+    /// <summary>Distinct (RoPE base, scale) pairs of the layers: each has its own cos/sin table per token.</summary>
+    private readonly (float Base, float Scale)[] _ropeTables;
+    /// <summary>Per layer: its index in <see cref="_ropeTables"/>, −1 when the layer applies no RoPE.</summary>
+    private readonly int[] _ropeTableOfLayer;
+    /// <summary>Per micro-batch token: the first key position a sliding-window layer lets it see.</summary>
+    private readonly int[] _firstVisible;
+    /// <summary>Queries are multiplied by this so that attention's 1/sqrt(head_dim) gives the family's scale (1: none).</summary>
+    private readonly float _queryScale;
+
+    // the micro-batch being computed (set by ForwardChunk for the blocks)
+    private ForwardBatch _batch = null!;
+    private IKvCache _cache = null!;
+    private int _start, _count;
 
     public Transformer(ModelConfig config, ModelWeights weights, ComputePool pool, int maxBatchTokens, int kvBlockSize,
                        MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null)
@@ -34,6 +52,16 @@ public sealed unsafe class Transformer : IDisposable
         MaxBatchTokens = Math.Max(1, maxBatchTokens);
         var c = config;
         int T = MaxBatchTokens;
+        _family = c.Family;
+        _layers = Enumerable.Range(0, c.LayerCount).Select(c.Layer).ToArray();
+        _ropeTables = _layers.Where(a => a.UsesRope).Select(a => (a.RopeFreqBase, a.RopeFreqScale)).Distinct().ToArray();
+        if (_ropeTables.Length == 0) _ropeTables = [(c.RopeFreqBase, c.RopeFreqScale)];
+        _ropeTableOfLayer = _layers.Select(a => a.UsesRope ? Array.IndexOf(_ropeTables, (a.RopeFreqBase, a.RopeFreqScale)) : -1).ToArray();
+        _firstVisible = new int[T];
+        // attention applies 1/sqrt(head_dim) itself: only another scale needs the queries scaled (and only exactly
+        // that comparison, since 1/sqrt(d)·sqrt(d) is not exactly 1 in float for every d)
+        float defaultScale = 1f / MathF.Sqrt(c.HeadDim);
+        _queryScale = c.AttentionScale > 0 && c.AttentionScale != defaultScale ? c.AttentionScale / defaultScale : 1f;
         int maxCols = Math.Max(Math.Max(c.EmbeddingLength, c.FeedForwardLength), c.HeadCount * c.ValueHeadDim);
         _matmul = new MatMul(pool, T, maxCols, precision, isa);
         // int8 kernels read some formats from a copy packed at load (once per model; exact mode reads the mapped rows)
@@ -48,8 +76,9 @@ public sealed unsafe class Transformer : IDisposable
         _gate = new NativeBuffer<float>((long)T * c.FeedForwardLength);
         _up = new NativeBuffer<float>((long)T * c.FeedForwardLength);
         _tmp = new NativeBuffer<float>((long)T * c.EmbeddingLength);
-        _rope = new NativeBuffer<float>((long)T * c.RopeDimensions);
+        _rope = new NativeBuffer<float>((long)_ropeTables.Length * T * c.RopeDimensions);
         _prep = new TokenPrep(this);
+        _blocks = new Blocks(this);
         _moe = c.IsMoe ? new MoeFeedForward(c, _matmul, T, _gate, _up) : null;
     }
 
@@ -83,18 +112,28 @@ public sealed unsafe class Transformer : IDisposable
                     logitIndex++;
                 }
                 if (logitIndex > first)
+                {
                     _matmul.Run(Weights.Output, _xn.Pointer, logitIndex - first, logitsPtr + (long)first * V, V);
+                    if (Config.FinalLogitSoftcap > 0) SoftCap(logitsPtr + (long)first * V, (long)(logitIndex - first) * V, Config.FinalLogitSoftcap);
+                }
                 _prof?.Stop(ForwardProfiler.Op.Logits);
             }
         }
     }
 
+    /// <summary>Final logit soft-capping as llama.cpp applies it: cap · tanh(logit / cap).</summary>
+    private static void SoftCap(float* logits, long n, float cap)
+    {
+        float inv = 1f / cap;
+        for (long i = 0; i < n; i++) logits[i] = MathF.Tanh(logits[i] * inv) * cap;
+    }
+
     private void ForwardChunk(ForwardBatch batch, IKvCache cache, int start, int T)
     {
         var c = Config;
-        int E = c.EmbeddingLength, D = c.HeadDim, QD = c.QueryDim, KD = c.KeyDim, VD = c.ValueDim, F = c.FeedForwardLength;
-        float eps = c.RmsNormEpsilon;
-        float* x = _x.Pointer, xn = _xn.Pointer, q = _q.Pointer, k = _k.Pointer, v = _v.Pointer;
+        int E = c.EmbeddingLength, nRot = c.RopeDimensions;
+        float* x = _x.Pointer;
+        _batch = batch; _cache = cache; _start = start; _count = T;
 
         var tokens = batch.Tokens;
         _prof?.Start();
@@ -103,55 +142,96 @@ public sealed unsafe class Transformer : IDisposable
             int id = tokens[start + t];
             if ((uint)id >= (uint)c.VocabSize) throw new InvalidRequestException($"token id {id} is outside the vocabulary (0..{c.VocabSize - 1})", "tokens");
             Weights.TokenEmbedding.DequantizeRow(id, new Span<float>(x + (long)t * E, E));
-            Rope.Angles(batch.Positions[start + t], c.RopeDimensions, c.RopeFreqBase, c.RopeFreqScale, Weights.RopeFreqFactors,
-                _rope.Pointer + (long)t * c.RopeDimensions);
+            if (c.EmbeddingScale != 1f) VecOps.Scale(x + (long)t * E, c.EmbeddingScale, E);
+            for (int r = 0; r < _ropeTables.Length; r++)
+                Rope.Angles(batch.Positions[start + t], nRot, _ropeTables[r].Base, _ropeTables[r].Scale, Weights.RopeFreqFactors,
+                    _rope.Pointer + ((long)r * MaxBatchTokens + t) * nRot);
         }
 
         _prof?.Stop(ForwardProfiler.Op.Embed);
-        for (int li = 0; li < c.LayerCount; li++)
-        {
-            var L = Weights.Layers[li];
-            float* attnNorm = ArrayPtr(L.AttnNorm);
-            for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, attnNorm, xn + (long)t * E, E, eps);
-            _prof?.Stop(ForwardProfiler.Op.Norm);
-            _matmul.SetInput(xn, T, E);
-            _matmul.Run(L.Q, q, QD, L.K, k, KD, L.V, v, VD);
-            _prof?.Stop(ForwardProfiler.Op.QkvProj);
-            _prep.Cache = cache; _prep.Batch = batch; _prep.Layer = L; _prep.LayerIndex = li; _prep.Start = start;
-            Pool.Run(_prep, T);
-            _prof?.Stop(ForwardProfiler.Op.QkNormRope);
-            _attention.Run(cache, batch, li, start, T, q, _att.Pointer);
-            _prof?.Stop(ForwardProfiler.Op.Attention);
-            _matmul.Run(L.O, _att.Pointer, T, _tmp.Pointer, E);
-            _prof?.Stop(ForwardProfiler.Op.OutProj);
-            for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
+        for (int li = 0; li < c.LayerCount; li++) _family.ForwardLayer(_blocks, Weights.Layers[li], li);
+    }
 
-            float* ffnNorm = ArrayPtr(L.FfnNorm);
-            for (int t = 0; t < T; t++) VecOps.RmsNorm(x + (long)t * E, ffnNorm, xn + (long)t * E, E, eps);
-            _prof?.Stop(ForwardProfiler.Op.Norm);
-            if (L.Experts != null)
-            {
-                _moe!.Run(L, xn, T, _tmp.Pointer);
-                _prof?.Stop(ForwardProfiler.Op.Down);
-            }
-            else
-            {
-                _matmul.SetInput(xn, T, E);
-                _matmul.Run(L.Gate!, _gate.Pointer, F, L.Up!, _up.Pointer, F);
-                _prof?.Stop(ForwardProfiler.Op.GateUp);
-                VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
-                _prof?.Stop(ForwardProfiler.Op.SiluMul);
-                _matmul.Run(L.Down!, _gate.Pointer, T, _tmp.Pointer, E);
-                _prof?.Stop(ForwardProfiler.Op.Down);
-            }
-            for (int t = 0; t < T; t++) VecOps.Add(x + (long)t * E, _tmp.Pointer + (long)t * E, E);
-            _prof?.Stop(ForwardProfiler.Op.Residual);
+    /// <summary>The shared building blocks a family's <see cref="Architecture.ForwardLayer"/> composes, over the current
+    /// micro-batch: x is the residual stream, xn the normed input of a sub-block, and each sub-block's output goes to a
+    /// scratch row that <see cref="AddToResidual"/> adds to x.</summary>
+    internal sealed class Blocks(Transformer f)
+    {
+        /// <summary>xn = RMSNorm(x) · w.</summary>
+        public void Norm(float[] w) => f.NormRows(f._x.Pointer, w, f._xn.Pointer);
+        /// <summary>The sub-block output is normed in place (Gemma's post-attention and post-FFN norms).</summary>
+        public void NormOutput(float[] w) => f.NormRows(f._tmp.Pointer, w, f._tmp.Pointer);
+        /// <summary>Output = attention of layer <paramref name="layer"/> over xn.</summary>
+        public void Attention(LayerWeights L, int layer) => f.AttentionBlock(L, layer);
+        /// <summary>Output = FFN of xn: the gated dense FFN with <paramref name="activation"/>, or the layer's experts.</summary>
+        public void FeedForward(LayerWeights L, FfnActivation activation) => f.FeedForwardBlock(L, activation);
+        /// <summary>x += output.</summary>
+        public void AddToResidual() => f.AddToResidual();
+    }
+
+    private void NormRows(float* src, float[] weight, float* dst)
+    {
+        int E = Config.EmbeddingLength;
+        float* w = ArrayPtr(weight);
+        for (int t = 0; t < _count; t++) VecOps.RmsNorm(src + (long)t * E, w, dst + (long)t * E, E, Config.RmsNormEpsilon);
+        _prof?.Stop(ForwardProfiler.Op.Norm);
+    }
+
+    private void AttentionBlock(LayerWeights L, int li)
+    {
+        var c = Config;
+        int T = _count;
+        _matmul.SetInput(_xn.Pointer, T, c.EmbeddingLength);
+        _matmul.Run(L.Q, _q.Pointer, c.QueryDim, L.K, _k.Pointer, c.KeyDim, L.V, _v.Pointer, c.ValueDim);
+        _prof?.Stop(ForwardProfiler.Op.QkvProj);
+        _prep.Layer = L; _prep.LayerIndex = li;
+        Pool.Run(_prep, T);
+        _prof?.Stop(ForwardProfiler.Op.QkNormRope);
+        int window = _layers[li].Window;
+        if (window > 0)
+            for (int t = 0; t < T; t++) _firstVisible[t] = FirstVisible(_batch.Positions[_start + t], window);
+        _attention.Run(_cache, _batch, li, _start, T, _q.Pointer, _att.Pointer, window > 0 ? _firstVisible : null);
+        _prof?.Stop(ForwardProfiler.Op.Attention);
+        _matmul.Run(L.O, _att.Pointer, T, _tmp.Pointer, c.EmbeddingLength);
+        _prof?.Stop(ForwardProfiler.Op.OutProj);
+    }
+
+    /// <summary>The first key position a query at <paramref name="position"/> sees through a sliding window of
+    /// <paramref name="window"/>: llama.cpp masks key p0 for query p1 when p1 − p0 ≥ window
+    /// (llama_hparams::is_masked_swa, LLAMA_SWA_TYPE_STANDARD), so keys p1 − window + 1 … p1 remain.</summary>
+    internal static int FirstVisible(int position, int window) => Math.Max(0, position - window + 1);
+
+    private void FeedForwardBlock(LayerWeights L, FfnActivation activation)
+    {
+        var c = Config;
+        int T = _count, E = c.EmbeddingLength, F = c.FeedForwardLength;
+        if (L.Experts != null)
+        {
+            _moe!.Run(L, _xn.Pointer, T, _tmp.Pointer);
+            _prof?.Stop(ForwardProfiler.Op.Down);
+            return;
         }
+        _matmul.SetInput(_xn.Pointer, T, E);
+        _matmul.Run(L.Gate!, _gate.Pointer, F, L.Up!, _up.Pointer, F);
+        _prof?.Stop(ForwardProfiler.Op.GateUp);
+        if (activation == FfnActivation.Gelu) Gelu.Mul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
+        else VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
+        _prof?.Stop(ForwardProfiler.Op.SiluMul);
+        _matmul.Run(L.Down!, _gate.Pointer, T, _tmp.Pointer, E);
+        _prof?.Stop(ForwardProfiler.Op.Down);
+    }
+
+    private void AddToResidual()
+    {
+        int E = Config.EmbeddingLength;
+        float* x = _x.Pointer, tmp = _tmp.Pointer;
+        for (int t = 0; t < _count; t++) VecOps.Add(x + (long)t * E, tmp + (long)t * E, E);
+        _prof?.Stop(ForwardProfiler.Op.Residual);
     }
 
     /// <summary>Token t's work between the Q/K/V projections and attention: biases, per-head Q/K norm, RoPE and the
     /// KV-cache write. Tokens are independent (own rows, own cache slot), so the pool runs them in parallel.</summary>
-    private void PrepareToken(IKvCache cache, ForwardBatch batch, LayerWeights L, int li, int start, int t)
+    private void PrepareToken(LayerWeights L, int li, int t)
     {
         var c = Config;
         int D = c.HeadDim, QD = c.QueryDim, KD = c.KeyDim, VD = c.ValueDim;
@@ -163,23 +243,23 @@ public sealed unsafe class Transformer : IDisposable
             for (int h = 0; h < c.HeadCount; h++) VecOps.RmsNorm(qt + h * D, ArrayPtr(L.QNorm), qt + h * D, D, eps);
             for (int h = 0; h < c.KvHeadCount; h++) VecOps.RmsNorm(kt + h * D, ArrayPtr(L.KNorm!), kt + h * D, D, eps);
         }
-        if (c.LayerUsesRope(li))
+        int table = _ropeTableOfLayer[li];
+        if (table >= 0)
         {
-            float* cs = _rope.Pointer + (long)t * c.RopeDimensions;
+            float* cs = _rope.Pointer + ((long)table * MaxBatchTokens + t) * c.RopeDimensions;
             Rope.Apply(qt, c.HeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
             Rope.Apply(kt, c.KvHeadCount, D, c.RopeDimensions, c.RopeStyle, cs, _matmul.Level);
         }
-        WriteKv(cache, batch, li, start + t, kt, vt);
+        if (_queryScale != 1f) VecOps.Scale(qt, _queryScale, QD);
+        WriteKv(_cache, _batch, li, _start + t, kt, vt);
     }
 
     /// <summary>The pool job of <see cref="PrepareToken"/>: fields set per layer, so dispatching allocates nothing.</summary>
     private sealed class TokenPrep(Transformer owner) : IParallelWork
     {
-        public IKvCache Cache = null!;
-        public ForwardBatch Batch = null!;
         public LayerWeights Layer = null!;
-        public int LayerIndex, Start;
-        public void Execute(int task, int thread) => owner.PrepareToken(Cache, Batch, Layer, LayerIndex, Start, task);
+        public int LayerIndex;
+        public void Execute(int task, int thread) => owner.PrepareToken(Layer, LayerIndex, task);
     }
 
     private void WriteKv(IKvCache cache, ForwardBatch batch, int layer, int bt, float* k, float* v)

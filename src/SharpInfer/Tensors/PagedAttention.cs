@@ -45,6 +45,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     private int _layer, _tokenOffset;
     private float* _q, _out;
     private float _scale;
+    private int[]? _firstVisible;
 
     public PagedAttention(ComputePool pool, ModelConfig c, int blockSize, IsaLevel? level = null)
     {
@@ -68,10 +69,14 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
     private static int Pad16(int n) => (n + 15) & ~15;
 
-    /// <summary>Attention for batch tokens [tokenOffset, tokenOffset + count): q is [count × n_head·D], out likewise.</summary>
-    public void Run(IKvCache cache, ForwardBatch batch, int layer, int tokenOffset, int count, float* q, float* output)
+    /// <summary>Attention for batch tokens [tokenOffset, tokenOffset + count): q is [count × n_head·D], out likewise.
+    /// <paramref name="firstVisible"/> (sliding-window layers): per token t of the range, the first key position it
+    /// sees (keys before it are skipped); null: every token sees its whole prefix.</summary>
+    public void Run(IKvCache cache, ForwardBatch batch, int layer, int tokenOffset, int count, float* q, float* output,
+                    int[]? firstVisible = null)
     {
         _cache = cache; _batch = batch; _layer = layer; _tokenOffset = tokenOffset; _q = q; _out = output;
+        _firstVisible = firstVisible;
         _scale = 1.0f / MathF.Sqrt(_headDim);
         MakeTiles(count);
         _pool.Run(this, _tileTotal * _kvHeads);
@@ -87,7 +92,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
             _tileStart = new int[count];
             _tileCount = new int[count];
         }
-        int max = _tiles ? TileAttention512.MaxTokens : 1, n = 0;
+        // sliding-window layers attend token by token (the tiled kernel has no per-query window yet)
+        int max = _tiles && _firstVisible == null ? TileAttention512.MaxTokens : 1, n = 0;
         for (int t = 0; t < count;)
         {
             int bt = _tokenOffset + t, len = 1;
@@ -112,7 +118,10 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         float* q = _q + (long)t * _qStride + g * _groupSize * _headDim;
         float* o = _out + (long)t * _qStride + g * _groupSize * _headDim;
         if (tokens == 1)
-            Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level);
+        {
+            int first = _firstVisible != null ? _firstVisible[t] : 0;
+            Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level, first);
+        }
         else
             TileAttention512.Attend(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, _scratch[thread].Pointer);
     }
@@ -123,20 +132,34 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                               float* q, float* output, int groupSize, int headDim, float scale, float* scratch) =>
         Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, Isa.Level);
 
-    /// <summary>As above on a chosen instruction path (scratch: <see cref="ScratchFloats"/>).</summary>
+    /// <summary>As above on a chosen instruction path (scratch: <see cref="ScratchFloats"/>), seeing only positions
+    /// [<paramref name="first"/>, length): whole blocks before <paramref name="first"/> are skipped and the positions
+    /// before it inside its block are masked to −∞ (sliding-window layers).</summary>
     public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                              float* q, float* output, int groupSize, int headDim, float scale, float* scratch, IsaLevel level)
+                              float* q, float* output, int groupSize, int headDim, float scale, float* scratch, IsaLevel level, int first = 0)
     {
-        if (level >= IsaLevel.Avx512 && Q8Attention512.Supports(cache, groupSize, headDim))
+        if ((uint)first >= (uint)length) throw new ArgumentOutOfRangeException(nameof(first), $"first visible position {first} is outside [0, {length})");
+        // the in-place Q8_0 kernel and the query tiles see whole prefixes only; a windowed token takes the general
+        // path, which gives the same bits (both kernels are bit-identical to it), so windows keep batch invariance
+        if (first == 0 && level >= IsaLevel.Avx512 && Q8Attention512.Supports(cache, groupSize, headDim))
             Q8Attention512.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
         else if (level >= IsaLevel.Avx512 && Avx512F.IsSupported && Fma.IsSupported)
-            Avx512Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+            Avx512Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
         else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported)
-            Avx2Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+            Avx2Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
         else if (level >= IsaLevel.Portable)
-            PortablePath.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+            PortablePath.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
         else
-            AttendScalar(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
+            AttendScalar(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
+    }
+
+    /// <summary>Sliding window: in the first visited block, the <paramref name="count"/> positions before the first
+    /// visible one get score −∞ (p = 0) in each head's row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MaskBefore(float* scAll, int rowStride, int groupSize, int count)
+    {
+        for (int h = 0; h < groupSize; h++)
+            for (int j = 0; j < count; j++) scAll[h * rowStride + j] = float.NegativeInfinity;
     }
 
     /// <summary>Common set-up: running max −∞, running sum 0, output 0.</summary>
@@ -168,15 +191,15 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
     /// <summary>The scalar reference path.</summary>
     private static void AttendScalar(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                     float* q, float* output, int groupSize, int D, float scale, float* scratch)
+                                     float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
     {
         int bs = cache.BlockSize;
         float* kf = scratch, vf = kf + bs * D, sc = vf + bs * D, m = sc + Pad16(bs), l = m + groupSize;
         Init(m, l, output, groupSize, D);
         int nBlocks = (length + bs - 1) / bs;
-        for (int b = 0; b < nBlocks; b++)
+        for (int b = first / bs; b < nBlocks; b++)
         {
-            int n = Math.Min(bs, length - b * bs);
+            int n = Math.Min(bs, length - b * bs), masked = Math.Max(0, first - b * bs);
             float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Scalar);
             float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, n, IsaLevel.Scalar);
             for (int h = 0; h < groupSize; h++)
@@ -187,7 +210,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 {
                     float s = 0;
                     for (int d = 0; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], K[j * D + d], s);
-                    sc[j] = s * scale;
+                    sc[j] = j < masked ? float.NegativeInfinity : s * scale;
                     blockMax = MathF.Max(blockMax, sc[j]);
                 }
                 float mNew = MathF.Max(m[h], blockMax);
@@ -217,7 +240,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                  float* q, float* output, int groupSize, int D, float scale, float* scratch)
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
         {
             int bs = cache.BlockSize, sp = Pad16(bs), D16 = D & ~15;
             float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
@@ -226,15 +249,16 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
             int nBlocks = (length + bs - 1) / bs;
             // finite F16 blocks with whole vectors and 4-position steps: head pairs read the halves directly
             bool pairs = cache.KeyFormat.IsF16 && cache.ValueFormat.IsF16 && !cache.MayHoldNonFinite && groupSize is 2 or 4 && D % 16 == 0 && bs % 4 == 0;
-            for (int b = 0; b < nBlocks; b++)
+            for (int b = first / bs; b < nBlocks; b++)
             {
-                int n = Math.Min(bs, length - b * bs);
+                int n = Math.Min(bs, length - b * bs), masked = Math.Max(0, first - b * bs);
                 PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
                 int n4 = Math.Min(bs, (n + 3) & ~3);
                 if (pairs)
                 {
                     var kh = (ushort*)cache.KeyBlock(layer, table[b], kvHead);
                     for (int h = 0; h < groupSize; h += 2) ScoresPair(kh, q + h * D, scAll + h * sp, sp, n, n4, D, vscale);
+                    if (masked > 0) MaskBefore(scAll, sp, groupSize, masked);
                     Softmax(scAll, sp, m, l, corrs, groupSize);
                     var vh = (ushort*)cache.ValueBlock(layer, table[b], kvHead);
                     for (int h = 0; h < groupSize; h += 2) ValuesPair(vh, scAll + h * sp, sp, output + h * D, corrs[h], corrs[h + 1], n, D);
@@ -276,6 +300,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
 
                 }
+                if (masked > 0) MaskBefore(scAll, sp, groupSize, masked);
                 // phase 2: running max, correction, p = e^(s - m), running sum
                 Softmax(scAll, sp, m, l, corrs, groupSize);
                 // phase 3: o = o·corr + Σ p_j v_j
@@ -482,15 +507,15 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                  float* q, float* output, int groupSize, int D, float scale, float* scratch)
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
         {
             int bs = cache.BlockSize, sp = Pad16(bs), D8 = D & ~7;
             float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
             Init(m, l, output, groupSize, D);
             int nBlocks = (length + bs - 1) / bs;
-            for (int b = 0; b < nBlocks; b++)
+            for (int b = first / bs; b < nBlocks; b++)
             {
-                int n = Math.Min(bs, length - b * bs);
+                int n = Math.Min(bs, length - b * bs), masked = Math.Max(0, first - b * bs);
                 PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
                 int n4 = Math.Min(bs, (n + 3) & ~3);
                 float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Avx2);
@@ -529,6 +554,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
 
                 }
+                if (masked > 0) MaskBefore(scAll, sp, groupSize, masked);
                 // phase 2: running max, correction, p = e^(s - m), running sum
                 for (int h = 0; h < groupSize; h++)
                 {
@@ -587,15 +613,15 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                  float* q, float* output, int groupSize, int D, float scale, float* scratch)
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
         {
             int bs = cache.BlockSize, sp = Pad16(bs), D4 = D & ~3;
             float* kf = scratch, vf = kf + bs * D, sc = vf + bs * D, m = sc + sp, l = m + groupSize;
             Init(m, l, output, groupSize, D);
             int nBlocks = (length + bs - 1) / bs;
-            for (int b = 0; b < nBlocks; b++)
+            for (int b = first / bs; b < nBlocks; b++)
             {
-                int n = Math.Min(bs, length - b * bs);
+                int n = Math.Min(bs, length - b * bs), masked = Math.Max(0, first - b * bs);
                 PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
                 float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Portable);
                 float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, n, IsaLevel.Portable);
@@ -619,6 +645,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                         sc[j] = s * scale;
                     }
                     for (int j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
+                    for (int j = 0; j < masked; j++) sc[j] = float.NegativeInfinity;
 
                     var mx = Vector128.Load(sc);
                     for (int c = 4; c < sp; c += 4) mx = Vector128.Max(mx, Vector128.Load(sc + c));

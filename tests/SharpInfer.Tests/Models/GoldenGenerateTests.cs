@@ -36,6 +36,25 @@ public class GoldenGenerateTests
     public void AddedFamilyMatchesLlamaCpp(string preset, string type) =>
         Check(TestModels.GetLarge(preset, type), $"generate/{preset}-{type}-s1.jsonl");
 
+    /// <summary>Gemma 3 (5 sliding-window : 1 global layers, GELU, post-norms, head_dim 128). ggml computes GELU through
+    /// a table indexed by the input rounded to F16, so a one-ulp difference before it (our attention sums in another
+    /// order than ggml's) can move an activation by a whole F16 step, and this random-weight model turns such steps into
+    /// log-prob changes of up to ~4e-3 (3.9e-3 measured; 237 of 290 within 1e-3): one ulp on our own queries does as
+    /// much (<see cref="Gemma3Tests.OneUlpOnTheQueriesMovesLogProbsByMoreThanTheUsualTolerance"/>). So it is held to
+    /// 8e-3 (twice the noise; a wrong RoPE base is off by 7e-2, GELU without the table by 1.5e-2), and greedy to
+    /// llama.cpp's up to the first margin below 1.6e-2.</summary>
+    [Fact]
+    public void Gemma3MatchesLlamaCppWithinItsGeluTableNoise() =>
+        Check(TestModels.GetLarge("gemma3-tiny", "f32"), "generate/gemma3-tiny-f32-s1.jsonl", Gemma3LogProbTolerance, Gemma3MarginThreshold);
+
+    public const double Gemma3LogProbTolerance = 8e-3, Gemma3MarginThreshold = 1.6e-2;
+
+    /// <summary>Gemma 3 1B's shapes (26 layers, window 512, 262k vocabulary; about 1 GB, generated per run): Large.</summary>
+    [Fact]
+    [Trait("Category", "Large")]
+    public void Gemma3RealSizeMatchesLlamaCppWithinItsGeluTableNoise() =>
+        Check(TestModels.GetLarge("gemma3-1b", "q8_0"), "generate/gemma3-1b-q8_0-s1.jsonl", Gemma3LogProbTolerance, Gemma3MarginThreshold);
+
     /// <summary>Real-size models (0.5–1 GB each, generated per run and deleted afterwards): slow, so tagged
     /// Category=Large (CI runs them; <c>--filter "Category!=Large"</c> skips them for a quick local run).</summary>
     [Theory]
@@ -47,7 +66,7 @@ public class GoldenGenerateTests
     public void RealSizeSyntheticModelMatchesLlamaCpp(string preset, string type) =>
         Check(TestModels.GetLarge(preset, type), $"generate/{preset}-{type}-s1.jsonl");
 
-    internal static void Check(string modelPath, string golden)
+    internal static void Check(string modelPath, string golden, double tolerance = LogProbTolerance, double marginThreshold = MarginThreshold)
     {
         using var model = Model.Load(modelPath);
         foreach (var gc in GoldenCase.Load(golden))
@@ -63,9 +82,9 @@ public class GoldenGenerateTests
                 {
                     var lp = SequenceRunner.LogSoftmax(logits[i]);
                     foreach (var (id, goldLp) in tops[i])
-                        Assert.True(Math.Abs(lp[id] - goldLp) <= LogProbTolerance,
+                        Assert.True(Math.Abs(lp[id] - goldLp) <= tolerance,
                             $"'{gc.Prompt}' step {i}: token {id} log-prob {lp[id]:F6} vs llama.cpp {goldLp:F6}");
-                    if (GoldenCase.Margin(tops[i]) > MarginThreshold)
+                    if (GoldenCase.Margin(tops[i]) > marginThreshold)
                         Assert.Equal(tops[i][0].Id, SequenceRunner.ArgMax(logits[i]));
                 }
             }
@@ -76,7 +95,7 @@ public class GoldenGenerateTests
                 for (int j = 0; j < gc.GenIds.Length; j++)
                 {
                     int next = SequenceRunner.ArgMax(last);
-                    if (GoldenCase.Margin(gc.GenTop[j]) < MarginThreshold) break;
+                    if (GoldenCase.Margin(gc.GenTop[j]) < marginThreshold) break;
                     Assert.True(next == gc.GenIds[j], $"'{gc.Prompt}' greedy step {j}: got {next}, llama.cpp {gc.GenIds[j]}");
                     last = runner.Feed([next], allLogits: false)[0];
                 }

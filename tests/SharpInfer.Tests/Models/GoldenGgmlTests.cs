@@ -41,6 +41,7 @@ public class GoldenGgmlTests
     [Theory]
     [InlineData("phi3-tiny", "q4_k_m")]
     [InlineData("qwen3moe-tiny", "q8_0")]
+    [InlineData("gemma3-tiny", "q8_0")]
     public void AddedFamilyFastPathStaysNearExact(string preset, string type) =>
         Check(TestModels.GetLarge(preset, type), $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
 
