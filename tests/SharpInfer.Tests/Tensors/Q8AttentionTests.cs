@@ -38,7 +38,7 @@ public unsafe class Q8AttentionTests
                 fixed (float* qp = q) fixed (float* fp = fused) fixed (float* wp = widened) fixed (float* sp = scratch)
                 {
                     Q8Attention512.Attend(cache, 0, g, table, length, qp, fp, group, D, 0.09f, sp);
-                    PagedAttention.Avx512Path.Attend(cache, 0, g, table, length, qp, wp, group, D, 0.09f, sp);
+                    PagedAttention.Avx512Path.Attend(cache, 0, g, table, length, qp, wp, group, D, 0.09f, sp, first: 0);
                     for (int i = 0; i < fused.Length; i++)
                         Assert.True(BitConverter.SingleToInt32Bits(fused[i]) == BitConverter.SingleToInt32Bits(widened[i]),
                             $"length {length} head {g}.{i / D} dim {i % D}: {fused[i]:R} vs {widened[i]:R}");
