@@ -12,7 +12,7 @@ namespace SharpInfer.Cli.Commands;
 /// normalized with <c>--embd-normalize</c> (default 2, Euclidean).</summary>
 public static class EmbedCommand
 {
-    public static Command Create()
+    public static Command Create(CliIo io)
     {
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file" };
         var prompts = new Option<string[]>("--prompt", "-p") { Description = "Text to embed (repeatable)", Required = true, AllowMultipleArgumentsPerToken = false };
@@ -33,7 +33,8 @@ public static class EmbedCommand
             });
             var p = new PoolingParams { Normalize = r.GetValue(normalize), Dimensions = r.GetValue(dimensions) };
             var results = Task.WhenAll(texts.Select(t => engine.PoolAsync(EngineRequest.ForPooling(m.Tokenizer.Encode(t), p)))).GetAwaiter().GetResult();
-            using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
+            using var buffer = new MemoryStream();
+            using var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true });
             w.WriteStartObject();
             w.WriteString("object", "list");
             w.WriteString("pooling", results.Length > 0 ? results[0].Type.Name() : engine.DefaultPooling.Name());
@@ -55,7 +56,7 @@ public static class EmbedCommand
             w.WriteEndArray();
             w.WriteEndObject();
             w.Flush();
-            Console.Out.WriteLine();
+            io.Out.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
             return 0;
         });
         return cmd;
