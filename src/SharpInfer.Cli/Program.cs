@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(ChatCommand.Create(io));
         root.Subcommands.Add(TemplateCommand.Create(io));
         root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(EmbedCommand.Create(io));
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(PerplexityCommand.Create());
         root.Subcommands.Add(QuantizeCommand.Create(io));

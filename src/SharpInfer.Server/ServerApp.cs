@@ -76,6 +76,7 @@ public static class ServerApp
         app.MapPost("/v1/completions", ctx => GenerationEndpoints.CompletionsAsync(ctx, host, log));
         app.MapPost("/tokenize", ctx => InfoEndpoints.TokenizeAsync(ctx, host));
         app.MapPost("/detokenize", ctx => InfoEndpoints.DetokenizeAsync(ctx, host));
+        EmbeddingEndpoints.Map(app, host);
         return app;
     }
 
@@ -117,7 +118,8 @@ public static class ServerApp
     }
 
     private static bool NeedsKey(PathString path) =>
-        path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize");
+        path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize")
+        || path.StartsWithSegments("/embedding") || path.StartsWithSegments("/embeddings") || path.StartsWithSegments("/rerank");
 
     private static Task Authorize(HttpContext ctx, Func<Task> next, string? apiKey)
     {

@@ -43,6 +43,7 @@ public static class ServeCommand
         var noPrefixCaching = new Option<bool>("--no-prefix-caching") { Description = "Turn off automatic prefix caching (on by default: prompts reuse the KV of earlier requests' shared prefixes)" };
         var prefixDir = new Option<string?>("--prefix-cache-dir") { Description = "Directory for the prefix cache's disk tier: blocks evicted from memory are kept there (survives restarts)" };
         var prefixDisk = new Option<string>("--prefix-cache-disk-size") { Description = "Most bytes the disk tier keeps; the oldest files go first", DefaultValueFactory = _ => "8GiB" };
+        var pooling = new Option<string?>("--pooling") { Description = "Pooling of /v1/embeddings and /embedding: none, mean, cls, last or rank (default: the model's pooling_type, else mean)" };
         var speculative = new SpeculativeOptions();
         var cors = new Option<string[]>("--cors-origin", "--cors-origins")
         {
@@ -52,7 +53,7 @@ public static class ServeCommand
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, metrics)")
         {
             model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType.Both, cacheType.Keys, cacheType.Values, blockSize, scheduling,
-            shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk,
+            shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk, pooling,
         };
         speculative.AddTo(cmd);
         cmd.Options.Add(cors);
@@ -86,6 +87,7 @@ public static class ServeCommand
                     PrefixCacheDir = r.GetValue(prefixDir),
                     PrefixCacheDiskBytes = ByteSize.Parse(r.GetValue(prefixDisk)!, "prefix_cache_disk_size"),
                     Speculative = speculative.Config(r),
+                    Pooling = r.GetValue(pooling) is { } pl ? SharpInfer.Engine.Pooling.PoolingTypes.Parse(pl) : null,
                 },
             };
             return Run(options, Console.Out, Console.Error);

@@ -40,6 +40,8 @@ public sealed record EngineOptions
     public long PrefixCacheDiskBytes { get; init; } = 8L << 30;
     /// <summary>Speculative decoding (vLLM's --speculative-config); null = off.</summary>
     public Speculation.SpeculativeConfig? Speculative { get; init; }
+    /// <summary>Pooling of embedding requests that name none (--pooling); null = the model's <c>pooling_type</c>, else mean.</summary>
+    public Pooling.PoolingType? Pooling { get; init; }
     /// <summary>Where the engine reports degraded operation (e.g. the disk tier turning itself off); null = stderr.</summary>
     public Action<string>? Warn { get; init; }
 

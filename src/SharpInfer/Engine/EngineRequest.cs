@@ -1,3 +1,4 @@
+using SharpInfer.Engine.Pooling;
 using SharpInfer.Sampling;
 
 namespace SharpInfer.Engine;
@@ -13,6 +14,22 @@ public sealed record EngineRequest
     /// <summary>vLLM's <c>cache_salt</c>: requests with different salts never share prefix-cache blocks (tenant isolation;
     /// a cache hit is otherwise observable through timing).</summary>
     public string? CacheSalt { get; init; }
+    /// <summary>Set for a pooling request (embedding, rerank score): the prompt runs through the model in the same
+    /// batches as generation, nothing is sampled, and the final output carries <see cref="RequestOutput.Pooling"/>.
+    /// <see cref="Sampling"/> is then ignored.</summary>
+    public PoolingParams? Pooling { get; init; }
+
+    /// <summary>A pooling request for <paramref name="prompt"/>.</summary>
+    public static EngineRequest ForPooling(int[] prompt, PoolingParams? pooling = null, string? requestId = null, int priority = 0) => new()
+    {
+        PromptTokens = prompt,
+        Sampling = PoolingSampling,
+        Pooling = pooling ?? PoolingParams.Default,
+        RequestId = requestId,
+        Priority = priority,
+    };
+
+    private static readonly SamplingParams PoolingSampling = SamplingParams.Greedy(1);
 }
 
 /// <summary>A token's log-probability and the most likely alternatives at that step (raw-logit log-softmax).</summary>
@@ -36,6 +53,8 @@ public sealed record RequestOutput
     /// <summary>On a final output with <see cref="FinishReason.Abort"/>: why the engine gave up on the request, when it
     /// was not the caller's cancellation (e.g. an internal failure); null otherwise.</summary>
     public string? Error { get; init; }
+    /// <summary>A pooling request's result, on its final output.</summary>
+    public PoolingOutput? Pooling { get; init; }
     public bool IsFinal => Finish != null;
 }
 

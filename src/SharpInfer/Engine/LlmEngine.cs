@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
+using SharpInfer.Engine.Pooling;
 using SharpInfer.Engine.Speculation;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
@@ -36,6 +37,8 @@ public sealed class LlmEngine : IDisposable
         public int ProposalEntry = -1;
         /// <summary>1 once the request's admission seat has been given back (at abort or finish, whichever is first).</summary>
         public int SeatReleased;
+        /// <summary>A pooling request's gatherer (null for generation: then the sampler, detokenizer and stops are set).</summary>
+        public Pooler? Pooler;
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
     }
 
@@ -47,6 +50,9 @@ public sealed class LlmEngine : IDisposable
     private readonly float[] _logits;
     private readonly float[] _raw;
     private readonly SamplerScratch _scratch;
+    private readonly ClassifierHead? _classifier;
+    /// <summary>Hidden states of a step's pooled tokens (allocated at the first pooling request).</summary>
+    private float[]? _hidden;
     private enum Command { Add, Abort, AbortAll }
     private readonly ConcurrentQueue<(Command Command, Request? Request)> _incoming = new();
     private readonly SemaphoreSlim _signal = new(0);
@@ -85,12 +91,21 @@ public sealed class LlmEngine : IDisposable
     public EngineStats Stats => _stats;
     /// <summary>Requests accepted and not yet finished (the count admission control limits); read live.</summary>
     public int ActiveRequests => Volatile.Read(ref _inSystem);
+    /// <summary>The pooling of pooling requests that name none: <see cref="EngineOptions.Pooling"/>, else the model's
+    /// <c>pooling_type</c>, else mean (a generative model's embeddings).</summary>
+    public PoolingType DefaultPooling { get; }
+    /// <summary>Whether the model has a classification head, so that <see cref="PoolingType.Rank"/> is possible.</summary>
+    public bool HasClassifier => _classifier != null;
+    /// <summary>Length of a pooled vector (before any <see cref="PoolingParams.Dimensions"/> truncation).</summary>
+    public int EmbeddingLength => _model.Config.EmbeddingLength;
 
     public LlmEngine(Model model, EngineOptions? options = null)
     {
         Options = (options ?? new EngineOptions()).Validate();
         _model = model;
         var c = model.Config;
+        DefaultPooling = Options.Pooling ?? PoolingTypes.FromGguf(model.File, c.Architecture) ?? PoolingType.Mean;
+        _classifier = ClassifierHead.FromModel(model);
         MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
         long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType, Options.ValueType);
         long bytes = Options.KvCacheMemoryBytes
@@ -148,8 +163,10 @@ public sealed class LlmEngine : IDisposable
             if ((uint)t >= (uint)_model.Config.VocabSize)
                 throw new InvalidRequestException($"token id {t} is outside the vocabulary (0..{_model.Config.VocabSize - 1})", "prompt");
         int limit = (int)Math.Min(MaxModelLen, _blocks.CapacityTokens);
-        if (prompt.Length >= limit) throw new ContextLengthExceededException(prompt.Length, limit);
-        int maxLength = (int)Math.Min((long)prompt.Length + p.MaxTokens, limit);
+        var pooler = request.Pooling != null ? NewPooler(request.Pooling, prompt.Length) : null;
+        // a pooling request needs no room after its prompt: nothing is generated
+        if (pooler != null ? prompt.Length > limit : prompt.Length >= limit) throw new ContextLengthExceededException(prompt.Length, limit);
+        int maxLength = pooler != null ? prompt.Length : (int)Math.Min((long)prompt.Length + p.MaxTokens, limit);
         // Admission control: MaxNumSeqs requests can run and MaxQueuedRequests more can wait; beyond that the
         // request is refused at once (the HTTP layer answers 429) instead of queueing without bound.
         if (Interlocked.Increment(ref _inSystem) > Options.MaxNumSeqs + Options.MaxQueuedRequests)
@@ -161,14 +178,17 @@ public sealed class LlmEngine : IDisposable
         var r = new Request(id, prompt, maxLength, request.Priority)
         {
             HashRoot = BlockHash.Root(request.CacheSalt),
+            SkipsPrefixCache = pooler != null,
             RequestId = request.RequestId ?? $"req-{id}",
             Sampling = p,
-            Sampler = new Sampler(p, _model.Config.VocabSize, prompt),
-            Detokenizer = new StreamingDetokenizer(_model.Tokenizer, DecodeOptions.Pieces),
-            Stops = new StopStringMatcher(p.Stop),
+            // a pooling request samples nothing: it never reaches SampleAndEmit
+            Sampler = pooler == null ? new Sampler(p, _model.Config.VocabSize, prompt) : null!,
+            Detokenizer = pooler == null ? new StreamingDetokenizer(_model.Tokenizer, DecodeOptions.Pieces) : null!,
+            Stops = pooler == null ? new StopStringMatcher(p.Stop) : null!,
+            Pooler = pooler,
             Channel = Channel.CreateUnbounded<RequestOutput>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true }),
             Arrival = Stopwatch.GetTimestamp(),
-            Draft = _spec != null ? new int[_spec.NumSpeculativeTokens] : null,
+            Draft = _spec != null && pooler == null ? new int[_spec.NumSpeculativeTokens] : null,
             DraftLimit = _spec?.NumSpeculativeTokens ?? 0,
         };
         Interlocked.Increment(ref _pendingAdds);
@@ -177,6 +197,34 @@ public sealed class LlmEngine : IDisposable
         r.Cancellation = cancellation.Register(static state => { var (e, q) = ((LlmEngine, Request))state!; e.Abort(q); }, (this, r));
         _signal.Release();
         return Read(r);
+    }
+
+    /// <summary>Checks a pooling request's parameters against the model and makes its gatherer.</summary>
+    private Pooler NewPooler(PoolingParams p, int promptLength)
+    {
+        var type = p.Type ?? DefaultPooling;
+        if (type == PoolingType.Rank && _classifier == null)
+            throw new InvalidRequestException("rank pooling needs a reranker: the model has no classification head (cls / cls.output tensors)", "pooling");
+        if (!EmbeddingNorm.IsValid(p.Normalize))
+            throw new InvalidRequestException($"normalize must be -1 (none), 0 (max absolute), 2 (Euclidean) or another positive p-norm, got {p.Normalize}", "normalize");
+        if (p.Dimensions is int d && (type == PoolingType.Rank || d < 1 || d > EmbeddingLength))
+            throw new InvalidRequestException(type == PoolingType.Rank ? "dimensions does not apply to rank pooling"
+                : $"dimensions must be between 1 and {EmbeddingLength} (the model's embedding length), got {d}", "dimensions");
+        return new Pooler(type, p, _classifier, EmbeddingLength, promptLength);
+    }
+
+    /// <summary>Runs a pooling request to its end (see <see cref="AddRequest"/> for the errors it throws) and returns
+    /// its result with the number of prompt tokens; throws <see cref="SharpInferException"/> when the engine aborted it.</summary>
+    public async Task<PoolingOutput> PoolAsync(EngineRequest request, CancellationToken cancellation = default)
+    {
+        if (request.Pooling == null) throw new ArgumentException("not a pooling request", nameof(request));
+        await foreach (var o in AddRequest(request, cancellation).ConfigureAwait(false))
+        {
+            if (!o.IsFinal) continue;
+            cancellation.ThrowIfCancellationRequested();
+            return o.Pooling ?? throw new SharpInferException("the pooling request was aborted" + (o.Error != null ? ": " + o.Error : ""));
+        }
+        throw new SharpInferException("the pooling request ended without a result");
     }
 
     /// <summary>The draft model of speculative decoding, on this engine's threads, its KV cache sized for the
@@ -331,17 +379,21 @@ public sealed class LlmEngine : IDisposable
             int seq = _batch.AddSequence(r.Blocks);
             var tokens = r.Tokens;
             int real = c.Count - c.Drafts;
+            var pooler = r.Pooler;
+            if (pooler != null && c.Start == 0) pooler.Reset();   // first chunk, or recomputing after a preemption
             for (int k = 0; k < real; k++)
-                _batch.AddToken(seq, tokens[c.Start + k], c.Start + k, wantLogits: c.SamplesNext && k == real - 1);
+                _batch.AddToken(seq, tokens[c.Start + k], c.Start + k, wantLogits: pooler == null && c.SamplesNext && k == real - 1,
+                                wantHidden: pooler != null && pooler.Wants(c.Start + k));
             // proposed tokens follow the last one, each wanting the logits that verify the next
             for (int j = 0; j < c.Drafts; j++) _batch.AddToken(seq, r.Draft![j], c.Start + real + j, wantLogits: true);
         }
         _maxConcurrency = Math.Max(_maxConcurrency, chunks.Count);
-        _runner.Forward(_batch, _logits);
+        if (_batch.HiddenCount > 0) _hidden ??= new float[(long)Options.MaxNumBatchedTokens * EmbeddingLength];
+        _runner.Forward(_batch, _logits, _batch.HiddenCount > 0 ? _hidden : default);
         _scheduler.Complete(chunks);
         _steps++;
 
-        int row = 0;
+        int row = 0, hiddenRow = 0;
         int V = _model.Config.VocabSize;
         // iterate over a copy of the plan: finishing a request changes the scheduler's lists, not this one
         for (int i = 0; i < chunks.Count; i++)
@@ -353,6 +405,15 @@ public sealed class LlmEngine : IDisposable
                 r.PromptCounted = true;
                 _promptTokens += r.PromptLength;
                 Metrics.PromptTokens.Add(r.PromptLength);
+            }
+            if (r.Pooler != null)
+            {
+                // the chunk's hidden states are in token order, as the batch listed them
+                int E = EmbeddingLength;
+                for (int k = 0; k < c.Count; k++)
+                    if (r.Pooler.Wants(c.Start + k)) r.Pooler.Accept(c.Start + k, _hidden.AsSpan(hiddenRow++ * E, E));
+                if (c.SamplesNext) FinishPooling(r);
+                continue;
             }
             if (!c.SamplesNext) continue;
             if (c.Drafts == 0)
@@ -503,6 +564,20 @@ public sealed class LlmEngine : IDisposable
         if (finish != null) Finish(r, finish.Value, output);
         else r.Channel.Writer.TryWrite(output);
         return finish != null;
+    }
+
+    /// <summary>A pooling request whose whole prompt has run: its result is its final output.</summary>
+    private void FinishPooling(Request r)
+    {
+        var output = new RequestOutput
+        {
+            RequestId = r.RequestId,
+            TokenIds = [],
+            Text = "",
+            PromptTokens = r.PromptLength,
+            Pooling = r.Pooler!.Finish(),
+        };
+        Finish(r, FinishReason.Stop, output);
     }
 
     /// <summary>Ends a request: frees its blocks, sends the final output (with timings) and completes its stream.</summary>

@@ -56,6 +56,9 @@ public sealed class ModelRunner : IDisposable
     /// <summary>One forward pass (see <see cref="Transformer.Forward"/>) over this runner's KV cache.</summary>
     public void Forward(ForwardBatch batch, Span<float> logits) => Transformer.Forward(batch, Blocks.Cache, logits);
 
+    /// <summary>One forward pass that also returns the batch's hidden states (see <see cref="Transformer.Forward(ForwardBatch, IKvCache, Span{float}, Span{float})"/>).</summary>
+    public void Forward(ForwardBatch batch, Span<float> logits, Span<float> hidden) => Transformer.Forward(batch, Blocks.Cache, logits, hidden);
+
     public void Dispose()
     {
         Transformer.Dispose();

@@ -101,7 +101,7 @@ public sealed class BlockManager : IDisposable
     /// </summary>
     public int ClaimCachedPrefix(Sequence s)
     {
-        if (!PrefixCaching || s.Blocks.Count != 0 || s.ComputedTokens != 0) return 0;
+        if (!PrefixCaching || s.SkipsPrefixCache || s.Blocks.Count != 0 || s.ComputedTokens != 0) return 0;
         int maxBlocks = (s.Length - 1) / BlockSize;
         int n = 0;
         while (n < maxBlocks)
@@ -143,7 +143,7 @@ public sealed class BlockManager : IDisposable
     /// tokens alike), so that later sequences can reuse them.</summary>
     public void CacheFullBlocks(Sequence s)
     {
-        if (!PrefixCaching) return;
+        if (!PrefixCaching || s.SkipsPrefixCache) return;
         int full = Math.Min(s.ComputedTokens / BlockSize, s.Blocks.Count);
         for (int i = s.HashedBlocks; i < full; i++)
         {

@@ -5,19 +5,22 @@ namespace SharpInfer.Models;
 /// <summary>
 /// One model pass: a flat list of tokens from one or more sequences, each with its position and the sequence it
 /// belongs to; for each sequence its KV block table; and which tokens need logits. A prompt, a decode step and a
-/// continuous batch of many sequences are all the same call. Reused across steps (no allocation per step).
+/// continuous batch of many sequences are all the same call. Pooling requests (embeddings) ask instead for the hidden
+/// states of some tokens. Reused across steps (no allocation per step).
 /// </summary>
 public sealed class ForwardBatch
 {
     public int TokenCount { get; private set; }
     public int SequenceCount { get; private set; }
     public int LogitCount { get; private set; }
+    public int HiddenCount { get; private set; }
 
     private int[] _tokens;
     private int[] _positions;
     private int[] _seqIndex;
     private BlockTable[] _tables;
     private int[] _logitTokens;
+    private int[] _hiddenTokens;
 
     public ForwardBatch(int tokenCapacity = 512, int sequenceCapacity = 16)
     {
@@ -25,6 +28,7 @@ public sealed class ForwardBatch
         _positions = new int[tokenCapacity];
         _seqIndex = new int[tokenCapacity];
         _logitTokens = new int[Math.Max(1, sequenceCapacity)];
+        _hiddenTokens = new int[Math.Max(1, sequenceCapacity)];
         _tables = new BlockTable[sequenceCapacity];
     }
 
@@ -33,6 +37,8 @@ public sealed class ForwardBatch
     public ReadOnlySpan<int> SequenceOf => _seqIndex.AsSpan(0, TokenCount);
     /// <summary>Indices (into the token list) of the tokens whose logits are wanted, in output order.</summary>
     public ReadOnlySpan<int> LogitTokens => _logitTokens.AsSpan(0, LogitCount);
+    /// <summary>Indices of the tokens whose final hidden states (after the output norm) are wanted, in output order.</summary>
+    public ReadOnlySpan<int> HiddenTokens => _hiddenTokens.AsSpan(0, HiddenCount);
     public BlockTable Table(int sequence) => _tables[sequence];
 
     public void Clear()
@@ -40,6 +46,7 @@ public sealed class ForwardBatch
         TokenCount = 0;
         SequenceCount = 0;
         LogitCount = 0;
+        HiddenCount = 0;
         Array.Clear(_tables, 0, _tables.Length);
     }
 
@@ -51,7 +58,7 @@ public sealed class ForwardBatch
         return SequenceCount++;
     }
 
-    public void AddToken(int sequence, int token, int position, bool wantLogits)
+    public void AddToken(int sequence, int token, int position, bool wantLogits, bool wantHidden = false)
     {
         if (TokenCount == _tokens.Length)
         {
@@ -66,6 +73,11 @@ public sealed class ForwardBatch
         {
             if (LogitCount == _logitTokens.Length) Array.Resize(ref _logitTokens, _logitTokens.Length * 2);
             _logitTokens[LogitCount++] = TokenCount;
+        }
+        if (wantHidden)
+        {
+            if (HiddenCount == _hiddenTokens.Length) Array.Resize(ref _hiddenTokens, _hiddenTokens.Length * 2);
+            _hiddenTokens[HiddenCount++] = TokenCount;
         }
         TokenCount++;
     }

@@ -87,15 +87,22 @@ public sealed unsafe class Transformer : IDisposable
     /// <paramref name="cache"/> (the blocks in each sequence's table must already cover its positions) and the
     /// logits of the batch's logit tokens, in order, into <paramref name="logits"/> (LogitCount × vocab).
     /// </summary>
-    public void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits)
+    public void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits) => Forward(batch, cache, logits, default);
+
+    /// <summary><see cref="Forward(ForwardBatch, IKvCache, Span{float})"/>, also writing the final hidden state of each
+    /// of the batch's hidden tokens, in order, into <paramref name="hidden"/> (HiddenCount × embedding length): the
+    /// residual stream after the output norm, what llama.cpp pools for embeddings (<c>result_norm</c>).</summary>
+    public void Forward(ForwardBatch batch, IKvCache cache, Span<float> logits, Span<float> hidden)
     {
-        int V = Config.VocabSize;
+        int V = Config.VocabSize, E = Config.EmbeddingLength;
         if (logits.Length < (long)batch.LogitCount * V)
             throw new ArgumentException($"logits buffer holds {logits.Length} floats, need {batch.LogitCount} × {V}");
+        if (hidden.Length < (long)batch.HiddenCount * E)
+            throw new ArgumentException($"hidden-state buffer holds {hidden.Length} floats, need {batch.HiddenCount} × {E}");
         if (_prof != null) { _prof.Passes++; _prof.Tokens += batch.TokenCount; }
-        fixed (float* logitsPtr = logits)
+        fixed (float* logitsPtr = logits, hiddenPtr = hidden)
         {
-            int logitIndex = 0;
+            int logitIndex = 0, hiddenIndex = 0;
             for (int start = 0; start < batch.TokenCount; start += MaxBatchTokens)
             {
                 int count = Math.Min(MaxBatchTokens, batch.TokenCount - start);
@@ -117,6 +124,14 @@ public sealed unsafe class Transformer : IDisposable
                     if (Config.FinalLogitSoftcap > 0) SoftCap(logitsPtr + (long)first * V, (long)(logitIndex - first) * V, Config.FinalLogitSoftcap);
                 }
                 _prof?.Stop(ForwardProfiler.Op.Logits);
+                // hidden states for the chunk's hidden tokens (the residual stream is still the last layer's)
+                var ht = batch.HiddenTokens;
+                while (hiddenIndex < ht.Length && ht[hiddenIndex] < start + count)
+                {
+                    VecOps.RmsNorm(_x.Pointer + (long)(ht[hiddenIndex] - start) * E, ArrayPtr(Weights.OutputNorm),
+                        hiddenPtr + (long)hiddenIndex * E, E, Config.RmsNormEpsilon);
+                    hiddenIndex++;
+                }
             }
         }
     }

@@ -33,6 +33,10 @@ public class Sequence
     public int HashedBlocks { get; set; }
     /// <summary>Prompt tokens whose keys and values came from the prefix cache when the sequence was first admitted.</summary>
     public int CachedPromptTokens { get; set; }
+    /// <summary>Neither reuses nor registers prefix-cache blocks: a pooling request needs the hidden state of every
+    /// prompt token (a cache hit would skip computing them), and its blocks are freed at once, so registering them
+    /// would only push useful prefixes (system prompts) out of the cache.</summary>
+    public bool SkipsPrefixCache { get; init; }
     /// <summary>Whether the scheduler admitted the sequence at least once.</summary>
     public bool WasAdmitted { get; set; }
 
