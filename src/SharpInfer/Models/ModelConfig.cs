@@ -1,10 +1,20 @@
 using SharpInfer.Gguf;
+using SharpInfer.Tensors;
 
 namespace SharpInfer.Models;
 
 /// <summary>How rotary position embeddings pair up dimensions: Llama rotates adjacent pairs (2i, 2i+1);
 /// GPT-NeoX-style models (Qwen) rotate (i, i + n_rot/2).</summary>
 public enum RopeStyle { Normal, NeoX }
+
+/// <summary>How a mixture-of-experts router turns its logits into expert weights (llama.cpp's gating functions).</summary>
+public enum ExpertGating
+{
+    /// <summary>Softmax over all experts, the top-k by probability, renormalized to sum to 1 (Qwen3-MoE).</summary>
+    Softmax,
+    /// <summary>The top-k logits, then a softmax over those k only (gpt-oss; LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT).</summary>
+    SoftmaxWeight,
+}
 
 /// <summary>Hyper-parameters of a transformer, read from GGUF metadata (<c>{arch}.*</c> keys).</summary>
 public sealed record ModelConfig
@@ -60,6 +70,11 @@ public sealed record ModelConfig
     public int ExpertCount { get; init; }
     /// <summary>Experts each token is routed to (top-k).</summary>
     public int ExpertUsedCount { get; init; }
+    /// <summary>How the router's logits become the selected experts' weights.</summary>
+    public ExpertGating ExpertGating { get; init; }
+    /// <summary>YaRN RoPE scaling (<c>rope.scaling.type</c> = yarn): its settings, applied to every RoPE table with
+    /// that table's base and scale; null: plain (or linear) RoPE.</summary>
+    public RopeYarn? Yarn { get; init; }
     public bool IsMoe => ExpertCount > 0;
 
     public int QueryDim => HeadCount * HeadDim;
@@ -97,14 +112,17 @@ public sealed record ModelConfig
         if (nRot > headDim || nRot % 2 != 0)
             throw new UnsupportedModelException($"{g.Path}: rope.dimension_count {nRot} must be even and at most the head size {headDim}");
 
+        double freqBase = ModelConfigValidator.PositiveNumber(g, $"{arch}.rope.freq_base") ?? 10000.0;
         float freqScale = 1f;
+        RopeYarn? yarn = null;
         string? scaling = g.GetString($"{arch}.rope.scaling.type");
         if (scaling is not (null or "none"))
         {
-            if (scaling != "linear")
-                throw new UnsupportedModelException($"{g.Path}: rope scaling {FileText.Quote(scaling)} is not supported (supported: none, linear)");
+            if (scaling is not ("linear" or "yarn"))
+                throw new UnsupportedModelException($"{g.Path}: rope scaling {FileText.Quote(scaling)} is not supported (supported: none, linear, yarn)");
             double factor = ModelConfigValidator.PositiveNumber(g, $"{arch}.rope.scaling.factor") ?? 1.0;
             freqScale = (float)(1.0 / factor);
+            if (scaling == "yarn") yarn = RopeYarn.FromGguf(g, arch, nRot, (float)freqBase);
         }
 
         int vocab = g.GetArray("tokenizer.ggml.tokens")?.Count ?? Opt("vocab_size", 0);
@@ -112,7 +130,6 @@ public sealed record ModelConfig
 
         double eps = ModelConfigValidator.PositiveNumber(g, $"{arch}.attention.layer_norm_rms_epsilon")
             ?? throw new UnsupportedModelException($"{g.Path}: metadata '{arch}.attention.layer_norm_rms_epsilon' is missing");
-        double freqBase = ModelConfigValidator.PositiveNumber(g, $"{arch}.rope.freq_base") ?? 10000.0;
         int layers = Req("block_count");
         int experts = Opt("expert_count", 0), used = experts > 0 ? Req("expert_used_count") : 0;
         if (used > experts)
@@ -139,6 +156,7 @@ public sealed record ModelConfig
             RopeFreqBase = (float)freqBase,
             RopeDimensions = nRot,
             RopeFreqScale = freqScale,
+            Yarn = yarn,
             RopeStyle = family.RopeStyle,
             HasQkNorm = family.HasQkNorm,
         };

@@ -16,6 +16,10 @@ public sealed record LayerWeights
     public float[]? QBias { get; init; }
     public float[]? KBias { get; init; }
     public float[]? VBias { get; init; }
+    /// <summary>gpt-oss: bias of the attention output projection.</summary>
+    public float[]? OBias { get; init; }
+    /// <summary>gpt-oss: attention sinks, one logit per query head (see <see cref="Tensors.PagedAttention"/>).</summary>
+    public float[]? AttnSinks { get; init; }
     public float[]? QNorm { get; init; }
     public float[]? KNorm { get; init; }
     /// <summary>Gemma: RMSNorm of the attention output before it joins the residual stream.</summary>
@@ -30,11 +34,18 @@ public sealed record LayerWeights
     /// <summary>Mixture of experts: the router (F32, one row per expert) and each expert's gate/up/down, row ranges of
     /// the 3-D expert tensors.</summary>
     public WeightMatrix? Router { get; init; }
+    /// <summary>gpt-oss: added to the router logits before the top-k.</summary>
+    public float[]? RouterBias { get; init; }
     public ExpertWeights[]? Experts { get; init; }
 }
 
-/// <summary>One expert's SiLU-gated FFN.</summary>
-public sealed record ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);
+/// <summary>One expert's gated FFN, with optional biases added after each projection (gpt-oss).</summary>
+public sealed record ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down)
+{
+    public float[]? GateBias { get; init; }
+    public float[]? UpBias { get; init; }
+    public float[]? DownBias { get; init; }
+}
 
 /// <summary>
 /// All weights of a model, bound by tensor name (llama.cpp's names) to the memory-mapped GGUF file by

@@ -4,8 +4,10 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Models;
 
 /// <summary>
-/// A mixture-of-experts FFN (Qwen3-MoE): a softmax router over all experts, the top-k per token, their weights
-/// renormalized to sum to 1, and each selected expert's SiLU-gated FFN. Tokens are grouped by expert, so each
+/// A mixture-of-experts FFN: the router picks k experts per token and weighs them (<see cref="ExpertGating"/>: Qwen3-MoE's
+/// softmax over all experts, top-k, renormalized; or gpt-oss's top-k logits, router bias included, then a softmax over
+/// those k), and each selected expert's gated FFN runs (SiLU, or gpt-oss's clamped SwiGLU with a bias after each
+/// projection). Tokens are grouped by expert, so each
 /// selected expert's weights are streamed once per step for all the tokens routed to it (and an expert no token
 /// chose is not read at all: decode reads only k experts' weights). Each token's output sums its experts in the
 /// order of selection (highest probability first), as llama.cpp's graph adds them; every value depends only on the
@@ -39,14 +41,19 @@ internal sealed unsafe class MoeFeedForward : IDisposable
     }
 
     /// <summary>y[t] = Σ_j w[t,j] · expert_{sel[t,j]}(xn[t]) for the first <paramref name="T"/> tokens.</summary>
-    public void Run(LayerWeights L, float* xn, int T, float* y)
+    public void Run(LayerWeights L, float* xn, int T, float* y, FfnActivation activation = FfnActivation.Silu)
     {
         int E = _c.EmbeddingLength, F = _c.FeedForwardLength, N = _c.ExpertCount, K = _c.ExpertUsedCount;
         _matmul.Run(L.Router!, xn, T, _router.Pointer, N);
         Array.Clear(_count);
         for (int t = 0; t < T; t++)
         {
-            Route(_router.Pointer + (long)t * N, N, K, _selected.AsSpan(t * K, K), _weights.AsSpan(t * K, K));
+            float* logits = _router.Pointer + (long)t * N;
+            if (L.RouterBias != null) AddBias(logits, L.RouterBias, 1, N);
+            if (_c.ExpertGating == ExpertGating.SoftmaxWeight)
+                RouteSoftmaxWeight(logits, N, K, _selected.AsSpan(t * K, K), _weights.AsSpan(t * K, K));
+            else
+                Route(logits, N, K, _selected.AsSpan(t * K, K), _weights.AsSpan(t * K, K));
             for (int j = 0; j < K; j++)
             {
                 int e = _selected[t * K + j];
@@ -64,8 +71,11 @@ internal sealed unsafe class MoeFeedForward : IDisposable
                 Buffer.MemoryCopy(xn + (long)_tokensOf[e * T + i] * E, _gathered.Pointer + (long)i * E, 4L * E, 4L * E);
             _matmul.SetInput(_gathered.Pointer, n, E);
             _matmul.Run(ex.Gate, _gate.Pointer, F, ex.Up, _up.Pointer, F);
-            VecOps.SiluMul(_gate.Pointer, _up.Pointer, n * F, _matmul.Level);
+            if (ex.GateBias != null) AddBias(_gate.Pointer, ex.GateBias, n, F);
+            if (ex.UpBias != null) AddBias(_up.Pointer, ex.UpBias, n, F);
+            Transformer.Activate(activation, _gate.Pointer, _up.Pointer, n * F, _matmul.Level);
             _matmul.Run(ex.Down, _gate.Pointer, n, _expertOut.Pointer, E);
+            if (ex.DownBias != null) AddBias(_expertOut.Pointer, ex.DownBias, n, E);
             for (int i = 0; i < n; i++)
             {
                 int slot = _slotOfToken[e * T + i];
@@ -109,6 +119,37 @@ internal sealed unsafe class MoeFeedForward : IDisposable
         float total = 0;
         for (int j = 0; j < k; j++) total += weights[j];
         for (int j = 0; j < k; j++) weights[j] /= total;
+    }
+
+    /// <summary>gpt-oss's gating (llama.cpp's SOFTMAX_WEIGHT): the k largest logits (ties: the lower expert id first),
+    /// in that order, then a softmax over those k only (float exp, sum in double, as ggml's soft_max).</summary>
+    internal static void RouteSoftmaxWeight(float* logits, int n, int k, Span<int> selected, Span<float> weights)
+    {
+        for (int j = 0; j < k; j++)
+        {
+            int best = -1;
+            for (int i = 0; i < n; i++)
+            {
+                if (best >= 0 && !(logits[i] > logits[best])) continue;
+                bool taken = false;
+                for (int q = 0; q < j; q++) taken |= selected[q] == i;
+                if (!taken) best = i;
+            }
+            selected[j] = best;
+        }
+        float max = float.NegativeInfinity;
+        for (int j = 0; j < k; j++) max = MathF.Max(max, logits[selected[j]]);
+        double sum = 0;
+        for (int j = 0; j < k; j++) { weights[j] = MathF.Exp(logits[selected[j]] - max); sum += weights[j]; }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < k; j++) weights[j] *= inv;
+    }
+
+    /// <summary>Adds <paramref name="bias"/> (pinned) to each of <paramref name="rows"/> rows of <paramref name="cols"/>.</summary>
+    private static void AddBias(float* x, float[] bias, int rows, int cols)
+    {
+        fixed (float* b = bias)
+            for (int r = 0; r < rows; r++) VecOps.Add(x + (long)r * cols, b, cols);
     }
 
     public void Dispose()

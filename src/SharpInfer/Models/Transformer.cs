@@ -31,6 +31,8 @@ public sealed unsafe class Transformer : IDisposable
     private readonly LayerAttributes[] _layers;
     /// <summary>Distinct (RoPE base, scale) pairs of the layers: each has its own cos/sin table per token.</summary>
     private readonly (float Base, float Scale)[] _ropeTables;
+    /// <summary>Per RoPE table: its YaRN settings (with the table's base and scale), null for plain RoPE.</summary>
+    private readonly RopeYarn?[] _yarnOfTable;
     /// <summary>Per layer: its index in <see cref="_ropeTables"/>, −1 when the layer applies no RoPE.</summary>
     private readonly int[] _ropeTableOfLayer;
     /// <summary>Per micro-batch token: the first key position a sliding-window layer lets it see.</summary>
@@ -56,6 +58,9 @@ public sealed unsafe class Transformer : IDisposable
         _layers = Enumerable.Range(0, c.LayerCount).Select(c.Layer).ToArray();
         _ropeTables = _layers.Where(a => a.UsesRope).Select(a => (a.RopeFreqBase, a.RopeFreqScale)).Distinct().ToArray();
         if (_ropeTables.Length == 0) _ropeTables = [(c.RopeFreqBase, c.RopeFreqScale)];
+        _yarnOfTable = _ropeTables.Select(t => c.Yarn is { } y
+            ? RopeYarn.Create(c.RopeDimensions, t.Base, t.Scale, y.OriginalContext, y.ExtFactor, y.AttnFactor, y.BetaFast, y.BetaSlow)
+            : null).ToArray();
         _ropeTableOfLayer = _layers.Select(a => a.UsesRope ? Array.IndexOf(_ropeTables, (a.RopeFreqBase, a.RopeFreqScale)) : -1).ToArray();
         _firstVisible = new int[T];
         // attention applies 1/sqrt(head_dim) itself: only another scale needs the queries scaled (and only exactly
@@ -159,8 +164,11 @@ public sealed unsafe class Transformer : IDisposable
             Weights.TokenEmbedding.DequantizeRow(id, new Span<float>(x + (long)t * E, E));
             if (c.EmbeddingScale != 1f) VecOps.Scale(x + (long)t * E, c.EmbeddingScale, E);
             for (int r = 0; r < _ropeTables.Length; r++)
-                Rope.Angles(batch.Positions[start + t], nRot, _ropeTables[r].Base, _ropeTables[r].Scale, Weights.RopeFreqFactors,
-                    _rope.Pointer + ((long)r * MaxBatchTokens + t) * nRot);
+            {
+                float* cs = _rope.Pointer + ((long)r * MaxBatchTokens + t) * nRot;
+                if (_yarnOfTable[r] is { } yarn) yarn.Angles(batch.Positions[start + t], nRot, _ropeTables[r].Base, Weights.RopeFreqFactors, cs);
+                else Rope.Angles(batch.Positions[start + t], nRot, _ropeTables[r].Base, _ropeTables[r].Scale, Weights.RopeFreqFactors, cs);
+            }
         }
 
         _prof?.Stop(ForwardProfiler.Op.Embed);
@@ -205,9 +213,11 @@ public sealed unsafe class Transformer : IDisposable
         int window = _layers[li].Window;
         if (window > 0)
             for (int t = 0; t < T; t++) _firstVisible[t] = FirstVisible(_batch.Positions[_start + t], window);
-        _attention.Run(_cache, _batch, li, _start, T, _q.Pointer, _att.Pointer, window > 0 ? _firstVisible : null);
+        _attention.Run(_cache, _batch, li, _start, T, _q.Pointer, _att.Pointer, window > 0 ? _firstVisible : null, L.AttnSinks);
         _prof?.Stop(ForwardProfiler.Op.Attention);
         _matmul.Run(L.O, _att.Pointer, T, _tmp.Pointer, c.EmbeddingLength);
+        if (L.OBias != null)
+            for (int t = 0; t < T; t++) VecOps.Add(_tmp.Pointer + (long)t * c.EmbeddingLength, ArrayPtr(L.OBias), c.EmbeddingLength);
         _prof?.Stop(ForwardProfiler.Op.OutProj);
     }
 
@@ -222,18 +232,29 @@ public sealed unsafe class Transformer : IDisposable
         int T = _count, E = c.EmbeddingLength, F = c.FeedForwardLength;
         if (L.Experts != null)
         {
-            _moe!.Run(L, _xn.Pointer, T, _tmp.Pointer);
+            _moe!.Run(L, _xn.Pointer, T, _tmp.Pointer, activation);
             _prof?.Stop(ForwardProfiler.Op.Down);
             return;
         }
         _matmul.SetInput(_xn.Pointer, T, E);
         _matmul.Run(L.Gate!, _gate.Pointer, F, L.Up!, _up.Pointer, F);
         _prof?.Stop(ForwardProfiler.Op.GateUp);
-        if (activation == FfnActivation.Gelu) Gelu.Mul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
-        else VecOps.SiluMul(_gate.Pointer, _up.Pointer, T * F, _matmul.Level);
+        Activate(activation, _gate.Pointer, _up.Pointer, T * F, _matmul.Level);
         _prof?.Stop(ForwardProfiler.Op.SiluMul);
         _matmul.Run(L.Down!, _gate.Pointer, T, _tmp.Pointer, E);
         _prof?.Stop(ForwardProfiler.Op.Down);
+    }
+
+    /// <summary>gate = act(gate) · up over <paramref name="n"/> values.</summary>
+    internal static void Activate(FfnActivation activation, float* gate, float* up, int n, IsaLevel level)
+    {
+        switch (activation)
+        {
+            case FfnActivation.Gelu: Gelu.Mul(gate, up, n, level); break;
+            // llama.cpp's constants for gpt-oss (LLM_FFN_SWIGLU_OAI_MOE): alpha 1.702, limit 7
+            case FfnActivation.SwiGluOai: VecOps.SwiGluOai(gate, up, n, 1.702f, 7f, level); break;
+            default: VecOps.SiluMul(gate, up, n, level); break;
+        }
     }
 
     private void AddToResidual()

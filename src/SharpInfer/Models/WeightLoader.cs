@@ -41,6 +41,28 @@ public sealed class WeightLoader(GgufFile g)
     /// <summary>The vector if the file has it, else null (optional tensors such as biases).</summary>
     public float[]? OptionalVector(string name, int n) => Has(name) ? Vector(name, n) : null;
 
+    /// <summary>A 2-D per-expert bias tensor [n, experts] (gpt-oss's <c>ffn_*_exps.bias</c>) as one pinned vector of
+    /// <paramref name="n"/> floats per expert.</summary>
+    public float[][] ExpertVectors(string name, int n, int experts)
+    {
+        var t = Tensor(name);
+        if (t.Dims.Length != 2 || t.Dims[0] != n || t.Dims[1] != experts)
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has shape {t.ShapeString}, expected [{n}, {experts}]");
+        if (t.Type != GgmlType.F32)
+            throw new UnsupportedModelException($"{g.Path}: tensor '{name}' has type {GgmlTypeInfo.Name(t.Type)}; expert biases must be f32");
+        var all = new float[(long)n * experts];
+        Dequantize.Row(t.Type, g.TensorBytes(t), all);
+        var result = new float[experts][];
+        for (int e = 0; e < experts; e++)
+        {
+            result[e] = GC.AllocateArray<float>(n, pinned: true);   // pinned: kernels take raw pointers to it
+            all.AsSpan(e * n, n).CopyTo(result[e]);
+            foreach (var v in result[e])
+                if (!float.IsFinite(v)) throw new UnsupportedModelException($"{g.Path}: tensor '{name}' contains non-finite values");
+        }
+        return result;
+    }
+
     /// <summary>A 3-D expert tensor [cols, rows, experts] as one matrix view per expert (rows e·rows … (e+1)·rows of the
     /// tensor read as 2-D: each expert's rows are contiguous).</summary>
     public unsafe WeightMatrix[] Experts(string name, int cols, int rows, int experts)

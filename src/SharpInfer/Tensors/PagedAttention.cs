@@ -46,6 +46,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     private float* _q, _out;
     private float _scale;
     private int[]? _firstVisible;
+    private float[]? _sinks;
 
     public PagedAttention(ComputePool pool, ModelConfig c, int blockSize, IsaLevel? level = null)
     {
@@ -71,12 +72,14 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
     /// <summary>Attention for batch tokens [tokenOffset, tokenOffset + count): q is [count × n_head·D], out likewise.
     /// <paramref name="firstVisible"/> (sliding-window layers): per token t of the range, the first key position it
-    /// sees (keys before it are skipped); null: every token sees its whole prefix.</summary>
+    /// sees (keys before it are skipped); null: every token sees its whole prefix. <paramref name="sinks"/> (gpt-oss):
+    /// one logit per query head that joins each softmax's max and denominator without a value; null: none.</summary>
     public void Run(IKvCache cache, ForwardBatch batch, int layer, int tokenOffset, int count, float* q, float* output,
-                    int[]? firstVisible = null)
+                    int[]? firstVisible = null, float[]? sinks = null)
     {
         _cache = cache; _batch = batch; _layer = layer; _tokenOffset = tokenOffset; _q = q; _out = output;
         _firstVisible = firstVisible;
+        _sinks = sinks;
         _scale = 1.0f / MathF.Sqrt(_headDim);
         MakeTiles(count);
         _pool.Run(this, _tileTotal * _kvHeads);
@@ -92,8 +95,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
             _tileStart = new int[count];
             _tileCount = new int[count];
         }
-        // sliding-window layers attend token by token (the tiled kernel has no per-query window yet)
-        int max = _tiles && _firstVisible == null ? TileAttention512.MaxTokens : 1, n = 0;
+        // sliding-window layers and attention sinks go token by token (the tiled kernel has neither yet)
+        int max = _tiles && _firstVisible == null && _sinks == null ? TileAttention512.MaxTokens : 1, n = 0;
         for (int t = 0; t < count;)
         {
             int bt = _tokenOffset + t, len = 1;
@@ -120,7 +123,9 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         if (tokens == 1)
         {
             int first = _firstVisible != null ? _firstVisible[t] : 0;
-            Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level, first);
+            fixed (float* sinks = _sinks)   // pinned (ModelWeights' vectors): no copy, no allocation
+                Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level, first,
+                    sinks == null ? null : sinks + g * _groupSize);
         }
         else
             TileAttention512.Attend(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, _scratch[thread].Pointer);
@@ -134,23 +139,25 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
     /// <summary>As above on a chosen instruction path (scratch: <see cref="ScratchFloats"/>), seeing only positions
     /// [<paramref name="first"/>, length): whole blocks before <paramref name="first"/> are skipped and the positions
-    /// before it inside its block are masked to −∞ (sliding-window layers).</summary>
+    /// before it inside its block are masked to −∞ (sliding-window layers). <paramref name="sinks"/>: one logit per
+    /// query head of the group (attention sinks) or null.</summary>
     public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                              float* q, float* output, int groupSize, int headDim, float scale, float* scratch, IsaLevel level, int first = 0)
+                              float* q, float* output, int groupSize, int headDim, float scale, float* scratch, IsaLevel level, int first = 0,
+                              float* sinks = null)
     {
         if ((uint)first >= (uint)length) throw new ArgumentOutOfRangeException(nameof(first), $"first visible position {first} is outside [0, {length})");
         // the in-place Q8_0 kernel and the query tiles see whole prefixes only; a windowed token takes the general
         // path, which gives the same bits (both kernels are bit-identical to it), so windows keep batch invariance
-        if (first == 0 && level >= IsaLevel.Avx512 && Q8Attention512.Supports(cache, groupSize, headDim))
+        if (first == 0 && sinks == null && level >= IsaLevel.Avx512 && Q8Attention512.Supports(cache, groupSize, headDim))
             Q8Attention512.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch);
         else if (level >= IsaLevel.Avx512 && Avx512F.IsSupported && Fma.IsSupported)
-            Avx512Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
+            Avx512Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first, sinks);
         else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported)
-            Avx2Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
+            Avx2Path.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first, sinks);
         else if (level >= IsaLevel.Portable)
-            PortablePath.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
+            PortablePath.Attend(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first, sinks);
         else
-            AttendScalar(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first);
+            AttendScalar(cache, layer, kvHead, table, length, q, output, groupSize, headDim, scale, scratch, first, sinks);
     }
 
     /// <summary>Sliding window: in the first visited block, the <paramref name="count"/> positions before the first
@@ -191,7 +198,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
     /// <summary>The scalar reference path.</summary>
     private static void AttendScalar(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                     float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
+                                     float* q, float* output, int groupSize, int D, float scale, float* scratch, int first,
+                                     float* sinks)
     {
         int bs = cache.BlockSize;
         float* kf = scratch, vf = kf + bs * D, sc = vf + bs * D, m = sc + Pad16(bs), l = m + groupSize;
@@ -227,10 +235,31 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 }
             }
         }
+        if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
         for (int h = 0; h < groupSize; h++)
         {
             float inv = 1.0f / l[h];
             for (int d = 0; d < D; d++) output[h * D + d] *= inv;
+        }
+    }
+
+    /// <summary>Attention sinks (gpt-oss), folded in after the last block as ggml's flash attention does: head h's sink
+    /// logit s joins the softmax like one more score with no value: when s exceeds the running max m the accumulated
+    /// output and sum are rescaled by e^(m − s) and the sink adds 1, otherwise it adds e^(s − m) to the sum (ggml's
+    /// soft_max with sinks is the same max and sum, computed unfused).</summary>
+    private static void FoldSinks(float* output, float* m, float* l, float* sinks, int groupSize, int D)
+    {
+        for (int h = 0; h < groupSize; h++)
+        {
+            float s = sinks[h];
+            if (s > m[h])
+            {
+                float ms = MathF.Exp(m[h] - s);
+                for (int d = 0; d < D; d++) output[h * D + d] *= ms;
+                l[h] = l[h] * ms + 1f;
+                m[h] = s;
+            }
+            else l[h] += MathF.Exp(s - m[h]);
         }
     }
 
@@ -240,7 +269,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first,
+                                  float* sinks = null)
         {
             int bs = cache.BlockSize, sp = Pad16(bs), D16 = D & ~15;
             float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
@@ -330,6 +360,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     if (D16 < D) PvTail(sc, V, oh, n, D16, D, corr);
                 }
             }
+            if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
             Normalize(output, l, groupSize, D);
         }
 
@@ -507,7 +538,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first,
+                                  float* sinks = null)
         {
             int bs = cache.BlockSize, sp = Pad16(bs), D8 = D & ~7;
             float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
@@ -603,6 +635,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
                 }
             }
+            if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
             Normalize(output, l, groupSize, D);
         }
     }
@@ -613,7 +646,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Attend(IKvCache cache, int layer, int kvHead, BlockTable table, int length,
-                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first)
+                                  float* q, float* output, int groupSize, int D, float scale, float* scratch, int first,
+                                  float* sinks = null)
         {
             int bs = cache.BlockSize, sp = Pad16(bs), D4 = D & ~3;
             float* kf = scratch, vf = kf + bs * D, sc = vf + bs * D, m = sc + sp, l = m + groupSize;
@@ -679,6 +713,7 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     if (D4 < D) PvTail(sc, V, oh, n, D4, D, corr);
                 }
             }
+            if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
             Normalize(output, l, groupSize, D);
         }
     }

@@ -10,8 +10,8 @@ namespace SharpInfer.Tensors;
 /// <see cref="Low"/>, 0 above <see cref="High"/> and linear in i between; cos and sin are scaled by
 /// <c>attnFactor·(1 + 0.1·ln(1/freqScale))</c> (the paper's √(1/t)). The correction dimensions are where a
 /// pair's wavelength fits betaFast (resp. betaSlow) times in the original context, floored (resp. ceiled) as ggml does.
-/// Not wired into the forward pass yet: <see cref="FromGguf"/> reads the settings, <see cref="Angles"/> replaces
-/// <see cref="Rope.Angles"/> for such models.
+/// <see cref="ModelConfig.FromGguf"/> reads the settings (<see cref="FromGguf"/>) and the transformer computes every
+/// RoPE table of such a model with <see cref="Angles"/> instead of <see cref="Rope.Angles"/>.
 /// </summary>
 public sealed record RopeYarn(float FreqScale, float ExtFactor, float AttnFactor, float BetaFast, float BetaSlow, int OriginalContext,
     float Low, float High)
@@ -36,8 +36,22 @@ public sealed record RopeYarn(float FreqScale, float ExtFactor, float AttnFactor
             if (v is { } d && !double.IsFinite(d)) throw new UnsupportedModelException($"{g.Path}: '{arch}.rope.scaling.{key}' is not finite");
             return v is { } x ? (float)x : dflt;
         }
-        return Create(nRot, freqBase, (float)(1.0 / factor), (int)origCtx, Opt("yarn_ext_factor", 1f), Opt("yarn_attn_factor", 1f),
+        if (Opt("yarn_log_multiplier", 0f) != 0f)
+            throw new UnsupportedModelException($"{g.Path}: '{arch}.rope.scaling.yarn_log_multiplier' (DeepSeek's YaRN magnitude) is not supported");
+        float freqScale = (float)(1.0 / factor), extFactor = Opt("yarn_ext_factor", 1f);
+        float attnFactor = extFactor != 0f ? ContextAttnFactor(1.0f / freqScale) : Opt("yarn_attn_factor", 1f);
+        return Create(nRot, freqBase, freqScale, (int)origCtx, extFactor, attnFactor * Opt("attn_factor", 1f),
             Opt("yarn_beta_fast", DefaultBetaFast), Opt("yarn_beta_slow", DefaultBetaSlow));
+    }
+
+    /// <summary>The attention factor llama.cpp's context computes for YaRN (llama_context, ext_factor ≠ 0, no log
+    /// multiplier): get_mscale(factor) = 1 + 0.1·ln(factor) for factor &gt; 1, times 1 / (1 + 0.1·ln(factor)) to cancel the
+    /// magnitude ggml's rope applies again, so the file's <c>yarn_attn_factor</c> is not used. In float this is 1 or
+    /// within an ulp of it (exactly 1 for gpt-oss's factor 32).</summary>
+    public static float ContextAttnFactor(float factor)
+    {
+        float mscale = factor <= 1f ? 1f : 0.1f * MathF.Log(factor) + 1f;
+        return mscale * (1f / (1f + 0.1f * MathF.Log(factor)));
     }
 
     /// <summary>The settings with their correction dimensions (ggml_rope_yarn_corr_dims).</summary>

@@ -175,7 +175,7 @@ public static unsafe class VecOps
     private static Vector128<float> SiluMul(Vector128<float> v, Vector128<float> u) => v / (Vector128<float>.One + VecMath.Exp(-v)) * u;
 
     /// <summary>gpt-oss's clamped SwiGLU (ggml's swiglu_oai, llama.cpp's defaults alpha 1.702, limit 7):
-    /// g = x·σ(alpha·x)·(y + 1) with x = min(g, limit), y = clamp(u, −limit, limit). Not wired into the forward yet.</summary>
+    /// g = x·σ(alpha·x)·(y + 1) with x = min(g, limit), y = clamp(u, −limit, limit).</summary>
     public static void SwiGluOai(float* g, float* u, int n, float alpha = 1.702f, float limit = 7f) => SwiGluOai(g, u, n, alpha, limit, Isa.Level);
 
     /// <summary>

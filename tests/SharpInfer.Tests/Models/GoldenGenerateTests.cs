@@ -24,6 +24,7 @@ public class GoldenGenerateTests
     [InlineData("mistral-tiny", "q8_0")]
     [InlineData("mistral-tiny", "q4_0")]
     [InlineData("mistral-tiny", "q4_k_m")]
+    [InlineData("gpt-oss-tiny", "q8_0")]
     public void SyntheticModelMatchesLlamaCpp(string preset, string type) =>
         Check(TestModels.Get(preset, type), $"generate/{preset}-{type}-s1.jsonl");
 
@@ -33,6 +34,7 @@ public class GoldenGenerateTests
     [InlineData("smollm3-tiny", "f32")]     // no RoPE on every 4th layer
     [InlineData("phi3-tiny", "f32")]        // fused QKV and gate/up
     [InlineData("qwen3moe-tiny", "f32")]    // 8 experts, top-2
+    [InlineData("gpt-oss-tiny", "f32")]     // sinks, window 16 then full, YaRN, MoE with biases (MXFP4 experts)
     public void AddedFamilyMatchesLlamaCpp(string preset, string type) =>
         Check(TestModels.GetLarge(preset, type), $"generate/{preset}-{type}-s1.jsonl");
 

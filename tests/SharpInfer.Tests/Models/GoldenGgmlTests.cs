@@ -35,6 +35,8 @@ public class GoldenGgmlTests
     /// compared log-probs are within 2e-3, all within 2e-2).</summary>
     [Theory]
     [InlineData("qwen3moe-tiny", "q8_0")]
+    [InlineData("gpt-oss-tiny", "q8_0")]
+    [InlineData("gpt-oss-tiny", "f32")]     // MXFP4 experts: 8-bit activations in their products even here
     public void AddedFamilyFastPathMatchesLlamaCppFastPath(string preset, string type) =>
         Check(TestModels.GetLarge(preset, type), $"generate-ggml/{preset}-{type}-s1.jsonl", tight: 2e-3, loose: 2e-2, margin: 2e-2, Isa.Level);
 
@@ -42,6 +44,7 @@ public class GoldenGgmlTests
     [InlineData("phi3-tiny", "q4_k_m")]
     [InlineData("qwen3moe-tiny", "q8_0")]
     [InlineData("gemma3-tiny", "q8_0")]
+    [InlineData("gpt-oss-tiny", "q8_0")]
     public void AddedFamilyFastPathStaysNearExact(string preset, string type) =>
         Check(TestModels.GetLarge(preset, type), $"generate/{preset}-{type}-s1.jsonl", tight: 0.5, loose: 0.5, margin: 1.0, Isa.Level);
 

@@ -10,7 +10,7 @@ namespace SharpInfer.Engine.Tools;
 /// </summary>
 public sealed class ChatOutputParser
 {
-    private readonly ReasoningSplitter? _reasoning;
+    private readonly IReasoningSplitter? _reasoning;
     private readonly ToolCallParser? _tools;
     private List<ChatOutputEvent>? _sink;
     private readonly Action<string> _onReasoning, _onAnswer;
@@ -19,9 +19,11 @@ public sealed class ChatOutputParser
     /// <param name="tools">The tool-call format to parse, or null to parse none.</param>
     /// <param name="reasoning">Split off <c>&lt;think&gt;</c> reasoning.</param>
     /// <param name="reasoningStartsInside">The prompt ended inside an opened <c>&lt;think&gt;</c> block.</param>
-    public ChatOutputParser(ToolCallFormat? tools, bool reasoning, bool reasoningStartsInside = false)
+    /// <param name="harmony">Reasoning comes in gpt-oss's harmony channels (<see cref="HarmonySplitter"/>), not in
+    /// <c>&lt;think&gt;</c> blocks.</param>
+    public ChatOutputParser(ToolCallFormat? tools, bool reasoning, bool reasoningStartsInside = false, bool harmony = false)
     {
-        _reasoning = reasoning ? new ReasoningSplitter(reasoningStartsInside) : null;
+        _reasoning = !reasoning ? null : harmony ? new HarmonySplitter() : new ReasoningSplitter(reasoningStartsInside);
         _tools = tools is { } f ? new ToolCallParser(f) : null;
         _onEvent = e => _sink!.Add(e);
         _onReasoning = s => _sink!.Add(ChatOutputEvent.Reasoning(s));
@@ -53,9 +55,10 @@ public sealed class ChatOutputParser
     }
 
     /// <summary>Parses a whole reply at once.</summary>
-    public static ChatOutputParser.Reply Parse(string text, ToolCallFormat? tools, bool reasoning, bool reasoningStartsInside = false)
+    public static ChatOutputParser.Reply Parse(string text, ToolCallFormat? tools, bool reasoning, bool reasoningStartsInside = false,
+                                               bool harmony = false)
     {
-        var p = new ChatOutputParser(tools, reasoning, reasoningStartsInside);
+        var p = new ChatOutputParser(tools, reasoning, reasoningStartsInside, harmony);
         var events = new List<ChatOutputEvent>();
         p.Push(text, events);
         p.Finish(events);

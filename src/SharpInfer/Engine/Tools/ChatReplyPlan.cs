@@ -23,6 +23,8 @@ public sealed class ChatReplyPlan
     public ToolCallFormat Format { get; private init; }
     /// <summary>The template writes &lt;think&gt; blocks.</summary>
     public bool TemplateThinks { get; private init; }
+    /// <summary>The template writes OpenAI's harmony format (gpt-oss): reasoning is the <c>analysis</c> channel.</summary>
+    public bool TemplateIsHarmony { get; private init; }
     /// <summary>Reasoning goes to <c>reasoning_content</c> (false for <c>reasoning_format: none</c>).</summary>
     public bool ParseReasoning { get; private init; }
     /// <summary>Thinking is on for this request (not switched off by <c>enable_thinking: false</c>).</summary>
@@ -46,6 +48,7 @@ public sealed class ChatReplyPlan
         if (tools != null && tools.Forced && otherConstraint)
             throw new InvalidRequestException("a forced 'tool_choice' cannot be combined with response_format, grammar, json_schema or structured_outputs", "tool_choice");
         bool thinks = templateSource.Contains("<think>", StringComparison.Ordinal);
+        bool harmony = templateSource.Contains("<|channel|>analysis<|message|>", StringComparison.Ordinal);
         var vars = variables;
         bool constrained = otherConstraint || tools?.Forced == true;
         if (thinks && constrained && templateSource.Contains(ThinkingSwitch, StringComparison.Ordinal) && vars?.ContainsKey(ThinkingSwitch) != true)
@@ -58,7 +61,8 @@ public sealed class ChatReplyPlan
             Tools = tools,
             Format = format,
             TemplateThinks = thinks,
-            ParseReasoning = parse && thinks,
+            TemplateIsHarmony = harmony,
+            ParseReasoning = parse && (thinks || harmony),
             ThinkingEnabled = enabled,
             Messages = tools != null && tools.Choice != ToolChoiceMode.None && format == ToolCallFormat.Generic
                 ? WithGenericInstructions(messages, tools) : messages,
@@ -97,7 +101,7 @@ public sealed class ChatReplyPlan
 
     /// <summary>A parser for one reply.</summary>
     public ChatOutputParser NewParser(bool promptOpensThinking) =>
-        new(ParsesToolCalls ? Format : null, ParseReasoning, ParseReasoning && promptOpensThinking);
+        new(ParsesToolCalls ? Format : null, ParseReasoning, ParseReasoning && promptOpensThinking, TemplateIsHarmony);
 
     /// <summary>For templates without tool syntax: a system message that explains the JSON reply (llama.cpp's generic
     /// format), added to the first system message or as a new one.</summary>

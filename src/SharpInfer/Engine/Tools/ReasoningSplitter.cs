@@ -8,7 +8,7 @@ namespace SharpInfer.Engine.Tools;
 /// soon as it cannot be part of a tag. Whitespace around the reasoning and before the answer is dropped (as
 /// llama-server does). An unclosed block is all reasoning.
 /// </summary>
-internal sealed class ReasoningSplitter
+internal sealed class ReasoningSplitter : IReasoningSplitter
 {
     public const string Open = "<think>";
     public const string Close = "</think>";

@@ -7,8 +7,9 @@ namespace SharpInfer.Models;
 /// scale, and its sliding window (0: the whole prefix; W: a query at position p sees keys p − W + 1 … p).</summary>
 public readonly record struct LayerAttributes(bool UsesRope, float RopeFreqBase, float RopeFreqScale, int Window);
 
-/// <summary>The activation of a gated FFN: act(gate) · up.</summary>
-public enum FfnActivation { Silu, Gelu }
+/// <summary>The activation of a gated FFN: act(gate) · up; SwiGluOai is gpt-oss's clamped SwiGLU
+/// (<see cref="VecOps.SwiGluOai(float*, float*, int, float, float)"/>).</summary>
+public enum FfnActivation { Silu, Gelu, SwiGluOai }
 
 /// <summary>
 /// One model family (llama.cpp's <c>src/models/*.cpp</c>): the hyper-parameters it reads beyond the common ones,
