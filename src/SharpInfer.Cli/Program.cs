@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(PerplexityCommand.Create());
         root.Subcommands.Add(QuantizeCommand.Create(io));
+        root.Subcommands.Add(ImatrixCommand.Create(io));
         var bench = BenchCommand.Create();
         bench.Subcommands.Add(BenchThroughputCommand.Create());
         bench.Subcommands.Add(BenchBatchedCommand.Create());

@@ -22,15 +22,21 @@ public static class QuantizeCommand
         var embdType = new Option<string?>("--token-embedding-type") { Description = "ggml type for token_embd.weight" };
         var leaveOutput = new Option<bool>("--leave-output-tensor") { Description = "Keep output.weight as it is" };
         var requantize = new Option<bool>("--allow-requantize") { Description = "Accept an input that is already quantized (loses quality)" };
-        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix file (not supported yet)" };
+        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (llama-imatrix's GGUF or legacy .dat file, or sharpinfer imatrix's)" };
+        var includeWeights = new Option<string[]>("--include-weights") { Description = "Use the imatrix only for tensors whose name contains this (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var excludeWeights = new Option<string[]>("--exclude-weights") { Description = "Do not use the imatrix for tensors whose name contains this (repeatable)", AllowMultipleArgumentsPerToken = false };
         var cmd = new Command("quantize", "Quantize a GGUF model like llama-quantize (same types, same bytes)")
         {
-            input, output, type, threads, pure, outputType, embdType, leaveOutput, requantize, imatrix,
+            input, output, type, threads, pure, outputType, embdType, leaveOutput, requantize, imatrix, includeWeights, excludeWeights,
         };
         cmd.SetAction(r =>
         {
-            if (r.GetValue(imatrix) != null)
-                throw new CliException("--imatrix is not supported yet (importance matrices are a later step of quantization support)");
+            string[] include = r.GetValue(includeWeights) ?? [], exclude = r.GetValue(excludeWeights) ?? [];
+            string? imatrixPath = r.GetValue(imatrix);
+            if (imatrixPath == null && (include.Length > 0 || exclude.Length > 0))
+                throw new CliException("--include-weights/--exclude-weights need --imatrix");
+            if (include.Length > 0 && exclude.Length > 0)
+                throw new CliException("--include-weights and --exclude-weights cannot be used together");
             string typeName = r.GetValue(type)!;
             if (!QuantFileType.TryParse(typeName, out var fileType))
                 throw new CliException($"unknown quantization type '{typeName}'; known: {string.Join(", ", QuantFileType.All.Select(t => t.Name))}");
@@ -38,7 +44,7 @@ public static class QuantizeCommand
             if (nThreads < 1) throw new CliException($"threads must be at least 1, got {nThreads}");
             var options = new QuantizeOptions(fileType, nThreads, r.GetValue(pure), r.GetValue(leaveOutput),
                 ParseGgmlType(r.GetValue(outputType), "--output-tensor-type"), ParseGgmlType(r.GetValue(embdType), "--token-embedding-type"),
-                r.GetValue(requantize));
+                r.GetValue(requantize), imatrixPath == null ? null : QuantImatrix.Load(imatrixPath, include, exclude));
             string inPath = ModelFileCheck.Ensure(r.GetValue(input)!);
             return Run(inPath, r.GetValue(output)!, options, io);
         });

@@ -22,6 +22,9 @@ internal sealed unsafe class MoeFeedForward : IDisposable
     private readonly int[] _selected, _slotOfToken, _tokensOf, _count;
     private readonly float[] _weights;
 
+    /// <summary>Sees the router's and each expert's inputs (sharpinfer imatrix); null costs nothing.</summary>
+    public IActivationObserver? Observer { get; set; }
+
     public MoeFeedForward(ModelConfig c, MatMul matmul, int maxTokens, NativeBuffer<float> gate, NativeBuffer<float> up)
     {
         _c = c;
@@ -44,6 +47,7 @@ internal sealed unsafe class MoeFeedForward : IDisposable
     public void Run(LayerWeights L, float* xn, int T, float* y, FfnActivation activation = FfnActivation.Silu)
     {
         int E = _c.EmbeddingLength, F = _c.FeedForwardLength, N = _c.ExpertCount, K = _c.ExpertUsedCount;
+        Observer?.MatMulInput(L.Router!, xn, T);
         _matmul.Run(L.Router!, xn, T, _router.Pointer, N);
         Array.Clear(_count);
         for (int t = 0; t < T; t++)
@@ -69,11 +73,17 @@ internal sealed unsafe class MoeFeedForward : IDisposable
             var ex = L.Experts![e];
             for (int i = 0; i < n; i++)
                 Buffer.MemoryCopy(xn + (long)_tokensOf[e * T + i] * E, _gathered.Pointer + (long)i * E, 4L * E, 4L * E);
+            if (Observer != null)
+            {
+                Observer.ExpertInput(ex.Gate, e, N, _gathered.Pointer, n);
+                Observer.ExpertInput(ex.Up, e, N, _gathered.Pointer, n);
+            }
             _matmul.SetInput(_gathered.Pointer, n, E);
             _matmul.Run(ex.Gate, _gate.Pointer, F, ex.Up, _up.Pointer, F);
             if (ex.GateBias != null) AddBias(_gate.Pointer, ex.GateBias, n, F);
             if (ex.UpBias != null) AddBias(_up.Pointer, ex.UpBias, n, F);
             Transformer.Activate(activation, _gate.Pointer, _up.Pointer, n * F, _matmul.Level);
+            Observer?.ExpertInput(ex.Down, e, N, _gate.Pointer, n);
             _matmul.Run(ex.Down, _gate.Pointer, n, _expertOut.Pointer, E);
             if (ex.DownBias != null) AddBias(_expertOut.Pointer, ex.DownBias, n, E);
             for (int i = 0; i < n; i++)

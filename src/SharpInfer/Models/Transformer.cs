@@ -44,6 +44,18 @@ public sealed unsafe class Transformer : IDisposable
     private ForwardBatch _batch = null!;
     private IKvCache _cache = null!;
     private int _start, _count;
+    private IActivationObserver? _observer;
+
+    /// <summary>Sees the input of every weight product (sharpinfer imatrix); null (the default) costs nothing.</summary>
+    public IActivationObserver? ActivationObserver
+    {
+        get => _observer;
+        set
+        {
+            _observer = value;
+            if (_moe != null) _moe.Observer = value;
+        }
+    }
 
     public Transformer(ModelConfig config, ModelWeights weights, ComputePool pool, int maxBatchTokens, int kvBlockSize,
                        MatMulPrecision precision = MatMulPrecision.Fast, IsaLevel? isa = null)
@@ -204,6 +216,12 @@ public sealed unsafe class Transformer : IDisposable
     {
         var c = Config;
         int T = _count;
+        if (_observer != null)
+        {
+            _observer.MatMulInput(L.Q, _xn.Pointer, T);
+            _observer.MatMulInput(L.K, _xn.Pointer, T);
+            _observer.MatMulInput(L.V, _xn.Pointer, T);
+        }
         _matmul.SetInput(_xn.Pointer, T, c.EmbeddingLength);
         _matmul.Run(L.Q, _q.Pointer, c.QueryDim, L.K, _k.Pointer, c.KeyDim, L.V, _v.Pointer, c.ValueDim);
         _prof?.Stop(ForwardProfiler.Op.QkvProj);
@@ -215,6 +233,7 @@ public sealed unsafe class Transformer : IDisposable
             for (int t = 0; t < T; t++) _firstVisible[t] = FirstVisible(_batch.Positions[_start + t], window);
         _attention.Run(_cache, _batch, li, _start, T, _q.Pointer, _att.Pointer, window > 0 ? _firstVisible : null, L.AttnSinks);
         _prof?.Stop(ForwardProfiler.Op.Attention);
+        _observer?.MatMulInput(L.O, _att.Pointer, T);
         _matmul.Run(L.O, _att.Pointer, T, _tmp.Pointer, c.EmbeddingLength);
         if (L.OBias != null)
             for (int t = 0; t < T; t++) VecOps.Add(_tmp.Pointer + (long)t * c.EmbeddingLength, ArrayPtr(L.OBias), c.EmbeddingLength);
@@ -236,11 +255,17 @@ public sealed unsafe class Transformer : IDisposable
             _prof?.Stop(ForwardProfiler.Op.Down);
             return;
         }
+        if (_observer != null)
+        {
+            _observer.MatMulInput(L.Gate!, _xn.Pointer, T);
+            _observer.MatMulInput(L.Up!, _xn.Pointer, T);
+        }
         _matmul.SetInput(_xn.Pointer, T, E);
         _matmul.Run(L.Gate!, _gate.Pointer, F, L.Up!, _up.Pointer, F);
         _prof?.Stop(ForwardProfiler.Op.GateUp);
         Activate(activation, _gate.Pointer, _up.Pointer, T * F, _matmul.Level);
         _prof?.Stop(ForwardProfiler.Op.SiluMul);
+        _observer?.MatMulInput(L.Down!, _gate.Pointer, T);
         _matmul.Run(L.Down!, _gate.Pointer, T, _tmp.Pointer, E);
         _prof?.Stop(ForwardProfiler.Op.Down);
     }

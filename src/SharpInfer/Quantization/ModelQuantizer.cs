@@ -132,6 +132,9 @@ public static class ModelQuantizer
         if (buffer.Length < (long)batchRows * outRow) buffer = new byte[(long)batchRows * outRow];
         nint basePtr = (nint)input.TensorData(src);
         var output = buffer;
+        // With an importance matrix each expert (ne[2] slice) has its own columns' weights.
+        var weights = t.Weights;
+        long rowsPerExpert = src.Dims.Length > 1 ? src.Dims[1] : 1;
         for (long r0 = 0; r0 < rows; r0 += batchRows)
         {
             int count = (int)Math.Min(batchRows, rows - r0);
@@ -150,7 +153,8 @@ public static class ModelQuantizer
                         x = scratch;
                     }
                     CheckFinite(x, src.Name, r * n, n);
-                    Quantize.Row(to, x, output.AsSpan(i * outRow, outRow));
+                    if (weights == null) Quantize.Row(to, x, output.AsSpan(i * outRow, outRow));
+                    else WeightedQuantize.Row(to, x, weights.AsSpan((int)(r / rowsPerExpert * n), n), output.AsSpan(i * outRow, outRow));
                 }
             }
             if (threads <= 1 || count == 1) Rows(0, count, src.Type == GgmlType.F32 ? Array.Empty<float>() : new float[n]);

@@ -5,11 +5,14 @@ namespace SharpInfer.Quantization;
 
 /// <summary>What <c>quantize</c> is asked to do: llama-quantize's type and the options that change the result.</summary>
 /// <param name="Threads">Worker threads; the output does not depend on it.</param>
+/// <param name="Imatrix">Importance weights (llama-quantize's --imatrix), or null for plain rounding.</param>
 public sealed record QuantizeOptions(QuantFileType Type, int Threads = 1, bool Pure = false, bool LeaveOutputTensor = false,
-                                     GgmlType? OutputTensorType = null, GgmlType? TokenEmbeddingType = null, bool AllowRequantize = false);
+                                     GgmlType? OutputTensorType = null, GgmlType? TokenEmbeddingType = null, bool AllowRequantize = false,
+                                     QuantImatrix? Imatrix = null);
 
-/// <summary>One tensor of the output: where it comes from and what it becomes.</summary>
-public sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output)
+/// <summary>One tensor of the output: where it comes from, what it becomes and, with an importance matrix, the
+/// per-column weights of each expert's rows (columns × experts) its quantizer gets.</summary>
+public sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output, float[]? Weights = null)
 {
     public bool Converts => Source.Type != Output.Type;
 }
@@ -49,15 +52,16 @@ public sealed class QuantizationPlan
 
         var ordered = Ordered(input);
         var ruleOptions = new TypeRuleOptions(options.Pure, !options.LeaveOutputTensor, options.OutputTensorType,
-                                              options.TokenEmbeddingType, HasImatrix: false, OnlyCopy: options.Type.IsCopy);
+                                              options.TokenEmbeddingType, HasImatrix: options.Imatrix != null, OnlyCopy: options.Type.IsCopy);
         var rules = new TensorTypeRules(model, ftype, defaultType, ruleOptions, ordered.Select(t => t.Name));
         var tensors = new List<PlannedTensor>(ordered.Count);
         foreach (var t in ordered)
         {
             var target = rules.TargetType(t.Name, t.Dims, t.Type);
-            Check(input, t, target, ftype, options);
+            var weights = t.Type == target ? null : options.Imatrix?.WeightsFor(t);
+            Check(input, t, target, ftype, options, weights);
             var dims = t.Dims.Length == 0 ? [1L] : t.Dims[..TensorTypeRules.NDims(t.Dims)];
-            tensors.Add(new PlannedTensor(t, new GgufTensorSpec(t.Name, dims, target)));
+            tensors.Add(new PlannedTensor(t, new GgufTensorSpec(t.Name, dims, target), weights));
         }
 
         var metadata = new List<GgufKeyValue>();
@@ -66,6 +70,13 @@ public sealed class QuantizationPlan
                 metadata.Add(new GgufKeyValue(key, input.MetadataTypes[key], input.Metadata[key]));
         metadata.Add(new GgufKeyValue("general.quantization_version", GgufValueType.UInt32, QuantizationVersion));
         metadata.Add(new GgufKeyValue("general.file_type", GgufValueType.UInt32, (uint)ftype));
+        if (options.Imatrix != null)
+            foreach (var kv in options.Imatrix.Metadata())
+            {
+                // gguf_set_val_* replaces a key by removing it and appending the new value.
+                metadata.RemoveAll(m => m.Key == kv.Key);
+                metadata.Add(kv);
+            }
 
         return new QuantizationPlan
         {
@@ -80,12 +91,14 @@ public sealed class QuantizationPlan
     private static List<GgufTensorInfo> Ordered(GgufFile input) =>
         input.Tensors.OrderBy(t => t.Name, TensorOrder.Instance).ToList();
 
-    private static void Check(GgufFile input, GgufTensorInfo t, GgmlType target, LlamaFileType ftype, QuantizeOptions options)
+    private static void Check(GgufFile input, GgufTensorInfo t, GgmlType target, LlamaFileType ftype, QuantizeOptions options, float[]? weights)
     {
         if (t.Type == target) return;
         string name = FileText.Quote(t.Name);
-        if (TensorTypeRules.RequiresImatrix(t.Name, target, ftype))
-            throw new QuantizationException($"{options.Type.Name} needs an importance matrix for tensor {name} ({GgmlTypeInfo.Name(target)}); --imatrix is not supported yet");
+        if (TensorTypeRules.RequiresImatrix(t.Name, target, ftype) && weights == null)
+            throw new QuantizationException(options.Imatrix == null
+                ? $"{options.Type.Name} needs an importance matrix for tensor {name} ({GgmlTypeInfo.Name(target)}); pass --imatrix FILE"
+                : $"missing importance matrix for tensor {name} in a very low-bit quantization ({GgmlTypeInfo.Name(target)})");
         if (!Quantize.IsSupported(target))
             throw new QuantizationException($"tensor {name} would become {GgmlTypeInfo.Name(target)}, which this program cannot produce yet");
         if (TensorTypeRules.IsQuantized(t.Type) && !options.AllowRequantize)

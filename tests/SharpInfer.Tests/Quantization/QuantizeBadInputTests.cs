@@ -54,13 +54,40 @@ public class QuantizeBadInputTests
         AssertNothingWritten(dir, input);
     }
 
-    [Fact]
-    public void Imatrix_is_not_supported_yet()
+    /// <summary>An imatrix that cannot be used is an error before anything is written: a missing file, a GGUF that is
+    /// not an imatrix, a file in neither format, an entry whose size does not match its tensor (llama-quantize's
+    /// "imatrix size … is different from tensor size"), conflicting filters, and IQ2 types (they need an imatrix, which
+    /// is there, but no IQ2 quantizer exists here).</summary>
+    [Theory]
+    [InlineData("missing", "", "Q4_K_M", "does not exist")]
+    [InlineData("model", "", "Q4_K_M", "lacks its metadata")]
+    [InlineData("garbage", "", "Q4_K_M", "neither GGUF nor a legacy imatrix")]
+    [InlineData("short", "", "Q4_K_M", "imatrix size 128 is different from tensor size 256")]
+    [InlineData("good", "--include-weights ffn --exclude-weights attn", "Q4_K_M", "cannot be used together")]
+    [InlineData("good", "", "IQ2_XXS", "cannot produce yet")]
+    public void Unusable_imatrix(string kind, string flags, string type, string message)
     {
         string dir = NewDir();
         string input = F32Model(dir);
-        AssertFails(Quantize("--imatrix", "imatrix.gguf", input, Path.Combine(dir, "out.gguf"), "Q4_K_M"), "--imatrix is not supported yet");
-        AssertNothingWritten(dir, input);
+        string imatrix = Path.Combine(dir, "imatrix.gguf");
+        switch (kind)
+        {
+            case "model": File.Copy(input, imatrix); break;
+            case "garbage": File.WriteAllText(imatrix, "not an importance matrix"); break;
+            case "short": Imatrix(128).Save(imatrix); break;
+            case "good": Imatrix(256).Save(imatrix); break;
+        }
+        string[] extra = flags.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        AssertFails(Quantize([.. extra, "--imatrix", imatrix, input, Path.Combine(dir, "out.gguf"), type]), message);
+        AssertNothingWritten(dir, kind == "missing" ? [input] : [input, imatrix]);
+
+        static SharpInfer.Quantization.ImportanceMatrix Imatrix(int columns) => new()
+        {
+            Entries = new(StringComparer.Ordinal) { ["blk.0.ffn_up.weight"] = new(Enumerable.Repeat(2f, columns).ToArray(), [1]) },
+            Datasets = ["test"],
+            ChunkCount = 1,
+            ChunkSize = 512,
+        };
     }
 
     [Fact]
