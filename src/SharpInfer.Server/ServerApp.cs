@@ -80,6 +80,8 @@ public static class ServerApp
         app.MapPost("/v1/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
         app.MapGet("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.GetAsync(ctx, responses, id));
         app.MapDelete("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.DeleteAsync(ctx, responses, id));
+        app.MapPost("/v1/messages", ctx => AnthropicEndpoints.MessagesAsync(ctx, host, log));
+        app.MapPost("/v1/messages/count_tokens", ctx => AnthropicEndpoints.CountTokensAsync(ctx, host));
         app.MapPost("/tokenize", ctx => InfoEndpoints.TokenizeAsync(ctx, host));
         app.MapPost("/detokenize", ctx => InfoEndpoints.DetokenizeAsync(ctx, host));
         return app;
