@@ -40,14 +40,20 @@ internal static class AnthropicEndpoints
         }
         try
         {
-            await ctx.Response.StartAsync(aborted).ConfigureAwait(false);
-            await output.StartAsync().ConfigureAwait(false);
-            var result = await turn.RunSingleAsync(host, output.OnEventAsync, "messages", aborted, keepTokens).ConfigureAwait(false);
+            var result = await turn.RunSingleAsync(host, output.OnEventAsync, "messages", aborted, keepTokens, onStarted: async () =>
+            {
+                await ctx.Response.StartAsync(aborted).ConfigureAwait(false);
+                await output.StartAsync().ConfigureAwait(false);
+            }).ConfigureAwait(false);
             await output.FinishAsync(result, tokenizer).ConfigureAwait(false);
         }
         catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)
         {
             // the client disconnected: disposing the choice set aborted the engine request
+        }
+        catch (Exception e) when (!aborted.IsCancellationRequested && !ctx.Response.HasStarted)
+        {
+            throw ApiErrors.Map(e, "messages");   // refused before the stream started: a plain error response
         }
         catch (Exception e) when (!aborted.IsCancellationRequested)
         {

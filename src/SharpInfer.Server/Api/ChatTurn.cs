@@ -62,9 +62,10 @@ internal sealed class ChatTurn
     /// <summary>Runs a single-choice turn, handing each parsed piece of the reply (content, reasoning, whole tool
     /// calls) to <paramref name="onEvent"/> as it is released. The client going away cancels <paramref name="aborted"/>
     /// (an <see cref="OperationCanceledException"/> here) and disposing the choice set aborts the engine request.
-    /// <paramref name="keepTokens"/>: collect the generated token ids for the result.</summary>
+    /// <paramref name="keepTokens"/>: collect the generated token ids for the result. <paramref name="onStarted"/> runs
+    /// once the engine accepted the request (a stream's headers go out then, so a refusal is still a plain 4xx/5xx).</summary>
     public async Task<Result> RunSingleAsync(ModelHost host, Func<ChatOutputEvent, ValueTask> onEvent, string promptParam,
-                                             CancellationToken aborted, bool keepTokens = false)
+                                             CancellationToken aborted, bool keepTokens = false, Func<ValueTask>? onStarted = null)
     {
         if (Requests.Count != 1) throw new InvalidOperationException("a single-choice turn has one request");
         ChoiceSet set;
@@ -77,6 +78,7 @@ internal sealed class ChatTurn
             throw ApiErrors.Map(e, promptParam);
         }
         await using var _ = set.ConfigureAwait(false);
+        if (onStarted != null) await onStarted().ConfigureAwait(false);
         var state = new ChoiceState { Parser = NewParser?.Invoke() ?? new ChatOutputParser(null, reasoning: false) };
         var tokens = keepTokens ? new List<int>() : null;
         await foreach (var (_, o) in set.ReadAllAsync(aborted).ConfigureAwait(false))

@@ -39,14 +39,20 @@ internal static class ResponsesEndpoints
         }
         try
         {
-            await ctx.Response.StartAsync(aborted).ConfigureAwait(false);
-            await output.StartAsync().ConfigureAwait(false);
-            var result = await turn.RunSingleAsync(host, output.OnEventAsync, "input", aborted).ConfigureAwait(false);
+            var result = await turn.RunSingleAsync(host, output.OnEventAsync, "input", aborted, onStarted: async () =>
+            {
+                await ctx.Response.StartAsync(aborted).ConfigureAwait(false);
+                await output.StartAsync().ConfigureAwait(false);
+            }).ConfigureAwait(false);
             await CompleteAsync(output, result, request, store, engine).ConfigureAwait(false);
         }
         catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)
         {
             // the client disconnected: disposing the choice set aborted the engine request
+        }
+        catch (Exception e) when (!aborted.IsCancellationRequested && !ctx.Response.HasStarted)
+        {
+            throw ApiErrors.Map(e, "input");   // refused before the stream started: a plain error response
         }
         catch (Exception e) when (!aborted.IsCancellationRequested)
         {

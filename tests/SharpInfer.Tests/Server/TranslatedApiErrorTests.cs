@@ -104,4 +104,30 @@ public class TranslatedApiErrorTests
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         Assert.Equal("response_not_found", JsonNode.Parse(await missing.Content.ReadAsStringAsync(TestContext.Current.CancellationToken))!["error"]!["code"]!.GetValue<string>());
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task APromptLongerThanTheContextIsAPlain400EvenWhenStreaming(bool stream)
+    {
+        await using var s = await ServerHarness.StartAsync();
+        string longText = string.Concat(Enumerable.Repeat("once upon a time ", 1200));
+        var (code, json, res) = await s.PostAsync("v1/responses", new JsonObject { ["input"] = longText, ["stream"] = stream });
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("application/json", res.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("context_length_exceeded", json["error"]!["code"]!.GetValue<string>());
+        Assert.Equal("input", json["error"]!["param"]!.GetValue<string>());
+
+        var body = new JsonObject
+        {
+            ["model"] = s.ModelId,
+            ["max_tokens"] = 5,
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = longText }),
+            ["stream"] = stream,
+        };
+        (code, json, _) = await s.PostAsync("v1/messages", body);
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("invalid_request_error", json["error"]!["type"]!.GetValue<string>());
+        Assert.Contains("maximum context length", json["error"]!["message"]!.GetValue<string>());
+    }
 }
