@@ -8,8 +8,9 @@ namespace SharpInfer.Server;
 /// error handler clears headers before writing an error body.</summary>
 public sealed class CorsPolicy
 {
-    private const string AllowedMethods = "GET, POST, OPTIONS";
-    private const string AllowedHeaders = "Authorization, Content-Type";
+    private const string AllowedMethods = "GET, POST, DELETE, OPTIONS";
+    // x-api-key and the anthropic-* headers: Anthropic's browser clients send them (/v1/messages)
+    private const string AllowedHeaders = "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access";
     private const string MaxAgeSeconds = "600";
 
     private readonly HashSet<string> _origins;

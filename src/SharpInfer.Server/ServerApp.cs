@@ -14,7 +14,8 @@ namespace SharpInfer.Server;
 
 /// <summary>
 /// Builds the OpenAI-compatible HTTP server: Kestrel on <see cref="ServerOptions.ListenUrl"/>, minimal-API endpoints,
-/// OpenAI-shaped errors for everything (including unknown routes and wrong methods), bearer-key auth, background
+/// OpenAI-shaped errors for everything (including unknown routes and wrong methods; Anthropic-shaped under /v1/messages),
+/// bearer-key auth (or x-api-key), background
 /// model loading once the server listens, and graceful shutdown on SIGTERM/Ctrl-C.
 /// </summary>
 public static class ServerApp
@@ -54,6 +55,7 @@ public static class ServerApp
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5));
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<ModelHost>();
+        builder.Services.AddSingleton<ResponseStore>();
         builder.Services.AddHostedService<ModelHostService>();
         configure?.Invoke(builder);
 
@@ -74,6 +76,12 @@ public static class ServerApp
         app.MapGet("/v1/models", ctx => InfoEndpoints.ModelsAsync(ctx, host));
         app.MapPost("/v1/chat/completions", ctx => GenerationEndpoints.ChatAsync(ctx, host, log));
         app.MapPost("/v1/completions", ctx => GenerationEndpoints.CompletionsAsync(ctx, host, log));
+        var responses = app.Services.GetRequiredService<ResponseStore>();
+        app.MapPost("/v1/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
+        app.MapGet("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.GetAsync(ctx, responses, id));
+        app.MapDelete("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.DeleteAsync(ctx, responses, id));
+        app.MapPost("/v1/messages", ctx => AnthropicEndpoints.MessagesAsync(ctx, host, log));
+        app.MapPost("/v1/messages/count_tokens", ctx => AnthropicEndpoints.CountTokensAsync(ctx, host));
         app.MapPost("/tokenize", ctx => InfoEndpoints.TokenizeAsync(ctx, host));
         app.MapPost("/detokenize", ctx => InfoEndpoints.DetokenizeAsync(ctx, host));
         EmbeddingEndpoints.Map(app, host);
@@ -128,10 +136,14 @@ public static class ServerApp
         const string scheme = "Bearer ";
         bool ok = header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)
                   && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()), Encoding.UTF8.GetBytes(apiKey));
+        // Anthropic's clients send the key as x-api-key
+        string xApiKey = ctx.Request.Headers["x-api-key"].ToString();
+        ok |= xApiKey.Length > 0 && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(xApiKey.Trim()), Encoding.UTF8.GetBytes(apiKey));
         if (ok) return next();
+        if (header.Length == 0) header = xApiKey;
         ctx.Response.Headers.WWWAuthenticate = "Bearer";
         return ApiErrors.WriteAsync(ctx, new ApiException(401,
-            header.Length == 0 ? "You didn't provide an API key. Provide it in the Authorization header (Authorization: Bearer YOUR_KEY)."
+            header.Length == 0 ? "You didn't provide an API key. Provide it in the Authorization header (Authorization: Bearer YOUR_KEY) or in x-api-key."
                                : "Incorrect API key provided.",
             ApiErrorTypes.Authentication, null, "invalid_api_key"));
     }

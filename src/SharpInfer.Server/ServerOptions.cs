@@ -23,6 +23,13 @@ public sealed record ServerOptions
     /// <summary>Origins browsers may call from (--cors-origin, repeatable or comma-separated; "*" = any). Empty = CORS
     /// off: no CORS headers, preflights are not answered.</summary>
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
+    /// <summary>How long a stored /v1/responses result can be continued (previous_response_id) or fetched
+    /// (--responses-ttl); zero keeps none.</summary>
+    public TimeSpan ResponsesTtl { get; init; } = TimeSpan.FromHours(1);
+    /// <summary>Most stored /v1/responses results (--responses-max-entries); the oldest goes first. Zero keeps none.</summary>
+    public int ResponsesMaxEntries { get; init; } = 1000;
+    /// <summary>Most memory the stored /v1/responses results may take together (their conversations' text).</summary>
+    public long ResponsesMaxBytes { get; init; } = 256L << 20;
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
     /// after the server starts listening; until it returns, requests get 503.</summary>
@@ -40,6 +47,9 @@ public sealed record ServerOptions
         if (string.IsNullOrWhiteSpace(Host)) throw new InvalidRequestException("--host must not be empty", "host");
         if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("--shutdown-timeout must not be negative", "shutdown_timeout");
         if (MaxRequestBodyBytes < 1024) throw new InvalidRequestException("--max-body-size must be at least 1 KiB", "max_body_size");
+        if (ResponsesTtl < TimeSpan.Zero) throw new InvalidRequestException("--responses-ttl must not be negative", "responses_ttl");
+        if (ResponsesMaxEntries < 0) throw new InvalidRequestException("--responses-max-entries must not be negative", "responses_max_entries");
+        if (ResponsesMaxBytes < 0) throw new InvalidRequestException("the responses store's byte budget must not be negative", "responses_max_bytes");
         if (ApiKey is { Length: 0 }) throw new InvalidRequestException("--api-key must not be empty", "api_key");
         if (string.IsNullOrEmpty(ModelId)) throw new InvalidRequestException("a model file (-m) or --served-model-name is required", "model");
         Engine.Validate();

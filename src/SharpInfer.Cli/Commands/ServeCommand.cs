@@ -55,8 +55,12 @@ public static class ServeCommand
             model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType.Both, cacheType.Keys, cacheType.Values, blockSize, scheduling,
             shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk, pooling,
         };
+        var responsesTtl = new Option<double>("--responses-ttl") { Description = "Seconds a /v1/responses result stays available to previous_response_id and GET (0 = keep none)", DefaultValueFactory = _ => 3600 };
+        var responsesMax = new Option<int>("--responses-max-entries") { Description = "Most /v1/responses results kept in memory; the oldest go first (0 = keep none)", DefaultValueFactory = _ => 1000 };
         speculative.AddTo(cmd);
         cmd.Options.Add(cors);
+        cmd.Options.Add(responsesTtl);
+        cmd.Options.Add(responsesMax);
         cmd.SetAction(r =>
         {
             var kv = r.GetValue(kvMemory);
@@ -69,6 +73,8 @@ public static class ServeCommand
                 ServedModelName = r.GetValue(served),
                 ShutdownTimeout = TimeSpan.FromSeconds(r.GetValue(shutdown)),
                 MaxRequestBodyBytes = ByteSize.Parse(r.GetValue(maxBody)!, "max_body_size"),
+                ResponsesTtl = TimeSpan.FromSeconds(r.GetValue(responsesTtl)),
+                ResponsesMaxEntries = r.GetValue(responsesMax),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions
                 {

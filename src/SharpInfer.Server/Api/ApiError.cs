@@ -74,14 +74,19 @@ public static class ApiErrors
         w.WriteEndObject();
     }
 
-    /// <summary>Writes the status, headers and error body (the response must not have started).</summary>
+    /// <summary>Writes the status, headers and error body (the response must not have started); Anthropic's shape under
+    /// <c>/v1/messages</c>.</summary>
     public static async Task WriteAsync(HttpContext context, ApiException e)
     {
         var response = context.Response;
         response.StatusCode = e.Status;
         response.ContentType = "application/json";
         if (e.RetryAfterSeconds is { } s) response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        using (var w = new Utf8JsonWriter(response.BodyWriter, ResponseJson.WriterOptions)) WriteErrorObject(w, e);
+        using (var w = new Utf8JsonWriter(response.BodyWriter, ResponseJson.WriterOptions))
+        {
+            if (AnthropicErrors.Applies(context)) AnthropicErrors.WriteErrorObject(w, e);
+            else WriteErrorObject(w, e);
+        }
         await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 }

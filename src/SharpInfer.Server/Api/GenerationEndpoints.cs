@@ -18,34 +18,12 @@ internal static class GenerationEndpoints
     public static async Task ChatAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
     {
         var engine = host.RequireEngine();
-        var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted, MaxArrayLength(engine)).ConfigureAwait(false);
+        var body = await ReadBodyAsync(ctx, host, engine).ConfigureAwait(false);
         CheckModel(body, host);
         PromptLimits.CheckChatMessages(body, engine.Model.Tokenizer, engine.MaxModelLen);
-        var messages = ReadMessages(body);
-        var tools = ToolSet.Read(body.Array("tools"), body["tool_choice"], body.Bool("parallel_tool_calls"));
-        Dictionary<string, JsonNode?>? variables = null;
-        if (body.Object("chat_template_kwargs") is { } kwargs)
-        {
-            variables = [];
-            foreach (var (k, val) in kwargs) variables[k] = val;
-        }
-        bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
-        var plan = ChatReplyPlan.Create(host.Prompts!.Formatter.Template.Source, messages, tools, body.String("reasoning_format"),
-                                        variables, StructuredOutput.IsRequested(body));
-
-        var (text, tokens) = host.Prompts!.Build(plan.Messages, body.Array("tools"), addGenerationPrompt, plan.Variables);
-        bool opensThinking = plan.TemplateThinks && ChatReplyPlan.PromptOpensThinking(text);
-        var tokenizer = engine.Model.Tokenizer;
-        int vocab = engine.Model.Config.VocabSize;
-        var p = GenerationParams.Parse(body, chat: true, vocab, tokenizer, g => plan.WrapGrammar(g, opensThinking));
-        if (plan.ToolGrammar(opensThinking) is { } toolGrammar)
-            p = p with { Sampling = p.Sampling with { LogitsProcessor = StructuredOutput.Compile(() => toolGrammar, "tools", tokenizer, vocab) } };
-        var meta = new ResponseMeta("chatcmpl-" + Guid.NewGuid().ToString("N"), p.Stream ? "chat.completion.chunk" : "chat.completion",
-                                    DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
-        var requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id);
-        bool parse = plan.ParsesToolCalls || plan.ParseReasoning;
-        await RunAsync(ctx, host, log, chat: true, p, requests, tokens.Length, echo: null, meta, "messages",
-                       parse ? () => plan.NewParser(opensThinking) : null).ConfigureAwait(false);
+        var turn = ChatTurn.Prepare(body, host);
+        await RunAsync(ctx, host, log, chat: true, turn.Params, turn.Requests, turn.PromptTokens, echo: null, turn.Meta, "messages", turn.NewParser)
+            .ConfigureAwait(false);
     }
 
     public static async Task CompletionsAsync(HttpContext ctx, ModelHost host, ILogger<ModelHost> log)
@@ -76,10 +54,15 @@ internal static class GenerationEndpoints
         await RunAsync(ctx, host, log, chat: false, p, requests, promptTokens, echo, meta, "prompt").ConfigureAwait(false);
     }
 
+    /// <summary>Reads a generation request's body with the size, array-length and decoding limits every generation
+    /// endpoint applies.</summary>
+    public static Task<JsonBody> ReadBodyAsync(HttpContext ctx, ModelHost host, LlmEngine engine) =>
+        JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted, MaxArrayLength(engine));
+
     /// <summary>No array of a generation request can be longer than this (each element is at least one token, or one choice).</summary>
     private static int MaxArrayLength(LlmEngine engine) => Math.Max(engine.MaxModelLen, MaxChoices);
 
-    private static void CheckModel(JsonBody body, ModelHost host)
+    public static void CheckModel(JsonBody body, ModelHost host)
     {
         var model = body.String("model");
         if (model != null && model != host.ModelId)
@@ -87,7 +70,7 @@ internal static class GenerationEndpoints
                                    ApiErrorTypes.NotFound, "model", "model_not_found");
     }
 
-    private static JsonArray ReadMessages(JsonBody body)
+    public static JsonArray ReadMessages(JsonBody body)
     {
         var messages = body.Array("messages") ?? throw ApiException.BadRequest("'messages' is required.", "messages");
         if (messages.Count == 0) throw ApiException.BadRequest("'messages' must contain at least one message.", "messages");
@@ -208,12 +191,8 @@ internal static class GenerationEndpoints
             {
                 return;   // the client is gone; its requests were aborted
             }
-            if (states.Any(s => s.Finish == FinishReason.Abort))
-                throw host.State == ServerState.Ready
-                    ? new ApiException(StatusCodes.Status500InternalServerError,
-                        "The engine aborted the request before it finished" + (states.FirstOrDefault(s => s.Error != null)?.Error is { } why ? $": {why}" : "."),
-                        ApiErrorTypes.Server)
-                    : ApiErrors.ShuttingDown();
+            if (states.FirstOrDefault(s => s.Finish == FinishReason.Abort) is { } abortedChoice)
+                throw AbortError(host, states.FirstOrDefault(s => s.Error != null) ?? abortedChoice);
             await JsonResponse.WriteAsync(ctx, w =>
             {
                 w.WriteStartObject();
@@ -318,6 +297,13 @@ internal static class GenerationEndpoints
         }
     }
 
+    /// <summary>The error for a choice the engine aborted on its own: 500 with its reason, or 503 while shutting down.</summary>
+    public static ApiException AbortError(ModelHost host, ChoiceState s) =>
+        host.State == ServerState.Ready
+            ? new ApiException(StatusCodes.Status500InternalServerError,
+                "The engine aborted the request before it finished" + (s.Error is { } why ? $": {why}" : "."), ApiErrorTypes.Server)
+            : ApiErrors.ShuttingDown();
+
     /// <summary>Streams one output of a parsed reply: a chunk per reasoning/content piece and per tool-call part, then
     /// the log-probs and the finish reason ("tool_calls" when calls were made) in a chunk with an empty delta.</summary>
     private static async Task StreamParsedAsync(SseWriter sse, ResponseMeta meta, GenerationParams p, int index, ChoiceState s,
@@ -363,7 +349,7 @@ internal static class GenerationEndpoints
         w.WriteEndObject();
     }
 
-    private static void Accumulate(ChoiceState s, RequestOutput o)
+    public static void Accumulate(ChoiceState s, RequestOutput o)
     {
         s.Text.Append(o.Text);
         if (o.LogProbs != null) s.LogProbs.AddRange(o.LogProbs);

@@ -154,9 +154,10 @@ internal static class ResponseJson
     }
 }
 
-/// <summary>Server-sent events: <c>data: {json}\n\n</c> per chunk, flushed at once, and <c>data: [DONE]\n\n</c> at the end.</summary>
+/// <summary>Server-sent events: <c>data: {json}\n\n</c> per chunk (optionally after an <c>event:</c> line), flushed at once, and <c>data: [DONE]\n\n</c> at the end.</summary>
 internal sealed class SseWriter
 {
+    private static readonly byte[] EventPrefix = "event: "u8.ToArray();
     private static readonly byte[] Prefix = "data: "u8.ToArray();
     private static readonly byte[] Suffix = "\n\n"u8.ToArray();
     private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
@@ -176,13 +177,23 @@ internal sealed class SseWriter
         _response.Headers["X-Accel-Buffering"] = "no";
     }
 
-    public async ValueTask WriteAsync(Action<Utf8JsonWriter> write, CancellationToken ct)
+    public ValueTask WriteAsync(Action<Utf8JsonWriter> write, CancellationToken ct) => WriteAsync(null, write, ct);
+
+    /// <summary>One event; <paramref name="eventName"/> adds an <c>event:</c> line first (the Responses and Anthropic
+    /// streams name each event).</summary>
+    public async ValueTask WriteAsync(string? eventName, Action<Utf8JsonWriter> write, CancellationToken ct)
     {
         _buffer.ResetWrittenCount();
         _json.Reset(_buffer);
         write(_json);
         _json.Flush();
         var pipe = _response.BodyWriter;
+        if (eventName != null)
+        {
+            pipe.Write(EventPrefix);
+            Encoding.UTF8.GetBytes(eventName, pipe);
+            pipe.Write("\n"u8);
+        }
         pipe.Write(Prefix);
         pipe.Write(_buffer.WrittenSpan);
         pipe.Write(Suffix);

@@ -1,0 +1,96 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using SharpInfer.Engine;
+using SharpInfer.Engine.Tools;
+
+namespace SharpInfer.Server.Api;
+
+/// <summary>
+/// A chat request made ready for the engine: the reply plan (tools, reasoning, template variables), the rendered and
+/// tokenized prompt, the sampling parameters with any grammar, and one engine request per choice. Chat completions
+/// and the APIs translated onto it (<c>/v1/responses</c>, <c>/v1/messages</c>) share this one request path.
+/// </summary>
+internal sealed class ChatTurn
+{
+    public required GenerationParams Params { get; init; }
+    public required List<EngineRequest> Requests { get; init; }
+    public required int PromptTokens { get; init; }
+    public required ResponseMeta Meta { get; init; }
+    /// <summary>A parser for one reply when it holds tool calls or reasoning; null when the text is plain content.</summary>
+    public Func<ChatOutputParser>? NewParser { get; init; }
+
+    /// <summary>Reads a chat-completions body (already size-checked) into a turn; 400 naming the field for anything
+    /// wrong. <paramref name="idPrefix"/> starts the response id.</summary>
+    public static ChatTurn Prepare(JsonBody body, ModelHost host, string idPrefix = "chatcmpl-")
+    {
+        var engine = host.RequireEngine();
+        var messages = GenerationEndpoints.ReadMessages(body);
+        var tools = ToolSet.Read(body.Array("tools"), body["tool_choice"], body.Bool("parallel_tool_calls"));
+        Dictionary<string, JsonNode?>? variables = null;
+        if (body.Object("chat_template_kwargs") is { } kwargs)
+        {
+            variables = [];
+            foreach (var (k, val) in kwargs) variables[k] = val;
+        }
+        bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
+        var plan = ChatReplyPlan.Create(host.Prompts!.Formatter.Template.Source, messages, tools, body.String("reasoning_format"),
+                                        variables, StructuredOutput.IsRequested(body));
+
+        var (text, tokens) = host.Prompts!.Build(plan.Messages, body.Array("tools"), addGenerationPrompt, plan.Variables);
+        bool opensThinking = plan.TemplateThinks && ChatReplyPlan.PromptOpensThinking(text);
+        var tokenizer = engine.Model.Tokenizer;
+        int vocab = engine.Model.Config.VocabSize;
+        var p = GenerationParams.Parse(body, chat: true, vocab, tokenizer, g => plan.WrapGrammar(g, opensThinking));
+        if (plan.ToolGrammar(opensThinking) is { } toolGrammar)
+            p = p with { Sampling = p.Sampling with { LogitsProcessor = StructuredOutput.Compile(() => toolGrammar, "tools", tokenizer, vocab) } };
+        var meta = new ResponseMeta(idPrefix + Guid.NewGuid().ToString("N"), p.Stream ? "chat.completion.chunk" : "chat.completion",
+                                    DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
+        bool parse = plan.ParsesToolCalls || plan.ParseReasoning;
+        return new ChatTurn
+        {
+            Params = p,
+            Requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id),
+            PromptTokens = tokens.Length,
+            Meta = meta,
+            NewParser = parse ? () => plan.NewParser(opensThinking) : null,
+        };
+    }
+
+    /// <summary>How a single-choice turn ended.</summary>
+    public sealed record Result(FinishReason Finish, int CompletionTokens, int CachedTokens, int[] TokenIds);
+
+    /// <summary>Runs a single-choice turn, handing each parsed piece of the reply (content, reasoning, whole tool
+    /// calls) to <paramref name="onEvent"/> as it is released. The client going away cancels <paramref name="aborted"/>
+    /// (an <see cref="OperationCanceledException"/> here) and disposing the choice set aborts the engine request.
+    /// <paramref name="keepTokens"/>: collect the generated token ids for the result. <paramref name="onStarted"/> runs
+    /// once the engine accepted the request (a stream's headers go out then, so a refusal is still a plain 4xx/5xx).</summary>
+    public async Task<Result> RunSingleAsync(ModelHost host, Func<ChatOutputEvent, ValueTask> onEvent, string promptParam,
+                                             CancellationToken aborted, bool keepTokens = false, Func<ValueTask>? onStarted = null)
+    {
+        if (Requests.Count != 1) throw new InvalidOperationException("a single-choice turn has one request");
+        ChoiceSet set;
+        try
+        {
+            set = ChoiceSet.Start(host.Engine!, Requests, aborted);
+        }
+        catch (Exception e) when (e is not ApiException)
+        {
+            throw ApiErrors.Map(e, promptParam);
+        }
+        await using var _ = set.ConfigureAwait(false);
+        if (onStarted != null) await onStarted().ConfigureAwait(false);
+        var state = new ChoiceState { Parser = NewParser?.Invoke() ?? new ChatOutputParser(null, reasoning: false) };
+        var tokens = keepTokens ? new List<int>() : null;
+        await foreach (var (_, o) in set.ReadAllAsync(aborted).ConfigureAwait(false))
+        {
+            GenerationEndpoints.Accumulate(state, o);
+            tokens?.AddRange(o.TokenIds);
+            state.Events.Clear();
+            state.Parser.Push(o.Text, state.Events);
+            if (o.IsFinal) state.Parser.Finish(state.Events);
+            foreach (var e in state.Events) await onEvent(e).ConfigureAwait(false);
+        }
+        if (state.Finish is not { } finish || finish == FinishReason.Abort) throw GenerationEndpoints.AbortError(host, state);
+        return new Result(finish, state.CompletionTokens, state.CachedTokens, tokens?.ToArray() ?? []);
+    }
+}
