@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -53,30 +54,58 @@ public static class ServerApp
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         // Kestrel's own drain must outlast the engine's grace period, which ends in-flight requests itself.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5));
-        builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton<ModelHost>();
-        builder.Services.AddSingleton<ResponseStore>();
-        builder.Services.AddHostedService<ModelHostService>();
+        builder.Services.AddSharpInferServer(options);
         configure?.Invoke(builder);
 
         var app = builder.Build();
-        var host = app.Services.GetRequiredService<ModelHost>();
         var log = app.Services.GetRequiredService<ILogger<ModelHost>>();
-        app.Lifetime.ApplicationStarted.Register(host.StartLoading);
-        app.Lifetime.ApplicationStopping.Register(host.BeginShutdown);
 
         var cors = CorsPolicy.Create(options.CorsOrigins);
         if (cors is not null) app.Use((ctx, next) => cors.HandleAsync(ctx, next));
         app.Use((ctx, next) => HandleErrors(ctx, next, log));
         app.UseStatusCodePages(ctx => StatusCodePage(ctx.HttpContext));
         app.Use((ctx, next) => Authorize(ctx, next, options.ApiKey));
+        app.MapSharpInfer();
+        return app;
+    }
+
+    /// <summary>Registers the server's model host (loaded in the background once the application starts, stopped
+    /// gracefully with it) for <see cref="MapSharpInfer"/>, so any ASP.NET Core application can host the API.</summary>
+    public static IServiceCollection AddSharpInferServer(this IServiceCollection services, ServerOptions options)
+    {
+        options.Validate();
+        services.AddSingleton(options);
+        services.AddSingleton<ModelHost>();
+        services.AddSingleton<ResponseStore>();
+        services.AddHostedService<ModelHostService>();
+        return services;
+    }
+
+    /// <summary>Maps the OpenAI-compatible endpoints (/v1/chat/completions, /v1/completions, /v1/responses,
+    /// /v1/messages, /v1/embeddings, /v1/rerank, /v1/models, /health, /metrics, /tokenize, /detokenize) into an application that called <see cref="AddSharpInferServer"/>. Each
+    /// answers errors with OpenAI error bodies and checks <see cref="ServerOptions.ApiKey"/> itself, without middleware
+    /// that would reach the host application's other endpoints. Returns the group, for the host's own conventions.</summary>
+    public static RouteGroupBuilder MapSharpInfer(this IEndpointRouteBuilder endpoints)
+    {
+        var services = endpoints.ServiceProvider;
+        var host = services.GetRequiredService<ModelHost>();
+        var log = services.GetRequiredService<ILogger<ModelHost>>();
+        var lifetime = services.GetRequiredService<IHostApplicationLifetime>();
+        lifetime.ApplicationStarted.Register(host.StartLoading);
+        lifetime.ApplicationStopping.Register(host.BeginShutdown);
+        var app = endpoints.MapGroup("");
+        ((IEndpointConventionBuilder)app).Add(b =>
+        {
+            if (b.RequestDelegate is not { } inner) return;
+            b.RequestDelegate = ctx => HandleErrors(ctx, () => Authorize(ctx, () => inner(ctx), host.Options.ApiKey), log);
+        });
 
         app.MapGet("/health", ctx => InfoEndpoints.HealthAsync(ctx, host));
         app.MapGet("/metrics", ctx => InfoEndpoints.MetricsAsync(ctx, host));
         app.MapGet("/v1/models", ctx => InfoEndpoints.ModelsAsync(ctx, host));
         app.MapPost("/v1/chat/completions", ctx => GenerationEndpoints.ChatAsync(ctx, host, log));
         app.MapPost("/v1/completions", ctx => GenerationEndpoints.CompletionsAsync(ctx, host, log));
-        var responses = app.Services.GetRequiredService<ResponseStore>();
+        var responses = services.GetRequiredService<ResponseStore>();
         app.MapPost("/v1/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
         app.MapGet("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.GetAsync(ctx, responses, id));
         app.MapDelete("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.DeleteAsync(ctx, responses, id));

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace SharpInfer.Tests.Packaging;
+
+/// <summary>
+/// The packages as a user gets them: <c>dotnet pack</c> (of the Release build this test run made) into a temporary
+/// feed; a new console project that references <c>SharpInfer.Extensions.AI</c> from that feed (a PackageReference,
+/// not a project reference) runs a chat, a streamed chat and a forced tool call through <c>UseFunctionInvocation()</c>;
+/// and the CLI installs from the feed as a dotnet tool whose <c>sharpinfer run</c> generates. One pack, one restore:
+/// the other packages come from this machine's global package folder (a fallback folder), ours are extracted into a
+/// temporary one, so a stale copy of the same version can never be used.
+/// </summary>
+public class PackageFeedTests
+{
+    private static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(10);
+
+    [Fact]
+    public async Task PackagesFromALocalFeedRunAChatAToolCallAndTheDotnetTool()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var root = Directory.CreateDirectory(Path.Combine(TestPaths.RunScratch, "packages-" + Guid.NewGuid().ToString("N"))).FullName;
+        string feed = Path.Combine(root, "feed"), app = Directory.CreateDirectory(Path.Combine(root, "app")).FullName;
+        string configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;   // bin/<Configuration>/net10.0
+        foreach (var project in new[] { "SharpInfer", "SharpInfer.Server", "SharpInfer.Extensions.AI", "SharpInfer.Cli" })
+            await DotnetAsync(TestPaths.RepoRoot, ct, "pack", Path.Combine(TestPaths.RepoRoot, "src", project), "-c", configuration, "--no-build", "-o", feed);
+        string version = Path.GetFileName(Directory.GetFiles(feed, "SharpInfer.Extensions.AI.*.nupkg").Single(f => !f.EndsWith(".snupkg")))
+            ["SharpInfer.Extensions.AI.".Length..^".nupkg".Length];
+
+        string globalPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } g ? g
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        // the user's configured sources stay (this file adds to them); the feed comes first for our packages
+        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <config><add key="globalPackagesFolder" value="{Path.Combine(root, "packages")}" /></config>
+              <packageSources><add key="sharpinfer-test-feed" value="{feed}" /></packageSources>
+              <fallbackPackageFolders><add key="machine" value="{globalPackages}" /></fallbackPackageFolders>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <Nullable>enable</Nullable>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="SharpInfer.Extensions.AI" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), """
+            using Microsoft.Extensions.AI;
+            using SharpInfer;
+            using SharpInfer.Extensions.AI;
+
+            await using var stories = await Llm.LoadAsync(args[0], new LlmOptions { Threads = 2, ContextLength = 256 });
+            IChatClient chat = stories.AsChatClient();
+            var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 8 };
+            var reply = await chat.GetResponseAsync("Tell me a story.", options);
+            Console.WriteLine($"chat: {reply.Usage!.OutputTokenCount} {reply.FinishReason} [{reply.Text}]");
+            var streamed = new System.Text.StringBuilder();
+            int updates = 0;
+            await foreach (var u in chat.GetStreamingResponseAsync("Tell me a story.", options)) { streamed.Append(u.Text); updates++; }
+            Console.WriteLine($"stream: {updates} {streamed.ToString() == reply.Text}");
+
+            await using var qwen = await Llm.LoadAsync(args[1], new LlmOptions { Threads = 2, ContextLength = 512 });
+            long called = -1;
+            var forecast = AIFunctionFactory.Create((long days) => { called = days; return $"sunny for {days} days"; }, "get_forecast", "The forecast.");
+            var tools = qwen.AsChatClient().AsBuilder().UseFunctionInvocation(configure: f => f.MaximumIterationsPerRequest = 2).Build();
+            var answer = await tools.GetResponseAsync("Weather?", new ChatOptions { Tools = [forecast], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 200, Seed = 4 });
+            var result = answer.Messages.SelectMany(m => m.Contents).OfType<FunctionResultContent>().FirstOrDefault();
+            Console.WriteLine($"tool: {called} [{result?.Result}] {answer.Messages.Count} messages");
+            """);
+        var output = await DotnetAsync(app, ct, "run", "-c", "Release", "-p:UseSharedCompilation=false", "--", TestPaths.Stories260K, TestModels.Get("qwen3-tiny", "f32"));
+        Assert.Contains("chat: 8 length [", output);
+        var stream = output.Split('\n').Single(l => l.StartsWith("stream: ")).Split(' ');
+        Assert.True(int.Parse(stream[1]) > 2, output);
+        Assert.Equal("True", stream[2].Trim());
+        var tool = output.Split('\n').Single(l => l.StartsWith("tool: "));
+        long days = long.Parse(tool.Split(' ')[1]);
+        Assert.True(days >= 0, output);
+        Assert.Contains($"[sunny for {days} days]", tool);
+
+        string tools = Path.Combine(root, "tools");
+        await DotnetAsync(app, ct, "tool", "install", "--tool-path", tools, "--add-source", feed, "--version", version, "SharpInfer.Cli");
+        var run = await RunAsync(Path.Combine(tools, "sharpinfer"), app, ct, "run", "-m", TestPaths.Stories260K, "-p", "Once", "-n", "8", "--temp", "0");
+        Assert.StartsWith("Once", run.TrimStart());
+        Assert.True(run.Trim().Length > "Once".Length, run);
+    }
+
+    private static Task<string> DotnetAsync(string dir, CancellationToken ct, params string[] args) => RunAsync("dotnet", dir, ct, args);
+
+    /// <summary>Runs a process to its end (the hang guard kills it) and returns its stdout; a non-zero exit fails with both streams.</summary>
+    private static async Task<string> RunAsync(string file, string dir, CancellationToken ct, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        // a child build must not inherit this test host's MSBuild settings, nor leave build servers behind
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList()) psi.Environment.Remove(key);
+        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        psi.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync(ct);
+        var stderr = p.StandardError.ReadToEndAsync(ct);
+        using var guard = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        guard.CancelAfter(HangGuard);
+        try
+        {
+            await p.WaitForExitAsync(guard.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {HangGuard}");
+        }
+        string output = await stdout, errors = await stderr;
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {p.ExitCode}\n{output}\n{errors}");
+        return output;
+    }
+}
