@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using SharpInfer.Engine.Pooling;
 
 namespace SharpInfer.Server.Api;
@@ -14,7 +15,7 @@ namespace SharpInfer.Server.Api;
 /// </summary>
 internal static class EmbeddingEndpoints
 {
-    public static void Map(WebApplication app, ModelHost host)
+    public static void Map(IEndpointRouteBuilder app, ModelHost host)
     {
         app.MapPost("/v1/embeddings", ctx => OpenAiAsync(ctx, host));
         app.MapPost("/embedding", ctx => LlamaAsync(ctx, host));
