@@ -78,7 +78,8 @@ public sealed class DiskBlockStore : IKvBlockStore
     }
 
     /// <summary>A fingerprint of what a stored block depends on: the model file (its length and its first and last
-    /// MiB, which hold the header, the tensor table and weights) and the KV layout (key and value formats, block size, shape).</summary>
+    /// MiB, which hold the header, the tensor table and weights) and the KV layout (key and value formats, block size, shape).
+    /// v3: quantized rows are stored Hadamard-rotated (<see cref="KvRotation"/>), so v2 blocks must not be reused.</summary>
     public static UInt128 Fingerprint(Model model, KvDataType type, int blockSize, KvDataType? valueType = null)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -94,7 +95,7 @@ public sealed class DiskBlockStore : IKvBlockStore
             sha.AppendData(buf);
         }
         var c = model.Config;
-        sha.AppendData(Encoding.UTF8.GetBytes($"kv-layout-v2 {type}/{valueType ?? type} {blockSize} {c.LayerCount} {c.KvHeadCount} {c.HeadDim}"));
+        sha.AppendData(Encoding.UTF8.GetBytes($"kv-layout-v3 {type}/{valueType ?? type} {blockSize} {c.LayerCount} {c.KvHeadCount} {c.HeadDim}"));
         return BinaryPrimitives.ReadUInt128LittleEndian(sha.GetHashAndReset());
     }
 

@@ -38,6 +38,9 @@ public abstract unsafe class KvFormat
     public abstract long RowBytes(int headDim);
     /// <summary>Whether the float formats' F16 fast paths in attention apply (read halves directly).</summary>
     public bool IsF16 => Type == KvDataType.F16;
+    /// <summary>Whether rows are block-quantized (a scale per block): such keys and values are stored Hadamard-rotated
+    /// (<see cref="KvRotation"/>).</summary>
+    public bool IsQuantized => Type is KvDataType.Q8_0 or KvDataType.Q4_0;
 
     /// <summary>Stores <paramref name="headDim"/> floats at <paramref name="dst"/>. Returns false when a value became
     /// non-finite in storage (so attention stops assuming finite halves).</summary>

@@ -334,6 +334,9 @@ public sealed unsafe class Transformer : IDisposable
         int D = Config.HeadDim;
         KvFormat kf = cache.KeyFormat, vf = cache.ValueFormat;
         long kRow = kf.RowBytes(D), vRow = vf.RowBytes(D);
+        // quantized formats store rows Hadamard-rotated (llama.cpp's attn_rot); attention rotates q and its output to match
+        KvRotation.Rotate(k, Config.KvHeadCount * D, KvRotation.KeySize(kf, D));
+        KvRotation.Rotate(v, Config.KvHeadCount * D, KvRotation.ValueSize(vf, D));
         bool finite = true;
         for (int h = 0; h < Config.KvHeadCount; h++)
         {

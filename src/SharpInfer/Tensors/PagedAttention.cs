@@ -45,6 +45,10 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     private int _layer, _tokenOffset;
     private float* _q, _out;
     private float _scale;
+    /// <summary>Hadamard rotation sizes of the cache's keys and values (<see cref="KvRotation"/>; 0: stored as is).</summary>
+    private int _keyRotation, _valueRotation;
+    /// <summary>Where in each thread's scratch the rotated copy of a tile's queries goes.</summary>
+    private readonly long _rotatedQueryOffset;
     private int[]? _firstVisible;
     private float[]? _sinks;
 
@@ -59,6 +63,9 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         _tiles = Level >= IsaLevel.Avx512 && TileAttention512.Supports(_headDim, blockSize);
         long scratch = ScratchFloats(_groupSize, _headDim, blockSize);
         if (_tiles) scratch = Math.Max(scratch, TileAttention512.ScratchFloats(_groupSize, _headDim, blockSize));
+        // a rotated copy of a tile's queries, laid out like the batch rows (token stride _qStride)
+        _rotatedQueryOffset = (scratch + 15) & ~15L;
+        scratch = _rotatedQueryOffset + (long)(TileAttention512.MaxTokens - 1) * _qStride + (long)_groupSize * _headDim;
         _scratch = new NativeBuffer<float>[pool.Threads];
         for (int i = 0; i < _scratch.Length; i++)
             _scratch[i] = new NativeBuffer<float>(scratch);
@@ -73,7 +80,9 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
     /// <summary>Attention for batch tokens [tokenOffset, tokenOffset + count): q is [count × n_head·D], out likewise.
     /// <paramref name="firstVisible"/> (sliding-window layers): per token t of the range, the first key position it
     /// sees (keys before it are skipped); null: every token sees its whole prefix. <paramref name="sinks"/> (gpt-oss):
-    /// one logit per query head that joins each softmax's max and denominator without a value; null: none.</summary>
+    /// one logit per query head that joins each softmax's max and denominator without a value; null: none. A quantized
+    /// cache holds keys and values Hadamard-rotated (<see cref="KvRotation"/>, as the model writes them): queries are
+    /// rotated on the way in (into scratch) and outputs back on the way out, so q and output stay in the model's basis.</summary>
     public void Run(IKvCache cache, ForwardBatch batch, int layer, int tokenOffset, int count, float* q, float* output,
                     int[]? firstVisible = null, float[]? sinks = null)
     {
@@ -81,6 +90,8 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         _firstVisible = firstVisible;
         _sinks = sinks;
         _scale = 1.0f / MathF.Sqrt(_headDim);
+        _keyRotation = KvRotation.KeySize(cache.KeyFormat, _headDim);
+        _valueRotation = KvRotation.ValueSize(cache.ValueFormat, _headDim);
         MakeTiles(count);
         _pool.Run(this, _tileTotal * _kvHeads);
     }
@@ -120,15 +131,31 @@ public sealed unsafe class PagedAttention : IParallelWork, IDisposable
         var table = _batch.Table(_batch.SequenceOf[bt]);
         float* q = _q + (long)t * _qStride + g * _groupSize * _headDim;
         float* o = _out + (long)t * _qStride + g * _groupSize * _headDim;
+        float* scratch = _scratch[thread].Pointer;
+        int groupFloats = _groupSize * _headDim;
+        if (_keyRotation > 0)
+        {
+            // keys are stored rotated: attend with H·q (a copy; the caller's queries stay as they are)
+            float* rq = scratch + _rotatedQueryOffset;
+            for (int i = 0; i < tokens; i++)
+            {
+                Buffer.MemoryCopy(q + (long)i * _qStride, rq + (long)i * _qStride, 4L * groupFloats, 4L * groupFloats);
+                KvRotation.Rotate(rq + (long)i * _qStride, groupFloats, _keyRotation);
+            }
+            q = rq;
+        }
         if (tokens == 1)
         {
             int first = _firstVisible != null ? _firstVisible[t] : 0;
             fixed (float* sinks = _sinks)   // pinned (ModelWeights' vectors): no copy, no allocation
-                Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, _scratch[thread].Pointer, Level, first,
+                Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, scratch, Level, first,
                     sinks == null ? null : sinks + g * _groupSize);
         }
         else
-            TileAttention512.Attend(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, _scratch[thread].Pointer);
+            TileAttention512.Attend(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, scratch);
+        // values are stored rotated: Σ p·Hv = H·Σ p·v, and H·H = I
+        if (_valueRotation > 0)
+            for (int i = 0; i < tokens; i++) KvRotation.Rotate(o + (long)i * _qStride, groupFloats, _valueRotation);
     }
 
     /// <summary>Attention of <paramref name="groupSize"/> query heads (consecutive, headDim apart) against the
