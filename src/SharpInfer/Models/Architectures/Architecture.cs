@@ -92,6 +92,9 @@ public abstract class Architecture
         (w.Matrix(p + "ffn_gate.weight", c.EmbeddingLength, c.FeedForwardLength),
          w.Matrix(p + "ffn_up.weight", c.EmbeddingLength, c.FeedForwardLength));
 
+    /// <summary>The gated feed-forward's activation in the default layer.</summary>
+    internal virtual FfnActivation FeedForwardActivation => FfnActivation.Silu;
+
     /// <summary>One layer's forward pass over the current micro-batch (the residual stream is the blocks' x). The
     /// default is the pre-norm decoder layer: x += attn(norm(x)); x += ffn(norm(x)).</summary>
     internal virtual void ForwardLayer(Transformer.Blocks f, LayerWeights L, int layer)
@@ -100,7 +103,7 @@ public abstract class Architecture
         f.Attention(L, layer);
         f.AddToResidual();
         f.Norm(L.FfnNorm);
-        f.FeedForward(L, FfnActivation.Silu);
+        f.FeedForward(L, FeedForwardActivation);
         f.AddToResidual();
     }
 }

@@ -77,13 +77,7 @@ public sealed class GptOss : Architecture
         };
     }
 
-    internal override void ForwardLayer(Transformer.Blocks f, LayerWeights L, int layer)
-    {
-        f.Norm(L.AttnNorm);
-        f.Attention(L, layer);
-        f.AddToResidual();
-        f.Norm(L.FfnNorm);
-        f.FeedForward(L, FfnActivation.SwiGluOai);
-        f.AddToResidual();
-    }
+    /// <summary>The pre-norm layer of every family, with the clamped SwiGLU (<c>post_attention_norm</c> is loaded as the
+    /// FFN norm).</summary>
+    internal override FfnActivation FeedForwardActivation => FfnActivation.SwiGluOai;
 }
