@@ -67,7 +67,8 @@ public sealed class ModelHost : IAsyncDisposable
                 : Models.Model.Load(_options.ModelPath);
             _loadCancel.Token.ThrowIfCancellationRequested();
             var prompts = new PromptBuilder(model);
-            engine = new LlmEngine(model, _options.Engine);
+            // traces name the model as the API does
+            engine = new LlmEngine(model, _options.Engine with { ModelName = _options.Engine.ModelName ?? ModelId });
             var exporter = new PrometheusExporter(engine.Metrics.Meter, ModelId);
             lock (_gate)
             {

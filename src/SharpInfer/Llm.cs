@@ -33,8 +33,8 @@ public sealed class Llm : IAsyncDisposable, IDisposable
         _model = model;
         _ownsModel = ownsModel;
         _formatter = ChatFormatter.ForModel(model, options.ChatTemplate);
-        Engine = new LlmEngine(model, options.ToEngineOptions());
         ModelId = options.ModelId ?? Path.GetFileNameWithoutExtension(model.Path);
+        Engine = new LlmEngine(model, options.ToEngineOptions() with { ModelName = ModelId });
     }
 
     /// <summary>The name responses report: <see cref="LlmOptions.ModelId"/>, else the model file's name.</summary>
@@ -91,7 +91,7 @@ public sealed class Llm : IAsyncDisposable, IDisposable
         var sampling = options.ToSampling();
         if (options.ConstraintGrammar() is { } gbnf) sampling = sampling with { LogitsProcessor = Grammar(gbnf) };
         var tokens = _model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: true);
-        await foreach (var o in RunAsync(tokens, sampling, cancellation).ConfigureAwait(false))
+        await foreach (var o in RunAsync(tokens, sampling, EngineTelemetry.TextCompletion, null, cancellation).ConfigureAwait(false))
             if (o.Text.Length > 0) yield return o.Text;
     }
 
@@ -127,7 +127,7 @@ public sealed class Llm : IAsyncDisposable, IDisposable
         var parser = chat.NewParser?.Invoke();
         var events = new List<ChatOutputEvent>();
         int toolCalls = 0;
-        await foreach (var o in RunAsync(chat.Tokens, chat.Sampling, cancellation).ConfigureAwait(false))
+        await foreach (var o in RunAsync(chat.Tokens, chat.Sampling, EngineTelemetry.Chat, id, cancellation).ConfigureAwait(false))
         {
             if (parser == null)
             {
@@ -164,11 +164,12 @@ public sealed class Llm : IAsyncDisposable, IDisposable
 
     /// <summary>One engine request's outputs up to the final one. A cancelled call ends in <see cref="OperationCanceledException"/>
     /// (the engine has aborted it and frees its blocks); an engine-side abort ends in <see cref="SharpInferException"/>.</summary>
-    private async IAsyncEnumerable<RequestOutput> RunAsync(int[] tokens, SamplingParams sampling, [EnumeratorCancellation] CancellationToken cancellation)
+    private async IAsyncEnumerable<RequestOutput> RunAsync(int[] tokens, SamplingParams sampling, string operation, string? responseId,
+                                                           [EnumeratorCancellation] CancellationToken cancellation)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellation.ThrowIfCancellationRequested();
-        var request = new EngineRequest { PromptTokens = tokens, Sampling = sampling };
+        var request = new EngineRequest { PromptTokens = tokens, Sampling = sampling, Operation = operation, ResponseId = responseId };
         await foreach (var o in Engine.AddRequest(request, cancellation).ConfigureAwait(false))
         {
             if (o.Finish == FinishReason.Abort)

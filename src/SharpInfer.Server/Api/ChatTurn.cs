@@ -49,7 +49,7 @@ internal sealed class ChatTurn
         return new ChatTurn
         {
             Params = p,
-            Requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id),
+            Requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id, EngineTelemetry.Chat),
             PromptTokens = tokens.Length,
             Meta = meta,
             NewParser = parse ? () => plan.NewParser(opensThinking) : null,

@@ -46,7 +46,7 @@ internal static class GenerationEndpoints
         int promptTokens = 0;
         for (int i = 0; i < prompts.Count; i++)
         {
-            requests.AddRange(p.EngineRequests(prompts[i].Tokens, engine.MaxModelLen, CompletionsDefaultMaxTokens, meta.Id, i * p.N));
+            requests.AddRange(p.EngineRequests(prompts[i].Tokens, engine.MaxModelLen, CompletionsDefaultMaxTokens, meta.Id, EngineTelemetry.TextCompletion, i * p.N));
             promptTokens += prompts[i].Tokens.Length;
             if (echo != null)
                 for (int j = 0; j < p.N; j++) echo[i * p.N + j] = prompts[i].Text;

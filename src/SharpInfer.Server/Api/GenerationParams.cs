@@ -148,7 +148,7 @@ internal sealed record GenerationParams
     /// was given. <paramref name="defaultMaxTokens"/> applies when the client gave none; an explicit max_tokens that
     /// does not fit the context beside the prompt is a 400 (the prompt alone not fitting is the engine's
     /// <see cref="ContextLengthExceededException"/>).</summary>
-    public List<EngineRequest> EngineRequests(int[] prompt, int maxModelLen, int? defaultMaxTokens, string requestId, int firstIndex = 0)
+    public List<EngineRequest> EngineRequests(int[] prompt, int maxModelLen, int? defaultMaxTokens, string requestId, string operation, int firstIndex = 0)
     {
         int maxTokens;
         if (MaxTokens is { } explicitMax)
@@ -175,6 +175,8 @@ internal sealed record GenerationParams
                 PromptTokens = prompt,
                 Sampling = s,
                 RequestId = $"{requestId}-{firstIndex + i}",
+                ResponseId = requestId,
+                Operation = operation,
                 Priority = Priority,
                 CacheSalt = CacheSalt
             });

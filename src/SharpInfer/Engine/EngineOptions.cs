@@ -42,6 +42,9 @@ public sealed record EngineOptions
     public Speculation.SpeculativeConfig? Speculative { get; init; }
     /// <summary>Pooling of embedding requests that name none (--pooling); null = the model's <c>pooling_type</c>, else mean.</summary>
     public Pooling.PoolingType? Pooling { get; init; }
+    /// <summary>The model's name in request traces (<c>gen_ai.request.model</c>, see <see cref="EngineTelemetry"/>); null =
+    /// the model file's name without its extension.</summary>
+    public string? ModelName { get; init; }
     /// <summary>Where the engine reports degraded operation (e.g. the disk tier turning itself off); null = stderr.</summary>
     public Action<string>? Warn { get; init; }
 

@@ -18,6 +18,13 @@ public sealed record EngineRequest
     /// batches as generation, nothing is sampled, and the final output carries <see cref="RequestOutput.Pooling"/>.
     /// <see cref="Sampling"/> is then ignored.</summary>
     public PoolingParams? Pooling { get; init; }
+    /// <summary>The request's <c>gen_ai.operation.name</c> in traces (<see cref="EngineTelemetry.Chat"/>, ...); null =
+    /// <see cref="EngineTelemetry.TextCompletion"/> for generation, <see cref="EngineTelemetry.Embeddings"/> (or
+    /// <see cref="EngineTelemetry.Rerank"/> for rank pooling) for pooling.</summary>
+    public string? Operation { get; init; }
+    /// <summary>The id the caller answers with (<c>gen_ai.response.id</c> in traces, e.g. the <c>chatcmpl-</c> id of a
+    /// chat completion whose choices are several requests); null = <see cref="RequestId"/>.</summary>
+    public string? ResponseId { get; init; }
 
     /// <summary>A pooling request for <paramref name="prompt"/>.</summary>
     public static EngineRequest ForPooling(int[] prompt, PoolingParams? pooling = null, string? requestId = null, int priority = 0) => new()

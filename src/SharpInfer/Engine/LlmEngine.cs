@@ -39,6 +39,9 @@ public sealed class LlmEngine : IDisposable
         public int SeatReleased;
         /// <summary>A pooling request's gatherer (null for generation: then the sampler, detokenizer and stops are set).</summary>
         public Pooler? Pooler;
+        /// <summary>The request's span, when someone listens to <see cref="EngineTelemetry"/>'s source; ended at finish.</summary>
+        public Activity? Trace;
+        public string? ResponseId;
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
     }
 
@@ -82,6 +85,8 @@ public sealed class LlmEngine : IDisposable
     public EngineOptions Options { get; }
     public EngineMetrics Metrics { get; }
     public int MaxModelLen { get; }
+    /// <summary>The model's name in traces: <see cref="EngineOptions.ModelName"/>, else the model file's name.</summary>
+    public string ModelName { get; }
     public long KvCacheBytes => _blocks.Cache.TotalBytes;
     /// <summary>Whether automatic prefix caching is on (<see cref="EngineOptions.EnablePrefixCaching"/>).</summary>
     public bool PrefixCaching => _blocks.PrefixCaching;
@@ -107,6 +112,7 @@ public sealed class LlmEngine : IDisposable
         DefaultPooling = Options.Pooling ?? PoolingTypes.FromGguf(model.File, c.Architecture) ?? PoolingType.Mean;
         _classifier = ClassifierHead.FromModel(model);
         MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
+        ModelName = Options.ModelName ?? Path.GetFileNameWithoutExtension(model.Path);
         long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType, Options.ValueType);
         long bytes = Options.KvCacheMemoryBytes
                      ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perToken * MaxModelLen * Options.MaxNumSeqs);
@@ -190,7 +196,10 @@ public sealed class LlmEngine : IDisposable
             Arrival = Stopwatch.GetTimestamp(),
             Draft = _spec != null && pooler == null ? new int[_spec.NumSpeculativeTokens] : null,
             DraftLimit = _spec?.NumSpeculativeTokens ?? 0,
+            ResponseId = request.ResponseId,
         };
+        // after validation and admission: a refused request has no span (the caller's own span records the refusal)
+        r.Trace = EngineTelemetry.StartRequest(request.Operation ?? DefaultOperation(pooler), ModelName, p, pooler != null);
         Interlocked.Increment(ref _pendingAdds);
         _incoming.Enqueue((Command.Add, r));
         // watch the token from now on, whether or not the caller ever reads the stream
@@ -198,6 +207,9 @@ public sealed class LlmEngine : IDisposable
         _signal.Release();
         return Read(r);
     }
+
+    private static string DefaultOperation(Pooler? pooler) =>
+        pooler == null ? EngineTelemetry.TextCompletion : pooler.Type == PoolingType.Rank ? EngineTelemetry.Rerank : EngineTelemetry.Embeddings;
 
     /// <summary>Checks a pooling request's parameters against the model and makes its gatherer.</summary>
     private Pooler NewPooler(PoolingParams p, int promptLength)
@@ -337,6 +349,7 @@ public sealed class LlmEngine : IDisposable
                         // not seen yet: its Add is still queued behind this abort
                         r.Status = SequenceStatus.Finished;
                         ReleaseSeat(r);
+                        if (r.Trace != null) EndTrace(r, FinishReason.Abort, NotStarted(r), Stopwatch.GetTimestamp(), null);
                         r.Channel.Writer.TryComplete();
                         r.Cancellation.Dispose();
                         continue;
@@ -607,6 +620,7 @@ public sealed class LlmEngine : IDisposable
             DraftAccepted = r.DraftAccepted,
         };
         Metrics.EndToEndLatency.Record(e2e);
+        if (r.Trace != null) EndTrace(r, reason, timings, now, error);
         if (r.OutputLength > 1) Metrics.TimePerOutputToken.Record(timings.TimePerOutputToken);
         Metrics.RequestsFinished.Add(1, new KeyValuePair<string, object?>("finish_reason", reason.ToApiString()));
         _finished++;
@@ -624,6 +638,21 @@ public sealed class LlmEngine : IDisposable
         r.Channel.Writer.TryComplete();
         r.Cancellation.Dispose();
     }
+
+    private void EndTrace(Request r, FinishReason reason, RequestTimings timings, long now, Exception? error)
+    {
+        EngineTelemetry.EndRequest(r.Trace!, new EngineTelemetry.Outcome(
+            r.ResponseId ?? r.RequestId, ModelName, reason, error, timings, r.Arrival, r.FirstScheduled, r.FirstToken, r.LastToken, now,
+            Pooling: r.Pooler != null, Speculative: _spec != null && r.Pooler == null));
+        r.Trace = null;
+    }
+
+    /// <summary>The timings of a request aborted before the loop saw it.</summary>
+    private static RequestTimings NotStarted(Request r) => new()
+    {
+        QueueTime = Seconds(r.Arrival, Stopwatch.GetTimestamp()),
+        PromptTokens = r.PromptLength,
+    };
 
     private void ReleaseSeat(Request r)
     {
