@@ -57,7 +57,17 @@ public static class ServeCommand
         };
         var responsesTtl = new Option<double>("--responses-ttl") { Description = "Seconds a /v1/responses result stays available to previous_response_id and GET (0 = keep none)", DefaultValueFactory = _ => 3600 };
         var responsesMax = new Option<int>("--responses-max-entries") { Description = "Most /v1/responses results kept in memory; the oldest go first (0 = keep none)", DefaultValueFactory = _ => 1000 };
+        var otlpEndpoint = new Option<string?>("--otlp-endpoint")
+        {
+            Description = $"Export traces (a span per request), metrics and logs over OTLP to this base URL, e.g. http://localhost:4317 (default: ${OtlpSettings.EndpointVariable}; none = off)",
+        };
+        var otlpProtocol = new Option<string?>("--otlp-protocol")
+        {
+            Description = $"OTLP transport: grpc or http/protobuf (default: ${OtlpSettings.ProtocolVariable}, else grpc)",
+        };
         speculative.AddTo(cmd);
+        cmd.Options.Add(otlpEndpoint);
+        cmd.Options.Add(otlpProtocol);
         cmd.Options.Add(cors);
         cmd.Options.Add(responsesTtl);
         cmd.Options.Add(responsesMax);
@@ -96,7 +106,8 @@ public static class ServeCommand
                     Pooling = r.GetValue(pooling) is { } pl ? SharpInfer.Engine.Pooling.PoolingTypes.Parse(pl) : null,
                 },
             };
-            return Run(options, Console.Out, Console.Error);
+            var otlp = OtlpSettings.Resolve(r.GetValue(otlpEndpoint), r.GetValue(otlpProtocol), Environment.GetEnvironmentVariable);
+            return Run(options, Console.Out, Console.Error, otlp);
         });
         return cmd;
     }
@@ -110,12 +121,13 @@ public static class ServeCommand
         _ => throw new InvalidRequestException($"--scheduling must be continuous or static, got '{s}'", "scheduling"),
     };
 
-    /// <summary>Runs the server until SIGTERM/Ctrl-C (exit 0) or a failed model load (exit 1).</summary>
-    public static int Run(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    /// <summary>Runs the server until SIGTERM/Ctrl-C (exit 0) or a failed model load (exit 1). <paramref name="otlp"/>:
+    /// where to export telemetry (null = nowhere); stopping flushes what is still buffered.</summary>
+    public static int Run(ServerOptions options, TextWriter stdout, TextWriter stderr, OtlpSettings? otlp = null)
     {
         options.Validate();
-        PrintOptions(options, stdout);
-        var app = ServerApp.Build(options);
+        PrintOptions(options, otlp, stdout);
+        var app = ServerApp.Build(options, otlp == null ? null : b => OtlpTelemetry.AddTo(b, otlp));
         try
         {
             try
@@ -158,7 +170,7 @@ public static class ServeCommand
         }
     }
 
-    private static void PrintOptions(ServerOptions o, TextWriter w)
+    private static void PrintOptions(ServerOptions o, OtlpSettings? otlp, TextWriter w)
     {
         var e = o.Engine;
         w.WriteLine("sharpinfer serve");
@@ -183,6 +195,7 @@ public static class ServeCommand
                     (e.EnablePrefixCaching && e.PrefixCacheDir != null ? $" (disk tier {e.PrefixCacheDir}, {ByteSize.Format(e.PrefixCacheDiskBytes)})" : ""));
         w.WriteLine($"  shutdown_timeout       {o.ShutdownTimeout.TotalSeconds:0.###} s");
         w.WriteLine($"  max_body_size          {ByteSize.Format(o.MaxRequestBodyBytes)}");
+        w.WriteLine($"  otlp                   {(otlp is null ? "off" : $"{otlp.Endpoint} ({otlp.ProtocolName})")}");
         w.Flush();
     }
 }
