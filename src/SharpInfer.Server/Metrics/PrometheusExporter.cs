@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
+using SharpInfer.Engine;
 
 namespace SharpInfer.Server.Metrics;
 
@@ -9,7 +10,8 @@ namespace SharpInfer.Server.Metrics;
 /// <see cref="MeterListener"/> and writes them in the Prometheus text exposition format 0.0.4, named like vLLM's
 /// (<c>sharpinfer:time_to_first_token_seconds</c>, ...) with a <c>model_name</c> label on every series. Histograms
 /// use vLLM's buckets; counters and histograms are cumulative since the exporter started; observable gauges are
-/// read at scrape time. Instruments it has no entry for are exported under a name derived from theirs.
+/// read at scrape time. Instruments it has no entry for are exported under a name derived from theirs, except the
+/// OpenTelemetry GenAI ones (<c>gen_ai.*</c>, for OTLP), whose measurements the vLLM-named ones already carry.
 /// </summary>
 public sealed class PrometheusExporter : IDisposable
 {
@@ -78,6 +80,7 @@ public sealed class PrometheusExporter : IDisposable
             InstrumentPublished = (instrument, listener) =>
             {
                 if (!ReferenceEquals(instrument.Meter, _meter)) return;
+                if (instrument.Name.StartsWith(EngineMetrics.GenAiPrefix, StringComparison.Ordinal)) return;   // OTLP's; the vLLM-named ones carry the same
                 lock (_lock)
                 {
                     var family = new Family(SpecFor(instrument), _families.Count);

@@ -24,6 +24,15 @@ public sealed class EngineMetrics : IDisposable
     public Counter<long> SpecDrafts { get; }
     public Counter<long> SpecDraftTokens { get; }
     public Counter<long> SpecAcceptedTokens { get; }
+    /// <summary>The OpenTelemetry GenAI conventions' server metrics (for OTLP back ends and their GenAI dashboards), with
+    /// the attributes <c>gen_ai.operation.name</c>, <c>gen_ai.provider.name</c>, <c>gen_ai.request.model</c> and, for a
+    /// request that did not complete, <c>error.type</c>. Recorded once per request, at its end.</summary>
+    public Histogram<double> GenAiRequestDuration { get; }
+    public Histogram<double> GenAiTimeToFirstToken { get; }
+    public Histogram<double> GenAiTimePerOutputToken { get; }
+    /// <summary>Prefix of the GenAI instruments' names (the Prometheus exposition leaves them out: the vLLM-named ones
+    /// above carry the same measurements).</summary>
+    public const string GenAiPrefix = "gen_ai.";
 
     public EngineMetrics(Func<EngineStats> stats)
     {
@@ -40,6 +49,13 @@ public sealed class EngineMetrics : IDisposable
         SpecDrafts = Meter.CreateCounter<long>("sharpinfer.spec_decode_num_drafts", "drafts", "Speculative verification rounds with at least one proposed token");
         SpecDraftTokens = Meter.CreateCounter<long>("sharpinfer.spec_decode_num_draft_tokens", "tokens", "Proposed tokens verified by the target model");
         SpecAcceptedTokens = Meter.CreateCounter<long>("sharpinfer.spec_decode_num_accepted_tokens", "tokens", "Proposed tokens the target model accepted");
+        // the conventions' advisory bucket boundaries
+        GenAiRequestDuration = Meter.CreateHistogram("gen_ai.server.request.duration", "s", "GenAI server request duration (arrival to the last output)",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92] });
+        GenAiTimeToFirstToken = Meter.CreateHistogram("gen_ai.server.time_to_first_token", "s", "Time to generate the first token (from arrival)",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0] });
+        GenAiTimePerOutputToken = Meter.CreateHistogram("gen_ai.server.time_per_output_token", "s", "Time per output token after the first, per request",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5] });
         Meter.CreateObservableGauge("sharpinfer.requests_running", () => stats().Running, "requests", "Requests in the running batch");
         Meter.CreateObservableGauge("sharpinfer.requests_waiting", () => stats().Waiting, "requests", "Requests waiting to be scheduled");
         Meter.CreateObservableGauge("sharpinfer.kv_cache_usage", () => stats().KvCacheUsage, "1", "Fraction of KV-cache blocks in use");

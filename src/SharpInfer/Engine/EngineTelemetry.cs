@@ -83,6 +83,10 @@ public static class EngineTelemetry
         }
     }
 
+    /// <summary><c>error.type</c> of a request that did not complete: an engine failure names its exception type, an
+    /// abort without one is the caller's cancellation.</summary>
+    internal static string ErrorType(Exception? error) => error?.GetType().FullName ?? "cancelled";
+
     private static void Tag(Activity a, in Outcome o)
     {
         var t = o.Timings;
@@ -92,9 +96,7 @@ public static class EngineTelemetry
         a.SetTag("gen_ai.usage.input_tokens", t.PromptTokens);
         if (!o.Pooling) a.SetTag("gen_ai.usage.output_tokens", t.CompletionTokens);
         a.SetTag("gen_ai.usage.cache_read.input_tokens", t.CachedPromptTokens);
-        // an engine failure names its exception type; an abort without one is the caller's cancellation
-        if (o.Error != null) a.SetTag("error.type", o.Error.GetType().FullName);
-        else if (o.Reason == FinishReason.Abort) a.SetTag("error.type", "cancelled");
+        if (o.Error != null || o.Reason == FinishReason.Abort) a.SetTag("error.type", ErrorType(o.Error));
         a.SetTag("sharpinfer.queue_time", t.QueueTime);
         if (!o.Pooling)
         {

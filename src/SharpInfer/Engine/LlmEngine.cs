@@ -42,6 +42,8 @@ public sealed class LlmEngine : IDisposable
         /// <summary>The request's span, when someone listens to <see cref="EngineTelemetry"/>'s source; ended at finish.</summary>
         public Activity? Trace;
         public string? ResponseId;
+        /// <summary>gen_ai.operation.name of its span and metrics.</summary>
+        public string Operation = "";
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
     }
 
@@ -199,7 +201,8 @@ public sealed class LlmEngine : IDisposable
             ResponseId = request.ResponseId,
         };
         // after validation and admission: a refused request has no span (the caller's own span records the refusal)
-        r.Trace = EngineTelemetry.StartRequest(request.Operation ?? DefaultOperation(pooler), ModelName, p, pooler != null);
+        r.Operation = request.Operation ?? DefaultOperation(pooler);
+        r.Trace = EngineTelemetry.StartRequest(r.Operation, ModelName, p, pooler != null);
         Interlocked.Increment(ref _pendingAdds);
         _incoming.Enqueue((Command.Add, r));
         // watch the token from now on, whether or not the caller ever reads the stream
@@ -621,6 +624,7 @@ public sealed class LlmEngine : IDisposable
         };
         Metrics.EndToEndLatency.Record(e2e);
         if (r.Trace != null) EndTrace(r, reason, timings, now, error);
+        if (Metrics.GenAiRequestDuration.Enabled) RecordGenAi(r, reason, timings, error);
         if (r.OutputLength > 1) Metrics.TimePerOutputToken.Record(timings.TimePerOutputToken);
         Metrics.RequestsFinished.Add(1, new KeyValuePair<string, object?>("finish_reason", reason.ToApiString()));
         _finished++;
@@ -645,6 +649,20 @@ public sealed class LlmEngine : IDisposable
             r.ResponseId ?? r.RequestId, ModelName, reason, error, timings, r.Arrival, r.FirstScheduled, r.FirstToken, r.LastToken, now,
             Pooling: r.Pooler != null, Speculative: _spec != null && r.Pooler == null));
         r.Trace = null;
+    }
+
+    private void RecordGenAi(Request r, FinishReason reason, RequestTimings t, Exception? error)
+    {
+        var tags = new TagList
+        {
+            { "gen_ai.operation.name", r.Operation },
+            { "gen_ai.provider.name", EngineTelemetry.ProviderName },
+            { "gen_ai.request.model", ModelName },
+        };
+        if (error != null || reason == FinishReason.Abort) tags.Add("error.type", EngineTelemetry.ErrorType(error));
+        Metrics.GenAiRequestDuration.Record(t.EndToEnd, tags);
+        if (r.FirstToken != 0) Metrics.GenAiTimeToFirstToken.Record(t.TimeToFirstToken, tags);
+        if (r.OutputLength > 1) Metrics.GenAiTimePerOutputToken.Record(t.TimePerOutputToken, tags);
     }
 
     /// <summary>The timings of a request aborted before the loop saw it.</summary>

@@ -10,7 +10,7 @@ namespace SharpInfer.Tests.Tracing;
 /// <c>sharpinfer serve --otlp-endpoint URL --otlp-protocol http/protobuf</c> as its own process, exporting to an
 /// in-process OTLP receiver: a chat completion's engine span arrives with the usage the response reported, under
 /// ASP.NET Core's span of the HTTP request, with its queue / prefill / decode children, from the service
-/// "sharpinfer"; the engine's metrics arrive too. SIGTERM stops the server, which flushes what is buffered, so the
+/// "sharpinfer"; the engine's metrics (its own and the GenAI conventions') arrive too. SIGTERM stops the server, which flushes what is buffered, so the
 /// test waits on the exports arriving, never on a timer.
 /// </summary>
 public class OtlpExportTests
@@ -66,7 +66,8 @@ public class OtlpExportTests
             await p.WaitForExitAsync(ct);
             Assert.True(p.ExitCode == 0, output + await p.StandardOutput.ReadToEndAsync(ct) + await stderr);
             await receiver.WaitForAsync(r => r.Spans.Any(s => s.Attributes.GetValueOrDefault("gen_ai.response.id") as string == id)
-                                             && r.HasMetric("sharpinfer.generation_tokens"), TimeSpan.FromSeconds(60), ct);
+                                             && r.HasMetric("sharpinfer.generation_tokens") && r.HasMetric("gen_ai.server.request.duration"),
+                                       TimeSpan.FromSeconds(60), ct);
 
             var spans = receiver.Spans;
             var engine = Assert.Single(spans, s => s.Attributes.GetValueOrDefault("gen_ai.response.id") as string == id);
