@@ -7,29 +7,32 @@ using SharpInfer.Tests.Server;
 namespace SharpInfer.Tests.Tracing;
 
 /// <summary>
-/// <c>sharpinfer serve --otlp-endpoint URL --otlp-protocol http/protobuf</c> as its own process, exporting to an
-/// in-process OTLP receiver: a chat completion's engine span arrives with the usage the response reported, under
+/// <c>sharpinfer serve --otlp-endpoint URL</c> (over http/protobuf, and over gRPC, the default) as its own process,
+/// exporting to an in-process OTLP receiver: a chat completion's engine span arrives with the usage the response reported, under
 /// ASP.NET Core's span of the HTTP request, with its queue / prefill / decode children, from the service
 /// "sharpinfer"; the engine's metrics (its own and the GenAI conventions') arrive too. SIGTERM stops the server, which flushes what is buffered, so the
 /// test waits on the exports arriving, never on a timer.
 /// </summary>
 public class OtlpExportTests
 {
-    [Fact]
-    public async Task ServeExportsTheRequestSpanUnderTheHttpSpanAndTheMetrics()
+    [Theory]
+    [InlineData("http/protobuf")]
+    [InlineData(null)]   // the default: gRPC
+    public async Task ServeExportsTheRequestSpanUnderTheHttpSpanAndTheMetrics(string? protocol)
     {
         // SIGTERM is how the server is told to stop (and flush) here
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
         var cli = Path.Combine(AppContext.BaseDirectory, "SharpInfer.Cli.dll");
         Assert.True(File.Exists(cli), cli);
-        await using var receiver = await OtlpReceiver.StartAsync();
+        await using var receiver = await OtlpReceiver.StartAsync(grpc: protocol == null);
         var psi = new ProcessStartInfo("dotnet")
         {
             ArgumentList = { cli, "serve", "-m", TestPaths.Stories260K, "--port", "0", "-t", "1", "--max-model-len", "256",
-                             "--kv-cache-memory", "16MiB", "--otlp-endpoint", receiver.BaseUrl, "--otlp-protocol", "http/protobuf" },
+                             "--kv-cache-memory", "16MiB", "--otlp-endpoint", receiver.BaseUrl },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        if (protocol != null) psi.ArgumentList.Add("--otlp-protocol=" + protocol);
         // the child must not pick up a collector configured around the test run
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("OTEL_", StringComparison.Ordinal)).ToArray()) psi.Environment.Remove(name);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
@@ -48,7 +51,7 @@ public class OtlpExportTests
                 if (line.StartsWith("ready:", StringComparison.Ordinal)) break;
             }
             if (url == null) Assert.Fail(output + await stderr);
-            Assert.Contains($"otlp                   {receiver.BaseUrl}/ (http/protobuf)", output.ToString());
+            Assert.Contains($"otlp                   {receiver.BaseUrl}/ ({protocol ?? "grpc"})", output.ToString());
 
             using var http = new HttpClient { BaseAddress = new Uri(url + "/") };
             var body = new JsonObject

@@ -1,7 +1,9 @@
+using System.Net;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
 namespace SharpInfer.Tests.Tracing;
@@ -12,9 +14,10 @@ internal sealed record OtlpSpan(string TraceId, string SpanId, string ParentSpan
                                 IReadOnlyDictionary<string, object?> Attributes, IReadOnlyDictionary<string, object?> Resource);
 
 /// <summary>
-/// A tiny OTLP/HTTP collector for tests: Kestrel on a free loopback port, accepting protobuf POSTs to /v1/traces
-/// (decoded into <see cref="OtlpSpan"/>s), /v1/metrics and /v1/logs (kept as raw bodies). Waiters wait on what
-/// arrived, not on time.
+/// A tiny OTLP collector for tests: Kestrel on a free loopback port, accepting either OTLP/HTTP protobuf POSTs to
+/// /v1/traces (decoded into <see cref="OtlpSpan"/>s), /v1/metrics and /v1/logs (kept as raw bodies), or OTLP/gRPC
+/// (cleartext HTTP/2; the same messages in gRPC's length-prefixed frames, answered with grpc-status 0). Waiters wait
+/// on what arrived, not on time.
 /// </summary>
 internal sealed class OtlpReceiver : IAsyncDisposable
 {
@@ -27,22 +30,39 @@ internal sealed class OtlpReceiver : IAsyncDisposable
 
     public string BaseUrl => _app.Urls.First();
 
-    public static async Task<OtlpReceiver> StartAsync()
+    public static async Task<OtlpReceiver> StartAsync(bool grpc = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = grpc ? HttpProtocols.Http2 : HttpProtocols.Http1AndHttp2));
         var app = builder.Build();
         var receiver = new OtlpReceiver(app);
         app.MapPost("/v1/{signal}", async (HttpContext ctx, string signal) =>
         {
-            using var body = new MemoryStream();
-            await ctx.Request.Body.CopyToAsync(body);
-            receiver.Accept(signal, body.ToArray());
+            receiver.Accept(signal, await ReadAllAsync(ctx.Request.Body));
             ctx.Response.ContentType = "application/x-protobuf";   // an empty Export*ServiceResponse: all accepted
+        });
+        // gRPC: /opentelemetry.proto.collector.trace.v1.TraceService/Export (metrics.v1.MetricsService, logs.v1.LogsService)
+        app.MapPost("/{service}/Export", async (HttpContext ctx, string service) =>
+        {
+            var frame = await ReadAllAsync(ctx.Request.Body);
+            if (frame.Length < 5 || frame[0] != 0) throw new InvalidDataException("expected one uncompressed gRPC message");
+            int length = (frame[1] << 24) | (frame[2] << 16) | (frame[3] << 8) | frame[4];
+            string signal = service.Contains(".trace.") ? "traces" : service.Contains(".metrics.") ? "metrics" : "logs";
+            receiver.Accept(signal, frame[5..(5 + length)]);
+            ctx.Response.ContentType = "application/grpc";
+            await ctx.Response.Body.WriteAsync(new byte[5]);   // an empty response message
+            ctx.Response.AppendTrailer("grpc-status", "0");
         });
         await app.StartAsync();
         return receiver;
+    }
+
+    private static async Task<byte[]> ReadAllAsync(Stream body)
+    {
+        using var copy = new MemoryStream();
+        await body.CopyToAsync(copy);
+        return copy.ToArray();
     }
 
     private void Accept(string signal, byte[] body)
