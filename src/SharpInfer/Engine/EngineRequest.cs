@@ -18,6 +18,10 @@ public sealed record EngineRequest
     /// batches as generation, nothing is sampled, and the final output carries <see cref="RequestOutput.Pooling"/>.
     /// <see cref="Sampling"/> is then ignored.</summary>
     public PoolingParams? Pooling { get; init; }
+    /// <summary>Control tokens that appear in <see cref="RequestOutput.Text"/> as their text (llama-server's preserved
+    /// tokens: the markers a chat format's reply parser needs, e.g. gpt-oss's <c>&lt;|channel|&gt;</c>); other control
+    /// tokens render as nothing. Null: none.</summary>
+    public int[]? PreservedTokens { get; init; }
 
     /// <summary>A pooling request for <paramref name="prompt"/>.</summary>
     public static EngineRequest ForPooling(int[] prompt, PoolingParams? pooling = null, string? requestId = null, int priority = 0) => new()
