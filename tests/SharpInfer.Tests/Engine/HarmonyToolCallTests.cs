@@ -57,6 +57,16 @@ public class HarmonyToolCallTests
     }
 
     [Fact]
+    public void AStrayCommentaryHeaderBeforeTheRealChannelIsSkipped()
+    {
+        // gpt-oss-20b sometimes writes "<|channel|>commentary to=assistant" before the real channel (llama.cpp's note)
+        var r = Parse("<|channel|>commentary to=assistant<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant<|channel|>final<|message|>Hi", 2);
+        Assert.Equal("Hmm.", r.Reasoning);
+        Assert.Equal("Hi", r.Content);
+        Assert.Empty(r.Calls);
+    }
+
+    [Fact]
     public void ArgumentsThatAreNotOneJsonObjectStayContent()
     {
         const string Reply = "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": ";
