@@ -207,6 +207,30 @@ public class HarmonyToolCallTests
             Assert.False(GrammarMatches(grammar, bad), bad);
     }
 
+    [Fact]
+    public void AConstraintAppliesToTheFinalMessagesBody()
+    {
+        var plan = ChatReplyPlan.Create(Template, new JsonArray { new JsonObject { ["role"] = "user", ["content"] = "Hi" } }, null, null, null, true);
+        const string Json = "root ::= \"{\\\"a\\\": \" [0-9] \"}\"";
+        var grammar = CompiledGrammar.FromGbnf(plan.WrapGrammar(Json, promptOpensThinking: false));
+        foreach (var ok in new[]
+        {
+            "<|channel|>final<|message|>{\"a\": 1}",
+            "<|channel|>final <|constrain|>json<|message|>{\"a\": 2}",
+            "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>{\"a\": 3}",
+        })
+        {
+            Assert.True(GrammarMatches(grammar, ok), ok);
+            var r = Parse(ok, 2);
+            Assert.StartsWith("{\"a\": ", r.Content);   // the client gets the JSON alone
+        }
+        foreach (var bad in new[] { "{\"a\": 1}", "<|channel|>commentary<|message|>{\"a\": 1}", "<|channel|>final<|message|>{\"a\": x}" })
+            Assert.False(GrammarMatches(grammar, bad), bad);
+        // a grammar that writes the harmony messages itself is the whole reply
+        const string Whole = "root ::= \"<|channel|>final<|message|>hi\"";
+        Assert.Equal(Whole, plan.WrapGrammar(Whole, promptOpensThinking: false));
+    }
+
     private static bool GrammarMatches(CompiledGrammar grammar, string text) =>
         new GrammarAutomaton(grammar).Accepts(System.Text.Encoding.UTF8.GetBytes(text));
 }

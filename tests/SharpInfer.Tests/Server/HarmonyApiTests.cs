@@ -36,7 +36,8 @@ public class HarmonyApiTests
         ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "2+2?" }),
         ["grammar"] = "root ::= " + JsonSerializer.Serialize(grammar),
         ["logit_bias"] = NoTextMarkers(m),
-        ["max_tokens"] = 64,
+        ["max_tokens"] = 160,
+        ["temperature"] = 0,   // the text is forced; greedy picks the same spelling every time
         ["stream"] = stream,
     };
 
@@ -98,6 +99,7 @@ public class HarmonyApiTests
         if (!stream)
         {
             var choice = (await s.PostOkAsync("v1/chat/completions", body))["choices"]![0]!;
+            Assert.True(choice["message"]!["reasoning_content"] != null, choice.ToJsonString());
             reasoning = choice["message"]!["reasoning_content"]!.GetValue<string>();
             content = choice["message"]!["content"]?.GetValue<string>();
             calls.AddRange(choice["message"]!["tool_calls"]!.AsArray().Select(c => (c!["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())));
@@ -133,9 +135,7 @@ public class HarmonyApiTests
         // could start "analysis", so the random model must take the call's header at once
         var m = GptOss.Value;
         await using var s = await ServerHarness.StartAsync(m);
-        var bias = NoTextMarkers(m);
-        for (int id = 0; id < m.Vocabulary.Count; id++)
-            if (m.Vocabulary.IsNormal(id) && m.Tokenizer.PieceBytes(id) is { Length: > 0 } p && "analysis"u8.StartsWith(p)) bias[id.ToString()] = -100;
+        var bias = NoAnalysis(m);
         var body = new JsonObject
         {
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Weather?" }),
@@ -143,6 +143,7 @@ public class HarmonyApiTests
                 [{"type":"function","function":{"name":"get_weather","description":"Weather of a city","parameters":{"type":"object","properties":{"unit":{"enum":["c","f"]}},"required":["unit"],"additionalProperties":false}}}]
                 """),
             ["tool_choice"] = "required",
+            ["seed"] = 5,
             ["logit_bias"] = bias,
             ["max_tokens"] = 64,
         };
@@ -152,6 +153,54 @@ public class HarmonyApiTests
         Assert.Equal("get_weather", call["function"]!["name"]!.GetValue<string>());
         var args = JsonNode.Parse(call["function"]!["arguments"]!.GetValue<string>())!.AsObject();
         Assert.Contains(args["unit"]!.GetValue<string>(), new[] { "c", "f" });
+    }
+
+    /// <summary>-100 also on every ordinary token that could start "analysis": the random model must take the final
+    /// (or call) header at once instead of an unbounded analysis message.</summary>
+    private static JsonObject NoAnalysis(Model m)
+    {
+        var bias = NoTextMarkers(m);
+        for (int id = 0; id < m.Vocabulary.Count; id++)
+            if (m.Vocabulary.IsNormal(id) && m.Tokenizer.PieceBytes(id) is { Length: > 0 } p && "analysis"u8.StartsWith(p)) bias[id.ToString()] = -100;
+        return bias;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AJsonSchemaConstrainsTheFinalMessage(bool stream)
+    {
+        var m = GptOss.Value;
+        await using var s = await ServerHarness.StartAsync(m);
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Unit?" }),
+            ["response_format"] = JsonNode.Parse("""
+                {"type":"json_schema","json_schema":{"name":"u","schema":{"type":"object","properties":{"unit":{"enum":["c","f"]}},"required":["unit"],"additionalProperties":false}}}
+                """),
+            ["logit_bias"] = NoAnalysis(m),
+            ["max_tokens"] = 64,
+            ["seed"] = 3,
+            ["stream"] = stream,
+        };
+        string content = "";
+        if (!stream)
+        {
+            var msg = (await s.PostOkAsync("v1/chat/completions", body))["choices"]![0]!["message"]!;
+            content = msg["content"]!.GetValue<string>();
+            Assert.Null(msg["reasoning_content"]);
+        }
+        else
+        {
+            using var res = await s.PostStreamAsync("v1/chat/completions", body, TestContext.Current.CancellationToken);
+            var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
+            Assert.True(done);
+            foreach (var c in chunks)
+                if (c["choices"]![0]!["delta"]!["content"]?.GetValue<string>() is { } t) content += t;
+        }
+        // the client gets the final message's body: JSON of the schema, no harmony header
+        Assert.True(content.StartsWith('{'), content);
+        Assert.Contains(JsonNode.Parse(content)!["unit"]!.GetValue<string>(), new[] { "c", "f" });
     }
 
     [Fact]

@@ -105,6 +105,24 @@ public sealed class ChatReplyPlan
         : TemplateIsHarmony ? WithHarmonyAnalysis(ToolCallGrammar.Build(ToolCallFormat.Harmony, t))
         : WrapGrammar(ToolCallGrammar.Build(Format, t), promptOpensThinking);
 
+    /// <summary>
+    /// A constraint on a harmony reply (response_format, json_schema, a grammar) applies to the <c>final</c> message's
+    /// body, as in llama.cpp's gpt-oss grammar: an optional analysis message, then <c>&lt;|channel|&gt;final</c> with an
+    /// optional content type (<c>&lt;|constrain|&gt;json</c>; at most 32 characters, where llama.cpp sets no bound), then
+    /// the constrained body. A grammar that itself writes
+    /// harmony messages (its language has a word starting with <c>&lt;|channel|&gt;</c> or <c>&lt;|start|&gt;</c>) is taken
+    /// as the whole reply, unchanged.
+    /// </summary>
+    private static string WithHarmonyFinal(string gbnf)
+    {
+        var automaton = new Sampling.Grammar.GrammarAutomaton(Sampling.Grammar.CompiledGrammar.FromGbnf(gbnf));
+        if (automaton.Step(automaton.Start, "<|channel|>"u8) >= 0 || automaton.Step(automaton.Start, "<|start|>"u8) >= 0) return gbnf;
+        return "root ::= (\"<|channel|>analysis<|message|>\" analysis-body \"<|end|><|start|>assistant\")? " +
+               "\"<|channel|>final\" (\" \" \"<|constrain|>\"? [A-Za-z0-9_-]{1,32})? \"<|message|>\" answer-root\n" +
+               "analysis-body ::= ([^<] | \"<\" [^|])*\n" +
+               GbnfRules.Prefix(gbnf, "answer-");
+    }
+
     /// <summary>gpt-oss reasons before it calls: an optional <c>analysis</c> message (its body free of <c>&lt;|</c>, so it
     /// ends at <c>&lt;|end|&gt;</c>), then the call's message, as llama.cpp's gpt-oss grammar allows.</summary>
     private static string WithHarmonyAnalysis(string gbnf) =>
@@ -114,9 +132,11 @@ public sealed class ChatReplyPlan
 
     /// <summary><paramref name="gbnf"/> with room for reasoning first when thinking is on: an optional
     /// <c>&lt;think&gt;…&lt;/think&gt;</c> block, or, when the prompt opened the block, its rest up to
-    /// <c>&lt;/think&gt;</c>. Inside the block a <c>&lt;</c> may not be followed by <c>/</c>.</summary>
+    /// <c>&lt;/think&gt;</c>. Inside the block a <c>&lt;</c> may not be followed by <c>/</c>. For harmony the constraint is
+    /// the <c>final</c> message's body (<see cref="WithHarmonyFinal"/>).</summary>
     public string WrapGrammar(string gbnf, bool promptOpensThinking)
     {
+        if (TemplateIsHarmony) return WithHarmonyFinal(gbnf);
         if (!ThinkingEnabled && !promptOpensThinking) return gbnf;
         string think = promptOpensThinking
             ? "think-body \"</think>\" think-ws"
