@@ -89,7 +89,7 @@ public sealed class Llm : IAsyncDisposable, IDisposable
         ArgumentNullException.ThrowIfNull(prompt);
         options ??= new GenerationOptions();
         var sampling = options.ToSampling();
-        if (options.ConstraintGrammar() is { } gbnf) sampling = sampling with { LogitsProcessor = Grammar(gbnf) };
+        if (options.ConstraintGrammar() is { } gbnf) sampling = sampling with { LogitsProcessor = Grammar(gbnf, null) };
         var tokens = _model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: true);
         await foreach (var o in RunAsync(tokens, sampling, EngineTelemetry.TextCompletion, null, cancellation).ConfigureAwait(false))
             if (o.Text.Length > 0) yield return o.Text;
@@ -127,7 +127,7 @@ public sealed class Llm : IAsyncDisposable, IDisposable
         var parser = chat.NewParser?.Invoke();
         var events = new List<ChatOutputEvent>();
         int toolCalls = 0;
-        await foreach (var o in RunAsync(chat.Tokens, chat.Sampling, EngineTelemetry.Chat, id, cancellation).ConfigureAwait(false))
+        await foreach (var o in RunAsync(chat.Tokens, chat.Sampling, EngineTelemetry.Chat, id, cancellation, chat.PreservedTokens).ConfigureAwait(false))
         {
             if (parser == null)
             {
@@ -165,11 +165,11 @@ public sealed class Llm : IAsyncDisposable, IDisposable
     /// <summary>One engine request's outputs up to the final one. A cancelled call ends in <see cref="OperationCanceledException"/>
     /// (the engine has aborted it and frees its blocks); an engine-side abort ends in <see cref="SharpInferException"/>.</summary>
     private async IAsyncEnumerable<RequestOutput> RunAsync(int[] tokens, SamplingParams sampling, string operation, string? responseId,
-                                                           [EnumeratorCancellation] CancellationToken cancellation)
+                                                           [EnumeratorCancellation] CancellationToken cancellation, int[]? preserved = null)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellation.ThrowIfCancellationRequested();
-        var request = new EngineRequest { PromptTokens = tokens, Sampling = sampling, Operation = operation, ResponseId = responseId };
+        var request = new EngineRequest { PromptTokens = tokens, Sampling = sampling, Operation = operation, ResponseId = responseId, PreservedTokens = preserved };
         await foreach (var o in Engine.AddRequest(request, cancellation).ConfigureAwait(false))
         {
             if (o.Finish == FinishReason.Abort)
@@ -181,15 +181,17 @@ public sealed class Llm : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>A grammar constraint, compiled once per grammar text (its token masks are reused across calls).</summary>
-    private GrammarConstraint Grammar(string gbnf)
+    /// <summary>A grammar constraint, compiled once per grammar text and preserved tokens (its token masks are reused
+    /// across calls).</summary>
+    private GrammarConstraint Grammar(string gbnf, int[]? preserved)
     {
+        string key = preserved is { Length: > 0 } ? string.Join(',', preserved) + "\n" + gbnf : gbnf;
         lock (_grammars)
         {
-            if (_grammars.TryGetValue(gbnf, out var cached)) return cached;
-            var c = GrammarConstraint.FromGbnf(gbnf, _model.Tokenizer, _model.Config.VocabSize);
+            if (_grammars.TryGetValue(key, out var cached)) return cached;
+            var c = GrammarConstraint.FromGbnf(gbnf, _model.Tokenizer, _model.Config.VocabSize, preserved: preserved);
             if (_grammars.Count >= GrammarCacheSize) _grammars.Clear();
-            _grammars[gbnf] = c;
+            _grammars[key] = c;
             return c;
         }
     }

@@ -40,16 +40,18 @@ internal sealed class ChatTurn
         bool opensThinking = plan.TemplateThinks && ChatReplyPlan.PromptOpensThinking(text);
         var tokenizer = engine.Model.Tokenizer;
         int vocab = engine.Model.Config.VocabSize;
-        var p = GenerationParams.Parse(body, chat: true, vocab, tokenizer, g => plan.WrapGrammar(g, opensThinking));
+        // the format's markers (gpt-oss's harmony headers) reach the reply's text, and grammars can match them
+        var preserved = plan.PreservedTokenIds(tokenizer.Vocabulary);
+        var p = GenerationParams.Parse(body, chat: true, vocab, tokenizer, g => plan.WrapGrammar(g, opensThinking), preserved);
         if (plan.ToolGrammar(opensThinking) is { } toolGrammar)
-            p = p with { Sampling = p.Sampling with { LogitsProcessor = StructuredOutput.Compile(() => toolGrammar, "tools", tokenizer, vocab) } };
+            p = p with { Sampling = p.Sampling with { LogitsProcessor = StructuredOutput.Compile(() => toolGrammar, "tools", tokenizer, vocab, preserved) } };
         var meta = new ResponseMeta(idPrefix + Guid.NewGuid().ToString("N"), p.Stream ? "chat.completion.chunk" : "chat.completion",
                                     DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
         bool parse = plan.ParsesToolCalls || plan.ParseReasoning;
         return new ChatTurn
         {
             Params = p,
-            Requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id, EngineTelemetry.Chat),
+            Requests = p.EngineRequests(tokens, engine.MaxModelLen, defaultMaxTokens: null, meta.Id, EngineTelemetry.Chat).ConvertAll(r => r with { PreservedTokens = preserved }),
             PromptTokens = tokens.Length,
             Meta = meta,
             NewParser = parse ? () => plan.NewParser(opensThinking) : null,

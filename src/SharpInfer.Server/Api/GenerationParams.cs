@@ -30,9 +30,10 @@ internal sealed record GenerationParams
     public const int MaxCacheSaltLength = 1024;
 
     /// <summary>Reads the parameters. <paramref name="chat"/> selects chat's log-probs fields (logprobs: bool,
-    /// top_logprobs: int) over legacy completions' (logprobs: int).</summary>
+    /// top_logprobs: int) over legacy completions' (logprobs: int). <paramref name="preservedTokens"/>: the control tokens
+    /// the reply renders as text, which a grammar then matches by that text.</summary>
     public static GenerationParams Parse(JsonBody b, bool chat, int vocabSize, SharpInfer.Tokenization.Tokenizer? tokenizer = null,
-                                         Func<string, string>? wrapGrammar = null)
+                                         Func<string, string>? wrapGrammar = null, int[]? preservedTokens = null)
     {
         b.String("user");
         int n = b.Int("n", 1, MaxN) ?? 1;
@@ -66,7 +67,7 @@ internal sealed record GenerationParams
         }
         else logprobs = b.Int("logprobs", 0, SamplingParams.MaxLogprobs);
 
-        var constraint = tokenizer is null ? null : StructuredOutput.Read(b, tokenizer, vocabSize, wrapGrammar);
+        var constraint = tokenizer is null ? null : StructuredOutput.Read(b, tokenizer, vocabSize, wrapGrammar, preservedTokens);
 
         var cacheSalt = b.String("cache_salt");
         if (cacheSalt is { Length: 0 or > MaxCacheSaltLength })

@@ -15,7 +15,7 @@ namespace SharpInfer.Server.Api;
 internal static class StructuredOutput
 {
     private const int CacheSize = 32;
-    private static readonly Dictionary<(Tokenizer, string), GrammarConstraint> Cache = [];
+    private static readonly Dictionary<(Tokenizer, string Gbnf, string Preserved), GrammarConstraint> Cache = [];
 
     /// <summary>Whether the body has any structured-output field (before validating it).</summary>
     public static bool IsRequested(JsonBody b) =>
@@ -24,7 +24,8 @@ internal static class StructuredOutput
 
     /// <summary>The constraint the body asks for, or null; 400 naming the field for anything invalid.
     /// <paramref name="wrap"/> may rewrite the grammar (chat: room for reasoning before the answer).</summary>
-    public static ILogitsProcessorFactory? Read(JsonBody b, Tokenizer tokenizer, int vocabSize, Func<string, string>? wrap = null)
+    public static ILogitsProcessorFactory? Read(JsonBody b, Tokenizer tokenizer, int vocabSize, Func<string, string>? wrap = null,
+                                                int[]? preserved = null)
     {
         var found = new List<(string Field, Func<string> Gbnf)>();
         if (b.Object("response_format") is { } rf)
@@ -60,21 +61,24 @@ internal static class StructuredOutput
         if (found.Count > 1)
             throw ApiException.BadRequest($"only one structured-output constraint may be given, got {string.Join(", ", found.Select(f => f.Field))}.", found[1].Field);
         var (field, make) = found[0];
-        return Compile(() => wrap is null ? make() : wrap(make()), field, tokenizer, vocabSize);
+        return Compile(() => wrap is null ? make() : wrap(make()), field, tokenizer, vocabSize, preserved);
     }
 
-    /// <summary>A grammar constraint (cached by grammar text); 400 naming <paramref name="field"/> when it is invalid.</summary>
-    public static ILogitsProcessorFactory Compile(Func<string> make, string field, Tokenizer tokenizer, int vocabSize)
+    /// <summary>A grammar constraint (cached by grammar text and preserved tokens); 400 naming <paramref name="field"/>
+    /// when it is invalid. <paramref name="preserved"/>: control tokens the reply renders, which the grammar matches by
+    /// their text.</summary>
+    public static ILogitsProcessorFactory Compile(Func<string> make, string field, Tokenizer tokenizer, int vocabSize, int[]? preserved = null)
     {
         try
         {
             string gbnf = make();
+            var key = (tokenizer, gbnf, preserved is { Length: > 0 } ? string.Join(',', preserved) : "");
             lock (Cache)
             {
-                if (Cache.TryGetValue((tokenizer, gbnf), out var cached)) return cached;
-                var c = new GrammarConstraint(CompiledGrammar.FromGbnf(gbnf, field), TokenTrie.For(tokenizer), vocabSize);
+                if (Cache.TryGetValue(key, out var cached)) return cached;
+                var c = new GrammarConstraint(CompiledGrammar.FromGbnf(gbnf, field), TokenTrie.For(tokenizer, preserved), vocabSize);
                 if (Cache.Count >= CacheSize) Cache.Clear();
-                Cache[(tokenizer, gbnf)] = c;
+                Cache[key] = c;
                 return c;
             }
         }

@@ -25,6 +25,10 @@ public sealed record EngineRequest
     /// <summary>The id the caller answers with (<c>gen_ai.response.id</c> in traces, e.g. the <c>chatcmpl-</c> id of a
     /// chat completion whose choices are several requests); null = <see cref="RequestId"/>.</summary>
     public string? ResponseId { get; init; }
+    /// <summary>Control tokens that appear in <see cref="RequestOutput.Text"/> as their text (llama-server's preserved
+    /// tokens: the markers a chat format's reply parser needs, e.g. gpt-oss's <c>&lt;|channel|&gt;</c>); other control
+    /// tokens render as nothing. Null: none.</summary>
+    public int[]? PreservedTokens { get; init; }
 
     /// <summary>A pooling request for <paramref name="prompt"/>.</summary>
     public static EngineRequest ForPooling(int[] prompt, PoolingParams? pooling = null, string? requestId = null, int priority = 0) => new()

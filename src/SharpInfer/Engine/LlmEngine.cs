@@ -175,6 +175,7 @@ public sealed class LlmEngine : IDisposable
         // a pooling request needs no room after its prompt: nothing is generated
         if (pooler != null ? prompt.Length > limit : prompt.Length >= limit) throw new ContextLengthExceededException(prompt.Length, limit);
         int maxLength = pooler != null ? prompt.Length : (int)Math.Min((long)prompt.Length + p.MaxTokens, limit);
+        var decode = pooler == null ? DetokenizerOptions(request.PreservedTokens) : null;
         // Admission control: MaxNumSeqs requests can run and MaxQueuedRequests more can wait; beyond that the
         // request is refused at once (the HTTP layer answers 429) instead of queueing without bound.
         if (Interlocked.Increment(ref _inSystem) > Options.MaxNumSeqs + Options.MaxQueuedRequests)
@@ -191,7 +192,7 @@ public sealed class LlmEngine : IDisposable
             Sampling = p,
             // a pooling request samples nothing: it never reaches SampleAndEmit
             Sampler = pooler == null ? new Sampler(p, _model.Config.VocabSize, prompt) : null!,
-            Detokenizer = pooler == null ? new StreamingDetokenizer(_model.Tokenizer, DecodeOptions.Pieces) : null!,
+            Detokenizer = decode != null ? new StreamingDetokenizer(_model.Tokenizer, decode) : null!,
             Stops = pooler == null ? new StopStringMatcher(p.Stop) : null!,
             Pooler = pooler,
             Channel = Channel.CreateUnbounded<RequestOutput>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true }),
@@ -213,6 +214,17 @@ public sealed class LlmEngine : IDisposable
 
     private static string DefaultOperation(Pooler? pooler) =>
         pooler == null ? EngineTelemetry.TextCompletion : pooler.Type == PoolingType.Rank ? EngineTelemetry.Rerank : EngineTelemetry.Embeddings;
+
+    /// <summary>How a request's tokens become text: each token's piece as it is, with the request's preserved control
+    /// tokens rendered (decided here, once per request, so the per-token path only looks the id up in a few).</summary>
+    private DecodeOptions DetokenizerOptions(int[]? preserved)
+    {
+        if (preserved is not { Length: > 0 }) return DecodeOptions.Pieces;
+        foreach (int t in preserved)
+            if ((uint)t >= (uint)_model.Config.VocabSize)
+                throw new InvalidRequestException($"preserved token id {t} is outside the vocabulary (0..{_model.Config.VocabSize - 1})", "preserved_tokens");
+        return DecodeOptions.Pieces with { PreservedTokens = [.. preserved] };
+    }
 
     /// <summary>Checks a pooling request's parameters against the model and makes its gatherer.</summary>
     private Pooler NewPooler(PoolingParams p, int promptLength)

@@ -7,7 +7,7 @@ namespace SharpInfer.Facade;
 
 /// <summary>A chat call ready for the engine: the prompt's tokens, the sampling parameters (with the grammar that
 /// forces tool calls or JSON), and how to parse the reply.</summary>
-internal sealed record PreparedChat(int[] Tokens, SamplingParams Sampling, Func<ChatOutputParser>? NewParser);
+internal sealed record PreparedChat(int[] Tokens, SamplingParams Sampling, Func<ChatOutputParser>? NewParser, int[]? PreservedTokens = null);
 
 /// <summary>
 /// Typed chat messages and options → the engine's request, through the same pieces the HTTP server uses: the
@@ -16,7 +16,8 @@ internal sealed record PreparedChat(int[] Tokens, SamplingParams Sampling, Func<
 /// </summary>
 internal static class ChatRequestBuilder
 {
-    public static PreparedChat Prepare(ChatFormatter formatter, Func<string, ILogitsProcessorFactory> compile,
+    /// <param name="compile">Compiles a grammar for a reply that renders the given preserved control tokens.</param>
+    public static PreparedChat Prepare(ChatFormatter formatter, Func<string, int[]?, ILogitsProcessorFactory> compile,
                                        IEnumerable<LlmChatMessage> messages, LlmChatOptions options)
     {
         ArgumentNullException.ThrowIfNull(messages);
@@ -30,9 +31,10 @@ internal static class ChatRequestBuilder
         bool opensThinking = plan.TemplateThinks && ChatReplyPlan.PromptOpensThinking(prompt.Text);
         string? gbnf = plan.ToolGrammar(opensThinking) ?? (constraint != null ? plan.WrapGrammar(constraint, opensThinking) : null);
         var sampling = options.ToSampling();
-        if (gbnf != null) sampling = sampling with { LogitsProcessor = compile(gbnf) };
+        var preserved = plan.PreservedTokenIds(formatter.Tokenizer.Vocabulary);
+        if (gbnf != null) sampling = sampling with { LogitsProcessor = compile(gbnf, preserved) };
         Func<ChatOutputParser>? parser = plan.ParsesToolCalls || plan.ParseReasoning ? () => plan.NewParser(opensThinking) : null;
-        return new PreparedChat(prompt.TokenIds, sampling, parser);
+        return new PreparedChat(prompt.TokenIds, sampling, parser, preserved);
     }
 
     private static JsonArray Messages(IEnumerable<LlmChatMessage> messages)

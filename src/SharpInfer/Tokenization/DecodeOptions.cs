@@ -17,6 +17,14 @@ public sealed record DecodeOptions
     /// <summary>Render control and unknown tokens as their text (user-defined tokens always render).</summary>
     public bool RenderSpecial { get; init; }
 
+    /// <summary>Control tokens that render as their text although <see cref="RenderSpecial"/> is off: llama-server's
+    /// "preserved tokens", which a chat format needs to see in the reply (gpt-oss's harmony headers). A handful of ids,
+    /// decided once per request; null or empty: none.</summary>
+    public int[]? PreservedTokens { get; init; }
+
+    /// <summary>Whether token <paramref name="id"/> renders as its text when it is a control or unknown token.</summary>
+    public bool RendersSpecial(int id) => RenderSpecial || (PreservedTokens is { } p && Array.IndexOf(p, id) >= 0);
+
     /// <summary>Drop a leading BOS (when the vocabulary adds BOS) and a trailing EOS (when it adds EOS), as
     /// llama.cpp's <c>remove_special</c>. After a dropped BOS the leading space is kept.</summary>
     public bool RemoveSpecial { get; init; }

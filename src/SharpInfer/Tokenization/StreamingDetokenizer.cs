@@ -77,7 +77,7 @@ public sealed class StreamingDetokenizer
 
     private void Append(int id)
     {
-        var piece = _tokenizer.PieceBytes(id, _options.RenderSpecial);
+        var piece = _tokenizer.PieceBytes(id, _options.RendersSpecial(id));
         if (_removeSpace && !piece.IsEmpty && piece[0] == ' ') piece = piece[1..];
         _removeSpace = false;
         if (_cleanup != null) _cleanup.Push(piece);

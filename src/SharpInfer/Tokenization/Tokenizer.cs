@@ -217,14 +217,14 @@ public abstract class Tokenizer
         if (options.RemoveSpecial && v.AddEos && ids.Length > 0 && ids[^1] == v.EosId) ids = ids[..^1];
 
         int total = 0;
-        foreach (int id in ids) total += PieceBytes(id, options.RenderSpecial).Length;
+        foreach (int id in ids) total += PieceBytes(id, options.RendersSpecial(id)).Length;
         byte[] buf = ArrayPool<byte>.Shared.Rent(Math.Max(total, 1));
         try
         {
             int n = 0;
             foreach (int id in ids)
             {
-                n += TokenToPiece(id, buf.AsSpan(n), options.RenderSpecial, removeSpace ? 1 : 0);
+                n += TokenToPiece(id, buf.AsSpan(n), options.RendersSpecial(id), removeSpace ? 1 : 0);
                 removeSpace = false;
             }
             if (options.CleanUpSpaces ?? v.CleanSpaces) n = SpaceCleanup.Apply(buf.AsSpan(0, n));

@@ -63,7 +63,7 @@ public class HarmonyReplyTests
 
     [Theory]
     [InlineData("Just an answer, no channels.")]
-    [InlineData("analysisThe user greets.assistantfinalHello")]   // the markers are control tokens: dropped when not rendered
+    [InlineData("analysisThe user greets.assistantfinalHello")]   // the channel words without their markers
     [InlineData("<|channel")]                                       // a header that never completes
     public void TextWithoutHeadersStaysContent(string text)
     {

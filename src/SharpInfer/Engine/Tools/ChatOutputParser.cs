@@ -12,20 +12,33 @@ public sealed class ChatOutputParser
 {
     private readonly IReasoningSplitter? _reasoning;
     private readonly ToolCallParser? _tools;
+    /// <summary>gpt-oss: reasoning, content and tool calls all come in harmony messages, parsed in one place.</summary>
+    private readonly HarmonySplitter? _harmony;
     private List<ChatOutputEvent>? _sink;
-    private readonly Action<string> _onReasoning, _onAnswer;
+    private readonly Action<string> _onReasoning, _onAnswer, _onContent;
     private readonly Action<ChatOutputEvent> _onEvent;
+    private readonly Action<ToolCall> _onCall;
 
     /// <param name="tools">The tool-call format to parse, or null to parse none.</param>
     /// <param name="reasoning">Split off <c>&lt;think&gt;</c> reasoning.</param>
     /// <param name="reasoningStartsInside">The prompt ended inside an opened <c>&lt;think&gt;</c> block.</param>
-    /// <param name="harmony">Reasoning comes in gpt-oss's harmony channels (<see cref="HarmonySplitter"/>), not in
-    /// <c>&lt;think&gt;</c> blocks.</param>
+    /// <param name="harmony">The reply is in gpt-oss's harmony messages (<see cref="HarmonySplitter"/>): reasoning is the
+    /// <c>analysis</c> channel, not <c>&lt;think&gt;</c> blocks, and tool calls are messages to <c>functions.NAME</c>
+    /// (whatever <paramref name="tools"/> says, when it is not null).</param>
     public ChatOutputParser(ToolCallFormat? tools, bool reasoning, bool reasoningStartsInside = false, bool harmony = false)
     {
-        _reasoning = !reasoning ? null : harmony ? new HarmonySplitter() : new ReasoningSplitter(reasoningStartsInside);
-        _tools = tools is { } f ? new ToolCallParser(f) : null;
+        if (harmony)
+        {
+            if (reasoning || tools != null) _harmony = new HarmonySplitter(reasoning, parseTools: tools != null);
+        }
+        else
+        {
+            _reasoning = reasoning ? new ReasoningSplitter(reasoningStartsInside) : null;
+            _tools = tools is { } f ? new ToolCallParser(f) : null;
+        }
         _onEvent = e => _sink!.Add(e);
+        _onCall = c => _sink!.Add(ChatOutputEvent.Tool(c));
+        _onContent = s => _sink!.Add(ChatOutputEvent.Content(s));
         _onReasoning = s => _sink!.Add(ChatOutputEvent.Reasoning(s));
         _onAnswer = s =>
         {
@@ -35,14 +48,15 @@ public sealed class ChatOutputParser
     }
 
     /// <summary>Whether this parser changes anything (else the text is plain content).</summary>
-    public bool IsActive => _reasoning != null || _tools != null;
+    public bool IsActive => _reasoning != null || _tools != null || _harmony != null;
 
     /// <summary>Adds generated text; appends what can be released to <paramref name="events"/>.</summary>
     public void Push(string text, List<ChatOutputEvent> events)
     {
         if (text.Length == 0) return;
         _sink = events;
-        if (_reasoning != null) _reasoning.Push(text, _onReasoning, _onAnswer);
+        if (_harmony != null) _harmony.Push(text, _onReasoning, _onContent, _onCall);
+        else if (_reasoning != null) _reasoning.Push(text, _onReasoning, _onAnswer);
         else _onAnswer(text);
     }
 
@@ -50,6 +64,7 @@ public sealed class ChatOutputParser
     public void Finish(List<ChatOutputEvent> events)
     {
         _sink = events;
+        _harmony?.Finish(_onReasoning, _onContent, _onCall);
         _reasoning?.Finish(_onReasoning, _onAnswer);
         _tools?.Finish(_onEvent);
     }

@@ -30,6 +30,14 @@ public sealed class ChatReplyPlan
     /// <summary>Thinking is on for this request (not switched off by <c>enable_thinking: false</c>).</summary>
     public bool ThinkingEnabled { get; private init; }
     public required JsonArray Messages { get; init; }
+    /// <summary>Control tokens the engine renders as text in this reply (<see cref="EngineRequest.PreservedTokens"/>), so
+    /// that the reply parser sees the format's markers: llama-server's preserved tokens. For harmony the header and body
+    /// markers (<c>&lt;|return|&gt;</c> and <c>&lt;|call|&gt;</c> end generation and never reach the text); empty
+    /// otherwise.</summary>
+    public IReadOnlyList<string> PreservedTokenTexts => TemplateIsHarmony ? HarmonyPreserved : [];
+
+    private static readonly string[] HarmonyPreserved =
+        [HarmonySplitter.Channel, "<|constrain|>", HarmonySplitter.Message, HarmonySplitter.Start, HarmonySplitter.End];
     public IReadOnlyDictionary<string, JsonNode?>? Variables { get; private init; }
 
     /// <param name="templateSource">The chat template's source.</param>
@@ -64,7 +72,8 @@ public sealed class ChatReplyPlan
             TemplateIsHarmony = harmony,
             ParseReasoning = parse && (thinks || harmony),
             ThinkingEnabled = enabled,
-            Messages = tools != null && tools.Choice != ToolChoiceMode.None && format == ToolCallFormat.Generic
+            Messages = harmony ? WithHarmonyThinking(messages)
+                : tools != null && tools.Choice != ToolChoiceMode.None && format == ToolCallFormat.Generic
                 ? WithGenericInstructions(messages, tools) : messages,
             Variables = vars,
         };
@@ -80,15 +89,54 @@ public sealed class ChatReplyPlan
         return t.EndsWith("<think>", StringComparison.Ordinal);
     }
 
+    /// <summary>The ids of <see cref="PreservedTokenTexts"/> in <paramref name="vocabulary"/> (each must be one token, as
+    /// llama-server requires; others are left out), or null when there are none.</summary>
+    public int[]? PreservedTokenIds(Tokenization.Vocabulary vocabulary)
+    {
+        var ids = new List<int>();
+        foreach (var text in PreservedTokenTexts)
+            if (vocabulary.GetId(text) is var id and >= 0) ids.Add(id);
+        return ids.Count > 0 ? [.. ids] : null;
+    }
+
     /// <summary>The grammar that forces the reply to be tool calls, or null when calls are not forced.</summary>
     public string? ToolGrammar(bool promptOpensThinking) =>
-        Tools is { Forced: true } t ? WrapGrammar(ToolCallGrammar.Build(Format, t), promptOpensThinking) : null;
+        Tools is not { Forced: true } t ? null
+        : TemplateIsHarmony ? WithHarmonyAnalysis(ToolCallGrammar.Build(ToolCallFormat.Harmony, t))
+        : WrapGrammar(ToolCallGrammar.Build(Format, t), promptOpensThinking);
+
+    /// <summary>
+    /// A constraint on a harmony reply (response_format, json_schema, a grammar) applies to the <c>final</c> message's
+    /// body, as in llama.cpp's gpt-oss grammar: an optional analysis message, then <c>&lt;|channel|&gt;final</c> with an
+    /// optional content type (<c>&lt;|constrain|&gt;json</c>; at most 32 characters, where llama.cpp sets no bound), then
+    /// the constrained body. A grammar that itself writes
+    /// harmony messages (its language has a word starting with <c>&lt;|channel|&gt;</c> or <c>&lt;|start|&gt;</c>) is taken
+    /// as the whole reply, unchanged.
+    /// </summary>
+    private static string WithHarmonyFinal(string gbnf)
+    {
+        var automaton = new Sampling.Grammar.GrammarAutomaton(Sampling.Grammar.CompiledGrammar.FromGbnf(gbnf));
+        if (automaton.Step(automaton.Start, "<|channel|>"u8) >= 0 || automaton.Step(automaton.Start, "<|start|>"u8) >= 0) return gbnf;
+        return "root ::= (\"<|channel|>analysis<|message|>\" analysis-body \"<|end|><|start|>assistant\")? " +
+               "\"<|channel|>final\" (\" \" \"<|constrain|>\"? [A-Za-z0-9_-]{1,32})? \"<|message|>\" answer-root\n" +
+               "analysis-body ::= ([^<] | \"<\" [^|])*\n" +
+               GbnfRules.Prefix(gbnf, "answer-");
+    }
+
+    /// <summary>gpt-oss reasons before it calls: an optional <c>analysis</c> message (its body free of <c>&lt;|</c>, so it
+    /// ends at <c>&lt;|end|&gt;</c>), then the call's message, as llama.cpp's gpt-oss grammar allows.</summary>
+    private static string WithHarmonyAnalysis(string gbnf) =>
+        "root ::= (\"<|channel|>analysis<|message|>\" analysis-body \"<|end|><|start|>assistant\")? answer-root\n" +
+        "analysis-body ::= ([^<] | \"<\" [^|])*\n" +
+        GbnfRules.Prefix(gbnf, "answer-");
 
     /// <summary><paramref name="gbnf"/> with room for reasoning first when thinking is on: an optional
     /// <c>&lt;think&gt;…&lt;/think&gt;</c> block, or, when the prompt opened the block, its rest up to
-    /// <c>&lt;/think&gt;</c>. Inside the block a <c>&lt;</c> may not be followed by <c>/</c>.</summary>
+    /// <c>&lt;/think&gt;</c>. Inside the block a <c>&lt;</c> may not be followed by <c>/</c>. For harmony the constraint is
+    /// the <c>final</c> message's body (<see cref="WithHarmonyFinal"/>).</summary>
     public string WrapGrammar(string gbnf, bool promptOpensThinking)
     {
+        if (TemplateIsHarmony) return WithHarmonyFinal(gbnf);
         if (!ThinkingEnabled && !promptOpensThinking) return gbnf;
         string think = promptOpensThinking
             ? "think-body \"</think>\" think-ws"
@@ -102,6 +150,22 @@ public sealed class ChatReplyPlan
     /// <summary>A parser for one reply.</summary>
     public ChatOutputParser NewParser(bool promptOpensThinking) =>
         new(ParsesToolCalls ? Format : null, ParseReasoning, ParseReasoning && promptOpensThinking, TemplateIsHarmony);
+
+    /// <summary>The harmony template reads an assistant turn's reasoning from <c>thinking</c>: a copy of the messages with
+    /// <c>reasoning_content</c> copied there, and, on a turn with tool calls, its content dropped (the template refuses
+    /// both), as llama-server passes them.</summary>
+    private static JsonArray WithHarmonyThinking(JsonArray messages)
+    {
+        if (!messages.Any(m => m is JsonObject o && o["reasoning_content"] is JsonValue)) return messages;
+        var copy = (JsonArray)messages.DeepClone();
+        foreach (var m in copy)
+            if (m is JsonObject o && o["reasoning_content"] is JsonValue r && r.GetValueKind() == JsonValueKind.String)
+            {
+                o["thinking"] = r.GetValue<string>();
+                if (o["tool_calls"] is JsonArray { Count: > 0 }) o.Remove("content");
+            }
+        return copy;
+    }
 
     /// <summary>For templates without tool syntax: a system message that explains the JSON reply (llama.cpp's generic
     /// format), added to the first system message or as a new one.</summary>

@@ -15,6 +15,11 @@ public enum ToolCallFormat
     /// <summary>Templates with no tool syntax: the reply is <c>{"tool_call": {"name": .., "arguments": ..}}</c>,
     /// <c>{"tool_calls": [...]}</c> or <c>{"response": ".."}</c>, explained to the model in a system message.</summary>
     Generic,
+    /// <summary>gpt-oss's harmony format: a message on the commentary channel to the function,
+    /// <c>&lt;|channel|&gt;commentary to=functions.NAME &lt;|constrain|&gt;json&lt;|message|&gt;{args}&lt;|call|&gt;</c>
+    /// (or with the recipient in the role: <c>&lt;|start|&gt;assistant to=functions.NAME&lt;|channel|&gt;commentary json</c>);
+    /// one call per reply, as <c>&lt;|call|&gt;</c> ends generation. Parsed by <see cref="HarmonySplitter"/>.</summary>
+    Harmony,
 }
 
 public static class ToolCallFormats
@@ -23,6 +28,7 @@ public static class ToolCallFormats
     public static ToolCallFormat Detect(string? templateSource)
     {
         var s = templateSource ?? "";
+        if (s.Contains("<|channel|>commentary", StringComparison.Ordinal) && s.Contains("to=", StringComparison.Ordinal)) return ToolCallFormat.Harmony;
         if (s.Contains("[TOOL_CALLS]", StringComparison.Ordinal)) return ToolCallFormat.Mistral;
         if (s.Contains("<tool_call>", StringComparison.Ordinal)) return ToolCallFormat.Hermes;
         if (s.Contains("<|start_header_id|>ipython<|end_header_id|>", StringComparison.Ordinal)

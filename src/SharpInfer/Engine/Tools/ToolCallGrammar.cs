@@ -38,6 +38,10 @@ public static class ToolCallGrammar
                 ToolCallFormat.Llama3 => $"{GbnfRules.Literal($"{{\"name\": {name}, \"parameters\": ")} {prefix}root \"}}\"",
                 ToolCallFormat.Mistral => $"{GbnfRules.Literal($"{{\"name\": {name}, \"arguments\": ")} {prefix}root " +
                                           $"{GbnfRules.Literal(", \"id\": \"")} [a-zA-Z0-9]{{9}} \"\\\"}}\"",
+                // the recipient in the channel part (harmony's own examples) or in the role part (how the template
+                // renders a call back), the content type as gpt-oss writes it
+                ToolCallFormat.Harmony => $"({GbnfRules.Literal($"<|channel|>commentary to=functions.{f.Name}")} | " +
+                                          $"{GbnfRules.Literal($" to=functions.{f.Name}<|channel|>commentary")}) harmony-type \"<|message|>\" {prefix}root",
                 _ => $"{GbnfRules.Literal($"{{\"name\": {name}, \"arguments\": ")} {prefix}root \"}}\"",
             };
             rules.Append($"call-{i} ::= {call}\n");
@@ -46,12 +50,14 @@ public static class ToolCallGrammar
         }
         if (calls.Count == 0) throw new InvalidRequestException("no function to call", "tool_choice");
         rules.Append("call ::= ").Append(string.Join(" | ", calls)).Append('\n');
-        // Llama 3's templates take one call per turn (they raise on more), so it never repeats
-        bool many = tools.Parallel && format != ToolCallFormat.Llama3;
+        // Llama 3's templates take one call per turn (they raise on more), so it never repeats; harmony's <|call|> ends
+        // generation after one
+        bool many = tools.Parallel && format is not (ToolCallFormat.Llama3 or ToolCallFormat.Harmony);
+        if (format == ToolCallFormat.Harmony) rules.Append("harmony-type ::= (\" \" \"<|constrain|>\"? \"json\")?\n");
         string root = format switch
         {
             ToolCallFormat.Hermes => "\"<tool_call>\\n\" call \"\\n</tool_call>\"" + (many ? " (\"\\n<tool_call>\\n\" call \"\\n</tool_call>\")*" : ""),
-            ToolCallFormat.Llama3 => "call",
+            ToolCallFormat.Llama3 or ToolCallFormat.Harmony => "call",
             ToolCallFormat.Mistral => "\"[TOOL_CALLS][\" call " + (many ? "(\", \" call)* " : "") + "\"]\"",
             _ => many ? "\"{\\\"tool_calls\\\": [\" call (\", \" call)* \"]}\"" : "\"{\\\"tool_call\\\": \" call \"}\"",
         };

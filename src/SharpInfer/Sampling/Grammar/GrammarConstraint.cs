@@ -32,8 +32,10 @@ public sealed class GrammarConstraint : ILogitsProcessorFactory
         _words = (Math.Max(logitsSize, trie.VocabSize) + 63) / 64;
     }
 
-    public static GrammarConstraint FromGbnf(string gbnf, Tokenizer tokenizer, int logitsSize, string field = "grammar") =>
-        new(CompiledGrammar.FromGbnf(gbnf, field), TokenTrie.For(tokenizer), logitsSize);
+    /// <param name="preserved">Control tokens the request renders as text (<see cref="TokenTrie.For(Tokenizer, int[])"/>),
+    /// which the grammar then matches by that text.</param>
+    public static GrammarConstraint FromGbnf(string gbnf, Tokenizer tokenizer, int logitsSize, string field = "grammar", int[]? preserved = null) =>
+        new(CompiledGrammar.FromGbnf(gbnf, field), TokenTrie.For(tokenizer, preserved), logitsSize);
 
     /// <summary>Whether each request computes its next mask on the thread pool while the model runs (see
     /// <see cref="GrammarLogitsProcessor"/>); off, masks are computed when the logits arrive.</summary>

@@ -6,8 +6,8 @@ namespace SharpInfer.Sampling.Grammar;
 /// <summary>
 /// The vocabulary as a byte trie, so a token mask is one walk in which a grammar state is advanced once per trie
 /// edge and a dead state prunes every token below it (most of a 152k vocabulary is cut at the first byte).
-/// Built once per tokenizer (cached) from the tokens' raw bytes; control tokens and tokens with no bytes never
-/// match a grammar, end-of-generation tokens are kept apart.
+/// Built once per tokenizer (cached) from the tokens' raw bytes; control tokens (except a request's preserved ones)
+/// and tokens with no bytes never match a grammar, end-of-generation tokens are kept apart.
 /// </summary>
 public sealed class TokenTrie
 {
@@ -22,7 +22,26 @@ public sealed class TokenTrie
 
     public int VocabSize => TokenBytes.Length;
 
-    public static TokenTrie For(Tokenizer tokenizer) => Cache.GetValue(tokenizer, t =>
+    public static TokenTrie For(Tokenizer tokenizer) => Cache.GetValue(tokenizer, t => Build(t, null));
+
+    /// <summary>The trie in which the control tokens <paramref name="preserved"/> match a grammar by their text, as the
+    /// request that renders them sees them (llama-server's preserved tokens: a grammar can then force gpt-oss's
+    /// <c>&lt;|channel|&gt;</c> as the token the model was trained to write). Cached per tokenizer and set.</summary>
+    public static TokenTrie For(Tokenizer tokenizer, int[]? preserved)
+    {
+        if (preserved is not { Length: > 0 }) return For(tokenizer);
+        string key = string.Join(',', preserved.Order());
+        var byKey = PreservedCache.GetValue(tokenizer, _ => []);
+        lock (byKey)
+        {
+            if (!byKey.TryGetValue(key, out var trie)) byKey[key] = trie = Build(tokenizer, preserved);
+            return trie;
+        }
+    }
+
+    private static readonly ConditionalWeakTable<Tokenizer, Dictionary<string, TokenTrie>> PreservedCache = new();
+
+    private static TokenTrie Build(Tokenizer t, int[]? preserved)
     {
         var v = t.Vocabulary;
         var bytes = new byte[v.Count][];
@@ -30,10 +49,10 @@ public sealed class TokenTrie
         for (int id = 0; id < v.Count; id++)
         {
             if (v.IsEndOfGeneration(id)) { eog.Add(id); bytes[id] = []; }
-            else bytes[id] = t.TokenBytes(id, renderSpecial: false);
+            else bytes[id] = t.TokenBytes(id, renderSpecial: preserved != null && Array.IndexOf(preserved, id) >= 0);
         }
         return new TokenTrie(bytes, [.. eog]);
-    });
+    }
 
     public TokenTrie(byte[][] tokenBytes, int[] endOfGeneration)
     {
