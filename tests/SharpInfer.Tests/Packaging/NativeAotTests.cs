@@ -13,6 +13,8 @@ namespace SharpInfer.Tests.Packaging;
 /// files: a rerun on unchanged sources costs nothing), then <c>sharpinfer serve</c> from that one file answers a
 /// streamed chat request with the JIT server's greedy text for the same request.
 /// </summary>
+// one at a time: both run dotnet pack/publish over the same src/*/obj folders (a RID-specific restore rewrites them)
+[Collection("dotnet pack and publish")]
 public class NativeAotTests
 {
     private static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(10);

@@ -11,6 +11,8 @@ namespace SharpInfer.Tests.Packaging;
 /// the other packages come from this machine's global package folder (a fallback folder), ours are extracted into a
 /// temporary one, so a stale copy of the same version can never be used.
 /// </summary>
+// one at a time: both run dotnet pack/publish over the same src/*/obj folders (a RID-specific restore rewrites them)
+[Collection("dotnet pack and publish")]
 public class PackageFeedTests
 {
     private static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(10);
