@@ -1,6 +1,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace SharpInfer.Cli;
 
@@ -14,9 +15,19 @@ public static class CliJson
 
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>Serializes with the source-generated metadata of <see cref="CliJsonContext"/> (no reflection: the CLI
+    /// publishes as native AOT); a value type missing there throws <see cref="NotSupportedException"/>.</summary>
+    public static string Serialize<T>(T value, JsonSerializerOptions options) =>
+        JsonSerializer.Serialize(value, (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T)));
+
     private static JsonSerializerOptions Create(bool indented)
     {
-        var o = new JsonSerializerOptions { WriteIndented = indented, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        var o = new JsonSerializerOptions
+        {
+            WriteIndented = indented,
+            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            TypeInfoResolver = CliJsonContext.Default,
+        };
         o.Converters.Add(new FiniteDouble());
         o.Converters.Add(new FiniteFloat());
         return o;
@@ -52,3 +63,19 @@ public static class CliJson
         }
     }
 }
+
+/// <summary>The shapes the CLI serializes: llama-bench-style records (a dictionary of numbers, strings and number
+/// arrays: each value type a record may hold is listed, since values are typed <c>object</c>).</summary>
+[JsonSerializable(typeof(Dictionary<string, object>))]
+[JsonSerializable(typeof(Dictionary<string, object?>))]
+[JsonSerializable(typeof(List<Dictionary<string, object?>>))]
+[JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(int))]
+[JsonSerializable(typeof(long))]
+[JsonSerializable(typeof(double))]
+[JsonSerializable(typeof(float))]
+[JsonSerializable(typeof(bool))]
+[JsonSerializable(typeof(long[]))]
+[JsonSerializable(typeof(double[]))]
+[JsonSerializable(typeof(int[]))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;

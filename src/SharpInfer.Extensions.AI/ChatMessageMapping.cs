@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.AI;
 
 namespace SharpInfer.Extensions.AI;
@@ -30,7 +31,7 @@ internal static class ChatMessageMapping
                         break;
                     case FunctionCallContent call:
                         (calls ??= []).Add(new LlmToolCall(call.CallId, call.Name,
-                            JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions)));
+                            JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), TypeInfo<IDictionary<string, object?>>())));
                         break;
                     case FunctionResultContent result:
                         // each result is its own tool message, as OpenAI's API has it
@@ -53,7 +54,7 @@ internal static class ChatMessageMapping
         null => r.Exception is { } e ? "Error: " + e.Message : "",
         string s => s,
         JsonElement { ValueKind: JsonValueKind.String } e => e.GetString()!,
-        var o => JsonSerializer.Serialize(o, AIJsonUtilities.DefaultOptions),
+        var o => JsonSerializer.Serialize(o, AIJsonUtilities.DefaultOptions.GetTypeInfo(o.GetType())),
     };
 
     public static LlmChatOptions ToLlm(ChatOptions? o, LlmChatOptions defaults)
@@ -111,6 +112,10 @@ internal static class ChatMessageMapping
         return r;
     }
 
+    /// <summary>Microsoft.Extensions.AI's JSON metadata for <typeparamref name="T"/> (source-generated for its own
+    /// types, so no reflection-only serializer path: trimming and native AOT keep working).</summary>
+    private static JsonTypeInfo<T> TypeInfo<T>() => (JsonTypeInfo<T>)AIJsonUtilities.DefaultOptions.GetTypeInfo(typeof(T));
+
     public static ChatFinishReason ToFinishReason(LlmFinishReason f) => f switch
     {
         LlmFinishReason.Length => ChatFinishReason.Length,
@@ -131,7 +136,7 @@ internal static class ChatMessageMapping
         IDictionary<string, object?>? args;
         try
         {
-            args = JsonSerializer.Deserialize<Dictionary<string, object?>>(call.Arguments, AIJsonUtilities.DefaultOptions);
+            args = JsonSerializer.Deserialize(call.Arguments, TypeInfo<Dictionary<string, object?>>());
         }
         catch (JsonException e)
         {

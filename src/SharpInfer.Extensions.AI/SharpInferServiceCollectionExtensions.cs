@@ -17,8 +17,9 @@ public sealed class SharpInferOptions : LlmOptions
 
 public static class SharpInferServiceCollectionExtensions
 {
-    /// <summary>Registers a singleton <see cref="Llm"/> (loaded on first use, disposed with the container) and an
-    /// <see cref="IChatClient"/> over it; the returned builder adds middleware (<c>.UseFunctionInvocation()</c>, …).</summary>
+    /// <summary>Registers a singleton <see cref="Llm"/> (loaded on first use, disposed with the container), an
+    /// <see cref="IChatClient"/> and an <see cref="IEmbeddingGenerator{String, Embedding}"/> of <c>float</c> over it;
+    /// the returned builder adds chat middleware (<c>.UseFunctionInvocation()</c>, …).</summary>
     public static ChatClientBuilder AddSharpInfer(this IServiceCollection services, Action<SharpInferOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(configure);
@@ -44,6 +45,8 @@ public static class SharpInferServiceCollectionExtensions
                 throw new OptionsValidationException(nameof(SharpInferOptions), typeof(SharpInferOptions), ["SharpInfer: ModelPath is required"]);
             return Llm.Load(o.ModelPath, o);
         });
+        // the same model embeds: one Llm behind both services
+        services.AddEmbeddingGenerator(sp => sp.GetRequiredService<Llm>().AsEmbeddingGenerator());
         return services.AddChatClient(sp => sp.GetRequiredService<Llm>().AsChatClient());
     }
 }

@@ -107,8 +107,10 @@ public static class ServerApp
         app.MapPost("/v1/completions", ctx => GenerationEndpoints.CompletionsAsync(ctx, host, log));
         var responses = services.GetRequiredService<ResponseStore>();
         app.MapPost("/v1/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
-        app.MapGet("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.GetAsync(ctx, responses, id));
-        app.MapDelete("/v1/responses/{id}", (HttpContext ctx, string id) => ResponsesEndpoints.DeleteAsync(ctx, responses, id));
+        // plain RequestDelegates reading the route value: a lambda with parameters would need the reflection-based
+        // request delegate factory, which native AOT cannot use
+        app.MapGet("/v1/responses/{id}", ctx => ResponsesEndpoints.GetAsync(ctx, responses, RouteId(ctx)));
+        app.MapDelete("/v1/responses/{id}", ctx => ResponsesEndpoints.DeleteAsync(ctx, responses, RouteId(ctx)));
         app.MapPost("/v1/messages", ctx => AnthropicEndpoints.MessagesAsync(ctx, host, log));
         app.MapPost("/v1/messages/count_tokens", ctx => AnthropicEndpoints.CountTokensAsync(ctx, host));
         app.MapPost("/tokenize", ctx => InfoEndpoints.TokenizeAsync(ctx, host));
@@ -153,6 +155,8 @@ public static class ServerApp
         };
         return ApiErrors.WriteAsync(ctx, error);
     }
+
+    private static string RouteId(HttpContext ctx) => (string)ctx.Request.RouteValues["id"]!;
 
     private static bool NeedsKey(PathString path) =>
         path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize")

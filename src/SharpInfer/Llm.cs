@@ -19,7 +19,7 @@ namespace SharpInfer;
 /// var reply = await llm.ChatAsync([LlmChatMessage.User("Hello!")]);
 /// </code>
 /// </summary>
-public sealed class Llm : IAsyncDisposable, IDisposable
+public sealed partial class Llm : IAsyncDisposable, IDisposable
 {
     private const int GrammarCacheSize = 16;
     private readonly Model _model;

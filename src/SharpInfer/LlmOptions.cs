@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using SharpInfer.Engine;
+using SharpInfer.Engine.Pooling;
 using SharpInfer.KvCache;
 using SharpInfer.Runtime;
 using SharpInfer.Sampling;
@@ -27,6 +28,9 @@ public class LlmOptions
     public string? ModelId { get; set; }
     /// <summary>A Jinja chat template used instead of the model's own.</summary>
     public string? ChatTemplate { get; set; }
+    /// <summary>How <see cref="Llm.EmbedAsync"/> pools a text's token states into one vector (Mean, Cls, Last); null:
+    /// the model's <c>pooling_type</c>, else mean.</summary>
+    public PoolingType? Pooling { get; set; }
 
     /// <summary>The engine options these settings stand for.</summary>
     public EngineOptions ToEngineOptions() => new()
@@ -38,6 +42,7 @@ public class LlmOptions
         KvType = KvCacheType,
         KvCacheMemoryBytes = KvCacheBytes,
         EnablePrefixCaching = PrefixCaching,
+        Pooling = Pooling,
     };
 }
 

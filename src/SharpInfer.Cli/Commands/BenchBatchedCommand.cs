@@ -53,7 +53,7 @@ public static class BenchBatchedCommand
         {
             var r = bench.Run(npp, ntg, b);
             if (json)
-                stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                stdout.WriteLine(CliJson.Serialize(new Dictionary<string, object>
                 {
                     ["model_filename"] = Path.GetFileName(path),
                     ["n_threads"] = threads,

@@ -99,7 +99,7 @@ public static class BenchCommand
                 ["samples_ts"] = res.SamplesTs.Select(x => Math.Round(x, 3)).ToArray(),
                 ["peak_rss_bytes"] = rss,
             }).ToList();
-            stdout.WriteLine(JsonSerializer.Serialize(records, CliJson.Indented));
+            stdout.WriteLine(CliJson.Serialize(records, CliJson.Indented));
         }
         else stdout.WriteLine($"\npeak RSS: {rss / 1048576.0:F0} MiB (model file {model.File.FileSize / 1048576.0:F0} MiB)");
         return 0;

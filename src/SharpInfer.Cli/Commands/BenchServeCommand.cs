@@ -362,12 +362,12 @@ public static class BenchServe
                     int outLen = rng.Next(options.OutputLen.Min, options.OutputLen.Max + 1);
                     var user = RandomWords(rng, inLen);
                     words += inLen;
-                    messages.Add(new JsonObject { ["role"] = "user", ["content"] = user });
+                    messages.Add((JsonNode)new JsonObject { ["role"] = "user", ["content"] = user });
                     transcript.Append("User: ").Append(user).Append("\nAssistant:");
                     var r = await Send(transcript.ToString(), options.IsChat ? (JsonArray)messages.DeepClone() : null, words, outLen).ConfigureAwait(false);
                     results[t] = r;
                     // a failed turn still goes on with an empty answer, so every conversation sends all its turns
-                    messages.Add(new JsonObject { ["role"] = "assistant", ["content"] = r.Text });
+                    messages.Add((JsonNode)new JsonObject { ["role"] = "assistant", ["content"] = r.Text });
                     transcript.Append(r.Text).Append('\n');
                 }
                 return results;

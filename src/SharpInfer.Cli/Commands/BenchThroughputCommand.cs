@@ -62,7 +62,7 @@ public static class BenchThroughputCommand
                 ? ProgressDisplay.Run(ProgressDisplay.StandardError(), "bench throughput", report =>
                     Run(loaded, options, r.GetValue(numPrompts), inA, inB, outA, outB, r.GetValue(seed), m, (d, t) => report($"bench throughput: {d}/{t} requests", (double)d / t)))
                 : Run(loaded, options, r.GetValue(numPrompts), inA, inB, outA, outB, r.GetValue(seed), m);
-            if (r.GetValue(json)) Console.Out.WriteLine(JsonSerializer.Serialize(result, CliJson.Indented));
+            if (r.GetValue(json)) Console.Out.WriteLine(CliJson.Serialize(result, CliJson.Indented));
             else Print(result, Console.Out);
             return 0;
         });

@@ -38,7 +38,7 @@ internal sealed class AnthropicRequest
         b.String("service_tier");
         var chat = new JsonObject();
         var messages = new JsonArray();
-        if (b["system"] is { } system) messages.Add(new JsonObject { ["role"] = "system", ["content"] = SystemText(system) });
+        if (b["system"] is { } system) messages.Add((JsonNode)new JsonObject { ["role"] = "system", ["content"] = SystemText(system) });
         var input = b.Array("messages") ?? throw ApiException.BadRequest("'messages' is required.", "messages");
         if (input.Count == 0) throw ApiException.BadRequest("'messages' must contain at least one message.", "messages");
         for (int i = 0; i < input.Count; i++) AddMessage(AsObject(input[i], $"messages[{i}]"), $"messages[{i}]", messages);
@@ -124,7 +124,7 @@ internal sealed class AnthropicRequest
         var content = m["content"] ?? throw ApiException.BadRequest($"'{at}.content' is required.", $"{at}.content");
         if (content is JsonValue cv && cv.GetValueKind() == JsonValueKind.String)
         {
-            messages.Add(new JsonObject { ["role"] = role, ["content"] = cv.GetValue<string>() });
+            messages.Add((JsonNode)new JsonObject { ["role"] = role, ["content"] = cv.GetValue<string>() });
             return;
         }
         if (content is not JsonArray blocks)
@@ -140,7 +140,7 @@ internal sealed class AnthropicRequest
         void Flush()
         {
             if (text is null) return;
-            messages.Add(new JsonObject { ["role"] = "user", ["content"] = text.ToString() });
+            messages.Add((JsonNode)new JsonObject { ["role"] = "user", ["content"] = text.ToString() });
             text = null;
         }
         for (int i = 0; i < blocks.Count; i++)
@@ -161,7 +161,7 @@ internal sealed class AnthropicRequest
                         JsonArray parts => TextBlocks(parts, $"{bt}.content"),
                         var other => throw ApiException.BadRequest($"'{bt}.content' must be a string or a list of text blocks, got {JsonBody.Describe(other)}.", $"{bt}.content"),
                     };
-                    messages.Add(new JsonObject { ["role"] = "tool", ["tool_call_id"] = ReqString(block, "tool_use_id", bt), ["content"] = result });
+                    messages.Add((JsonNode)new JsonObject { ["role"] = "tool", ["tool_call_id"] = ReqString(block, "tool_use_id", bt), ["content"] = result });
                     break;
                 case var type:
                     throw ApiException.BadRequest($"'{bt}.type' \"{type}\" is not supported in a user message (text, tool_result).", $"{bt}.type");
@@ -207,7 +207,7 @@ internal sealed class AnthropicRequest
                 case "tool_use":
                     var input = block["input"] ?? new JsonObject();
                     if (input is not JsonObject) throw ApiException.BadRequest($"'{bt}.input' must be an object.", $"{bt}.input");
-                    calls.Add(new JsonObject
+                    calls.Add((JsonNode)new JsonObject
                     {
                         ["id"] = ReqString(block, "id", bt),
                         ["type"] = "function",
@@ -221,7 +221,7 @@ internal sealed class AnthropicRequest
         var m = new JsonObject { ["role"] = "assistant", ["content"] = text.Length == 0 && calls.Count > 0 ? null : text.ToString() };
         if (reasoning.Length > 0) m["reasoning_content"] = reasoning.ToString();
         if (calls.Count > 0) m["tool_calls"] = calls;
-        messages.Add(m);
+        messages.Add((JsonNode)m);
     }
 
     /// <summary>Custom tools → chat function tools; server tools (a dated <c>type</c> such as web_search_20250305) are refused.</summary>
@@ -237,7 +237,7 @@ internal sealed class AnthropicRequest
             var fn = new JsonObject { ["name"] = ReqString(t, "name", at) };
             if (OptString(t, "description", at) is { } d) fn["description"] = d;
             fn["parameters"] = AsObject(t["input_schema"] ?? throw ApiException.BadRequest($"'{at}.input_schema' is required.", $"{at}.input_schema"), $"{at}.input_schema").DeepClone();
-            result.Add(new JsonObject { ["type"] = "function", ["function"] = fn });
+            result.Add((JsonNode)new JsonObject { ["type"] = "function", ["function"] = fn });
         }
         return result;
     }

@@ -75,7 +75,7 @@ internal static class ResponsesEndpoints
         await output.FinishAsync(result).ConfigureAwait(false);
         if (!request.Store || !store.Enabled) return;
         var conversation = (System.Text.Json.Nodes.JsonArray)request.Conversation.DeepClone();
-        conversation.Add(output.AsChatMessage());
+        conversation.Add((System.Text.Json.Nodes.JsonNode)output.AsChatMessage());
         store.Add(output.Id, conversation, Serialize(output));
     }
 

@@ -334,7 +334,7 @@ internal sealed class ResponsesOutput(ResponsesRequest request, string id, strin
         if (reasoning.Length > 0) m["reasoning_content"] = reasoning;
         var calls = new System.Text.Json.Nodes.JsonArray();
         foreach (var i in _items.Where(i => i.Call != null))
-            calls.Add(new System.Text.Json.Nodes.JsonObject
+            calls.Add((System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
             {
                 ["id"] = i.Call!.Id,
                 ["type"] = "function",

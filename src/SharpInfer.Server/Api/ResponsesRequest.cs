@@ -59,7 +59,7 @@ internal sealed class ResponsesRequest
         switch (input)
         {
             case JsonValue v when v.GetValueKind() == JsonValueKind.String:
-                conversation.Add(new JsonObject { ["role"] = "user", ["content"] = v.GetValue<string>() });
+                conversation.Add((JsonNode)new JsonObject { ["role"] = "user", ["content"] = v.GetValue<string>() });
                 break;
             case JsonArray items:
                 AddItems(items, conversation);
@@ -116,7 +116,7 @@ internal sealed class ResponsesRequest
                         m["reasoning_content"] = reasoning;
                         reasoning = null;
                     }
-                    messages.Add(m);
+                    messages.Add((JsonNode)m);
                     break;
                 }
                 case "function_call":
@@ -129,7 +129,7 @@ internal sealed class ResponsesRequest
                     };
                     if (messages.Count > 0 && messages[^1] is JsonObject last && (string?)last["role"] == "assistant" && reasoning == null)
                     {
-                        if (last["tool_calls"] is JsonArray calls) calls.Add(call);
+                        if (last["tool_calls"] is JsonArray calls) calls.Add((JsonNode)call);
                         else last["tool_calls"] = new JsonArray(call);
                     }
                     else
@@ -137,12 +137,12 @@ internal sealed class ResponsesRequest
                         var m = new JsonObject { ["role"] = "assistant", ["content"] = null, ["tool_calls"] = new JsonArray(call) };
                         if (reasoning != null) m["reasoning_content"] = reasoning;
                         reasoning = null;
-                        messages.Add(m);
+                        messages.Add((JsonNode)m);
                     }
                     break;
                 }
                 case "function_call_output":
-                    messages.Add(new JsonObject
+                    messages.Add((JsonNode)new JsonObject
                     {
                         ["role"] = "tool",
                         ["tool_call_id"] = ReqString(item, "call_id", at),
@@ -209,7 +209,7 @@ internal sealed class ResponsesRequest
             var fn = new JsonObject { ["name"] = ReqString(t, "name", at) };
             if (OptString(t, "description", at) is { } d) fn["description"] = d;
             if (t["parameters"] is { } p) fn["parameters"] = p.DeepClone();
-            result.Add(new JsonObject { ["type"] = "function", ["function"] = fn });
+            result.Add((JsonNode)new JsonObject { ["type"] = "function", ["function"] = fn });
         }
         return result;
     }

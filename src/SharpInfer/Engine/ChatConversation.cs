@@ -52,7 +52,7 @@ public sealed class ChatConversation
     public void Reset()
     {
         _messages.Clear();
-        if (_systemPrompt != null) _messages.Add(new JsonObject { ["role"] = "system", ["content"] = _systemPrompt });
+        if (_systemPrompt != null) _messages.Add((JsonNode)new JsonObject { ["role"] = "system", ["content"] = _systemPrompt });
         _session.Reset();
         LastPrompt = null;
         LastReply = null;
@@ -71,7 +71,7 @@ public sealed class ChatConversation
         ArgumentNullException.ThrowIfNull(userMessage);
         ArgumentNullException.ThrowIfNull(sampling);
         sampling.Validate(_session.Model.Config.VocabSize);
-        _messages.Add(new JsonObject { ["role"] = "user", ["content"] = userMessage });
+        _messages.Add((JsonNode)new JsonObject { ["role"] = "user", ["content"] = userMessage });
         ChatPrompt prompt;
         try
         {
@@ -106,7 +106,7 @@ public sealed class ChatConversation
         finally
         {
             LastReply = reply.ToString();
-            _messages.Add(new JsonObject { ["role"] = "assistant", ["content"] = LastReply });
+            _messages.Add((JsonNode)new JsonObject { ["role"] = "assistant", ["content"] = LastReply });
         }
     }
 }

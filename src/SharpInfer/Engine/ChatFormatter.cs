@@ -279,7 +279,7 @@ public sealed class ChatFormatter
                     if (call!["function"] is JsonObject fn && fn["arguments"] is JsonValue a && a.GetValueKind() == JsonValueKind.String
                         && TryParseObject(a.GetValue<string>()) is { } parsed)
                         fn["arguments"] = parsed;
-            copy.Add(m);
+            copy.Add((JsonNode)m);
         }
         return copy;
     }
@@ -309,7 +309,7 @@ public sealed class ChatFormatter
             {
                 return Template.Render(new ChatRenderRequest
                 {
-                    Messages = [new JsonObject { ["role"] = "user", ["content"] = content }],
+                    Messages = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = content }),   // not [..]: that is the trim-unsafe Add<T>
                     BosToken = BosToken,
                     EosToken = EosToken,
                 });

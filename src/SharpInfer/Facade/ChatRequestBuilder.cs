@@ -59,7 +59,7 @@ internal static class ChatRequestBuilder
             {
                 var callArray = new JsonArray();
                 foreach (var c in calls)
-                    callArray.Add(new JsonObject
+                    callArray.Add((JsonNode)new JsonObject
                     {
                         ["id"] = c.Id,
                         ["type"] = "function",
@@ -69,7 +69,7 @@ internal static class ChatRequestBuilder
             }
             if (m.ToolCallId != null) o["tool_call_id"] = m.ToolCallId;
             if (m.ToolName != null) o["name"] = m.ToolName;
-            array.Add(o);
+            array.Add((JsonNode)o);
         }
         return array;
     }
@@ -82,7 +82,7 @@ internal static class ChatRequestBuilder
             var fn = new JsonObject { ["name"] = t.Name };
             if (t.Description != null) fn["description"] = t.Description;
             fn["parameters"] = t.Parameters?.DeepClone() ?? new JsonObject { ["type"] = "object", ["properties"] = new JsonObject() };
-            array.Add(new JsonObject { ["type"] = "function", ["function"] = fn });
+            array.Add((JsonNode)new JsonObject { ["type"] = "function", ["function"] = fn });
         }
         return array;
     }

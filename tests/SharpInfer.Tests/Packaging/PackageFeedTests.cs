@@ -6,11 +6,13 @@ namespace SharpInfer.Tests.Packaging;
 /// <summary>
 /// The packages as a user gets them: <c>dotnet pack</c> (of the Release build this test run made) into a temporary
 /// feed; a new console project that references <c>SharpInfer.Extensions.AI</c> from that feed (a PackageReference,
-/// not a project reference) runs a chat, a streamed chat and a forced tool call through <c>UseFunctionInvocation()</c>;
+/// not a project reference) runs a chat, a streamed chat, an embedding and a forced tool call through <c>UseFunctionInvocation()</c>;
 /// and the CLI installs from the feed as a dotnet tool whose <c>sharpinfer run</c> generates. One pack, one restore:
 /// the other packages come from this machine's global package folder (a fallback folder), ours are extracted into a
 /// temporary one, so a stale copy of the same version can never be used.
 /// </summary>
+// one at a time: both run dotnet pack/publish over the same src/*/obj folders (a RID-specific restore rewrites them)
+[Collection("dotnet pack and publish")]
 public class PackageFeedTests
 {
     private static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(10);
@@ -65,6 +67,10 @@ public class PackageFeedTests
             int updates = 0;
             await foreach (var u in chat.GetStreamingResponseAsync("Tell me a story.", options)) { streamed.Append(u.Text); updates++; }
             Console.WriteLine($"stream: {updates} {streamed.ToString() == reply.Text}");
+            var embedder = stories.AsEmbeddingGenerator();
+            var vectors = await embedder.GenerateAsync(["Once upon a time", "The cat sat"]);
+            double norm = Math.Sqrt(vectors[1].Vector.ToArray().Sum(x => (double)x * x));
+            Console.WriteLine($"embed: {vectors.Count} {vectors[0].Vector.Length} {norm:F3} {vectors.Usage!.InputTokenCount}");
 
             await using var qwen = await Llm.LoadAsync(args[1], new LlmOptions { Threads = 2, ContextLength = 512 });
             long called = -1;
@@ -79,6 +85,9 @@ public class PackageFeedTests
         var stream = output.Split('\n').Single(l => l.StartsWith("stream: ")).Split(' ');
         Assert.True(int.Parse(stream[1]) > 2, output);
         Assert.Equal("True", stream[2].Trim());
+        var embed = output.Split('\n').Single(l => l.StartsWith("embed: ")).Trim().Split(' ');
+        Assert.Equal(["embed:", "2", "64", "1.000"], embed[..4]);   // stories260K: 64-wide unit vectors
+        Assert.True(int.Parse(embed[4]) > 4, string.Join(' ', embed));
         var tool = output.Split('\n').Single(l => l.StartsWith("tool: "));
         long days = long.Parse(tool.Split(' ')[1]);
         Assert.True(days >= 0, output);

@@ -173,7 +173,7 @@ public sealed class ChatReplyPlan
     {
         var callSchemas = new JsonArray();
         foreach (var f in tools.Callable)
-            callSchemas.Add(new JsonObject
+            callSchemas.Add((JsonNode)new JsonObject
             {
                 ["type"] = "object",
                 ["properties"] = new JsonObject

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using SharpInfer.Sampling.Grammar;
 
 namespace SharpInfer.Engine.Tools;
@@ -32,7 +33,7 @@ public static class ToolCallGrammar
             }
             string prefix = $"t{i}-";
             rules.Append(GbnfRules.Prefix(args, prefix));
-            string name = JsonSerializer.Serialize(f.Name);
+            string name = JsonValue.Create(f.Name).ToJsonString();   // a JSON string literal, escaped as the serializer escapes
             string call = format switch
             {
                 ToolCallFormat.Llama3 => $"{GbnfRules.Literal($"{{\"name\": {name}, \"parameters\": ")} {prefix}root \"}}\"",

@@ -167,7 +167,7 @@ public sealed class JsonSchemaToGbnf
         foreach (var (name, schema) in props)
         {
             string value = Visit(schema, $"{hint}-{name}");
-            members.Add((Rule("kv", $"{Literal(JsonSerializer.Serialize(name))} ws \":\" ws {value}"), required.Contains(name)));
+            members.Add((Rule("kv", $"{Literal(JsonValue.Create(name).ToJsonString())} ws \":\" ws {value}"), required.Contains(name)));
         }
         // required first (fixed), then each optional one may follow; with none required the first present
         // optional one opens the list
