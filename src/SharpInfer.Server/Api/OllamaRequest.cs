@@ -99,6 +99,8 @@ internal sealed class OllamaRequest
         if (b["model"] is null) throw ApiException.BadRequest("model is required", "model");
         bool stream = b.Bool("stream") ?? true;
         chat["stream"] = stream;
+        if (b.Bool("logprobs") == true || b.Int("top_logprobs") is > 0)
+            throw ApiException.BadRequest("'logprobs' is not supported by this server's Ollama API (the OpenAI routes return log-probs).", "logprobs");
         KeepAlive(b["keep_alive"]);
         // Ollama's load request: nothing to generate; keep_alive 0 asks for an unload (the model stays: it is the server's)
         string? load = loadOnly ? (IsZero(b["keep_alive"]) ? "unload" : "load") : null;
@@ -168,7 +170,7 @@ internal sealed class OllamaRequest
         if (opts.Int("num_predict") is { } n)
         {
             // -1: until the model stops (or the context is full), -2: fill the context; both are the default here
-            if (n > 0) chat["max_tokens"] = n;
+            if (n > 0) chat["max_tokens"] = (long)n;   // a long: the chat path reads integers as long
             else if (n is not (-1 or -2))
                 throw ApiException.BadRequest($"'options.num_predict' must be a positive number of tokens, -1 (no limit) or -2 (fill the context), got {n}.", "options.num_predict");
         }
