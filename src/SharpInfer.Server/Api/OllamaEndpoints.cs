@@ -61,7 +61,7 @@ internal static class OllamaEndpoints
             return;
         }
         string promptParam = generate ? "prompt" : "messages";
-        var turn = TranslatedRequest.Renaming(() => Prepare(request, host, engine), promptParam, OllamaRequest.Names);
+        var turn = Named(() => TranslatedRequest.Renaming(() => Prepare(request, host, engine), promptParam, OllamaRequest.Names));
         var prompt = turn.Requests[0].PromptTokens;
         var output = new OllamaOutput(request, generate, model, start, ctx);
         var aborted = ctx.RequestAborted;
@@ -88,6 +88,19 @@ internal static class OllamaEndpoints
                 await output.ErrorAsync(ApiErrors.Map(e, promptParam)).ConfigureAwait(false);
             }
             catch (Exception) { /* nothing more can be sent */ }
+        }
+    }
+
+    /// <summary>Ollama's error body has no <c>param</c>: a message that does not name its field gets the field first.</summary>
+    private static T Named<T>(Func<T> prepare)
+    {
+        try
+        {
+            return prepare();
+        }
+        catch (ApiException a) when (a.Param is { } p && a.Code != "context_length_exceeded" && !a.Message.Contains(p, StringComparison.Ordinal))
+        {
+            throw new ApiException(a.Status, $"invalid {p}: {a.Message}", a.Type, p, a.Code) { RetryAfterSeconds = a.RetryAfterSeconds };
         }
     }
 
