@@ -98,7 +98,11 @@ public class OllamaApiTests
         // templated: the system and the prompt as a two-message chat
         var gen = await s.PostOkAsync("api/generate", new JsonObject
         {
-            ["model"] = s.ModelId + ":latest", ["prompt"] = "Once upon a time", ["system"] = "Be brief.", ["options"] = Greedy(10), ["stream"] = false,
+            ["model"] = s.ModelId + ":latest",
+            ["prompt"] = "Once upon a time",
+            ["system"] = "Be brief.",
+            ["options"] = Greedy(10),
+            ["stream"] = false,
         });
         var chat = await s.PostOkAsync("v1/chat/completions", new JsonObject { ["messages"] = Conversation("Once upon a time"), ["max_tokens"] = 10, ["temperature"] = 0 });
         Assert.Equal(chat["choices"]![0]!["message"]!["content"]!.GetValue<string>(), gen["response"]!.GetValue<string>());
@@ -115,7 +119,11 @@ public class OllamaApiTests
         // raw: the prompt as it is, as /v1/completions tokenizes it
         var raw = await s.PostOkAsync("api/generate", new JsonObject
         {
-            ["model"] = s.ModelId, ["prompt"] = "Once upon a time", ["raw"] = true, ["options"] = Greedy(10), ["stream"] = false,
+            ["model"] = s.ModelId,
+            ["prompt"] = "Once upon a time",
+            ["raw"] = true,
+            ["options"] = Greedy(10),
+            ["stream"] = false,
         });
         var completion = await s.PostOkAsync("v1/completions", new JsonObject { ["prompt"] = "Once upon a time", ["max_tokens"] = 10, ["temperature"] = 0 });
         Assert.Equal(completion["choices"]![0]!["text"]!.GetValue<string>(), raw["response"]!.GetValue<string>());
@@ -124,7 +132,12 @@ public class OllamaApiTests
         // a follow-up with that context continues the same sequence: its prompt is the context, then the new prompt
         var next = await s.PostOkAsync("api/generate", new JsonObject
         {
-            ["model"] = s.ModelId, ["prompt"] = " and then", ["raw"] = true, ["context"] = raw["context"]!.DeepClone(), ["options"] = Greedy(6), ["stream"] = false,
+            ["model"] = s.ModelId,
+            ["prompt"] = " and then",
+            ["raw"] = true,
+            ["context"] = raw["context"]!.DeepClone(),
+            ["options"] = Greedy(6),
+            ["stream"] = false,
         });
         var earlier = raw["context"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
         var newPrompt = tokenizer.Encode(" and then", addSpecial: true, parseSpecial: true);
@@ -134,7 +147,9 @@ public class OllamaApiTests
         Assert.Equal(earlier, nextContext[..earlier.Length]);
         var expected = await s.PostOkAsync("v1/completions", new JsonObject
         {
-            ["prompt"] = new JsonArray([.. earlier.Concat(newPrompt[bos..]).Select(i => (JsonNode)i)]), ["max_tokens"] = 6, ["temperature"] = 0,
+            ["prompt"] = new JsonArray([.. earlier.Concat(newPrompt[bos..]).Select(i => (JsonNode)i)]),
+            ["max_tokens"] = 6,
+            ["temperature"] = 0,
         });
         Assert.Equal(expected["choices"]![0]!["text"]!.GetValue<string>(), next["response"]!.GetValue<string>());
     }
@@ -164,8 +179,11 @@ public class OllamaApiTests
         await using var s = await ServerHarness.StartAsync();
         var body = new JsonObject
         {
-            ["model"] = s.ModelId, ["messages"] = Conversation("Plan a trip."), ["format"] = JsonNode.Parse(CitySchema),
-            ["options"] = new JsonObject { ["seed"] = 3, ["num_predict"] = 120 }, ["stream"] = stream,
+            ["model"] = s.ModelId,
+            ["messages"] = Conversation("Plan a trip."),
+            ["format"] = JsonNode.Parse(CitySchema),
+            ["options"] = new JsonObject { ["seed"] = 3, ["num_predict"] = 120 },
+            ["stream"] = stream,
         };
         string content;
         if (stream)
@@ -221,8 +239,12 @@ public class OllamaApiTests
         await using var s = await ServerHarness.StartAsync();
         var body = new JsonObject
         {
-            ["model"] = s.ModelId, ["messages"] = Conversation("Weather in Paris?", null), ["tools"] = WeatherTool(), ["format"] = ToolCallFormat(),
-            ["options"] = new JsonObject { ["temperature"] = 0, ["num_predict"] = 200 }, ["stream"] = stream,
+            ["model"] = s.ModelId,
+            ["messages"] = Conversation("Weather in Paris?", null),
+            ["tools"] = WeatherTool(),
+            ["format"] = ToolCallFormat(),
+            ["options"] = new JsonObject { ["temperature"] = 0, ["num_predict"] = 200 },
+            ["stream"] = stream,
         };
         JsonNode call;
         if (stream)
@@ -248,12 +270,17 @@ public class OllamaApiTests
         history.Add(new JsonObject { ["role"] = "tool", ["content"] = "21 C and sunny", ["tool_name"] = "get_weather" });
         var next = await s.PostOkAsync("api/chat", new JsonObject
         {
-            ["model"] = s.ModelId, ["messages"] = history, ["tools"] = WeatherTool(), ["options"] = Greedy(4), ["stream"] = false,
+            ["model"] = s.ModelId,
+            ["messages"] = history,
+            ["tools"] = WeatherTool(),
+            ["options"] = Greedy(4),
+            ["stream"] = false,
         });
         var openAi = Conversation("Weather in Paris?", null);
         openAi.Add(new JsonObject
         {
-            ["role"] = "assistant", ["content"] = "",
+            ["role"] = "assistant",
+            ["content"] = "",
             ["tool_calls"] = new JsonArray(new JsonObject { ["id"] = "call_0", ["type"] = "function", ["function"] = new JsonObject { ["name"] = "get_weather", ["arguments"] = args.ToJsonString() } }),
         });
         openAi.Add(new JsonObject { ["role"] = "tool", ["content"] = "21 C and sunny", ["tool_call_id"] = "call_0", ["name"] = "get_weather" });
@@ -268,14 +295,20 @@ public class OllamaApiTests
         await using var s = await ServerHarness.StartAsync(ServerModels.Qwen);
         JsonObject Body(bool think) => new()
         {
-            ["model"] = s.ModelId, ["messages"] = Conversation("2+2?", null), ["think"] = think, ["format"] = JsonNode.Parse(CitySchema),
-            ["options"] = new JsonObject { ["temperature"] = 0, ["num_predict"] = 200, ["repeat_penalty"] = 1.0 }, ["stream"] = false,
+            ["model"] = s.ModelId,
+            ["messages"] = Conversation("2+2?", null),
+            ["think"] = think,
+            ["format"] = JsonNode.Parse(CitySchema),
+            ["options"] = new JsonObject { ["temperature"] = 0, ["num_predict"] = 200, ["repeat_penalty"] = 1.0 },
+            ["stream"] = false,
         };
         JsonObject Chat(bool think) => new()
         {
-            ["messages"] = Conversation("2+2?", null), ["chat_template_kwargs"] = new JsonObject { ["enable_thinking"] = think },
+            ["messages"] = Conversation("2+2?", null),
+            ["chat_template_kwargs"] = new JsonObject { ["enable_thinking"] = think },
             ["response_format"] = new JsonObject { ["type"] = "json_schema", ["json_schema"] = new JsonObject { ["name"] = "x", ["schema"] = JsonNode.Parse(CitySchema) } },
-            ["max_tokens"] = 200, ["temperature"] = 0,
+            ["max_tokens"] = 200,
+            ["temperature"] = 0,
         };
         foreach (bool think in new[] { false, true })
         {
@@ -399,13 +432,24 @@ public class OllamaApiTests
         // seed, top_k, stop and Ollama's default repeat penalty give the same text as the OpenAI route with the same values
         var ollama = await s.PostOkAsync("api/generate", new JsonObject
         {
-            ["model"] = s.ModelId, ["prompt"] = "Once upon a time", ["raw"] = true, ["stream"] = false,
+            ["model"] = s.ModelId,
+            ["prompt"] = "Once upon a time",
+            ["raw"] = true,
+            ["stream"] = false,
             ["options"] = new JsonObject { ["seed"] = 42, ["temperature"] = 0.9, ["top_k"] = 20, ["top_p"] = 0.8, ["min_p"] = 0.05, ["num_predict"] = 24, ["stop"] = new JsonArray("Lily"), ["num_thread"] = 8 },
         });
         var openAi = await s.PostOkAsync("v1/completions", new JsonObject
         {
-            ["prompt"] = "Once upon a time", ["seed"] = 42, ["temperature"] = 0.9, ["top_k"] = 20, ["top_p"] = 0.8, ["min_p"] = 0.05, ["max_tokens"] = 24,
-            ["stop"] = new JsonArray("Lily"), ["repetition_penalty"] = 1.1, ["repeat_last_n"] = 64,
+            ["prompt"] = "Once upon a time",
+            ["seed"] = 42,
+            ["temperature"] = 0.9,
+            ["top_k"] = 20,
+            ["top_p"] = 0.8,
+            ["min_p"] = 0.05,
+            ["max_tokens"] = 24,
+            ["stop"] = new JsonArray("Lily"),
+            ["repetition_penalty"] = 1.1,
+            ["repeat_last_n"] = 64,
         });
         Assert.Equal(openAi["choices"]![0]!["text"]!.GetValue<string>(), ollama["response"]!.GetValue<string>());
         Assert.Equal(openAi["choices"]![0]!["finish_reason"]!.GetValue<string>(), ollama["done_reason"]!.GetValue<string>());
@@ -413,7 +457,11 @@ public class OllamaApiTests
         // num_ctx smaller than the server's context bounds the request
         var small = await s.PostOkAsync("api/generate", new JsonObject
         {
-            ["model"] = s.ModelId, ["prompt"] = "Once upon a time", ["raw"] = true, ["stream"] = false, ["options"] = new JsonObject { ["num_ctx"] = 8, ["temperature"] = 0 },
+            ["model"] = s.ModelId,
+            ["prompt"] = "Once upon a time",
+            ["raw"] = true,
+            ["stream"] = false,
+            ["options"] = new JsonObject { ["num_ctx"] = 8, ["temperature"] = 0 },
         });
         Assert.Equal(8, small["prompt_eval_count"]!.GetValue<int>() + small["eval_count"]!.GetValue<int>());
         Assert.Equal("length", small["done_reason"]!.GetValue<string>());

@@ -78,7 +78,9 @@ public class OllamaJsClientTests
         // chat: the greedy reply and counts of chat completions for the same conversation
         var expected = await s.PostOkAsync("v1/chat/completions", new JsonObject
         {
-            ["messages"] = OllamaApiTests.Conversation("Once upon a time", null), ["max_tokens"] = 12, ["temperature"] = 0,
+            ["messages"] = OllamaApiTests.Conversation("Once upon a time", null),
+            ["max_tokens"] = 12,
+            ["temperature"] = 0,
         });
         string expectedText = expected["choices"]![0]!["message"]!["content"]!.GetValue<string>();
         Assert.Equal(expectedText, result["chat"]!["content"]!.GetValue<string>());
