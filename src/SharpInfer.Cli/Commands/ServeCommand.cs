@@ -141,7 +141,10 @@ public static class ServeCommand
                     stdout.WriteLine($"model loaded: {Path.GetFileName(options.ModelPath)} ({e.Model.Config.Architecture}, vocab {e.Model.Config.VocabSize}), served as '{modelHost.ModelId}'");
                     stdout.WriteLine($"KV cache: {ByteSize.Format(e.KvCacheBytes)}, {e.KvCapacityTokens} tokens ({e.Stats.KvBlocksTotal} blocks of {e.Options.BlockSize}); " +
                                      $"max_model_len {e.MaxModelLen}, max_num_seqs {e.Options.MaxNumSeqs}, threads {e.Options.Threads}");
-                    stdout.WriteLine($"ready: {string.Join(", ", app.Urls)}/v1");
+                    var urls = app.Urls.ToArray();
+                    stdout.WriteLine($"ready: {urls[0]}/v1");
+                    // the Ollama port is bound second (ServerOptions.ListenUrls)
+                    if (options.OllamaPort != null && urls.Length > 1) stdout.WriteLine($"Ollama API: {urls[1]}/api");
                     stdout.Flush();
                 }
                 else if (modelHost.State != ServerState.Stopping && modelHost.State != ServerState.Stopped)
@@ -168,6 +171,7 @@ public static class ServeCommand
         w.WriteLine($"  model                  {o.ModelPath}");
         w.WriteLine($"  served_model_name      {o.ModelId}");
         w.WriteLine($"  host:port              {o.Host}:{o.Port}");
+        if (o.OllamaPort is { } op) w.WriteLine($"  ollama_port            {op}");
         w.WriteLine($"  api_key                {(o.ApiKey is null ? "none" : "set")}");
         w.WriteLine($"  threads                {e.Threads}");
         // The effective length is known only after loading (capped by the model's context): the summary prints it.
