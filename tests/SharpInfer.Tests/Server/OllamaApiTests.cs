@@ -542,6 +542,17 @@ public class OllamaApiTests
     }
 
     [Fact]
+    public Task ClientLeavingAStreamAbortsItsRequest() =>
+        // a long string forced by the format grammar keeps the random model from stopping on its own
+        DisconnectCheck.StreamAbortsAsync("api/chat", new JsonObject
+        {
+            ["model"] = "stories260K",   // the harness serves stories260K.gguf under its file name
+            ["messages"] = Conversation("Once upon a time"),
+            ["format"] = new JsonObject { ["type"] = "string", ["minLength"] = 4000 },
+            ["options"] = new JsonObject { ["num_predict"] = 900, ["seed"] = 1 },
+        }, "\"done\":false");
+
+    [Fact]
     public async Task OllamaPortIsASecondListener()
     {
         await using var s = await ServerHarness.StartAsync(loopback: true, configure: o => o with { OllamaPort = 0 });
