@@ -40,7 +40,7 @@ public static class ServerApp
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
         });
-        builder.WebHost.UseUrls(options.ListenUrl);
+        builder.WebHost.UseUrls(options.ListenUrls);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -82,7 +82,7 @@ public static class ServerApp
     }
 
     /// <summary>Maps the OpenAI-compatible endpoints (/v1/chat/completions, /v1/completions, /v1/responses,
-    /// /v1/messages, /v1/embeddings, /v1/rerank, /v1/models, /health, /metrics, /tokenize, /detokenize) into an application that called <see cref="AddSharpInferServer"/>. Each
+    /// /v1/messages, /v1/embeddings, /v1/rerank, /v1/models, /health, /metrics, /tokenize, /detokenize, and Ollama's /api/*) into an application that called <see cref="AddSharpInferServer"/>. Each
     /// answers errors with OpenAI error bodies and checks <see cref="ServerOptions.ApiKey"/> itself, without middleware
     /// that would reach the host application's other endpoints. Returns the group, for the host's own conventions.</summary>
     public static RouteGroupBuilder MapSharpInfer(this IEndpointRouteBuilder endpoints)
@@ -116,6 +116,7 @@ public static class ServerApp
         app.MapPost("/tokenize", ctx => InfoEndpoints.TokenizeAsync(ctx, host));
         app.MapPost("/detokenize", ctx => InfoEndpoints.DetokenizeAsync(ctx, host));
         EmbeddingEndpoints.Map(app, host);
+        OllamaEndpoints.Map(app, host, log);
         return app;
     }
 
@@ -160,7 +161,8 @@ public static class ServerApp
 
     private static bool NeedsKey(PathString path) =>
         path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize")
-        || path.StartsWithSegments("/embedding") || path.StartsWithSegments("/embeddings") || path.StartsWithSegments("/rerank");
+        || path.StartsWithSegments("/embedding") || path.StartsWithSegments("/embeddings") || path.StartsWithSegments("/rerank")
+        || path.StartsWithSegments("/api");
 
     private static Task Authorize(HttpContext ctx, Func<Task> next, string? apiKey)
     {

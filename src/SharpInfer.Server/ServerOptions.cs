@@ -12,6 +12,9 @@ public sealed record ServerOptions
     public string Host { get; init; } = "127.0.0.1";
     /// <summary>TCP port (--port); 0 picks a free one.</summary>
     public int Port { get; init; } = 8080;
+    /// <summary>A second TCP port on <see cref="Host"/> for Ollama's clients (--ollama-port, Ollama's default is 11434);
+    /// null = none. Both ports serve every route, Ollama's /api/* included.</summary>
+    public int? OllamaPort { get; init; }
     /// <summary>When set, /v1/* and /tokenize, /detokenize require <c>Authorization: Bearer &lt;key&gt;</c> (--api-key).</summary>
     public string? ApiKey { get; init; }
     /// <summary>The model id clients use (--served-model-name); null = the file name without .gguf.</summary>
@@ -44,6 +47,8 @@ public sealed record ServerOptions
     public ServerOptions Validate()
     {
         if (Port is < 0 or > 65535) throw new InvalidRequestException($"--port must be between 0 and 65535, got {Port}", "port");
+        if (OllamaPort is < 0 or > 65535) throw new InvalidRequestException($"--ollama-port must be between 0 and 65535, got {OllamaPort}", "ollama_port");
+        if (OllamaPort is { } op && op != 0 && op == Port) throw new InvalidRequestException($"--ollama-port must differ from --port ({Port})", "ollama_port");
         if (string.IsNullOrWhiteSpace(Host)) throw new InvalidRequestException("--host must not be empty", "host");
         if (ShutdownTimeout < TimeSpan.Zero) throw new InvalidRequestException("--shutdown-timeout must not be negative", "shutdown_timeout");
         if (MaxRequestBodyBytes < 1024) throw new InvalidRequestException("--max-body-size must be at least 1 KiB", "max_body_size");
@@ -57,7 +62,12 @@ public sealed record ServerOptions
     }
 
     /// <summary>The URL Kestrel binds for <see cref="Host"/> and <see cref="Port"/> (IPv6 literals bracketed).</summary>
-    public string ListenUrl => $"http://{(Host.Contains(':') && !Host.StartsWith('[') ? $"[{Host}]" : Host)}:{Port}";
+    public string ListenUrl => UrlFor(Port);
+
+    /// <summary>The URLs Kestrel binds: <see cref="ListenUrl"/>, and the Ollama port's when one is set.</summary>
+    public string[] ListenUrls => OllamaPort is { } op ? [ListenUrl, UrlFor(op)] : [ListenUrl];
+
+    private string UrlFor(int port) => $"http://{(Host.Contains(':') && !Host.StartsWith('[') ? $"[{Host}]" : Host)}:{port}";
 }
 
 /// <summary>Parses sizes such as <c>2GiB</c>, <c>512MiB</c>, <c>1.5GB</c>, <c>4096</c> (bytes).</summary>

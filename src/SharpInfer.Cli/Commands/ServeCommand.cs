@@ -26,6 +26,7 @@ public static class ServeCommand
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: $SHARPINFER_MODEL, else ../shared/models/stories260K.gguf)" };
         var host = new Option<string>("--host") { Description = "Interface to listen on (0.0.0.0 for all)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
+        var ollamaPort = new Option<int?>("--ollama-port") { Description = "Also listen on this port (Ollama's is 11434) for Ollama's clients; every port answers Ollama's /api/* routes" };
         var apiKey = new Option<string?>("--api-key") { Description = $"Require 'Authorization: Bearer KEY' on /v1/*, /tokenize and /detokenize (default: ${ApiKeyEnvironmentVariable})" };
         var served = new Option<string?>("--served-model-name") { Description = "Model id in the API (default: the file name without .gguf)" };
         var maxSeqs = new Option<int>("--max-num-seqs") { Description = "Most requests running at once", DefaultValueFactory = _ => 16 };
@@ -71,6 +72,7 @@ public static class ServeCommand
         cmd.Options.Add(cors);
         cmd.Options.Add(responsesTtl);
         cmd.Options.Add(responsesMax);
+        cmd.Options.Add(ollamaPort);
         cmd.SetAction(r =>
         {
             var kv = r.GetValue(kvMemory);
@@ -79,6 +81,7 @@ public static class ServeCommand
                 ModelPath = ModelFileCheck.Resolve(r.GetValue(model)),
                 Host = r.GetValue(host)!,
                 Port = r.GetValue(port),
+                OllamaPort = r.GetValue(ollamaPort),
                 ApiKey = r.GetValue(apiKey) ?? NullIfEmpty(Environment.GetEnvironmentVariable(ApiKeyEnvironmentVariable)),
                 ServedModelName = r.GetValue(served),
                 ShutdownTimeout = TimeSpan.FromSeconds(r.GetValue(shutdown)),
@@ -136,7 +139,7 @@ public static class ServeCommand
             }
             catch (IOException e)
             {
-                throw new SharpInferException($"cannot listen on {options.ListenUrl}: {e.Message}", e);
+                throw new SharpInferException($"cannot listen on {string.Join(" and ", options.ListenUrls)}: {e.Message}", e);
             }
             foreach (var url in app.Urls) stdout.WriteLine($"listening on {url}  (model loading in the background; /health answers 503 until it is ready)");
             stdout.Flush();
@@ -150,7 +153,10 @@ public static class ServeCommand
                     stdout.WriteLine($"model loaded: {Path.GetFileName(options.ModelPath)} ({e.Model.Config.Architecture}, vocab {e.Model.Config.VocabSize}), served as '{modelHost.ModelId}'");
                     stdout.WriteLine($"KV cache: {ByteSize.Format(e.KvCacheBytes)}, {e.KvCapacityTokens} tokens ({e.Stats.KvBlocksTotal} blocks of {e.Options.BlockSize}); " +
                                      $"max_model_len {e.MaxModelLen}, max_num_seqs {e.Options.MaxNumSeqs}, threads {e.Options.Threads}");
-                    stdout.WriteLine($"ready: {string.Join(", ", app.Urls)}/v1");
+                    var urls = app.Urls.ToArray();
+                    stdout.WriteLine($"ready: {urls[0]}/v1");
+                    // the Ollama port is bound second (ServerOptions.ListenUrls)
+                    if (options.OllamaPort != null && urls.Length > 1) stdout.WriteLine($"Ollama API: {urls[1]}/api");
                     stdout.Flush();
                 }
                 else if (modelHost.State != ServerState.Stopping && modelHost.State != ServerState.Stopped)
@@ -177,6 +183,7 @@ public static class ServeCommand
         w.WriteLine($"  model                  {o.ModelPath}");
         w.WriteLine($"  served_model_name      {o.ModelId}");
         w.WriteLine($"  host:port              {o.Host}:{o.Port}");
+        if (o.OllamaPort is { } op) w.WriteLine($"  ollama_port            {op}");
         w.WriteLine($"  api_key                {(o.ApiKey is null ? "none" : "set")}");
         w.WriteLine($"  threads                {e.Threads}");
         // The effective length is known only after loading (capped by the model's context): the summary prints it.

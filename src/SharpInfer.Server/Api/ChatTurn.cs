@@ -59,7 +59,7 @@ internal sealed class ChatTurn
     }
 
     /// <summary>How a single-choice turn ended.</summary>
-    public sealed record Result(FinishReason Finish, int CompletionTokens, int CachedTokens, int[] TokenIds);
+    public sealed record Result(FinishReason Finish, int CompletionTokens, int CachedTokens, int[] TokenIds, RequestTimings? Timings = null);
 
     /// <summary>Runs a single-choice turn, handing each parsed piece of the reply (content, reasoning, whole tool
     /// calls) to <paramref name="onEvent"/> as it is released. The client going away cancels <paramref name="aborted"/>
@@ -93,6 +93,6 @@ internal sealed class ChatTurn
             foreach (var e in state.Events) await onEvent(e).ConfigureAwait(false);
         }
         if (state.Finish is not { } finish || finish == FinishReason.Abort) throw GenerationEndpoints.AbortError(host, state);
-        return new Result(finish, state.CompletionTokens, state.CachedTokens, tokens?.ToArray() ?? []);
+        return new Result(finish, state.CompletionTokens, state.CachedTokens, tokens?.ToArray() ?? [], state.Timings);
     }
 }

@@ -188,7 +188,7 @@ public class LifecycleTests
         var psi = new ProcessStartInfo("dotnet")
         {
             ArgumentList = { cli, "serve", "-m", TestPaths.Stories260K, "--port", "0", "-t", "1", "--max-model-len", "1024",
-                             "--kv-cache-memory", "16MiB", "--shutdown-timeout", "60", "--served-model-name", "tiny" },
+                             "--kv-cache-memory", "16MiB", "--shutdown-timeout", "60", "--served-model-name", "tiny", "--ollama-port", "0" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
@@ -198,16 +198,17 @@ public class LifecycleTests
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync(ct);
         var output = new StringBuilder();
-        string? url = null;
+        string? url = null, ollamaUrl = null;
         try
         {
             while (await p.StandardOutput.ReadLineAsync(ct) is { } line)
             {
                 output.AppendLine(line);
-                if (line.StartsWith("listening on ", StringComparison.Ordinal)) url = line["listening on ".Length..].Split(' ')[0];
+                if (line.StartsWith("listening on ", StringComparison.Ordinal)) url ??= line["listening on ".Length..].Split(' ')[0];
                 if (line.StartsWith("ready:", StringComparison.Ordinal)) break;
             }
             if (url == null) Assert.Fail(output + await stderr);
+            ollamaUrl = (await p.StandardOutput.ReadLineAsync(ct))?.Split(' ')[^1];   // "Ollama API: http://…/api", after ready:
             var text = output.ToString();
             Assert.Contains("max_num_seqs", text);
             Assert.Contains("KV cache: 16.0 MiB", text);
@@ -215,6 +216,12 @@ public class LifecycleTests
             using var http = new HttpClient { BaseAddress = new Uri(url + "/") };
             using var models = await http.GetAsync("v1/models", ct);
             Assert.Contains("\"id\":\"tiny\"", await models.Content.ReadAsStringAsync(ct));
+            // --ollama-port: a second listener, announced after ready:
+            Assert.NotNull(ollamaUrl);
+            Assert.EndsWith("/api", ollamaUrl);
+            Assert.NotEqual(url, ollamaUrl[..^"/api".Length]);
+            using (var ollama = new HttpClient { BaseAddress = new Uri(ollamaUrl[..^"/api".Length] + "/") })
+                Assert.Contains("\"name\":\"tiny:latest\"", await ollama.GetStringAsync("api/tags", ct));
             using var req = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = ServerHarness.JsonContent(LongStream(500)) };
             using var res = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, ct);
             var chunks = new List<JsonObject>();
