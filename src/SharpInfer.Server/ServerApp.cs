@@ -114,6 +114,8 @@ public static class ServerApp
         app.MapPost("/tokenize", ctx => InfoEndpoints.TokenizeAsync(ctx, host));
         app.MapPost("/detokenize", ctx => InfoEndpoints.DetokenizeAsync(ctx, host));
         EmbeddingEndpoints.Map(app, host);
+        app.MapPost("/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
+        LlamaServerEndpoints.Map(app, host, log);
         return app;
     }
 
@@ -156,7 +158,8 @@ public static class ServerApp
 
     private static bool NeedsKey(PathString path) =>
         path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize")
-        || path.StartsWithSegments("/embedding") || path.StartsWithSegments("/embeddings") || path.StartsWithSegments("/rerank");
+        || path.StartsWithSegments("/embedding") || path.StartsWithSegments("/embeddings") || path.StartsWithSegments("/rerank")
+        || LlamaServerErrors.Applies(path) || path.StartsWithSegments("/chat") || path.StartsWithSegments("/responses");
 
     private static Task Authorize(HttpContext ctx, Func<Task> next, string? apiKey)
     {

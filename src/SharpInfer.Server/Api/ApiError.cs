@@ -75,7 +75,7 @@ public static class ApiErrors
     }
 
     /// <summary>Writes the status, headers and error body (the response must not have started); Anthropic's shape under
-    /// <c>/v1/messages</c>.</summary>
+    /// <c>/v1/messages</c>, llama-server's on its native routes.</summary>
     public static async Task WriteAsync(HttpContext context, ApiException e)
     {
         var response = context.Response;
@@ -85,6 +85,7 @@ public static class ApiErrors
         using (var w = new Utf8JsonWriter(response.BodyWriter, ResponseJson.WriterOptions))
         {
             if (AnthropicErrors.Applies(context)) AnthropicErrors.WriteErrorObject(w, e);
+            else if (LlamaServerErrors.Applies(context)) LlamaServerErrors.WriteErrorObject(w, e);
             else WriteErrorObject(w, e);
         }
         await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
