@@ -35,6 +35,8 @@ public sealed record ServerOptions
     public int? DefaultNPredict { get; init; }
     /// <summary>llama-server's <c>--seed</c>: the seed native requests use when they set none (null = random).</summary>
     public ulong? DefaultSeed { get; init; }
+    /// <summary>llama-server's <c>--temp</c>: the temperature native requests use when they set none (null = 0.8).</summary>
+    public float? DefaultTemperature { get; init; }
     /// <summary>llama-server's <c>--slots</c>/<c>--no-slots</c>: whether <c>GET /slots</c> answers (else 501).</summary>
     public bool SlotsEndpoint { get; init; } = true;
     /// <summary>A Jinja chat template used instead of the model's (<c>--chat-template</c>, <c>--chat-template-file</c>).</summary>

@@ -241,7 +241,7 @@ internal static class LlamaCompletionEndpoints
         w.WriteEndArray();
         w.WriteBoolean("stop", false);
         w.WriteNumber("id_slot", r.IdSlot);
-        w.WriteNumber("tokens_predicted", s.Choice.CompletionTokens);
+        w.WriteNumber("tokens_predicted", progress is null ? s.Choice.CompletionTokens : 0);
         w.WriteNumber("tokens_evaluated", r.Prompts[index].Length);
         if (r.TimingsPerToken && progress is null)
         {

@@ -58,7 +58,7 @@ internal sealed class LlamaCompletionRequest
             throw ApiException.BadRequest("'top_n_sigma' is not supported by this server (use -1 to disable it).", "top_n_sigma");
         if (b["multimodal_data"] is not null) throw ApiException.BadRequest("Multimodal data provided, but the model does not support multimodal requests.", "multimodal_data");
 
-        float temperature = F(b, "temperature") ?? 0.8f;
+        float temperature = F(b, "temperature") ?? host.Options.DefaultTemperature ?? 0.8f;
         if (temperature < 0) temperature = 0;   // llama.cpp: a negative temperature is greedy
         var seed = b.Long("seed") is { } s && s >= 0 && s != RandomSeed ? (ulong)s : host.Options.DefaultSeed;
         var constraint = StructuredOutput.Read(b, tokenizer, vocab);
