@@ -71,7 +71,7 @@ public sealed class ModelHost : IAsyncDisposable
             var prompts = new PromptBuilder(model, _options.ChatTemplate);
             engine = new LlmEngine(model, _options.Engine);
             var exporter = new PrometheusExporter(engine.Metrics.Meter, ModelId);
-            var llamaMetrics = new LlamaCppMetrics(engine.Metrics.Meter);
+            var llamaMetrics = new LlamaCppMetrics(engine.Metrics.Meter, ModelId);
             lock (_gate)
             {
                 if (_state != ServerState.Loading) throw new OperationCanceledException("the server stopped while the model was loading");

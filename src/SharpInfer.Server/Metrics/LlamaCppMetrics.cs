@@ -15,10 +15,14 @@ public sealed class LlamaCppMetrics : IDisposable
 {
     private readonly MeterListener _listener;
     private readonly Lock _lock = new();
+    private readonly string _labels;
     private double _ttftSum, _queueSum, _e2eSum;
 
-    public LlamaCppMetrics(Meter meter)
+    /// <summary>Every sample carries the <c>model_name</c> label like ours (llama-server's have no labels; a query by
+    /// name matches either way).</summary>
+    public LlamaCppMetrics(Meter meter, string modelName)
     {
+        _labels = "{model_name=\"" + modelName.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n") + "\"}";
         _listener = new MeterListener
         {
             InstrumentPublished = (instrument, listener) =>
@@ -66,10 +70,10 @@ public sealed class LlamaCppMetrics : IDisposable
         Metric(sb, "requests_deferred", "gauge", "Number of requests deferred.", s.Waiting);
     }
 
-    private static void Metric(StringBuilder sb, string name, string type, string help, double value) =>
+    private void Metric(StringBuilder sb, string name, string type, string help, double value) =>
         sb.Append("# HELP llamacpp:").Append(name).Append(' ').Append(help).Append('\n')
           .Append("# TYPE llamacpp:").Append(name).Append(' ').Append(type).Append('\n')
-          .Append("llamacpp:").Append(name).Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+          .Append("llamacpp:").Append(name).Append(_labels).Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
 
     public void Dispose() => _listener.Dispose();
 }

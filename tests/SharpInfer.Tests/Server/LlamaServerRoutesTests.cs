@@ -118,7 +118,7 @@ public class LlamaServerRoutesTests
         await s.PostOkAsync("completion", new JsonObject { ["prompt"] = "Once upon a time", ["n_predict"] = 7, ["temperature"] = 0 });
         Assert.True(await s.WaitIdleAsync());
         var text = await s.Http.GetStringAsync("metrics", Ct);
-        double Value(string name) => double.Parse(text.Split('\n').Single(l => l.StartsWith(name + " ", StringComparison.Ordinal))[(name.Length + 1)..], CultureInfo.InvariantCulture);
+        double Value(string name) => double.Parse(text.Split('\n').Single(l => l.StartsWith(name + "{", StringComparison.Ordinal)).Split(' ')[^1], CultureInfo.InvariantCulture);
         var stats = s.Engine.Stats;
         Assert.Equal(stats.PromptTokens, Value("llamacpp:prompt_tokens_total"));
         Assert.Equal(stats.GenerationTokens, Value("llamacpp:tokens_predicted_total"));
