@@ -10,7 +10,7 @@ namespace SharpInfer.Cli;
 /// </summary>
 public sealed class LlamaServerFlags
 {
-    public readonly Option<int?> NPredict = new("--n-predict", "-n", "--predict") { Description = "Most tokens a native /completion generates (-1 = until the context is full); caps the request's n_predict" };
+    public readonly Option<int?> NPredict = new("--n-predict", "-n", "--predict") { Description = "Most tokens a native /completion generates when it sets no n_predict (-1 = until the context is full)" };
     public readonly Option<long?> Seed = new("--seed", "-s") { Description = "Seed of native /completion requests that set none (-1 = random)" };
     public readonly Option<float?> Temperature = new("--temp") { Description = "Default temperature of native /completion requests (llama-server's default 0.8)" };
     public readonly Option<bool> Slots = new("--slots") { Description = "Serve GET /slots (the default)" };

@@ -31,7 +31,7 @@ public sealed record ServerOptions
     /// <summary>Most memory the stored /v1/responses results may take together (their conversations' text).</summary>
     public long ResponsesMaxBytes { get; init; } = 256L << 20;
     /// <summary>llama-server's <c>--n-predict</c>: the most tokens a native <c>/completion</c> generates when the request
-    /// sets no <c>n_predict</c> (null or negative = until the context is full), and the cap on any it sets.</summary>
+    /// sets no <c>n_predict</c> or -1 (null or negative = until the context is full); a request's own value wins.</summary>
     public int? DefaultNPredict { get; init; }
     /// <summary>llama-server's <c>--seed</c>: the seed native requests use when they set none (null = random).</summary>
     public ulong? DefaultSeed { get; init; }

@@ -19,7 +19,7 @@ internal sealed class LlamaCompletionRequest
 
     public required List<int[]> Prompts { get; init; }
     public required GenerationParams Params { get; init; }
-    /// <summary>n_predict after the server's cap (-1 = until the context is full).</summary>
+    /// <summary>n_predict, or the server's when the request has none (-1 = until the context is full).</summary>
     public int NPredict { get; init; }
     public int NProbs { get; init; }
     public bool PostSamplingProbs { get; init; }
@@ -40,10 +40,11 @@ internal sealed class LlamaCompletionRequest
         var tokenizer = engine.Model.Tokenizer;
         int vocab = engine.Model.Config.VocabSize;
 
-        // n_predict (max_tokens as an alias), capped by the server's --n-predict
-        long nPredict = b.Long("n_predict") ?? b.Long("max_tokens") ?? host.Options.DefaultNPredict ?? -1;
+        // n_predict (max_tokens as an alias); -1 or none falls back to the server's --n-predict (a default, not a cap,
+        // as llama-server's)
+        long nPredict = b.Long("n_predict") ?? b.Long("max_tokens") ?? -1;
         if (nPredict < -1 || nPredict > int.MaxValue) throw ApiException.BadRequest($"'n_predict' must be -1 (unlimited) or at least 0, got {nPredict}.", "n_predict");
-        if (host.Options.DefaultNPredict is int cap and >= 0 && (nPredict < 0 || nPredict > cap)) nPredict = cap;
+        if (nPredict == -1 && host.Options.DefaultNPredict is int serverDefault and >= 0) nPredict = serverDefault;
 
         int nProbs = b.Int("n_probs", 0, SamplingParams.MaxLogprobs) ?? 0;
         var samplers = ReadSamplers(b);

@@ -194,7 +194,7 @@ public class LlamaServerCompletionTests
         var picked = await s.PostOkAsync("completion", new JsonObject
         { ["prompt"] = Prompt, ["n_predict"] = 100, ["response_fields"] = new JsonArray("content", "generation_settings/n_predict", "nope/x") });
         Assert.Equal(2, picked.Count);
-        Assert.Equal(5, picked["generation_settings/n_predict"]!.GetValue<int>());   // capped by the server's --n-predict
+        Assert.Equal(100, picked["generation_settings/n_predict"]!.GetValue<int>());   // the request's own value wins over --n-predict
         var a = await s.PostOkAsync("completion", new JsonObject { ["prompt"] = Prompt, ["temperature"] = 1.0 });
         Assert.Equal(1234, a["generation_settings"]!["seed"]!.GetValue<long>());
         Assert.Equal(5, a["tokens_predicted"]!.GetValue<int>());
