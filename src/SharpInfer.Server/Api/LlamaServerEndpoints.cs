@@ -107,7 +107,7 @@ internal static class LlamaServerEndpoints
 
     /// <summary><c>GET /slots</c>: one entry per sequence the engine runs at once (<c>--parallel</c>). The engine has no
     /// fixed slot per request, so the first <i>running</i> slots are reported busy. <c>?fail_on_no_slot</c> answers 503
-    /// when every slot is busy.</summary>
+    /// when every slot is busy. No <c>params</c> (llama-server shows them only with its slot debugging on).</summary>
     private static Task SlotsAsync(HttpContext ctx, ModelHost host)
     {
         if (!host.Options.SlotsEndpoint)
@@ -117,7 +117,6 @@ internal static class LlamaServerEndpoints
         int busy = Math.Min(total, engine.Stats.Running);
         if (ctx.Request.Query.ContainsKey("fail_on_no_slot") && busy >= total)
             throw new ApiException(StatusCodes.Status503ServiceUnavailable, "no slot available", ApiErrorTypes.Unavailable);
-        var defaults = DefaultSettings(host);
         return JsonResponse.WriteAsync(ctx, w =>
         {
             w.WriteStartArray();
@@ -129,7 +128,6 @@ internal static class LlamaServerEndpoints
                 w.WriteNumber("n_ctx", engine.MaxModelLen);
                 w.WriteBoolean("speculative", engine.Options.Speculative != null);
                 w.WriteBoolean("is_processing", i < busy);
-                LlamaCompletionJson.WriteGenerationSettings(w, defaults, "params");
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -97,6 +97,7 @@ public class LlamaServerRoutesTests
         Assert.Equal(s.Engine.Options.MaxNumSeqs, list.Count);
         Assert.All(list, x => Assert.False(x!["is_processing"]!.GetValue<bool>()));
         Assert.Equal(Enumerable.Range(0, list.Count), list.Select(x => x!["id"]!.GetValue<int>()));
+        Assert.All(list, x => Assert.Equal(s.Engine.MaxModelLen, x!["n_ctx"]!.GetValue<int>()));
         var (save, error, _) = await s.PostAsync("slots/0?action=save", new JsonObject { ["filename"] = "a.bin" });
         Assert.Equal(HttpStatusCode.NotImplemented, save);
         Assert.Equal(501, error["error"]!["code"]!.GetValue<int>());
