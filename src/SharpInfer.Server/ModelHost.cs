@@ -39,6 +39,8 @@ public sealed class ModelHost : IAsyncDisposable
     public LlmEngine? Engine { get; private set; }
     public PromptBuilder? Prompts { get; private set; }
     public PrometheusExporter? Exporter { get; private set; }
+    /// <summary>llama-server's metric names on /metrics.</summary>
+    public LlamaCppMetrics? LlamaMetrics { get; private set; }
     /// <summary>When the model finished loading (Unix seconds), for /v1/models.</summary>
     public long Created { get; private set; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     public Exception? LoadError { get; private set; }
@@ -66,10 +68,11 @@ public sealed class ModelHost : IAsyncDisposable
                 ? await _options.ModelLoader(_loadCancel.Token).ConfigureAwait(false)
                 : Models.Model.Load(_options.ModelPath);
             _loadCancel.Token.ThrowIfCancellationRequested();
-            var prompts = new PromptBuilder(model);
+            var prompts = new PromptBuilder(model, _options.ChatTemplate);
             // traces name the model as the API does
             engine = new LlmEngine(model, _options.Engine with { ModelName = _options.Engine.ModelName ?? ModelId });
             var exporter = new PrometheusExporter(engine.Metrics.Meter, ModelId);
+            var llamaMetrics = new LlamaCppMetrics(engine.Metrics.Meter, ModelId);
             lock (_gate)
             {
                 if (_state != ServerState.Loading) throw new OperationCanceledException("the server stopped while the model was loading");
@@ -77,6 +80,7 @@ public sealed class ModelHost : IAsyncDisposable
                 Engine = engine;
                 Prompts = prompts;
                 Exporter = exporter;
+                LlamaMetrics = llamaMetrics;
                 Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
                 _state = ServerState.Ready;
             }
@@ -132,6 +136,7 @@ public sealed class ModelHost : IAsyncDisposable
     {
         if (_state != ServerState.Stopped) await StopAsync().ConfigureAwait(false);
         Exporter?.Dispose();
+        LlamaMetrics?.Dispose();
         Engine?.Dispose();
         if (_options.DisposeModel) Model?.Dispose();
         _loadCancel.Dispose();

@@ -117,6 +117,8 @@ public static class ServerApp
         app.MapPost("/detokenize", ctx => InfoEndpoints.DetokenizeAsync(ctx, host));
         EmbeddingEndpoints.Map(app, host);
         OllamaEndpoints.Map(app, host, log);
+        app.MapPost("/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
+        LlamaServerEndpoints.Map(app, host, log);
         return app;
     }
 
@@ -162,7 +164,8 @@ public static class ServerApp
     private static bool NeedsKey(PathString path) =>
         path.StartsWithSegments("/v1") || path.StartsWithSegments("/tokenize") || path.StartsWithSegments("/detokenize")
         || path.StartsWithSegments("/embedding") || path.StartsWithSegments("/embeddings") || path.StartsWithSegments("/rerank")
-        || path.StartsWithSegments("/api");
+        || path.StartsWithSegments("/api")
+        || LlamaServerErrors.Applies(path) || path.StartsWithSegments("/chat") || path.StartsWithSegments("/responses");
 
     private static Task Authorize(HttpContext ctx, Func<Task> next, string? apiKey)
     {

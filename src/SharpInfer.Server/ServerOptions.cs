@@ -33,6 +33,17 @@ public sealed record ServerOptions
     public int ResponsesMaxEntries { get; init; } = 1000;
     /// <summary>Most memory the stored /v1/responses results may take together (their conversations' text).</summary>
     public long ResponsesMaxBytes { get; init; } = 256L << 20;
+    /// <summary>llama-server's <c>--n-predict</c>: the most tokens a native <c>/completion</c> generates when the request
+    /// sets no <c>n_predict</c> or -1 (null or negative = until the context is full); a request's own value wins.</summary>
+    public int? DefaultNPredict { get; init; }
+    /// <summary>llama-server's <c>--seed</c>: the seed native requests use when they set none (null = random).</summary>
+    public ulong? DefaultSeed { get; init; }
+    /// <summary>llama-server's <c>--temp</c>: the temperature native requests use when they set none (null = 0.8).</summary>
+    public float? DefaultTemperature { get; init; }
+    /// <summary>llama-server's <c>--slots</c>/<c>--no-slots</c>: whether <c>GET /slots</c> answers (else 501).</summary>
+    public bool SlotsEndpoint { get; init; } = true;
+    /// <summary>A Jinja chat template used instead of the model's (<c>--chat-template</c>, <c>--chat-template-file</c>).</summary>
+    public string? ChatTemplate { get; init; }
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
     /// after the server starts listening; until it returns, requests get 503.</summary>

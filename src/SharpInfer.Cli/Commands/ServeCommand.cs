@@ -21,16 +21,18 @@ public static class ServeCommand
 {
     public const string ApiKeyEnvironmentVariable = "SHARPINFER_API_KEY";
 
-    public static Command Create()
+    /// <summary>The command. <paramref name="run"/> replaces starting the server with the parsed options (tests check
+    /// how flags map onto <see cref="ServerOptions"/>).</summary>
+    public static Command Create(Func<ServerOptions, int>? run = null)
     {
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: $SHARPINFER_MODEL, else ../shared/models/stories260K.gguf)" };
         var host = new Option<string>("--host") { Description = "Interface to listen on (0.0.0.0 for all)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
         var ollamaPort = new Option<int?>("--ollama-port") { Description = "Also listen on this port (Ollama's is 11434) for Ollama's clients; every port answers Ollama's /api/* routes" };
         var apiKey = new Option<string?>("--api-key") { Description = $"Require 'Authorization: Bearer KEY' on /v1/*, /tokenize and /detokenize (default: ${ApiKeyEnvironmentVariable})" };
-        var served = new Option<string?>("--served-model-name") { Description = "Model id in the API (default: the file name without .gguf)" };
-        var maxSeqs = new Option<int>("--max-num-seqs") { Description = "Most requests running at once", DefaultValueFactory = _ => 16 };
-        var maxBatched = new Option<int>("--max-num-batched-tokens") { Description = "Token budget of one engine step", DefaultValueFactory = _ => 512 };
+        var served = new Option<string?>("--served-model-name", "--alias", "-a") { Description = "Model id in the API (default: the file name without .gguf)" };
+        var maxSeqs = new Option<int>("--max-num-seqs", "--parallel", "-np") { Description = "Most requests running at once", DefaultValueFactory = _ => 16 };
+        var maxBatched = new Option<int>("--max-num-batched-tokens", "--batch-size", "-b") { Description = "Token budget of one engine step", DefaultValueFactory = _ => 512 };
         var maxQueued = new Option<int>("--max-queued-requests") { Description = "Requests allowed to wait for a seat; more get 429", DefaultValueFactory = _ => 256 };
         var kvMemory = new Option<string?>("--kv-cache-memory") { Description = "KV cache size, e.g. 2GiB or 512MiB (default: a share of free memory, capped at what max-num-seqs × max-model-len need)" };
         var maxModelLen = new Option<int>("--max-model-len", "-c", "--ctx-size") { Description = "Longest sequence (prompt + output) in tokens, capped by the model's", DefaultValueFactory = _ => 4096 };
@@ -69,6 +71,8 @@ public static class ServeCommand
         speculative.AddTo(cmd);
         cmd.Options.Add(otlpEndpoint);
         cmd.Options.Add(otlpProtocol);
+        var llama = new LlamaServerFlags();
+        llama.AddTo(cmd);
         cmd.Options.Add(cors);
         cmd.Options.Add(responsesTtl);
         cmd.Options.Add(responsesMax);
@@ -88,6 +92,11 @@ public static class ServeCommand
                 MaxRequestBodyBytes = ByteSize.Parse(r.GetValue(maxBody)!, "max_body_size"),
                 ResponsesTtl = TimeSpan.FromSeconds(r.GetValue(responsesTtl)),
                 ResponsesMaxEntries = r.GetValue(responsesMax),
+                DefaultNPredict = r.GetValue(llama.NPredict),
+                DefaultSeed = llama.DefaultSeed(r),
+                DefaultTemperature = r.GetValue(llama.Temperature),
+                SlotsEndpoint = !r.GetValue(llama.NoSlots),
+                ChatTemplate = llama.TemplateSource(r),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions
                 {
@@ -110,7 +119,7 @@ public static class ServeCommand
                 },
             };
             var otlp = OtlpSettings.Resolve(r.GetValue(otlpEndpoint), r.GetValue(otlpProtocol), Environment.GetEnvironmentVariable);
-            return Run(options, Console.Out, Console.Error, otlp);
+            return run != null ? run(options) : Run(options, Console.Out, Console.Error, otlp);
         });
         return cmd;
     }

@@ -75,7 +75,7 @@ public static class ApiErrors
     }
 
     /// <summary>Writes the status, headers and error body (the response must not have started); Anthropic's shape under
-    /// <c>/v1/messages</c>, Ollama's under <c>/api</c>.</summary>
+    /// <c>/v1/messages</c>, Ollama's under <c>/api</c>, llama-server's on its native routes.</summary>
     public static async Task WriteAsync(HttpContext context, ApiException e)
     {
         var response = context.Response;
@@ -86,6 +86,7 @@ public static class ApiErrors
         {
             if (AnthropicErrors.Applies(context)) AnthropicErrors.WriteErrorObject(w, e);
             else if (OllamaErrors.Applies(context)) OllamaErrors.WriteErrorObject(w, e);
+            else if (LlamaServerErrors.Applies(context)) LlamaServerErrors.WriteErrorObject(w, e);
             else WriteErrorObject(w, e);
         }
         await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);

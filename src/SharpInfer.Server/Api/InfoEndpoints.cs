@@ -116,7 +116,11 @@ internal static class InfoEndpoints
         sb.Append("# TYPE sharpinfer:model_loaded gauge\n");
         sb.Append("sharpinfer:model_loaded{model_name=\"").Append(host.ModelId.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n"))
           .Append("\"} ").Append(host.State == ServerState.Ready ? '1' : '0').Append('\n');
-        if (host.State is ServerState.Ready or ServerState.Stopping) host.Exporter?.Write(sb);
+        if (host.State is ServerState.Ready or ServerState.Stopping)
+        {
+            host.Exporter?.Write(sb);
+            if (host.Engine is { } engine) host.LlamaMetrics?.Write(sb, engine.Stats);
+        }
         ctx.Response.StatusCode = StatusCodes.Status200OK;
         ctx.Response.ContentType = PrometheusExporter.ContentType;
         await ctx.Response.WriteAsync(sb.ToString(), ctx.RequestAborted).ConfigureAwait(false);

@@ -1,0 +1,65 @@
+using System.CommandLine;
+
+namespace SharpInfer.Cli;
+
+/// <summary>
+/// llama-server's flags on <c>sharpinfer serve</c>, so scripts written for it start SharpInfer unchanged. Flags that
+/// mean the same thing as one of ours are aliases on it (<c>-c</c>, <c>-np</c>, <c>-b</c>, <c>-a</c>, ...); these are
+/// the rest: the ones with a meaning of their own here, and the hardware and build switches llama-server takes that
+/// have no counterpart (accepted and ignored, so a script passing them still starts; docs/server.md lists them).
+/// </summary>
+public sealed class LlamaServerFlags
+{
+    public readonly Option<int?> NPredict = new("--n-predict", "-n", "--predict") { Description = "Most tokens a native /completion generates when it sets no n_predict (-1 = until the context is full)" };
+    public readonly Option<long?> Seed = new("--seed", "-s") { Description = "Seed of native /completion requests that set none (-1 = random)" };
+    public readonly Option<float?> Temperature = new("--temp") { Description = "Default temperature of native /completion requests (llama-server's default 0.8)" };
+    public readonly Option<bool> Slots = new("--slots") { Description = "Serve GET /slots (the default)" };
+    public readonly Option<bool> NoSlots = new("--no-slots") { Description = "Answer GET /slots with 501" };
+    public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "A Jinja chat template (its source text) used instead of the model's" };
+    public readonly Option<string?> ChatTemplateFile = new("--chat-template-file") { Description = "A file holding the Jinja chat template to use instead of the model's" };
+
+    /// <summary>Flags that take no value and change nothing here (templates are always Jinja, metrics always on, ...).</summary>
+    private static readonly string[] IgnoredSwitches =
+    [
+        "--metrics", "--jinja", "--no-jinja", "--cont-batching", "--no-cont-batching", "--kv-unified", "--no-kv-unified", "--no-mmap", "--mlock",
+        "--no-webui", "--no-ui", "--offline", "--verbose", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
+        "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf", "--swa-full",
+    ];
+
+    /// <summary>Flags that take a value that changes nothing here (GPU offload, physical batch, host RAM cache, ...).</summary>
+    private static readonly string[][] IgnoredValues =
+    [
+        ["--n-gpu-layers", "-ngl", "--gpu-layers"], ["--ubatch-size", "-ub"], ["--split-mode", "-sm"], ["--main-gpu", "-mg"],
+        ["--tensor-split", "-ts"], ["--numa"], ["--threads-batch", "-tb"], ["--cache-ram", "-cram"], ["--slot-save-path"],
+        ["--timeout", "-to"], ["--cache-reuse"], ["--device", "-dev"], ["--reasoning-format"], ["--log-file"], ["--sleep-idle-seconds"],
+    ];
+
+    public void AddTo(Command cmd)
+    {
+        cmd.Options.Add(NPredict);
+        cmd.Options.Add(Seed);
+        cmd.Options.Add(Temperature);
+        cmd.Options.Add(Slots);
+        cmd.Options.Add(NoSlots);
+        cmd.Options.Add(ChatTemplate);
+        cmd.Options.Add(ChatTemplateFile);
+        foreach (var name in IgnoredSwitches) cmd.Options.Add(new Option<bool>(name) { Description = "llama-server flag, accepted and ignored", Hidden = true });
+        foreach (var names in IgnoredValues)
+            cmd.Options.Add(new Option<string?>(names[0], names[1..]) { Description = "llama-server flag, accepted and ignored", Hidden = true });
+        // llama-server's -fa takes on/off/auto (older builds: no value)
+        cmd.Options.Add(new Option<string?>("--flash-attn", "-fa") { Description = "llama-server flag, accepted and ignored", Hidden = true, Arity = ArgumentArity.ZeroOrOne });
+    }
+
+    /// <summary>The chat template from <c>--chat-template</c> (Jinja source) or <c>--chat-template-file</c>; null = the model's.</summary>
+    public string? TemplateSource(ParseResult r)
+    {
+        if (r.GetValue(ChatTemplateFile) is { } path) return ChatTemplateOptions.ReadFile(path, "chat template file");
+        if (r.GetValue(ChatTemplate) is not { } source) return null;
+        if (!source.Contains("{%", StringComparison.Ordinal) && !source.Contains("{{", StringComparison.Ordinal))
+            throw new InvalidRequestException($"--chat-template '{source}': llama.cpp's built-in template names are not supported; pass the Jinja source, or use --chat-template-file", "chat_template");
+        return source;
+    }
+
+    /// <summary>The default seed: null for none or llama.cpp's -1 (random).</summary>
+    public ulong? DefaultSeed(ParseResult r) => r.GetValue(Seed) is { } s && s >= 0 && s != 0xFFFFFFFF ? (ulong)s : null;
+}

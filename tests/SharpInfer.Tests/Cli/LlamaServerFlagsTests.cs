@@ -1,0 +1,67 @@
+using SharpInfer.Cli.Commands;
+using SharpInfer.Server;
+
+namespace SharpInfer.Tests.Cli;
+
+/// <summary>llama-server's flags on <c>serve</c> map onto the same options as ours (the server is not started).</summary>
+public class LlamaServerFlagsTests
+{
+    private static ServerOptions Parse(params string[] args)
+    {
+        ServerOptions? captured = null;
+        var cmd = ServeCommand.Create(o =>
+        {
+            captured = o;
+            return 0;
+        });
+        var result = cmd.Parse(["-m", TestPaths.Stories260K, .. args]);
+        Assert.Empty(result.Errors);
+        Assert.Equal(0, result.Invoke());
+        return captured!;
+    }
+
+    [Fact]
+    public void LlamaServerScriptFlagsMapOntoServeOptions()
+    {
+        var o = Parse("--ctx-size", "512", "--parallel", "3", "--n-predict", "9", "--alias", "my-model", "--seed", "42", "--temp", "0",
+                      "--threads", "1", "--host", "0.0.0.0", "--port", "9999", "--api-key", "k", "--batch-size", "128", "--no-slots",
+                      "--metrics", "--jinja", "--cont-batching", "--n-gpu-layers", "99", "-fa", "on", "--no-mmap", "--ubatch-size", "64",
+                      "--cors-origins", "http://a.example");
+        Assert.Equal(512, o.Engine.MaxModelLen);
+        Assert.Equal(3, o.Engine.MaxNumSeqs);
+        Assert.Equal(9, o.DefaultNPredict);
+        Assert.Equal("my-model", o.ModelId);
+        Assert.Equal(42UL, o.DefaultSeed);
+        Assert.Equal(0f, o.DefaultTemperature);
+        Assert.Equal(1, o.Engine.Threads);
+        Assert.Equal("0.0.0.0", o.Host);
+        Assert.Equal(9999, o.Port);
+        Assert.Equal("k", o.ApiKey);
+        Assert.Equal(128, o.Engine.MaxNumBatchedTokens);
+        Assert.False(o.SlotsEndpoint);
+        Assert.Equal(["http://a.example"], o.CorsOrigins);
+    }
+
+    [Fact]
+    public void ShortFormsAndDefaults()
+    {
+        var o = Parse("-c", "256", "-np", "2", "-n", "-1", "-a", "x", "-s", "-1", "-t", "1", "-ngl", "0", "-fa");
+        Assert.Equal(256, o.Engine.MaxModelLen);
+        Assert.Equal(2, o.Engine.MaxNumSeqs);
+        Assert.Equal(-1, o.DefaultNPredict);
+        Assert.Equal("x", o.ModelId);
+        Assert.Null(o.DefaultSeed);   // -1 = random, as llama-server
+        Assert.True(o.SlotsEndpoint);
+        Assert.Null(o.ChatTemplate);
+    }
+
+    [Fact]
+    public void ChatTemplateTakesJinjaSourceAndRefusesBuiltInNames()
+    {
+        const string source = "{% for m in messages %}{{ m.content }}{% endfor %}";
+        Assert.Equal(source, Parse("--chat-template", source).ChatTemplate);
+        var cmd = ServeCommand.Create(_ => 0);
+        var result = cmd.Parse(["-m", TestPaths.Stories260K, "--chat-template", "chatml"]);
+        Assert.ThrowsAny<Exception>(() => result.Invoke(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false }));
+    }
+}
