@@ -112,6 +112,10 @@ def run_sharpinfer(args, model):
         out += ["--max-model-len", str(per_slot)]
     if "--parallel" in opts:
         out += ["--max-num-seqs", str(parallel)]
+    # llama-server answers every origin's CORS requests unless --cors-origins narrows it; serve's CORS is off
+    # unless asked, so the wrapper asks for llama-server's default
+    if "--cors-origins" not in opts and "--cors-origins" in supported:
+        out += ["--cors-origins", "*"]
     renames = {"--alias": "--served-model-name"}
     for flag, value in args:
         if flag in handled:
