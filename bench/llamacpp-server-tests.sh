@@ -3,14 +3,15 @@
 # `sharpinfer serve`, and prints each test's outcome on both plus the headline: of the tests llama-server passes,
 # how many SharpInfer passes. Nothing of llama.cpp is part of this repository: point the script at a checkout.
 #
-#   bench/llamacpp-server-tests.sh [-l LLAMA_CPP_DIR] [-b LLAMA_SERVER] [-s both|llama|sharpinfer] [-j]
+#   bench/llamacpp-server-tests.sh [-l LLAMA_CPP_DIR] [-b LLAMA_SERVER] [-s both|llama|sharpinfer]
 #                                  [-o OUT_DIR] [-- PYTEST_ARGS...]
 #     -l  llama.cpp checkout (default /work/ext/llama.cpp; the suite is in tools/server/tests)
 #     -b  llama-server binary (default LLAMA_CPP_DIR/build/bin/llama-server)
 #     -s  which servers to run (default both)
-#     -j  run the two servers' suites at the same time (on different ports)
 #     -o  where the junit reports and logs go (default /tmp/llamacpp-server-tests)
 #     PYTEST_ARGS default to: -m "not slow" unit   (e.g. -- -m "not slow" unit/test_tokenize.py -k detokenize)
+# The two servers run one after the other: some of the suite's fixtures pin their own port (8082, 8083...), so
+# nothing else may listen there. compare.py LLAMA.xml[,RERUN.xml] SHARPINFER.xml[,...] compares reports again.
 #
 # Models: the suite downloads from Hugging Face; bench/llamacpp-server-tests/server_wrapper.py resolves its
 # stories260K references to MODEL_DIR (default ../shared/models) and makes every other model "unavailable
@@ -19,11 +20,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 here="$root/bench/llamacpp-server-tests"
-llama_dir=/work/ext/llama.cpp; llama_bin=""; which=both; parallel=0; out=/tmp/llamacpp-server-tests
-while getopts "l:b:s:jo:" opt; do
+llama_dir=/work/ext/llama.cpp; llama_bin=""; which=both; out=/tmp/llamacpp-server-tests
+while getopts "l:b:s:o:" opt; do
   case "$opt" in
-    l) llama_dir="$OPTARG" ;; b) llama_bin="$OPTARG" ;; s) which="$OPTARG" ;; j) parallel=1 ;; o) out="$OPTARG" ;;
-    *) sed -n '5,13p' "$0"; exit 2 ;;
+    l) llama_dir="$OPTARG" ;; b) llama_bin="$OPTARG" ;; s) which="$OPTARG" ;; o) out="$OPTARG" ;;
+    *) sed -n '5,14p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -52,10 +53,6 @@ run_suite() { # name port
      --junitxml="$out/$1.xml" "${pytest_args[@]}" > "$out/$1.log" 2>&1) || true
 }
 rm -f "$out/llama.xml" "$out/sharpinfer.xml"
-if [ "$which" = both ] && [ "$parallel" = 1 ]; then
-  run_suite llama 18480 & run_suite sharpinfer 18481 & wait
-else
-  [ "$which" != sharpinfer ] && run_suite llama 18480
-  [ "$which" != llama ] && run_suite sharpinfer 18481
-fi
+[ "$which" != sharpinfer ] && run_suite llama 18480
+[ "$which" != llama ] && run_suite sharpinfer 18481
 "$python" "$here/compare.py" "$out/llama.xml" "$out/sharpinfer.xml" | tee "$out/summary.txt"

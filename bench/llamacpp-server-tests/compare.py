@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Reads the two junit XML reports of llama.cpp's server test suite (llama-server, SharpInfer) and prints each
+"""Reads the junit XML reports of llama.cpp's server test suite (llama-server, SharpInfer) and prints each
 test's outcome on both servers, then the headline: of the tests llama-server passes, how many SharpInfer passes."""
 import sys
 import xml.etree.ElementTree as ET
 
 
-def outcomes(path):
+def outcomes(paths):
+    """Outcomes from one report or a comma-separated list of them (a later report's rerun of a test wins)."""
     result = {}
-    if not path:
-        return result
+    for path in (paths or "").split(","):
+        result.update(_outcomes(path) if path else {})
+    return result
+
+
+def _outcomes(path):
+    result = {}
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Stands in for llama-server when llama.cpp's server test suite starts it (LLAMA_SERVER_BIN_PATH).
 
 The suite downloads its models from Hugging Face; offline, this wrapper resolves those references to local files
