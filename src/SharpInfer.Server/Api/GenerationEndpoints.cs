@@ -385,7 +385,10 @@ internal static class GenerationEndpoints
         {
             w.WriteStartObject("delta");
             if (role) w.WriteString("role", "assistant");
-            if (role || text.Length > 0) w.WriteString("content", text);
+            // the role chunk carries no text yet: content null, as llama-server sends it (its clients treat "" as
+            // an empty piece of content); later chunks carry content only when there is some
+            if (text.Length > 0) w.WriteString("content", text);
+            else if (role) w.WriteNull("content");
             w.WriteEndObject();
             if (logprobs != null) ResponseJson.WriteChatLogprobs(w, tokenizer, logprobs);
             else w.WriteNull("logprobs");
