@@ -18,6 +18,7 @@ UNAVAILABLE_MARKERS = (
     "urlopen error",  # wget.download of a LoRA, draft model or image
     "Name or service not known",
     "Temporary failure in name resolution",
+    "No such file or directory: './tmp/",  # download_file's target when nothing could be downloaded
 )
 
 
