@@ -116,6 +116,9 @@ def run_sharpinfer(args, model):
     # unless asked, so the wrapper asks for llama-server's default
     if "--cors-origins" not in opts and "--cors-origins" in supported:
         out += ["--cors-origins", "*"]
+    # llama-server ignores the request's model name (one model served); serve 404s another name unless asked
+    if "--any-model-name" in supported:
+        out += ["--any-model-name"]
     renames = {"--alias": "--served-model-name"}
     for flag, value in args:
         if flag in handled:

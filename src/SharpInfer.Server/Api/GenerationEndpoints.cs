@@ -65,6 +65,7 @@ internal static class GenerationEndpoints
     public static void CheckModel(JsonBody body, ModelHost host)
     {
         var model = body.String("model");
+        if (host.Options.AnyModelName) return;
         if (model != null && model != host.ModelId)
             throw new ApiException(StatusCodes.Status404NotFound, $"The model `{model}` does not exist. This server serves `{host.ModelId}`.",
                                    ApiErrorTypes.NotFound, "model", "model_not_found");

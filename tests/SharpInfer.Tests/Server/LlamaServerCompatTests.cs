@@ -54,4 +54,24 @@ public class LlamaServerCompatTests
         (status, json, _) = await s.PostAsync("v1/chat/completions", body);
         Assert.True(status == HttpStatusCode.OK, json.ToJsonString());
     }
+
+    [Fact]
+    public async Task AnyModelNameServesTheLoadedModelOnlyWhenAsked()
+    {
+        var body = new JsonObject
+        {
+            ["model"] = "gpt-3.5-turbo",
+            ["max_tokens"] = 2,
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
+        };
+        await using (var strict = await ServerHarness.StartAsync())
+        {
+            var (status, _, _) = await strict.PostAsync("v1/chat/completions", body);
+            Assert.Equal(HttpStatusCode.NotFound, status);
+        }
+        await using var any = await ServerHarness.StartAsync(configure: o => o with { AnyModelName = true });
+        var (ok, json, _) = await any.PostAsync("v1/chat/completions", body);
+        Assert.True(ok == HttpStatusCode.OK, json.ToJsonString());
+        Assert.Equal(2, json["usage"]!["completion_tokens"]!.GetValue<int>());
+    }
 }
