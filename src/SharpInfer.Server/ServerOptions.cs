@@ -26,6 +26,9 @@ public sealed record ServerOptions
     /// <summary>Origins browsers may call from (--cors-origin, repeatable or comma-separated; "*" = any). Empty = CORS
     /// off: no CORS headers, preflights are not answered.</summary>
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
+    /// <summary>Serve requests naming any <c>model</c> with the one loaded model, as llama-server does (off: another
+    /// name is OpenAI's and vLLM's 404 model_not_found).</summary>
+    public bool AnyModelName { get; init; }
     /// <summary>How long a stored /v1/responses result can be continued (previous_response_id) or fetched
     /// (--responses-ttl); zero keeps none.</summary>
     public TimeSpan ResponsesTtl { get; init; } = TimeSpan.FromHours(1);

@@ -58,6 +58,8 @@ public static class ServeCommand
             model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType.Both, cacheType.Keys, cacheType.Values, blockSize, scheduling,
             shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk, pooling,
         };
+        var anyModel = new Option<bool>("--any-model-name") { Description = "Answer requests naming any model with the served one, as llama-server does (default: another name is a 404)" };
+        cmd.Options.Add(anyModel);
         var responsesTtl = new Option<double>("--responses-ttl") { Description = "Seconds a /v1/responses result stays available to previous_response_id and GET (0 = keep none)", DefaultValueFactory = _ => 3600 };
         var responsesMax = new Option<int>("--responses-max-entries") { Description = "Most /v1/responses results kept in memory; the oldest go first (0 = keep none)", DefaultValueFactory = _ => 1000 };
         var otlpEndpoint = new Option<string?>("--otlp-endpoint")
@@ -97,6 +99,7 @@ public static class ServeCommand
                 DefaultTemperature = r.GetValue(llama.Temperature),
                 SlotsEndpoint = !r.GetValue(llama.NoSlots),
                 ChatTemplate = llama.TemplateSource(r),
+                AnyModelName = r.GetValue(anyModel),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions
                 {

@@ -17,14 +17,27 @@ public sealed class ApiException(int status, string message, string type = ApiEr
     /// <summary>Seconds for a <c>Retry-After</c> header (429, 503), or null.</summary>
     public int? RetryAfterSeconds { get; init; }
 
+    /// <summary>For a context-length error: the prompt's tokens (null when it was refused before tokenizing it all)
+    /// and the context a sequence may use, written as llama-server's <c>n_prompt_tokens</c> and <c>n_ctx</c>.</summary>
+    public (int? PromptTokens, int ContextSize)? ContextExceeded { get; init; }
+
     public static ApiException BadRequest(string message, string? param = null, string? code = null) =>
         new(StatusCodes.Status400BadRequest, message, ApiErrorTypes.InvalidRequest, param, code);
+
+    /// <summary>400 for a prompt (or prompt + max_tokens) longer than the context: OpenAI's code
+    /// <c>context_length_exceeded</c> with llama-server's type and token counts, so clients of either recognise it.</summary>
+    public static ApiException ContextLength(string message, string? param, int? promptTokens, int contextSize) =>
+        new(StatusCodes.Status400BadRequest, message, ApiErrorTypes.ExceedContextSize, param, "context_length_exceeded")
+        { ContextExceeded = (promptTokens, contextSize) };
 }
 
 /// <summary>The <c>type</c> values used in error objects (OpenAI's where it has one).</summary>
 public static class ApiErrorTypes
 {
     public const string InvalidRequest = "invalid_request_error";
+    /// <summary>llama-server's type for a prompt longer than the context (OpenAI sends invalid_request_error with
+    /// code context_length_exceeded; the code is kept).</summary>
+    public const string ExceedContextSize = "exceed_context_size_error";
     public const string Authentication = "authentication_error";
     public const string NotFound = "not_found_error";
     public const string RateLimit = "rate_limit_error";
@@ -40,9 +53,9 @@ public static class ApiErrors
     public static ApiException Map(Exception e, string promptParam = "prompt") => e switch
     {
         ApiException a => a,
-        ContextLengthExceededException c => ApiException.BadRequest(
+        ContextLengthExceededException c => ApiException.ContextLength(
             $"This model's maximum context length is {c.ContextLength} tokens. However, your prompt has {c.PromptTokens} tokens. " +
-            "Please reduce the length of the prompt.", promptParam, "context_length_exceeded"),
+            "Please reduce the length of the prompt.", promptParam, c.PromptTokens, c.ContextLength),
         InvalidRequestException i => ApiException.BadRequest(i.Message, i.Field == "prompt" ? promptParam : i.Field),
         EngineOverloadedException o => new ApiException(StatusCodes.Status429TooManyRequests,
             $"The server is overloaded: {o.Queued} requests are already waiting. Please retry shortly.", ApiErrorTypes.RateLimit, null, "server_overloaded")
@@ -70,6 +83,11 @@ public static class ApiErrors
         w.WriteString("type", e.Type);
         if (e.Param is null) w.WriteNull("param"); else w.WriteString("param", e.Param);
         if (e.Code is null) w.WriteNull("code"); else w.WriteString("code", e.Code);
+        if (e.ContextExceeded is { } ctx)
+        {
+            if (ctx.PromptTokens is { } n) w.WriteNumber("n_prompt_tokens", n);
+            w.WriteNumber("n_ctx", ctx.ContextSize);
+        }
         w.WriteEndObject();
         w.WriteEndObject();
     }

@@ -33,6 +33,9 @@ internal sealed class ChatTurn
             foreach (var (k, val) in kwargs) variables[k] = val;
         }
         bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
+        // vLLM's and llama-server's rule: continuing the last assistant message and opening a new one contradict
+        if (addGenerationPrompt && body.Bool("continue_final_message") == true)
+            throw ApiException.BadRequest("'add_generation_prompt' and 'continue_final_message' cannot both be true.", "continue_final_message");
         var plan = ChatReplyPlan.Create(host.Prompts!.Formatter.Template.Source, messages, tools, body.String("reasoning_format"),
                                         variables, StructuredOutput.IsRequested(body));
 

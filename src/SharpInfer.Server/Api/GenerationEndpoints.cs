@@ -65,6 +65,7 @@ internal static class GenerationEndpoints
     public static void CheckModel(JsonBody body, ModelHost host)
     {
         var model = body.String("model");
+        if (host.Options.AnyModelName) return;
         if (model != null && model != host.ModelId)
             throw new ApiException(StatusCodes.Status404NotFound, $"The model `{model}` does not exist. This server serves `{host.ModelId}`.",
                                    ApiErrorTypes.NotFound, "model", "model_not_found");
@@ -385,7 +386,10 @@ internal static class GenerationEndpoints
         {
             w.WriteStartObject("delta");
             if (role) w.WriteString("role", "assistant");
-            if (role || text.Length > 0) w.WriteString("content", text);
+            // the role chunk carries no text yet: content null, as llama-server sends it (its clients treat "" as
+            // an empty piece of content); later chunks carry content only when there is some
+            if (text.Length > 0) w.WriteString("content", text);
+            else if (role) w.WriteNull("content");
             w.WriteEndObject();
             if (logprobs != null) ResponseJson.WriteChatLogprobs(w, tokenizer, logprobs);
             else w.WriteNull("logprobs");

@@ -155,10 +155,10 @@ internal sealed record GenerationParams
         if (MaxTokens is { } explicitMax)
         {
             if (prompt.Length < maxModelLen && (long)prompt.Length + explicitMax > maxModelLen)
-                throw ApiException.BadRequest(
+                throw ApiException.ContextLength(
                     $"This model's maximum context length is {maxModelLen} tokens. However, you requested {(long)prompt.Length + explicitMax} tokens " +
                     $"({prompt.Length} in the prompt, {explicitMax} for the completion). Please reduce the length of the prompt or the completion.",
-                    MaxTokensField, "context_length_exceeded");
+                    MaxTokensField, prompt.Length, maxModelLen);
             maxTokens = explicitMax;
         }
         else maxTokens = defaultMaxTokens ?? Math.Max(1, maxModelLen - prompt.Length);

@@ -67,7 +67,7 @@ internal static class PromptLimits
         prompts.TokenizeCompletionPrompt(text, maxModelLen - 1)
         ?? throw TooLong(maxModelLen, $"at least {maxModelLen} tokens", "prompt");
 
-    public static ApiException TooLong(int maxModelLen, string what, string param) => ApiException.BadRequest(
+    public static ApiException TooLong(int maxModelLen, string what, string param) => ApiException.ContextLength(
         $"This model's maximum context length is {maxModelLen} tokens. However, your prompt has {what}. Please reduce the length of the prompt.",
-        param, "context_length_exceeded");
+        param, null, maxModelLen);
 }

@@ -110,11 +110,5 @@ internal static class RerankEndpoints
     }
 
     /// <summary>A request for another model than the served one: OpenAI's 404.</summary>
-    public static void CheckModel(JsonBody body, ModelHost host)
-    {
-        var model = body.String("model");
-        if (model != null && model != host.ModelId)
-            throw new ApiException(StatusCodes.Status404NotFound, $"The model `{model}` does not exist. This server serves `{host.ModelId}`.",
-                                   ApiErrorTypes.NotFound, "model", "model_not_found");
-    }
+    public static void CheckModel(JsonBody body, ModelHost host) => GenerationEndpoints.CheckModel(body, host);
 }

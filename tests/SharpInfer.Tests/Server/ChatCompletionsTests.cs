@@ -108,7 +108,10 @@ public class ChatCompletionsTests
         Assert.True(done);
         Assert.All(chunks, c => Assert.Equal("chat.completion.chunk", c["object"]!.GetValue<string>()));
         Assert.All(chunks, c => Assert.False(c.ContainsKey("usage")));   // only with stream_options.include_usage
-        Assert.Equal("assistant", chunks[0]["choices"]![0]!["delta"]!["role"]!.GetValue<string>());
+        var first = chunks[0]["choices"]![0]!["delta"]!.AsObject();
+        Assert.Equal("assistant", first["role"]!.GetValue<string>());
+        Assert.True(first.ContainsKey("content") && first["content"] is null, first.ToJsonString());   // null, not ""
+        Assert.All(chunks[1..], c => Assert.False(c["choices"]![0]!["delta"]!.AsObject().ContainsKey("role")));
         var last = chunks[^1]["choices"]![0]!;
         Assert.Equal("length", last["finish_reason"]!.GetValue<string>());
         Assert.All(chunks[..^1], c => Assert.Null(c["choices"]![0]!["finish_reason"]));

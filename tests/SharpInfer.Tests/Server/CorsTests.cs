@@ -4,8 +4,9 @@ using SharpInfer.Server;
 
 namespace SharpInfer.Tests.Server;
 
-/// <summary>--cors-origin: preflights answered with the allowed methods and headers, Access-Control-Allow-Origin on
-/// normal and error responses for allowed origins only; off by default.</summary>
+/// <summary>--cors-origin: preflights answered 200 (as llama-server) with the allowed methods and headers for allowed
+/// origins only, Access-Control-Allow-Origin on normal and error responses for allowed origins only; off by
+/// default; "*" reflects the origin with credentials; "localhost" allows loopback origins.</summary>
 public class CorsTests
 {
     private const string Allowed = "https://app.example";
@@ -37,13 +38,14 @@ public class CorsTests
     }
 
     [Fact]
-    public async Task PreflightFromAllowedOriginIs204WithMethodsAndHeaders()
+    public async Task PreflightFromAllowedOriginIs200WithMethodsAndHeaders()
     {
         await using var s = await Start("https://other.example," + Allowed);
         using var res = await Preflight(s, Allowed);
-        Assert.Equal(HttpStatusCode.NoContent, res.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         Assert.Equal(Allowed, Header(res, "Access-Control-Allow-Origin"));
-        Assert.Contains("POST", Header(res, "Access-Control-Allow-Methods") ?? "", StringComparison.Ordinal);
+        Assert.Equal("true", Header(res, "Access-Control-Allow-Credentials"));
+        Assert.Equal("GET, POST, DELETE, OPTIONS", Header(res, "Access-Control-Allow-Methods"));
         var headers = Header(res, "Access-Control-Allow-Headers") ?? "";
         Assert.Contains("Authorization", headers, StringComparison.Ordinal);
         Assert.Contains("Content-Type", headers, StringComparison.Ordinal);
@@ -55,8 +57,9 @@ public class CorsTests
     {
         await using var s = await Start(Allowed);
         using var pre = await Preflight(s, Other);
-        Assert.NotEqual(HttpStatusCode.NoContent, pre.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, pre.StatusCode);
         Assert.Null(Header(pre, "Access-Control-Allow-Origin"));
+        Assert.Null(Header(pre, "Access-Control-Allow-Methods"));
         using var res = await Tokenize(s, Other, "k");
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         Assert.Null(Header(res, "Access-Control-Allow-Origin"));
@@ -75,14 +78,31 @@ public class CorsTests
     }
 
     [Fact]
-    public async Task StarAllowsAnyOrigin()
+    public async Task StarAllowsAnyOriginByReflectingIt()
     {
         await using var s = await Start("*");
         using var pre = await Preflight(s, Other);
-        Assert.Equal(HttpStatusCode.NoContent, pre.StatusCode);
-        Assert.Equal("*", Header(pre, "Access-Control-Allow-Origin"));
+        Assert.Equal(HttpStatusCode.OK, pre.StatusCode);
+        Assert.Equal(Other, Header(pre, "Access-Control-Allow-Origin"));
+        Assert.Equal("Origin", Header(pre, "Vary"));
         using var ok = await Tokenize(s, Other, "k");
-        Assert.Equal("*", Header(ok, "Access-Control-Allow-Origin"));
+        Assert.Equal(Other, Header(ok, "Access-Control-Allow-Origin"));
+    }
+
+    [Theory]
+    [InlineData("http://localhost", true)]
+    [InlineData("http://localhost:8080", true)]
+    [InlineData("http://127.0.0.1:3000", true)]
+    [InlineData("http://[::1]:3000", true)]
+    [InlineData("http://localhost.evil.com", false)]
+    [InlineData("http://notlocalhost", false)]
+    [InlineData("http://web.mydomain.fr", false)]
+    public async Task LocalhostAllowsLoopbackOriginsOnly(string origin, bool allowed)
+    {
+        await using var s = await Start("localhost");
+        using var pre = await Preflight(s, origin);
+        Assert.Equal(HttpStatusCode.OK, pre.StatusCode);
+        Assert.Equal(allowed ? origin : null, Header(pre, "Access-Control-Allow-Origin"));
     }
 
     [Fact]
@@ -90,7 +110,7 @@ public class CorsTests
     {
         await using var s = await Start();
         using var pre = await Preflight(s, Allowed);
-        Assert.NotEqual(HttpStatusCode.NoContent, pre.StatusCode);
+        Assert.NotEqual(HttpStatusCode.OK, pre.StatusCode);
         Assert.Null(Header(pre, "Access-Control-Allow-Origin"));
         using var ok = await Tokenize(s, Allowed, "k");
         Assert.Null(Header(ok, "Access-Control-Allow-Origin"));
