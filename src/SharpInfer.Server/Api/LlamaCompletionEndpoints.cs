@@ -104,7 +104,7 @@ internal static class LlamaCompletionEndpoints
         {
             int room = Math.Max(1, engine.MaxModelLen - r.Prompts[i].Length);
             int maxTokens = r.NPredict < 0 ? room : Math.Min(Math.Max(1, r.NPredict), room);
-            requests.AddRange(r.Params.EngineRequests(r.Prompts[i], engine.MaxModelLen, maxTokens, id, i));
+            requests.AddRange(r.Params.EngineRequests(r.Prompts[i], engine.MaxModelLen, maxTokens, id, EngineTelemetry.TextCompletion, i));
         }
         var states = new PromptState[requests.Count];
         for (int i = 0; i < states.Length; i++) states[i] = new PromptState();

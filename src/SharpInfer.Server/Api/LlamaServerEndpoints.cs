@@ -24,7 +24,7 @@ internal static class LlamaServerEndpoints
         app.MapGet("/props", ctx => PropsAsync(ctx, host));
         app.MapPost("/props", _ => throw LlamaServerErrors.NotSupported("This server does not support changing global properties."));
         app.MapGet("/slots", ctx => SlotsAsync(ctx, host));
-        app.MapPost("/slots/{id}", (HttpContext ctx, string id) => SlotActionAsync(ctx, host, id));
+        app.MapPost("/slots/{id}", ctx => SlotActionAsync(ctx, host, (string)ctx.Request.RouteValues["id"]!));
 
         // the OpenAI routes without the /v1 prefix, as llama-server serves them
         app.MapGet("/v1/health", ctx => InfoEndpoints.HealthAsync(ctx, host));

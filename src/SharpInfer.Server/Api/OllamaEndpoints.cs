@@ -124,7 +124,7 @@ internal static class OllamaEndpoints
             var p = GenerationParams.Parse(request.Chat, chat: true, vocab, tokenizer);
             var tokens = PromptLimits.Tokenize(host.Prompts!, raw, engine.MaxModelLen);
             var meta = new ResponseMeta("ollama-" + Guid.NewGuid().ToString("N"), "chat.completion", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.ModelId);
-            turn = new ChatTurn { Params = p, Requests = p.EngineRequests(tokens, engine.MaxModelLen, null, meta.Id), PromptTokens = tokens.Length, Meta = meta };
+            turn = new ChatTurn { Params = p, Requests = p.EngineRequests(tokens, engine.MaxModelLen, null, meta.Id, EngineTelemetry.TextCompletion), PromptTokens = tokens.Length, Meta = meta };
         }
         else
         {

@@ -58,7 +58,7 @@ internal sealed class OllamaRequest
             JsonArray a => a,
             var other => throw ApiException.BadRequest($"'messages' must be a list of messages, got {JsonBody.Describe(other)}.", "messages"),
         };
-        for (int i = 0; i < input.Count; i++) messages.Add(Message(AsObject(input[i], $"messages[{i}]"), $"messages[{i}]"));
+        for (int i = 0; i < input.Count; i++) messages.Add((JsonNode)Message(AsObject(input[i], $"messages[{i}]"), $"messages[{i}]"));
         chat["messages"] = messages;
         if (b["tools"] is { } tools)
         {
@@ -88,8 +88,8 @@ internal sealed class OllamaRequest
         }
         var chat = new JsonObject();
         var messages = new JsonArray();
-        if (system is { Length: > 0 }) messages.Add(new JsonObject { ["role"] = "system", ["content"] = system });
-        messages.Add(new JsonObject { ["role"] = "user", ["content"] = prompt });
+        if (system is { Length: > 0 }) messages.Add((JsonNode)new JsonObject { ["role"] = "system", ["content"] = system });
+        messages.Add((JsonNode)new JsonObject { ["role"] = "user", ["content"] = prompt });
         chat["messages"] = messages;
         return Common(b, chat, prompt.Length == 0 && context is null, raw ? prompt : null, context);
     }
@@ -255,7 +255,7 @@ internal sealed class OllamaRequest
                 var fn = AsObject(call["function"], $"{ct}.function");
                 var args = fn["arguments"] ?? new JsonObject();
                 if (args is not JsonObject) throw ApiException.BadRequest($"'{ct}.function.arguments' must be an object, got {JsonBody.Describe(args)}.", $"{ct}.function.arguments");
-                translated.Add(new JsonObject
+                translated.Add((JsonNode)new JsonObject
                 {
                     ["id"] = OptString(call, "id", ct) ?? $"call_{i}",
                     ["type"] = "function",
