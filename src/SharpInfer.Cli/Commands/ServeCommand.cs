@@ -99,6 +99,10 @@ public static class ServeCommand
                 DefaultTemperature = r.GetValue(llama.Temperature),
                 SlotsEndpoint = !r.GetValue(llama.NoSlots),
                 ChatTemplate = llama.TemplateSource(r),
+                Tools = llama.ToolNames(r),
+                McpServersConfig = r.GetValue(llama.McpServersConfig),
+                McpServersJson = r.GetValue(llama.McpServersJson),
+                UiMcpProxy = llama.CorsProxy(r),
                 AnyModelName = r.GetValue(anyModel),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions
@@ -214,6 +218,14 @@ public static class ServeCommand
                     (e.EnablePrefixCaching && e.PrefixCacheDir != null ? $" (disk tier {e.PrefixCacheDir}, {ByteSize.Format(e.PrefixCacheDiskBytes)})" : ""));
         w.WriteLine($"  shutdown_timeout       {o.ShutdownTimeout.TotalSeconds:0.###} s");
         w.WriteLine($"  max_body_size          {ByteSize.Format(o.MaxRequestBodyBytes)}");
+        if (o.ToolsEnabled || o.UiMcpProxy)
+        {
+            bool mcp = !string.IsNullOrEmpty(o.McpServersConfig) || !string.IsNullOrEmpty(o.McpServersJson);
+            w.WriteLine($"  tools                  {(o.Tools.Count > 0 ? string.Join(",", o.Tools) : "none")}{(mcp ? " + MCP servers" : "")}");
+            w.WriteLine($"  cors_proxy             {(o.UiMcpProxy ? "on" : "off")}");
+            w.WriteLine("  WARNING: /tools and /cors-proxy give every client that reaches this server file, shell and network access as this user;");
+            w.WriteLine($"           CORS origins: {string.Join(",", o.EffectiveCorsOrigins)}{(o.ApiKey is null ? "; no --api-key" : "")}");
+        }
         w.WriteLine($"  otlp                   {(otlp is null ? "off" : $"{otlp.Endpoint} ({otlp.ProtocolName})")}");
         w.Flush();
     }
