@@ -64,4 +64,23 @@ public class LlamaServerFlagsTests
         var result = cmd.Parse(["-m", TestPaths.Stories260K, "--chat-template", "chatml"]);
         Assert.ThrowsAny<Exception>(() => result.Invoke(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false }));
     }
+
+    [Fact]
+    public void ToolFlagsAreOffByDefaultAndMapLikeLlamaServers()
+    {
+        var none = Parse();
+        Assert.Empty(none.Tools);
+        Assert.False(none.ToolsEnabled);
+        Assert.False(none.UiMcpProxy);
+        var o = Parse("--tools", "read_file, grep_search", "--mcp-servers-json", "{}", "--mcp-servers-config", "/x.json", "--ui-mcp-proxy");
+        Assert.Equal(["read_file", "grep_search"], o.Tools);
+        Assert.Equal("{}", o.McpServersJson);
+        Assert.Equal("/x.json", o.McpServersConfig);
+        Assert.True(o.UiMcpProxy);
+        Assert.Equal(["localhost"], o.EffectiveCorsOrigins);
+        var agent = Parse("--agent", "--cors-origins", "http://ui.example");
+        Assert.Equal(["all"], agent.Tools);
+        Assert.True(agent.UiMcpProxy);
+        Assert.Equal(["http://ui.example"], agent.EffectiveCorsOrigins);
+    }
 }
