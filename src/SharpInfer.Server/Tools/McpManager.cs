@@ -100,10 +100,25 @@ public sealed class McpManager : IAsyncDisposable
     public async Task<JsonObject> CallToolAsync(string server, string tool, JsonObject arguments, CancellationToken ct)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopping.Token);
-        var client = GetOrCreate(server);
-        if (client is null) return ServerTool.Error("MCP server unavailable: " + server);
-        var result = await client.CallToolAsync(tool, arguments, linked.Token).ConfigureAwait(false);
-        return result;
+        // a server that exited since its last call (it crashed, or exits after each answer) is noticed either before
+        // the request is written or by the failed write; the request never ran, so it goes once to a fresh process
+        for (int attempt = 0; ; attempt++)
+        {
+            var client = GetOrCreate(server);
+            if (client is null) return ServerTool.Error("MCP server unavailable: " + server);
+            try
+            {
+                return await client.CallToolAsync(tool, arguments, linked.Token).ConfigureAwait(false);
+            }
+            catch (McpNotSentException) when (attempt == 0)
+            {
+                _log.LogWarning("MCP '{Name}' had exited; respawning it: {Diagnostics}", server, client.Diagnostics);
+            }
+            catch (McpNotSentException e)
+            {
+                return ServerTool.Error(e.Message);
+            }
+        }
     }
 
     private McpStdioClient? GetOrCreate(string name)

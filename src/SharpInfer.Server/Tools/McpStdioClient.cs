@@ -190,7 +190,8 @@ public sealed class McpStdioClient : IAsyncDisposable
     /// <c>{"error": {"message"}}</c> stands for a timeout, cancellation or a dead process.</summary>
     private async Task<JsonObject> RequestAsync(string method, JsonObject? parameters, CancellationToken ct)
     {
-        if (!IsAlive) return RpcError("transport closed");
+        // a process found dead before the request left: nothing ran, so the caller may retry on a fresh one
+        if (!IsAlive) throw new McpNotSentException();
         long id = Interlocked.Increment(ref _nextId);
         var waiter = new TaskCompletionSource<JsonObject>(TaskCreationOptions.RunContinuationsAsynchronously);
         _pending[id] = waiter;
@@ -198,7 +199,15 @@ public sealed class McpStdioClient : IAsyncDisposable
         if (parameters != null) request["params"] = parameters;
         try
         {
-            await WriteAsync(request, ct).ConfigureAwait(false);
+            try
+            {
+                await WriteAsync(request, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                _running = false;
+                throw new McpNotSentException();
+            }
             return await waiter.Task.WaitAsync(TimeSpan.FromMilliseconds(_config.TimeoutMs), ct).ConfigureAwait(false);
         }
         catch (TimeoutException)
@@ -208,11 +217,6 @@ public sealed class McpStdioClient : IAsyncDisposable
         catch (OperationCanceledException)
         {
             return RpcError("cancelled");
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-        {
-            _running = false;
-            return RpcError("transport closed");
         }
         finally
         {
@@ -240,7 +244,8 @@ public sealed class McpStdioClient : IAsyncDisposable
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
             {
-                return "initialize failed: transport closed";
+                _running = false;
+                throw new McpNotSentException();
             }
             _initialized = true;
             return null;
@@ -253,6 +258,19 @@ public sealed class McpStdioClient : IAsyncDisposable
 
     /// <summary>The server's tools (asked once per process); empty when it fails to answer.</summary>
     public async Task<List<McpToolDef>> ListToolsAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await ListToolsOnceAsync(ct).ConfigureAwait(false);
+        }
+        catch (McpNotSentException)
+        {
+            _log.LogWarning("MCP '{Name}': the process ended before tools/list: {Diagnostics}", Name, Diagnostics);
+            return [];
+        }
+    }
+
+    private async Task<List<McpToolDef>> ListToolsOnceAsync(CancellationToken ct)
     {
         if (_tools != null) return _tools;
         if (await EnsureInitializedAsync(ct).ConfigureAwait(false) is { } err)
@@ -276,11 +294,12 @@ public sealed class McpStdioClient : IAsyncDisposable
     }
 
     /// <summary><c>tools/call</c>, answered in /tools' shape: the text parts of the result's content joined by
-    /// newlines as <c>plain_text_response</c>, or <c>{"error"}</c> for an RPC error or an <c>isError</c> result.</summary>
+    /// newlines as <c>plain_text_response</c>, or <c>{"error"}</c> for an RPC error or an <c>isError</c> result.
+    /// Throws <see cref="McpNotSentException"/> when the process was gone before the call was sent.</summary>
     public async Task<JsonObject> CallToolAsync(string tool, JsonObject arguments, CancellationToken ct)
     {
         if (await EnsureInitializedAsync(ct).ConfigureAwait(false) is { } err) return ServerTool.Error(err);
-        var reply = await RequestAsync("tools/call", new JsonObject { ["name"] = tool, ["arguments"] = arguments }, ct).ConfigureAwait(false);
+        var reply = await RequestAsync("tools/call", new JsonObject { ["name"] = tool, ["arguments"] = arguments.DeepClone() }, ct).ConfigureAwait(false);
         if (reply["error"] is not null) return ServerTool.Error(ErrorMessage(reply));
         if (reply["result"] is not JsonObject result) return ServerTool.Error("invalid response from MCP server");
         var text = new StringBuilder();
@@ -315,6 +334,9 @@ public sealed class McpStdioClient : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 }
+
+/// <summary>The process had ended before a request could be written to it: the request never ran.</summary>
+public sealed class McpNotSentException() : Exception("transport closed");
 
 /// <summary>A tool an MCP server advertises: its bare name (no <c>server_</c> prefix) and argument schema.</summary>
 public sealed record McpToolDef(string ServerName, string Name, string Description, JsonObject? InputSchema);

@@ -110,6 +110,17 @@ public class McpClientTests
         var respawned = Text(await OkAsync(s, "c_pid", []));
         Assert.NotEqual(pid, respawned);
         Assert.Equal("echo: back", Text(await OkAsync(s, "c_echo", new JsonObject { ["message"] = "back" })));
+        // at once after a crash: a request written before the process is seen gone may be lost with it ("transport
+        // closed": it may have run, so it is not repeated); one found undeliverable goes to a fresh process; the call
+        // after either works
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal("crashing", Text(await OkAsync(s, "c_crash", [])));
+            var (status, racing) = await CallAsync(s, "c_echo", new JsonObject { ["message"] = "racing" });
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.True(racing["plain_text_response"]?.GetValue<string>() == "echo: racing" || racing["error"]?.GetValue<string>() == "transport closed", racing.ToJsonString());
+            Assert.Equal("echo: again", Text(await OkAsync(s, "c_echo", new JsonObject { ["message"] = "again" })));
+        }
     }
 
     [Fact]
