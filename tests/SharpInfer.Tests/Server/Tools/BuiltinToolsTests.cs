@@ -229,7 +229,7 @@ public class BuiltinToolsTests
         Assert.SkipWhen(OperatingSystem.IsWindows(), "POSIX shell commands");
         await using var s = await Start("exec_shell_command");
         Assert.Equal("out\nerr\n\n[exit code: 3]", Text(await OkAsync(s, "exec_shell_command", new JsonObject { ["command"] = "echo out; echo err >&2; exit 3" })));
-        var slow = Text(await OkAsync(s, "exec_shell_command", new JsonObject { ["command"] = "echo started; sleep 30", ["timeout"] = 1 }));
+        var slow = Text(await OkAsync(s, "exec_shell_command", new JsonObject { ["command"] = "echo started; sleep 60", ["timeout"] = 3 }));
         Assert.StartsWith("started\n", slow);
         Assert.EndsWith("[exit due to timed out]", slow);
         var capped = Text(await OkAsync(s, "exec_shell_command", new JsonObject { ["command"] = "head -c 100000 /dev/zero | tr '\\0' x", ["max_output_size"] = 1000 }));

@@ -91,10 +91,11 @@ public class McpClientTests
     [Fact]
     public async Task ASlowToolTimesOutAndItsLateReplyIsNotTakenForTheNextCalls()
     {
-        await using var s = await Start(Config(("slow", Server(timeoutMs: 3000))));
+        // generous for a loaded machine: the first call also waits for the fixture's start
+        await using var s = await Start(Config(("slow", Server(timeoutMs: 5000))));
         Assert.Equal("echo: warm", Text(await OkAsync(s, "slow_echo", new JsonObject { ["message"] = "warm" }))); // spawned and initialized
-        Assert.Equal("request timed out", await ToolErrorAsync(s, "slow_sleep", new JsonObject { ["seconds"] = 3.5 }));
-        // "slept 3.5" arrives while (or before) this call waits: only the reply with this call's id answers it
+        Assert.Equal("request timed out", await ToolErrorAsync(s, "slow_sleep", new JsonObject { ["seconds"] = 6 }));
+        // "slept 6" arrives while (or before) this call waits: only the reply with this call's id answers it
         Assert.Equal("slept 0.8", Text(await OkAsync(s, "slow_sleep", new JsonObject { ["seconds"] = 0.8 })));
         Assert.Equal("echo: after", Text(await OkAsync(s, "slow_echo", new JsonObject { ["message"] = "after" })));
     }
@@ -141,9 +142,10 @@ public class McpClientTests
     [Fact]
     public async Task AnEmptyToolListAndAnOversizedLineAreHandled()
     {
-        await using var s = await Start(Config(("empty", Server(null, "--no-tools")), ("e", Server(timeoutMs: 2000))));
+        await using var s = await Start(Config(("empty", Server(null, "--no-tools")), ("e", Server(timeoutMs: 5000))));
         var names = (await ListAsync(s)).Select(t => t!["tool"]!.GetValue<string>()).ToList();
         Assert.DoesNotContain(names, n => n.StartsWith("empty_", StringComparison.Ordinal));
+        Assert.Equal("echo: warm", Text(await OkAsync(s, "e_echo", new JsonObject { ["message"] = "warm" }))); // spawned and initialized
         // a 9 MiB line is over the client's bound: dropped, so the call times out, and the transport reads on
         Assert.Equal("request timed out", await ToolErrorAsync(s, "e_big", []));
         Assert.Equal("echo: still here", Text(await OkAsync(s, "e_echo", new JsonObject { ["message"] = "still here" })));
