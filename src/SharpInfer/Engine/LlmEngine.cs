@@ -115,16 +115,22 @@ public sealed class LlmEngine : IDisposable
         _classifier = ClassifierHead.FromModel(model);
         MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
         ModelName = Options.ModelName ?? Path.GetFileNameWithoutExtension(model.Path);
-        long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType, Options.ValueType);
+        var groups = ModelRunner.KvGroups(c, Options.SwaFull);
+        long perBlock = ModelRunner.KvBytesPerBlockToken(c, Options.KvType, Options.ValueType, groups) * Options.BlockSize;
+        // without a size: what max-num-seqs sequences of max-model-len tokens hold (windowed groups: their window and
+        // a prompt chunk), capped by a share of the available memory
+        long wanted = groups.BlocksFor(MaxModelLen, Options.BlockSize) * Options.MaxNumSeqs
+                      + (long)groups.WindowGroupCount * BlockTable.BlocksFor(Options.MaxNumBatchedTokens, Options.BlockSize);
         long bytes = Options.KvCacheMemoryBytes
-                     ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perToken * MaxModelLen * Options.MaxNumSeqs);
-        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes, Options.ValueType);
+                     ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perBlock * wanted);
+        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes, Options.ValueType, groups);
         DiskBlockStore? store = Options.EnablePrefixCaching && Options.PrefixCacheDir != null
-            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes, DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize, Options.ValueType),
-                                 Options.Warn)
+            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes,
+                                 DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize, Options.ValueType, groups), Options.Warn)
             : null;
         _runner = new ModelRunner(model, Options.Threads, Options.MaxNumBatchedTokens, Options.BlockSize, blockCount, Options.KvType,
-                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store, kvValueType: Options.ValueType);
+                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store, kvValueType: Options.ValueType,
+                                  kvGroups: groups);
         _blocks = _runner.Blocks;
         _scheduler = new Scheduler(_blocks, Options.MaxNumSeqs, Options.MaxNumBatchedTokens, Options.Mode);
         _batch = new ForwardBatch(Options.MaxNumBatchedTokens, Options.MaxNumSeqs);
@@ -404,7 +410,7 @@ public sealed class LlmEngine : IDisposable
                 r.FirstScheduled = t0;
                 Metrics.QueueTime.Record(Seconds(r.Arrival, t0));
             }
-            int seq = _batch.AddSequence(r.Blocks);
+            int seq = _batch.AddSequence(r.Tables);
             var tokens = r.Tokens;
             int real = c.Count - c.Drafts;
             var pooler = r.Pooler;
