@@ -80,7 +80,7 @@ public sealed class LlmEngine : IDisposable
     private Exception? _fatal;
     private EngineStats _stats = new();
     private double _wasteIntegral, _busySeconds;
-    private int _maxConcurrency;
+    private int _maxConcurrency, _kvBlocksPeak;
     private long _promptTokens, _generationTokens, _steps, _finished;
 
     public Model Model => _model;
@@ -389,6 +389,7 @@ public sealed class LlmEngine : IDisposable
         long t0 = Stopwatch.GetTimestamp();
         Propose();
         var chunks = _scheduler.Schedule();
+        _kvBlocksPeak = Math.Max(_kvBlocksPeak, _blocks.UsedBlocks);
         foreach (var s in _scheduler.PreemptedThisStep)
         {
             Metrics.Preemptions.Add(1);
@@ -704,6 +705,7 @@ public sealed class LlmEngine : IDisposable
             KvCacheUsage = _blocks.Usage,
             KvBlocksUsed = _blocks.UsedBlocks,
             KvBlocksTotal = _blocks.TotalBlocks,
+            KvBlocksPeak = _kvBlocksPeak,
             Preemptions = _scheduler.Preemptions,
             PromptTokens = _promptTokens,
             GenerationTokens = _generationTokens,

@@ -25,6 +25,7 @@ public sealed class BlockManager : IDisposable
     private readonly Dictionary<(UInt128 Hash, int Group), int> _cachedBlocks = [];
     private readonly UInt128[] _blockHash;
     private readonly int[] _blockGroup;
+    private bool[] _fromStore = [];
 
     public PagedKvCache Cache { get; }
     public bool PrefixCaching { get; }
@@ -183,7 +184,8 @@ public sealed class BlockManager : IDisposable
         {
             var h = s.BlockHashAt(n, BlockSize);
             if (_cachedBlocks.TryGetValue((h, 0), out int b)) _allocator.AddRef(b);
-            else if (!TryLoadFromStore(h, 0, out b)) break;
+            else if (TryLoadFromStore(h, 0, out b)) StoreHits += BlockSize;
+            else break;
             s.Blocks.Add(b);
             n++;
         }
@@ -206,6 +208,9 @@ public sealed class BlockManager : IDisposable
         // shortened until every windowed group has the blocks its window sees from position n·bs
         while (n > 0 && !WindowsAvailable(s, n)) n--;
         if (n == 0) return 0;
+        // positions whose block came from the store in some group (counted once for the disk-hit counter)
+        if (_fromStore.Length < n) _fromStore = new bool[Math.Max(n, 2 * _fromStore.Length)];
+        Array.Clear(_fromStore, 0, n);
         for (int g = 0; g < G; g++)
         {
             var t = s.Tables[g];
@@ -215,7 +220,8 @@ public sealed class BlockManager : IDisposable
                 if (i < first) { t.AddDropped(); continue; }
                 var h = s.BlockHashAt(i, BlockSize);
                 if (_cachedBlocks.TryGetValue((h, g), out int b)) _allocator.AddRef(b);
-                else if (!TryLoadFromStore(h, g, out b))
+                else if (TryLoadFromStore(h, g, out b)) _fromStore[i] = true;
+                else
                 {
                     // a damaged file, or no block free to load it into: no hit this time
                     Free(s);
@@ -224,6 +230,7 @@ public sealed class BlockManager : IDisposable
                 t.Add(b);
             }
         }
+        for (int i = 0; i < n; i++) if (_fromStore[i]) StoreHits += BlockSize;
         return n;
     }
 
@@ -270,7 +277,6 @@ public sealed class BlockManager : IDisposable
             return false;
         }
         Register(block, h, group);
-        StoreHits += BlockSize;
         return true;
     }
 

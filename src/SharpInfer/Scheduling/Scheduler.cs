@@ -22,7 +22,9 @@ public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int C
 /// (max-num-seqs), budget and KV blocks allow. When a running sequence needs a block and none is free, the
 /// lowest-priority, most recently arrived running sequence is preempted: its blocks are freed and it goes back to
 /// the front of the waiting queue to be recomputed later (from its cached prefix blocks, if prefix caching is on). Requests are never dropped, and a request admitted only
-/// if it can fit in the whole cache alone, so some sequence always makes progress. Never touches tensors.
+/// if it can fit in the whole cache alone, so some sequence always makes progress. With KV-cache groups (sliding-window
+/// layers) every block of positions costs one block per group, and after each step windowed groups give back what
+/// their window has passed (<see cref="BlockManager.DropOutsideWindow"/>). Never touches tensors.
 /// </summary>
 public sealed class Scheduler
 {

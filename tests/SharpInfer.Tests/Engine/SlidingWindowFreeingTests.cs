@@ -135,6 +135,36 @@ public class SlidingWindowFreeingTests
 
     [Theory]
     [MemberData(nameof(Models))]
+    public async Task TheDiskTierKeepsEveryGroupsBlocksAcrossARestart(string preset, string type)
+    {
+        using var model = Load(preset, type);
+        var prompts = Prompts();
+        Result[] reference;
+        using (var engine = new LlmEngine(model, Options(swaFull: true, caching: false, maxSeqs: 1))) reference = await OneAtATime(engine, prompts[..2]);
+        var dir = Directory.CreateTempSubdirectory("sharpinfer-swa-").FullName;
+        try
+        {
+            var warnings = new List<string>();
+            using (var engine = new LlmEngine(model, Options(swaFull: false, caching: true, maxSeqs: 1) with { PrefixCacheDir = dir, Warn = warnings.Add }))
+                AssertSame(reference[..1], await OneAtATime(engine, prompts[..1]), "before the restart");
+            // stopping handed the cached blocks, windowed groups' included, to the disk tier
+            using (var restarted = new LlmEngine(model, Options(swaFull: false, caching: true, maxSeqs: 1) with { PrefixCacheDir = dir, Warn = warnings.Add }))
+            {
+                var r = await OneAtATime(restarted, prompts[1..2]);
+                AssertSame(reference[1..2], r, "after the restart");
+                Assert.True(r[0].Cached >= 32, $"cached {r[0].Cached}");
+                Assert.Equal(r[0].Cached, restarted.Stats.PrefixCacheDiskHits);   // all of it from disk, counted once per position
+            }
+            Assert.Empty(warnings);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
     public async Task ALongSequenceHoldsOnlyTheWindowOfItsWindowedLayers(string preset, string type)
     {
         using var model = Load(preset, type);
@@ -142,23 +172,23 @@ public class SlidingWindowFreeingTests
         var rng = new Random(9);
         var prompt = Enumerable.Range(0, 180).Select(_ => rng.Next(1000, 200000)).ToArray();
         using var engine = new LlmEngine(model, Options(swaFull: false, caching: false, maxSeqs: 1));
-        long maxHeld = 0;
-        int tokens = 0;
-        // after each token, what the engine last published (the stats of that step or a later one): samples of what
-        // the sequence held, each of which must be within what its length allows
-        await foreach (var o in engine.AddRequest(new EngineRequest { PromptTokens = prompt, Sampling = Greedy(60) }))
-        {
-            tokens += o.TokenIds.Length;
-            maxHeld = Math.Max(maxHeld, engine.Stats.KvBlocksUsed);
-        }
-        int length = prompt.Length + tokens;
+        var result = await Collect(engine.AddRequest(new EngineRequest { PromptTokens = prompt, Sampling = Greedy(60) }));
+        await EngineExactnessTests.WaitIdle(engine);
+        long maxHeld = engine.Stats.KvBlocksPeak;   // the most the sequence ever held, prompt chunks included
+        int length = prompt.Length + result.Tokens.Length;
         Assert.Equal(240, length);
-        // the most a 240-token sequence may hold: every block in the full groups, the window and a chunk in the others
+        // the most a 240-token sequence may hold: every block in the full groups, the window and a 24-token chunk in the
+        // others (a chunk of n tokens at C needs blocks ⌊(C − 15) / 16⌋ … ⌈(C + n) / 16⌉ − 1: at most 4)
         long bound = groups.FullGroupCount * (long)BlockTable.BlocksFor(length, 16)
                      + groups.WindowGroupCount * (long)(KvCacheGroups.WindowBlocks(16, 16) + BlockTable.BlocksFor(24, 16));
         Assert.True(maxHeld <= bound, $"held {maxHeld} blocks, bound {bound}");
         long fullLayout = (long)BlockTable.BlocksFor(length, 16) * model.Config.LayerCount;   // layer-blocks kept by --swa-full
         Assert.True(maxHeld * groups.LayersPerGroup < fullLayout, $"{maxHeld * groups.LayersPerGroup} layer-blocks held vs {fullLayout} keeping everything");
+        // and --swa-full holds exactly every position of every layer
+        using var full = new LlmEngine(model, Options(swaFull: true, caching: false, maxSeqs: 1));
+        await Collect(full.AddRequest(new EngineRequest { PromptTokens = prompt, Sampling = Greedy(60) }));
+        await EngineExactnessTests.WaitIdle(full);
+        Assert.Equal(BlockTable.BlocksFor(length - 1, 16), full.Stats.KvBlocksPeak);   // the last token's keys are never computed
     }
 
     [Theory]
