@@ -131,10 +131,20 @@ public sealed class BlockManager : IDisposable
         table.Clear();
     }
 
-    /// <summary>Releases a sequence's blocks; its registered blocks stay in the prefix cache.</summary>
+    /// <summary>Releases a sequence's blocks; its registered blocks stay in the prefix cache. With several groups,
+    /// position by position from the last, every group's block of a position together, so that eviction takes a
+    /// position's blocks in all groups before it reaches an earlier one (a prefix hit needs them all).</summary>
     public void Free(Sequence s)
     {
-        foreach (var t in s.Tables) Free(t);
+        var tables = s.Tables;
+        if (tables.Length == 1) Free(tables[0]);
+        else
+        {
+            for (int i = tables[0].Count - 1; i >= 0; i--)
+                foreach (var t in tables)
+                    if (i >= t.FirstLive && i < t.Count) _allocator.Release(t[i]);
+            foreach (var t in tables) t.Clear();
+        }
         s.HashedBlocks = 0;
     }
 
