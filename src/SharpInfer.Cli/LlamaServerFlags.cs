@@ -34,7 +34,7 @@ public sealed class LlamaServerFlags
     [
         "--metrics", "--jinja", "--no-jinja", "--cont-batching", "--no-cont-batching", "--kv-unified", "--no-kv-unified", "--no-mmap", "--mlock",
         "--no-webui", "--no-ui", "--offline", "--verbose", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
-        "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf", "--swa-full",
+        "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf",
     ];
 
     /// <summary>Flags that take a value that changes nothing here (GPU offload, physical batch, host RAM cache, ...).</summary>

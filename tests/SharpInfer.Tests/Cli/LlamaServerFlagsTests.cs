@@ -43,6 +43,13 @@ public class LlamaServerFlagsTests
     }
 
     [Fact]
+    public void SwaFullKeepsEveryPositionOfSlidingWindowLayers()
+    {
+        Assert.False(Parse().Engine.SwaFull);   // freeing by default
+        Assert.True(Parse("--swa-full").Engine.SwaFull);
+    }
+
+    [Fact]
     public void ShortFormsAndDefaults()
     {
         var o = Parse("-c", "256", "-np", "2", "-n", "-1", "-a", "x", "-s", "-1", "-t", "1", "-ngl", "0", "-fa");
