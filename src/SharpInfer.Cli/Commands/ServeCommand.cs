@@ -99,6 +99,8 @@ public static class ServeCommand
                 DefaultTemperature = r.GetValue(llama.Temperature),
                 SlotsEndpoint = !r.GetValue(llama.NoSlots),
                 ChatTemplate = llama.TemplateSource(r),
+                ChatTemplateKwargs = llama.TemplateKwargs(r),
+                Verbose = r.GetValue(llama.Verbose),
                 AnyModelName = r.GetValue(anyModel),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions

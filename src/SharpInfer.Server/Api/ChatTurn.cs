@@ -26,12 +26,7 @@ internal sealed class ChatTurn
         var engine = host.RequireEngine();
         var messages = GenerationEndpoints.ReadMessages(body);
         var tools = ToolSet.Read(body.Array("tools"), body["tool_choice"], body.Bool("parallel_tool_calls"));
-        Dictionary<string, JsonNode?>? variables = null;
-        if (body.Object("chat_template_kwargs") is { } kwargs)
-        {
-            variables = [];
-            foreach (var (k, val) in kwargs) variables[k] = val;
-        }
+        var variables = host.Prompts!.RequestVariables(body.Object("chat_template_kwargs"), body.String("reasoning_effort"));
         bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
         // vLLM's and llama-server's rule: continuing the last assistant message and opening a new one contradict
         if (addGenerationPrompt && body.Bool("continue_final_message") == true)
