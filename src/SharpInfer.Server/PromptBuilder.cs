@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharpInfer.Engine;
 using SharpInfer.Models;
+using SharpInfer.Tokenization.Jinja;
 
 namespace SharpInfer.Server;
 
@@ -24,7 +25,9 @@ public sealed class PromptBuilder(Model model, string? chatTemplate = null, IRea
                                   Func<DateTimeOffset>? clock = null)
 {
     private const string ThinkingSwitch = "enable_thinking";
-    private readonly ChatFormatter _formatter = ChatFormatter.ForModel(model, chatTemplate);
+    // llama-server's Jinja concatenates a string with None/undefined; templates written against it rely on that
+    private static readonly JinjaOptions TemplateOptions = JinjaOptions.Default with { ConcatNoneAsEmpty = true };
+    private readonly ChatFormatter _formatter = ChatFormatter.ForModel(model, chatTemplate, TemplateOptions);
     private readonly IReadOnlyDictionary<string, JsonNode?> _serverKwargs = serverKwargs ?? new Dictionary<string, JsonNode?>();
     private readonly Func<DateTimeOffset> _clock = clock ?? (() => DateTimeOffset.Now);
 
