@@ -65,10 +65,16 @@ public sealed class PromptBuilder(Model model, string? chatTemplate = null, IRea
         return all;
     }
 
-    /// <summary>Renders and tokenizes a conversation (<see cref="WithDefaults"/> applied to <paramref name="variables"/>).</summary>
+    /// <summary>Renders and tokenizes a conversation (<see cref="WithDefaults"/> applied to <paramref name="variables"/>);
+    /// <paramref name="continuation"/> (a final assistant message being continued) follows the rendered text.</summary>
     public (string Text, int[] Tokens) Build(JsonArray messages, JsonArray? tools = null, bool addGenerationPrompt = true,
-                                             IReadOnlyDictionary<string, JsonNode?>? variables = null)
+                                             IReadOnlyDictionary<string, JsonNode?>? variables = null, string? continuation = null)
     {
+        if (continuation is not null)
+        {
+            string text = Render(messages, tools, addGenerationPrompt, variables) + continuation;
+            return (text, _formatter.Tokenize(text));
+        }
         var p = _formatter.Format(Request(messages, tools, addGenerationPrompt, variables));
         return (p.Text, p.TokenIds);
     }

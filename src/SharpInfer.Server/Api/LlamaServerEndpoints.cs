@@ -40,11 +40,12 @@ internal static class LlamaServerEndpoints
         var body = await GenerationEndpoints.ReadBodyAsync(ctx, host, engine).ConfigureAwait(false);
         var messages = GenerationEndpoints.ReadMessages(body);
         bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
+        (messages, string? continuation) = ChatPrefill.Split(messages, body, ref addGenerationPrompt);
         string text;
         try
         {
             var variables = host.Prompts!.RequestVariables(body.Object("chat_template_kwargs"), body.String("reasoning_effort"));
-            text = host.Prompts!.Render(messages, body.Array("tools"), addGenerationPrompt, variables);
+            text = host.Prompts!.Render(messages, body.Array("tools"), addGenerationPrompt, variables) + continuation;
         }
         catch (Exception e) when (e is not ApiException)
         {

@@ -110,4 +110,33 @@ public class ChatTemplateCompatTests
         off["verbose"] = false;
         Assert.Null((await all.PostOkAsync("v1/chat/completions", off))["__verbose"]);
     }
+
+    [Fact]
+    public async Task AFinalAssistantMessageIsContinuedAsLlamaServerDoes()
+    {
+        await using var s = await ServerHarness.StartAsync();
+        JsonArray Conversation(JsonNode prefill) => new(new JsonObject { ["role"] = "user", ["content"] = "Q" },
+                                                        new JsonObject { ["role"] = "assistant", ["content"] = prefill });
+        const string head = "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n";
+        async Task<string> Prompt(JsonObject body) => (await s.PostOkAsync("apply-template", body))["prompt"]!.GetValue<string>();
+
+        Assert.Equal(head + "Whill", await Prompt(new JsonObject { ["messages"] = Conversation("Whill") }));
+        // text parts are joined with a blank line (llama.cpp's render_content)
+        Assert.Equal(head + "Wh\n\nill", await Prompt(new JsonObject
+        {
+            ["messages"] = Conversation(new JsonArray(new JsonObject { ["type"] = "text", ["text"] = "Wh" }, new JsonObject { ["type"] = "text", ["text"] = "ill" })),
+        }));
+        // vLLM's explicit form gives the same prompt; continue_final_message: false renders the message as a closed turn
+        Assert.Equal(head + "Whill", await Prompt(new JsonObject { ["messages"] = Conversation("Whill"), ["add_generation_prompt"] = false, ["continue_final_message"] = true }));
+        Assert.Equal(head + "Whill<|im_end|>\n<|im_start|>assistant\n", await Prompt(new JsonObject { ["messages"] = Conversation("Whill"), ["continue_final_message"] = false }));
+
+        var chat = await s.PostOkAsync("v1/chat/completions", new JsonObject { ["messages"] = Conversation("Whill"), ["max_tokens"] = 1 });
+        Assert.Equal(ServerModels.Stories.Tokenizer.Encode(head + "Whill", addSpecial: true, parseSpecial: true).Length, chat["usage"]!["prompt_tokens"]!.GetValue<int>());
+
+        var two = Conversation("A");
+        two.Add(new JsonObject { ["role"] = "assistant", ["content"] = "B" });
+        var (status, json, _) = await s.PostAsync("v1/chat/completions", new JsonObject { ["messages"] = two, ["max_tokens"] = 1 });
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("2 or more assistant messages", json["error"]!["message"]!.GetValue<string>());
+    }
 }
