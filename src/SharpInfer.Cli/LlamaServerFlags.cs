@@ -15,7 +15,10 @@ public sealed class LlamaServerFlags
     public readonly Option<float?> Temperature = new("--temp") { Description = "Default temperature of native /completion requests (llama-server's default 0.8)" };
     public readonly Option<bool> Slots = new("--slots") { Description = "Serve GET /slots (the default)" };
     public readonly Option<bool> NoSlots = new("--no-slots") { Description = "Answer GET /slots with 501" };
-    public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "A Jinja chat template (its source text) used instead of the model's" };
+    public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "Chat template used instead of the model's: a llama.cpp built-in name (chatml, llama3, command-r, ...) or Jinja source text" };
+    public readonly Option<string?> ChatTemplateKwargs = new("--chat-template-kwargs") { Description = "A JSON object of template variables every chat request gets unless it sets them, e.g. '{\"enable_thinking\": false}'" };
+    public readonly Option<string?> Reasoning = new("--reasoning", "-rea") { Description = "Thinking in chat templates: on, off (enable_thinking=false) or auto (the template's default; llama-server passes enable_thinking=true) [default: auto]" };
+    public readonly Option<bool> Verbose = new("--verbose", "-v") { Description = "Add llama-server's __verbose debug object (the prompt as tokenized, settings, timings) to every response that does not set \"verbose\": false" };
     public readonly Option<string?> ChatTemplateFile = new("--chat-template-file") { Description = "A file holding the Jinja chat template to use instead of the model's" };
 
     public readonly Option<string?> Tools = new("--tools")
@@ -33,7 +36,7 @@ public sealed class LlamaServerFlags
     private static readonly string[] IgnoredSwitches =
     [
         "--metrics", "--jinja", "--no-jinja", "--cont-batching", "--no-cont-batching", "--kv-unified", "--no-kv-unified", "--no-mmap", "--mlock",
-        "--no-webui", "--no-ui", "--offline", "--verbose", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
+        "--no-webui", "--no-ui", "--offline", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
         "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf",
     ];
 
@@ -60,6 +63,9 @@ public sealed class LlamaServerFlags
         cmd.Options.Add(UiMcpProxy);
         cmd.Options.Add(Agent);
         cmd.Options.Add(new Option<bool>("--no-ui-mcp-proxy", "--no-webui-mcp-proxy") { Description = "Do not serve /cors-proxy (the default)", Hidden = true });
+        cmd.Options.Add(ChatTemplateKwargs);
+        cmd.Options.Add(Reasoning);
+        cmd.Options.Add(Verbose);
         foreach (var name in IgnoredSwitches) cmd.Options.Add(new Option<bool>(name) { Description = "llama-server flag, accepted and ignored", Hidden = true });
         foreach (var names in IgnoredValues)
             cmd.Options.Add(new Option<string?>(names[0], names[1..]) { Description = "llama-server flag, accepted and ignored", Hidden = true });
@@ -67,14 +73,31 @@ public sealed class LlamaServerFlags
         cmd.Options.Add(new Option<string?>("--flash-attn", "-fa") { Description = "llama-server flag, accepted and ignored", Hidden = true, Arity = ArgumentArity.ZeroOrOne });
     }
 
-    /// <summary>The chat template from <c>--chat-template</c> (Jinja source) or <c>--chat-template-file</c>; null = the model's.</summary>
-    public string? TemplateSource(ParseResult r)
+    /// <summary>The chat template from <c>--chat-template</c> (a built-in name or Jinja source, resolved by
+    /// <see cref="SharpInfer.Tokenization.ChatTemplate.ForModel"/>) or <c>--chat-template-file</c>; null = the model's.</summary>
+    public string? TemplateSource(ParseResult r) =>
+        r.GetValue(ChatTemplateFile) is { } path ? ChatTemplateOptions.ReadFile(path, "chat template file") : r.GetValue(ChatTemplate);
+
+    /// <summary>The server's template variables: <c>--chat-template-kwargs</c>, then <c>enable_thinking</c> from
+    /// <c>--reasoning on|off</c> (as llama-server: the flag wins over the kwargs).</summary>
+    public Dictionary<string, System.Text.Json.Nodes.JsonNode?>? TemplateKwargs(ParseResult r)
     {
-        if (r.GetValue(ChatTemplateFile) is { } path) return ChatTemplateOptions.ReadFile(path, "chat template file");
-        if (r.GetValue(ChatTemplate) is not { } source) return null;
-        if (!source.Contains("{%", StringComparison.Ordinal) && !source.Contains("{{", StringComparison.Ordinal))
-            throw new InvalidRequestException($"--chat-template '{source}': llama.cpp's built-in template names are not supported; pass the Jinja source, or use --chat-template-file", "chat_template");
-        return source;
+        var vars = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>(StringComparer.Ordinal);
+        if (r.GetValue(ChatTemplateKwargs) is { } text)
+        {
+            var node = ChatTemplateOptions.ParseValue(text);
+            if (node is not System.Text.Json.Nodes.JsonObject obj)
+                throw new InvalidRequestException($"--chat-template-kwargs must be a JSON object, got '{text}'", "chat_template_kwargs");
+            foreach (var (k, v) in obj) vars[k] = v?.DeepClone();
+        }
+        switch (r.GetValue(Reasoning)?.ToLowerInvariant())
+        {
+            case null or "auto" or "-1": break;
+            case "on" or "true" or "1" or "enabled": vars["enable_thinking"] = true; break;
+            case "off" or "false" or "0" or "disabled": vars["enable_thinking"] = false; break;
+            case var v: throw new InvalidRequestException($"--reasoning must be on, off or auto, got '{v}'", "reasoning");
+        }
+        return vars.Count > 0 ? vars : null;
     }
 
     /// <summary>The built-in tools <c>--tools</c> (or <c>--agent</c>) enables.</summary>

@@ -68,7 +68,7 @@ public sealed class ModelHost : IAsyncDisposable
                 ? await _options.ModelLoader(_loadCancel.Token).ConfigureAwait(false)
                 : Models.Model.Load(_options.ModelPath);
             _loadCancel.Token.ThrowIfCancellationRequested();
-            var prompts = new PromptBuilder(model, _options.ChatTemplate);
+            var prompts = new PromptBuilder(model, _options.ChatTemplate, _options.ChatTemplateKwargs);
             // traces name the model as the API does
             engine = new LlmEngine(model, _options.Engine with { ModelName = _options.Engine.ModelName ?? ModelId });
             var exporter = new PrometheusExporter(engine.Metrics.Meter, ModelId);

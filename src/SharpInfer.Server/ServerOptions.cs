@@ -61,6 +61,12 @@ public sealed record ServerOptions
     /// <summary>The CORS origins in force: <see cref="CorsOrigins"/>, or only loopback origins when tools are on and
     /// none were given (llama-server's narrowing: a web page elsewhere must not drive the tools).</summary>
     public IReadOnlyList<string> EffectiveCorsOrigins => CorsOrigins.Count == 0 && ToolsEnabled ? ["localhost"] : CorsOrigins;
+    /// <summary>Template variables every chat request gets unless it sets them (<c>--chat-template-kwargs</c>, and
+    /// <c>enable_thinking</c> from <c>--reasoning on|off</c>), as llama-server's default template kwargs.</summary>
+    public IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?>? ChatTemplateKwargs { get; init; }
+    /// <summary>llama-server's <c>--verbose</c>: responses carry the <c>__verbose</c> debug object unless a request
+    /// sets <c>"verbose": false</c> (a request can also ask for it with <c>"verbose": true</c>).</summary>
+    public bool Verbose { get; init; }
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
     /// after the server starts listening; until it returns, requests get 503.</summary>

@@ -104,6 +104,8 @@ public static class ServeCommand
                 McpServersConfig = r.GetValue(llama.McpServersConfig),
                 McpServersJson = r.GetValue(llama.McpServersJson),
                 UiMcpProxy = llama.CorsProxy(r),
+                ChatTemplateKwargs = llama.TemplateKwargs(r),
+                Verbose = r.GetValue(llama.Verbose),
                 AnyModelName = r.GetValue(anyModel),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions

@@ -26,20 +26,13 @@ internal sealed class ChatTurn
         var engine = host.RequireEngine();
         var messages = GenerationEndpoints.ReadMessages(body);
         var tools = ToolSet.Read(body.Array("tools"), body["tool_choice"], body.Bool("parallel_tool_calls"));
-        Dictionary<string, JsonNode?>? variables = null;
-        if (body.Object("chat_template_kwargs") is { } kwargs)
-        {
-            variables = [];
-            foreach (var (k, val) in kwargs) variables[k] = val;
-        }
+        var variables = host.Prompts!.RequestVariables(body.Object("chat_template_kwargs"), body.String("reasoning_effort"));
         bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
-        // vLLM's and llama-server's rule: continuing the last assistant message and opening a new one contradict
-        if (addGenerationPrompt && body.Bool("continue_final_message") == true)
-            throw ApiException.BadRequest("'add_generation_prompt' and 'continue_final_message' cannot both be true.", "continue_final_message");
+        (messages, string? continuation) = ChatPrefill.Split(messages, body, ref addGenerationPrompt);
         var plan = ChatReplyPlan.Create(host.Prompts!.Formatter.Template.Source, messages, tools, body.String("reasoning_format"),
                                         variables, StructuredOutput.IsRequested(body));
 
-        var (text, tokens) = host.Prompts!.Build(plan.Messages, body.Array("tools"), addGenerationPrompt, plan.Variables);
+        var (text, tokens) = host.Prompts!.Build(plan.Messages, body.Array("tools"), addGenerationPrompt, plan.Variables, continuation);
         bool opensThinking = plan.TemplateThinks && ChatReplyPlan.PromptOpensThinking(text);
         var tokenizer = engine.Model.Tokenizer;
         int vocab = engine.Model.Config.VocabSize;

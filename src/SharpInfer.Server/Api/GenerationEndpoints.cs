@@ -236,6 +236,9 @@ internal static class GenerationEndpoints
                 w.WriteEndArray();
                 ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens), CachedTokens(states, requests));
                 TimingsJson.Write(w, states.Select(s => s.Timings), engine.Options.Speculative != null);
+                if (p.Verbose ?? host.Options.Verbose)
+                    VerboseJson.Write(w, tokenizer, host.ModelId, requests[0].PromptTokens, states[0].Text.ToString(), states[0].CompletionTokens,
+                                      states[0].Finish);
                 w.WriteEndObject();
             }).ConfigureAwait(false);
             return;

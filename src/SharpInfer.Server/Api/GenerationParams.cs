@@ -24,6 +24,8 @@ internal sealed record GenerationParams
     public int Priority { get; init; }
     /// <summary>vLLM's <c>cache_salt</c>: requests share prefix-cache blocks only with requests of the same salt.</summary>
     public string? CacheSalt { get; init; }
+    /// <summary>llama-server's <c>verbose</c>: add the <c>__verbose</c> debug object (null = the server's <c>--verbose</c>).</summary>
+    public bool? Verbose { get; init; }
 
     public const int MaxN = 128;
     /// <summary>Longest accepted <c>cache_salt</c> (it is hashed, so its length only costs a little hashing).</summary>
@@ -119,6 +121,7 @@ internal sealed record GenerationParams
             Echo = !chat && (b.Bool("echo") ?? false),
             Priority = b.Int("priority") ?? 0,
             CacheSalt = cacheSalt,
+            Verbose = b.Bool("verbose"),
         };
     }
 

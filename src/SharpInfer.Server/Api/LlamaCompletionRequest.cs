@@ -74,6 +74,7 @@ internal sealed class LlamaCompletionRequest
             PresencePenalty = Uses("penalties") ? F(b, "presence_penalty") ?? 0f : 0f,
             FrequencyPenalty = Uses("penalties") ? F(b, "frequency_penalty") ?? 0f : 0f,
             Seed = seed,
+            LlamaCppChain = true,   // llama-server's own chain and RNG: the same seed gives llama-server's text
             MaxTokens = int.MaxValue,
             Stop = b.StringOrList("stop"),
             LogitBias = LogitBias(b, tokenizer, vocab),

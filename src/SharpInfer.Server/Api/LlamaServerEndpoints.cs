@@ -39,23 +39,13 @@ internal static class LlamaServerEndpoints
         var engine = host.RequireEngine();
         var body = await GenerationEndpoints.ReadBodyAsync(ctx, host, engine).ConfigureAwait(false);
         var messages = GenerationEndpoints.ReadMessages(body);
-        Dictionary<string, JsonNode?>? variables = null;
-        if (body.Object("chat_template_kwargs") is { } kwargs)
-        {
-            variables = [];
-            foreach (var (k, v) in kwargs) variables[k] = v?.DeepClone();
-        }
         bool addGenerationPrompt = body.Bool("add_generation_prompt") ?? true;
+        (messages, string? continuation) = ChatPrefill.Split(messages, body, ref addGenerationPrompt);
         string text;
         try
         {
-            text = host.Prompts!.Formatter.Render(new ChatFormatRequest
-            {
-                Messages = messages,
-                Tools = body.Array("tools"),
-                AddGenerationPrompt = addGenerationPrompt,
-                Variables = variables,
-            });
+            var variables = host.Prompts!.RequestVariables(body.Object("chat_template_kwargs"), body.String("reasoning_effort"));
+            text = host.Prompts!.Render(messages, body.Array("tools"), addGenerationPrompt, variables) + continuation;
         }
         catch (Exception e) when (e is not ApiException)
         {

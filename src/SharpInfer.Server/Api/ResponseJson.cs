@@ -11,7 +11,9 @@ namespace SharpInfer.Server.Api;
 /// <summary>The fields every response and chunk of one request repeats.</summary>
 internal sealed record ResponseMeta(string Id, string Object, long Created, string Model)
 {
-    public static readonly string Fingerprint = "fp_sharpinfer_" + (typeof(ResponseMeta).Assembly.GetName().Version?.ToString(3) ?? "0");
+    /// <summary>llama-server's form, <c>b&lt;build&gt;-&lt;commit&gt;</c> (its clients and tests check the "b"): here the version
+    /// and the engine's name.</summary>
+    public static readonly string Fingerprint = "b" + (typeof(ResponseMeta).Assembly.GetName().Version?.ToString(3) ?? "0") + "-sharpinfer";
 
     public void WriteHeader(Utf8JsonWriter w)
     {

@@ -4,8 +4,9 @@ namespace SharpInfer.Sampling;
 /// Picks the next token of one sequence from its logits. Order of transforms: logits processor (grammar mask) → logit bias → repetition penalty
 /// (last N tokens of prompt and output) → presence/frequency penalties (output only) → greedy argmax if
 /// temperature is 0, else temperature → top-k → top-p → min-p → draw. This is Hugging Face's and vLLM's order
-/// (llama.cpp applies temperature after the truncations; with temperature 1 the two agree). Seeded: the same
-/// seed and logits give the same tokens. Allocation-free per token.
+/// (llama.cpp applies temperature after the truncations; with temperature 1 the two agree;
+/// <see cref="SamplingParams.LlamaCppChain"/> selects llama.cpp's order and draw, see Sampler.LlamaCpp.cs). Seeded: the
+/// same seed and logits give the same tokens. Allocation-free per token.
 /// </summary>
 public sealed partial class Sampler
 {
@@ -28,6 +29,8 @@ public sealed partial class Sampler
         _vocab = vocabSize;
         Seed = p.Seed ?? (ulong)Random.Shared.NextInt64();
         _rng = new Xoshiro256(Seed);
+        // llama.cpp's seeds are 32-bit; a larger one is folded rather than cut, so distinct seeds stay distinct more often
+        if (p.LlamaCppChain) _mt = new Mt19937(Seed <= uint.MaxValue ? (uint)Seed : (uint)(Seed ^ (Seed >> 32)));
         int n = p.RepetitionPenalty == 1f ? 0 : p.PenaltyLastN < 0 ? Math.Max(16, prompt.Length + p.MaxTokens) : p.PenaltyLastN;
         _window = new int[n];
         _generatedCounts = new Dictionary<int, int>(p.PresencePenalty != 0 || p.FrequencyPenalty != 0 ? Math.Min(p.MaxTokens, 4096) : 0);
@@ -123,7 +126,8 @@ public sealed partial class Sampler
     private int Draw(Span<float> logits, SamplerScratch scratch, int draft, out bool accepted)
     {
         accepted = false;
-        int n = Candidates(logits, scratch, out double sum);
+        if (_mt != null && draft < 0) return LlamaCppDraw(logits, scratch);
+        int n = _mt != null ? LlamaCppCandidates(logits, scratch, out double sum) : Candidates(logits, scratch, out sum);
         int[] ids = scratch.Ids;
         float[] vals = scratch.Values;
         if (draft >= 0)

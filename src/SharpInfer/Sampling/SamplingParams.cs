@@ -25,6 +25,10 @@ public sealed record SamplingParams
     public int PenaltyLastN { get; init; } = 64;
     /// <summary>Seed for reproducible sampling; null picks one at random.</summary>
     public ulong? Seed { get; init; }
+    /// <summary>llama.cpp's sampler chain instead of Hugging Face's/vLLM's order: top-k → top-p → min-p on the raw
+    /// logits, then temperature, then llama.cpp's <c>dist</c> draw with <c>std::mt19937</c> seeded with the (32-bit)
+    /// seed, so that the same seed and logits give the same tokens as llama.cpp. llama-server's native routes use it.</summary>
+    public bool LlamaCppChain { get; init; }
     public int MaxTokens { get; init; } = 256;
     /// <summary>Generation stops before the first occurrence of any of these strings (not included in the output).</summary>
     public IReadOnlyList<string> Stop { get; init; } = [];

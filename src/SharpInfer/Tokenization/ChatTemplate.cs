@@ -40,8 +40,8 @@ public enum ChatTemplateFallback
 /// <summary>A model's chat template (Jinja, as in <c>tokenizer.chat_template</c>), parsed once and rendered
 /// per request. Rendering a parsed template is cheap and thread-safe.</summary>
 /// <remarks>
-/// <para>When a model has no template, use <see cref="Fallback"/> (or <see cref="ForModel"/>), which picks by
-/// vocabulary: ChatML when the vocabulary has <c>&lt;|im_start|&gt;</c>, else Llama-3 style when it has
+/// <para>When a model has no template, <see cref="ForModel"/> uses ChatML, as llama.cpp does; <see cref="Fallback"/>
+/// picks by vocabulary instead: ChatML when the vocabulary has <c>&lt;|im_start|&gt;</c>, else Llama-3 style when it has
 /// <c>&lt;|start_header_id|&gt;</c>, else the Llama 2 <c>[INST]</c> format. The choice depends only on a
 /// <c>hasToken</c> predicate, not on the tokenizer type.</para>
 /// <para>Templates that write <c>{{ bos_token }}</c> put the BOS text into the prompt: pass
@@ -83,9 +83,18 @@ public sealed class ChatTemplate
         return t;
     }
 
-    /// <summary>The model's template when it has one (non-empty), else <see cref="Fallback"/>.</summary>
-    public static ChatTemplate ForModel(string? chatTemplate, Func<string, bool> hasToken, JinjaOptions? options = null) =>
-        string.IsNullOrWhiteSpace(chatTemplate) ? Fallback(hasToken, options) : GetCached(chatTemplate, options);
+    /// <summary>The template to use for <paramref name="chatTemplate"/> (the model's <c>tokenizer.chat_template</c> or
+    /// a <c>--chat-template</c> value): a built-in name (<see cref="BuiltinChatTemplates"/>: <c>chatml</c>,
+    /// <c>llama3</c>, <c>command-r</c>, ...) gives that template, other non-blank text is Jinja source, and null or
+    /// blank gives ChatML, as llama.cpp does for a model without a template (<paramref name="hasToken"/> is not
+    /// consulted; <see cref="Fallback"/> picks by vocabulary instead).</summary>
+    public static ChatTemplate ForModel(string? chatTemplate, Func<string, bool> hasToken, JinjaOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(hasToken);
+        if (string.IsNullOrWhiteSpace(chatTemplate))
+            return new ChatTemplate(JinjaTemplate.Parse(BuiltinChatTemplates.ChatMl, options), ChatTemplateFallback.ChatMl);
+        return GetCached(BuiltinChatTemplates.TryGetSource(chatTemplate, out var builtin) ? builtin : chatTemplate, options);
+    }
 
     /// <summary>Picks the built-in template for a model without one: ChatML when
     /// <c>hasToken("&lt;|im_start|&gt;")</c>, else Llama 3 when <c>hasToken("&lt;|start_header_id|&gt;")</c>,

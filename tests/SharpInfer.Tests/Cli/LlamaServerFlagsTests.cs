@@ -63,13 +63,31 @@ public class LlamaServerFlagsTests
     }
 
     [Fact]
-    public void ChatTemplateTakesJinjaSourceAndRefusesBuiltInNames()
+    public void ChatTemplateTakesJinjaSourceOrABuiltInName()
     {
         const string source = "{% for m in messages %}{{ m.content }}{% endfor %}";
         Assert.Equal(source, Parse("--chat-template", source).ChatTemplate);
-        var cmd = ServeCommand.Create(_ => 0);
-        var result = cmd.Parse(["-m", TestPaths.Stories260K, "--chat-template", "chatml"]);
-        Assert.ThrowsAny<Exception>(() => result.Invoke(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false }));
+        // names are resolved by the template layer (BuiltinChatTemplatesTests), so serve passes them on
+        Assert.Equal("chatml", Parse("--chat-template", "chatml").ChatTemplate);
+    }
+
+    [Fact]
+    public void ReasoningAndChatTemplateKwargsBecomeServerTemplateVariables()
+    {
+        Assert.Null(Parse().ChatTemplateKwargs);
+        Assert.Null(Parse("--reasoning", "auto").ChatTemplateKwargs);
+        Assert.False(Parse("--reasoning", "off").ChatTemplateKwargs!["enable_thinking"]!.GetValue<bool>());
+        Assert.True(Parse("-rea", "on").ChatTemplateKwargs!["enable_thinking"]!.GetValue<bool>());
+        var kw = Parse("--chat-template-kwargs", """{"enable_thinking": true, "x": [1]}""", "--reasoning", "off").ChatTemplateKwargs!;
+        Assert.False(kw["enable_thinking"]!.GetValue<bool>());   // --reasoning wins, as in llama-server
+        Assert.Equal("[1]", kw["x"]!.ToJsonString());
+        Assert.True(Parse("--verbose").Verbose);
+        Assert.False(Parse().Verbose);
+        foreach (var bad in new[] { new[] { "--reasoning", "maybe" }, new[] { "--chat-template-kwargs", "[1]" } })
+        {
+            var result = ServeCommand.Create(_ => 0).Parse(["-m", TestPaths.Stories260K, .. bad]);
+            Assert.ThrowsAny<Exception>(() => result.Invoke(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false }));
+        }
     }
 
     [Fact]

@@ -76,8 +76,10 @@ public class ChatFormatterTests
     [Fact]
     public void SentencePieceFallbackTemplateHasOneBosPerTurnAndNoDoubleBosAtTheStart()
     {
-        var f = For("mistral-tiny");   // no template: the Llama 2 fallback writes bos_token before each [INST]
-        Assert.Equal(ChatTemplateFallback.Llama2, f.Template.FallbackKind);
+        // no template: ChatML, as llama.cpp; the Llama 2 built-in (ChatTemplate.Fallback's pick for this vocabulary)
+        // writes bos_token before each [INST]
+        Assert.Equal(ChatTemplateFallback.ChatMl, For("mistral-tiny").Template.FallbackKind);
+        var f = For("mistral-tiny", ChatTemplate.FallbackSource(ChatTemplateFallback.Llama2));
         Assert.Equal("<s>", f.BosToken);
         var p = f.Format(new ChatFormatRequest { Messages = Conversation });
         Assert.StartsWith("<s>[INST] <<SYS>>", p.Text);
@@ -221,11 +223,11 @@ public class ChatFormatterTests
             Assert.Equal(ChatContentFormat.String, f.ContentFormat);
             Assert.Equal(f.Render(new ChatFormatRequest { Messages = asString }), f.Render(new ChatFormatRequest { Messages = parts }));
         }
-        // the built-in templates render both forms; the parts go through untouched
+        // no template: llama.cpp's ChatML source renders strings only, so the parts are joined with "\n" as llama.cpp does
         var chatMl = For("qwen3-tiny", "");
         Assert.Equal(ChatTemplateFallback.ChatMl, chatMl.Template.FallbackKind);
-        Assert.Equal(ChatContentFormat.Any, chatMl.ContentFormat);
-        Assert.Equal("<|im_start|>user\nHoware you?<|im_end|>\n", chatMl.Render(new ChatFormatRequest { Messages = parts, AddGenerationPrompt = false }));
+        Assert.Equal(ChatContentFormat.String, chatMl.ContentFormat);
+        Assert.Equal("<|im_start|>user\nHow\nare you?<|im_end|>\n", chatMl.Render(new ChatFormatRequest { Messages = parts, AddGenerationPrompt = false }));
     }
 
     [Fact]

@@ -52,7 +52,8 @@ public class ChatCompletionsTests
         Assert.Equal(c.Usage.InputTokenCount + c.Usage.OutputTokenCount, c.Usage.TotalTokenCount);
         Assert.StartsWith("chatcmpl-", c.Id);
         Assert.Equal(s.ModelId, c.Model);
-        Assert.False(string.IsNullOrEmpty(c.SystemFingerprint));
+        Assert.StartsWith("b", c.SystemFingerprint);   // llama-server's b<build>-<commit> form
+        Assert.EndsWith("-sharpinfer", c.SystemFingerprint);
         Assert.True(c.CreatedAt > DateTimeOffset.UtcNow.AddHours(-1));
         // Qwen3's own template was used: the prompt holds its turn markers
         var rendered = new PromptBuilder(s.Engine.Model).Build(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "x" })).Text;

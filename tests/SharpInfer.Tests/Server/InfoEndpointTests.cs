@@ -75,15 +75,23 @@ public class InfoEndpointTests
     [Fact]
     public async Task ChatPromptsGetBosOnceAccordingToTheVocabulary()
     {
-        // stories260K adds BOS and its fallback (Llama 2) template writes bos_token itself: exactly one BOS
+        // stories260K adds BOS; without a template it gets ChatML (as in llama.cpp), which does not write BOS: one is added
         await using var s = await ServerHarness.StartAsync();
         var builder = new PromptBuilder(s.Engine.Model);
         var v = s.Engine.Model.Vocabulary;
         var messages = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" });
         var (text, tokens) = builder.Build(messages);
-        Assert.StartsWith("<s>", text);
+        Assert.StartsWith("<|im_start|>user", text);
         Assert.Equal(v.BosId, tokens[0]);
         Assert.Equal(1, tokens.Count(t => t == v.BosId));
+        // a template that writes bos_token itself (llama2) gets no second one
+        var llama2 = new PromptBuilder(s.Engine.Model, "llama2-sys-bos");
+        var (withBos, bosTokens) = llama2.Build(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" },
+                                                              new JsonObject { ["role"] = "assistant", ["content"] = "Yo" },
+                                                              new JsonObject { ["role"] = "user", ["content"] = "Again" }));
+        Assert.Contains("</s><s>[INST] Again", withBos);
+        Assert.Equal(v.BosId, bosTokens[0]);
+        Assert.Equal(2, bosTokens.Count(t => t == v.BosId));   // the added one and the template's in the history
         // a rendered prompt without the BOS text gets it prepended
         var plain = builder.Formatter.Tokenize("[INST] Hi [/INST]");
         Assert.Equal(v.BosId, plain[0]);

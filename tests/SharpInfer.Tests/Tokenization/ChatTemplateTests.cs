@@ -21,8 +21,9 @@ public class ChatTemplateTests
         var own = ChatTemplate.ForModel("{{ messages|length }}", _ => true);
         Assert.Null(own.FallbackKind);
         Assert.Equal("0", own.Render(new ChatRenderRequest { Messages = [] }));
-        Assert.Equal(ChatTemplateFallback.Llama2, ChatTemplate.ForModel("  ", _ => false).FallbackKind);
-        Assert.Equal(ChatTemplateFallback.ChatMl, ChatTemplate.ForModel(null, t => t == "<|im_start|>").FallbackKind);
+        // no template: ChatML whatever the vocabulary holds, as llama.cpp (common_chat_templates_init)
+        Assert.Equal(ChatTemplateFallback.ChatMl, ChatTemplate.ForModel("  ", _ => false).FallbackKind);
+        Assert.Equal(ChatTemplateFallback.ChatMl, ChatTemplate.ForModel(null, t => t == "<|start_header_id|>").FallbackKind);
     }
 
     [Fact]

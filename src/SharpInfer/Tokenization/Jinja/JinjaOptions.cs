@@ -29,6 +29,11 @@ public sealed record JinjaOptions
     /// <summary>Maximum number of items one <c>range()</c> call may produce (Jinja2's sandbox uses 100000).</summary>
     public long MaxRangeLength { get; init; } = 100_000;
 
+    /// <summary>llama.cpp's workaround: <c>+</c> between a string and <c>None</c> or an undefined value gives the string
+    /// (Jinja2 raises). llama-server renders templates this way, so one that concatenates a variable it was never given
+    /// (firefunction-v2's <c>functions</c>) still renders there; the server turns it on to match.</summary>
+    public bool ConcatNoneAsEmpty { get; init; }
+
     /// <summary>Clock used by <c>strftime_now</c> (local time, like Python's <c>datetime.now()</c>).
     /// Null means <see cref="DateTimeOffset.Now"/>. Tests set it to a fixed instant.</summary>
     public Func<DateTimeOffset>? Clock { get; init; }

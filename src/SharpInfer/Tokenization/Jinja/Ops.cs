@@ -224,6 +224,8 @@ internal static class Ops
             st.CheckLength((long)sa.Length + sb.Length);
             return new JinjaString(sa + sb);
         }
+        if (op == "+" && st.Options.ConcatNoneAsEmpty && (a is JinjaString && b is JinjaUndefined or JinjaNone || b is JinjaString && a is JinjaUndefined or JinjaNone))
+            return a is JinjaString ? a : b;
         if (a is JinjaUndefined ua) throw Err.Undefined(ua);
         if (b is JinjaUndefined ub) throw Err.Undefined(ub);
         switch (op)
