@@ -13,6 +13,8 @@ public sealed class LlamaServerFlags
     public readonly Option<int?> NPredict = new("--n-predict", "-n", "--predict") { Description = "Most tokens a native /completion generates when it sets no n_predict (-1 = until the context is full)" };
     public readonly Option<long?> Seed = new("--seed", "-s") { Description = "Seed of native /completion requests that set none (-1 = random)" };
     public readonly Option<float?> Temperature = new("--temp") { Description = "Default temperature of native /completion requests (llama-server's default 0.8)" };
+    public readonly Option<string?> Tags = new("--tags") { Description = "Comma-separated model tags, listed by /v1/models (informational)" };
+    public readonly Option<bool> NoUi = new("--no-ui", "--no-webui") { Description = "Do not serve the web page at / (and its files)" };
     public readonly Option<bool> Slots = new("--slots") { Description = "Serve GET /slots (the default)" };
     public readonly Option<bool> NoSlots = new("--no-slots") { Description = "Answer GET /slots with 501" };
     public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "A Jinja chat template (its source text) used instead of the model's" };
@@ -22,7 +24,7 @@ public sealed class LlamaServerFlags
     private static readonly string[] IgnoredSwitches =
     [
         "--metrics", "--jinja", "--no-jinja", "--cont-batching", "--no-cont-batching", "--kv-unified", "--no-kv-unified", "--no-mmap", "--mlock",
-        "--no-webui", "--no-ui", "--offline", "--verbose", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
+        "--offline", "--verbose", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
         "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf", "--swa-full",
     ];
 
@@ -39,6 +41,8 @@ public sealed class LlamaServerFlags
         cmd.Options.Add(NPredict);
         cmd.Options.Add(Seed);
         cmd.Options.Add(Temperature);
+        cmd.Options.Add(Tags);
+        cmd.Options.Add(NoUi);
         cmd.Options.Add(Slots);
         cmd.Options.Add(NoSlots);
         cmd.Options.Add(ChatTemplate);

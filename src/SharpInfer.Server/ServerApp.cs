@@ -119,6 +119,7 @@ public static class ServerApp
         OllamaEndpoints.Map(app, host, log);
         app.MapPost("/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
         LlamaServerEndpoints.Map(app, host, log);
+        WebUiEndpoints.Map(app, host);
         return app;
     }
 

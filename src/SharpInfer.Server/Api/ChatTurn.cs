@@ -68,9 +68,11 @@ internal sealed class ChatTurn
     /// calls) to <paramref name="onEvent"/> as it is released. The client going away cancels <paramref name="aborted"/>
     /// (an <see cref="OperationCanceledException"/> here) and disposing the choice set aborts the engine request.
     /// <paramref name="keepTokens"/>: collect the generated token ids for the result. <paramref name="onStarted"/> runs
-    /// once the engine accepted the request (a stream's headers go out then, so a refusal is still a plain 4xx/5xx).</summary>
+    /// once the engine accepted the request (a stream's headers go out then, so a refusal is still a plain 4xx/5xx).
+    /// <paramref name="onProgress"/> gets the prompt's progress when the request asked for it (<c>return_progress</c>).</summary>
     public async Task<Result> RunSingleAsync(ModelHost host, Func<ChatOutputEvent, ValueTask> onEvent, string promptParam,
-                                             CancellationToken aborted, bool keepTokens = false, Func<ValueTask>? onStarted = null)
+                                             CancellationToken aborted, bool keepTokens = false, Func<ValueTask>? onStarted = null,
+                                             Func<PromptProgress, ValueTask>? onProgress = null)
     {
         if (Requests.Count != 1) throw new InvalidOperationException("a single-choice turn has one request");
         ChoiceSet set;
@@ -88,6 +90,11 @@ internal sealed class ChatTurn
         var tokens = keepTokens ? new List<int>() : null;
         await foreach (var (_, o) in set.ReadAllAsync(aborted).ConfigureAwait(false))
         {
+            if (o.Progress is { } progress)
+            {
+                if (onProgress != null) await onProgress(progress).ConfigureAwait(false);
+                continue;
+            }
             GenerationEndpoints.Accumulate(state, o);
             tokens?.AddRange(o.TokenIds);
             state.Events.Clear();

@@ -24,6 +24,9 @@ internal sealed record GenerationParams
     public int Priority { get; init; }
     /// <summary>vLLM's <c>cache_salt</c>: requests share prefix-cache blocks only with requests of the same salt.</summary>
     public string? CacheSalt { get; init; }
+    /// <summary>llama-server's <c>return_progress</c> (streaming only): chunks with <c>prompt_progress</c> while the
+    /// prompt is computed.</summary>
+    public bool ReturnProgress { get; init; }
 
     public const int MaxN = 128;
     /// <summary>Longest accepted <c>cache_salt</c> (it is hashed, so its length only costs a little hashing).</summary>
@@ -119,6 +122,7 @@ internal sealed record GenerationParams
             Echo = !chat && (b.Bool("echo") ?? false),
             Priority = b.Int("priority") ?? 0,
             CacheSalt = cacheSalt,
+            ReturnProgress = stream && (b.Bool("return_progress") ?? false),
         };
     }
 
@@ -179,7 +183,8 @@ internal sealed record GenerationParams
                 ResponseId = requestId,
                 Operation = operation,
                 Priority = Priority,
-                CacheSalt = CacheSalt
+                CacheSalt = CacheSalt,
+                ReportPromptProgress = ReturnProgress,
             });
         }
         return list;

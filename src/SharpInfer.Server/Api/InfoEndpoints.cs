@@ -28,6 +28,13 @@ internal static class InfoEndpoints
             w.WriteStartArray("data");
             w.WriteStartObject();
             w.WriteString("id", host.ModelId);
+            // llama-server's: every name the model answers to, and its informational tags
+            w.WriteStartArray("aliases");
+            foreach (var alias in host.Options.ModelAliases) w.WriteStringValue(alias);
+            w.WriteEndArray();
+            w.WriteStartArray("tags");
+            foreach (var tag in host.Options.ModelTags) w.WriteStringValue(tag);
+            w.WriteEndArray();
             w.WriteString("object", "model");
             w.WriteNumber("created", host.Created);
             w.WriteString("owned_by", "sharpinfer");

@@ -163,15 +163,13 @@ internal static class LlamaCompletionEndpoints
             {
                 var s = states[i];
                 int index = i;
-                bool first = s.FirstOutputAt == 0;
-                Accumulate(s, o);
-                if (first && r.ReturnProgress)
+                if (o.Progress is { } progress)
                 {
-                    // the engine reports the prompt once it is computed: one progress event, at its end
-                    double ms = Stopwatch.GetElapsedTime(start, s.FirstOutputAt).TotalMilliseconds;
-                    await sse.WriteAsync(w => WritePartial(w, tokenizer, r, index, s, "", [], null, progress: (o.PromptTokens, o.CachedPromptTokens, ms), start: start),
-                                         aborted).ConfigureAwait(false);
+                    // return_progress: the engine reports the prompt when it is first scheduled and after each chunk
+                    await sse.WriteAsync(w => WritePartial(w, tokenizer, r, index, s, "", [], null, progress, start), aborted).ConfigureAwait(false);
+                    continue;
                 }
+                Accumulate(s, o);
                 if (o.Text.Length > 0 || o.TokenIds.Length > 0)
                     await sse.WriteAsync(w => WritePartial(w, tokenizer, r, index, s, o.Text, o.TokenIds, o.LogProbs, null, start), aborted).ConfigureAwait(false);
                 if (o.IsFinal)
@@ -231,7 +229,7 @@ internal static class LlamaCompletionEndpoints
     /// <summary>One streamed partial result: the new text and token(s), their probabilities, and with
     /// <c>timings_per_token</c> the timings so far (measured from the request's arrival).</summary>
     private static void WritePartial(Utf8JsonWriter w, Tokenizer tokenizer, LlamaCompletionRequest r, int index, PromptState s, string text, int[] tokens,
-                                     IReadOnlyList<TokenLogProbs>? logprobs, (int Total, int Cache, double Ms)? progress, long start)
+                                     IReadOnlyList<TokenLogProbs>? logprobs, PromptProgress? progress, long start)
     {
         w.WriteStartObject();
         w.WriteNumber("index", index);
@@ -250,15 +248,7 @@ internal static class LlamaCompletionEndpoints
             LlamaCompletionJson.WriteTimings(w, s.Choice.CachedTokens, r.Prompts[index].Length - s.Choice.CachedTokens, promptMs,
                                              s.Choice.CompletionTokens, predictedMs);
         }
-        if (progress is { } p)
-        {
-            w.WriteStartObject("prompt_progress");
-            w.WriteNumber("total", p.Total);
-            w.WriteNumber("cache", p.Cache);
-            w.WriteNumber("processed", p.Total);
-            w.WriteNumber("time_ms", Math.Round(p.Ms, 3));
-            w.WriteEndObject();
-        }
+        if (progress is { } p) GenerationEndpoints.WriteProgress(w, p);
         if (logprobs is { Count: > 0 } && r.NProbs > 0)
             LlamaCompletionJson.WriteProbabilities(w, tokenizer, logprobs, r.NProbs, r.PostSamplingProbs);
         w.WriteEndObject();
@@ -297,7 +287,8 @@ internal static class LlamaCompletionEndpoints
         LlamaCompletionJson.WriteGenerationSettings(w, r);
         w.WriteString("prompt", tokenizer.Decode(r.Prompts[index], renderSpecial: true));
         w.WriteBoolean("has_new_line", content.Contains('\n'));
-        w.WriteBoolean("truncated", false);
+        // llama-server's truncated: the context filled up before the answer ended (prompts are never truncated here)
+        w.WriteBoolean("truncated", c.Finish == FinishReason.Length && prompt + c.CompletionTokens >= host.Engine!.MaxModelLen);
         w.WriteString("stop_type", stopType);
         w.WriteString("stopping_word", stoppingWord);
         w.WriteNumber("tokens_cached", prompt + c.CompletionTokens);

@@ -44,6 +44,8 @@ public sealed class LlmEngine : IDisposable
         public string? ResponseId;
         /// <summary>gen_ai.operation.name of its span and metrics.</summary>
         public string Operation = "";
+        /// <summary>Send <see cref="RequestOutput.Progress"/> outputs while the prompt is computed.</summary>
+        public bool ReportsProgress;
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
     }
 
@@ -200,6 +202,7 @@ public sealed class LlmEngine : IDisposable
             Draft = _spec != null && pooler == null ? new int[_spec.NumSpeculativeTokens] : null,
             DraftLimit = _spec?.NumSpeculativeTokens ?? 0,
             ResponseId = request.ResponseId,
+            ReportsProgress = request.ReportPromptProgress && pooler == null,
         };
         // after validation and admission: a refused request has no span (the caller's own span records the refusal)
         r.Operation = request.Operation ?? DefaultOperation(pooler);
@@ -403,6 +406,8 @@ public sealed class LlmEngine : IDisposable
             {
                 r.FirstScheduled = t0;
                 Metrics.QueueTime.Record(Seconds(r.Arrival, t0));
+                // the start of the prompt's computation: what the prefix cache served is already done
+                if (r.ReportsProgress) SendProgress(r, c.Start, t0);
             }
             int seq = _batch.AddSequence(r.Blocks);
             var tokens = r.Tokens;
@@ -423,6 +428,7 @@ public sealed class LlmEngine : IDisposable
 
         int row = 0, hiddenRow = 0;
         int V = _model.Config.VocabSize;
+        long t1Progress = Stopwatch.GetTimestamp();
         // iterate over a copy of the plan: finishing a request changes the scheduler's lists, not this one
         for (int i = 0; i < chunks.Count; i++)
         {
@@ -434,6 +440,8 @@ public sealed class LlmEngine : IDisposable
                 _promptTokens += r.PromptLength;
                 Metrics.PromptTokens.Add(r.PromptLength);
             }
+            // each prompt chunk computed, the last one included, before its first token is sampled
+            if (r.ReportsProgress && r.FirstToken == 0) SendProgress(r, c.Start + c.Count - c.Drafts, t1Progress);
             if (r.Pooler != null)
             {
                 // the chunk's hidden states are in token order, as the batch listed them
@@ -592,6 +600,21 @@ public sealed class LlmEngine : IDisposable
         if (finish != null) Finish(r, finish.Value, output);
         else r.Channel.Writer.TryWrite(output);
         return finish != null;
+    }
+
+    /// <summary>A <see cref="RequestOutput.Progress"/> output: <paramref name="processed"/> prompt tokens have keys and
+    /// values (only for requests that asked, so the per-token path allocates nothing for the others).</summary>
+    private void SendProgress(Request r, int processed, long now)
+    {
+        r.Channel.Writer.TryWrite(new RequestOutput
+        {
+            RequestId = r.RequestId,
+            TokenIds = [],
+            Text = "",
+            PromptTokens = r.PromptLength,
+            CachedPromptTokens = r.CachedPromptTokens,
+            Progress = new PromptProgress(r.PromptLength, r.CachedPromptTokens, Math.Min(processed, r.PromptLength), Seconds(r.FirstScheduled, now) * 1000),
+        });
     }
 
     /// <summary>A pooling request whose whole prompt has run: its result is its final output.</summary>
