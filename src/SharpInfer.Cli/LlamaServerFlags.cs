@@ -15,6 +15,7 @@ public sealed class LlamaServerFlags
     public readonly Option<float?> Temperature = new("--temp") { Description = "Default temperature of native /completion requests (llama-server's default 0.8)" };
     public readonly Option<string?> Tags = new("--tags") { Description = "Comma-separated model tags, listed by /v1/models (informational)" };
     public readonly Option<bool> NoUi = new("--no-ui", "--no-webui") { Description = "Do not serve the web page at / (and its files)" };
+    public readonly Option<bool> ContextShift = new("--context-shift") { Description = "A native /completion whose n_predict runs past the context drops half of its tokens after n_keep and goes on (llama-server's context shift)" };
     public readonly Option<bool> Slots = new("--slots") { Description = "Serve GET /slots (the default)" };
     public readonly Option<bool> NoSlots = new("--no-slots") { Description = "Answer GET /slots with 501" };
     public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "A Jinja chat template (its source text) used instead of the model's" };
@@ -25,7 +26,7 @@ public sealed class LlamaServerFlags
     [
         "--metrics", "--jinja", "--no-jinja", "--cont-batching", "--no-cont-batching", "--kv-unified", "--no-kv-unified", "--no-mmap", "--mlock",
         "--offline", "--verbose", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
-        "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf", "--swa-full",
+        "--no-warmup", "--no-context-shift", "--props", "--check-tensors", "--no-perf", "--swa-full",
     ];
 
     /// <summary>Flags that take a value that changes nothing here (GPU offload, physical batch, host RAM cache, ...).</summary>
@@ -43,6 +44,7 @@ public sealed class LlamaServerFlags
         cmd.Options.Add(Temperature);
         cmd.Options.Add(Tags);
         cmd.Options.Add(NoUi);
+        cmd.Options.Add(ContextShift);
         cmd.Options.Add(Slots);
         cmd.Options.Add(NoSlots);
         cmd.Options.Add(ChatTemplate);

@@ -50,6 +50,10 @@ public sealed record ServerOptions
     public float? DefaultTemperature { get; init; }
     /// <summary>llama-server's <c>--slots</c>/<c>--no-slots</c>: whether <c>GET /slots</c> answers (else 501).</summary>
     public bool SlotsEndpoint { get; init; } = true;
+    /// <summary>llama-server's <c>--context-shift</c>: a native <c>/completion</c> whose <c>n_predict</c> runs past the
+    /// context keeps its first <c>n_keep</c> tokens (and BOS), drops half of the rest and goes on, instead of stopping
+    /// at the context's end.</summary>
+    public bool ContextShift { get; init; }
     /// <summary>Serve the web page at <c>/</c> and its files (llama-server's web UI; off with <c>--no-ui</c>: 404).</summary>
     public bool WebUi { get; init; } = true;
     /// <summary>A Jinja chat template used instead of the model's (<c>--chat-template</c>, <c>--chat-template-file</c>).</summary>

@@ -102,6 +102,7 @@ public static class ServeCommand
                 DefaultTemperature = r.GetValue(llama.Temperature),
                 SlotsEndpoint = !r.GetValue(llama.NoSlots),
                 WebUi = !r.GetValue(llama.NoUi),
+                ContextShift = r.GetValue(llama.ContextShift),
                 ChatTemplate = llama.TemplateSource(r),
                 AnyModelName = r.GetValue(anyModel),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),

@@ -36,6 +36,10 @@ internal sealed class ChatTurn
         // vLLM's and llama-server's rule: continuing the last assistant message and opening a new one contradict
         if (addGenerationPrompt && body.Bool("continue_final_message") == true)
             throw ApiException.BadRequest("'add_generation_prompt' and 'continue_final_message' cannot both be true.", "continue_final_message");
+        // llama-server's rule: a final assistant message is a prefill to continue, and two of them in a row at the end
+        // leave no single one to continue
+        if (messages.Count >= 2 && Role(messages[^1]) == "assistant" && Role(messages[^2]) == "assistant")
+            throw ApiException.BadRequest("Cannot have 2 or more assistant messages at the end of the list.", "messages");
         var plan = ChatReplyPlan.Create(host.Prompts!.Formatter.Template.Source, messages, tools, body.String("reasoning_format"),
                                         variables, StructuredOutput.IsRequested(body));
 
@@ -60,6 +64,9 @@ internal sealed class ChatTurn
             NewParser = parse ? () => plan.NewParser(opensThinking) : null,
         };
     }
+
+    private static string? Role(JsonNode? message) =>
+        message is JsonObject o && o["role"] is JsonValue v && v.TryGetValue<string>(out var role) ? role : null;
 
     /// <summary>How a single-choice turn ended.</summary>
     public sealed record Result(FinishReason Finish, int CompletionTokens, int CachedTokens, int[] TokenIds, RequestTimings? Timings = null);

@@ -89,6 +89,8 @@ internal static class LlamaCompletionEndpoints
         public readonly List<int> Tokens = [];
         /// <summary>The final output carried a token: generation stopped on a stop string, not on an end-of-generation token.</summary>
         public bool EndedOnToken;
+        /// <summary>The engine shifted the context (dropped tokens) to go on.</summary>
+        public bool ContextShifted;
         public long FirstOutputAt;
     }
 
@@ -103,8 +105,13 @@ internal static class LlamaCompletionEndpoints
         for (int i = 0; i < r.Prompts.Count; i++)
         {
             int room = Math.Max(1, engine.MaxModelLen - r.Prompts[i].Length);
-            int maxTokens = r.NPredict < 0 ? room : Math.Min(Math.Max(1, r.NPredict), room);
-            requests.AddRange(r.Params.EngineRequests(r.Prompts[i], engine.MaxModelLen, maxTokens, id, EngineTelemetry.TextCompletion, i));
+            // with --context-shift an explicit n_predict may run past the context (-1 still stops at its end)
+            bool shift = host.Options.ContextShift && r.NPredict > room;
+            int maxTokens = r.NPredict < 0 ? room : shift ? r.NPredict : Math.Min(Math.Max(1, r.NPredict), room);
+            // llama-server keeps n_keep prompt tokens (-1: all of them), and BOS
+            int keep = (r.NKeep < 0 ? r.Prompts[i].Length : r.NKeep) + (engine.Model.Tokenizer.Vocabulary.AddBos ? 1 : 0);
+            foreach (var request in r.Params.EngineRequests(r.Prompts[i], engine.MaxModelLen, maxTokens, id, EngineTelemetry.TextCompletion, i))
+                requests.Add(shift ? request with { ContextShiftKeep = keep } : request);
         }
         var states = new PromptState[requests.Count];
         for (int i = 0; i < states.Length; i++) states[i] = new PromptState();
@@ -210,7 +217,11 @@ internal static class LlamaCompletionEndpoints
         if (s.FirstOutputAt == 0) s.FirstOutputAt = Stopwatch.GetTimestamp();
         GenerationEndpoints.Accumulate(s.Choice, o);
         s.Tokens.AddRange(o.TokenIds);
-        if (o.IsFinal) s.EndedOnToken = o.TokenIds.Length > 0;
+        if (o.IsFinal)
+        {
+            s.EndedOnToken = o.TokenIds.Length > 0;
+            s.ContextShifted = o.ContextShifted;
+        }
     }
 
     private static Task WriteResultsAsync(HttpContext ctx, ModelHost host, LlamaCompletionRequest r, PromptState[] states) =>
@@ -287,8 +298,9 @@ internal static class LlamaCompletionEndpoints
         LlamaCompletionJson.WriteGenerationSettings(w, r);
         w.WriteString("prompt", tokenizer.Decode(r.Prompts[index], renderSpecial: true));
         w.WriteBoolean("has_new_line", content.Contains('\n'));
-        // llama-server's truncated: the context filled up before the answer ended (prompts are never truncated here)
-        w.WriteBoolean("truncated", c.Finish == FinishReason.Length && prompt + c.CompletionTokens >= host.Engine!.MaxModelLen);
+        // llama-server's truncated: the context filled up before the answer ended, or was shifted to go on (prompts are
+        // never truncated here)
+        w.WriteBoolean("truncated", s.ContextShifted || (c.Finish == FinishReason.Length && prompt + c.CompletionTokens >= host.Engine!.MaxModelLen));
         w.WriteString("stop_type", stopType);
         w.WriteString("stopping_word", stoppingWord);
         w.WriteNumber("tokens_cached", prompt + c.CompletionTokens);

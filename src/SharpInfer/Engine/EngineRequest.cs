@@ -35,6 +35,11 @@ public sealed record EngineRequest
     /// computes, before the first token. Off: no such outputs.</summary>
     public bool ReportPromptProgress { get; init; }
 
+    /// <summary>Context shift (llama-server's <c>--context-shift</c>): when the sequence fills the context before
+    /// <see cref="SamplingParams.MaxTokens"/>, keep its first this-many tokens, drop half of the rest and go on (the
+    /// sequence is computed again). Null: no shift, the context's end ends the answer (<see cref="FinishReason.Length"/>).</summary>
+    public int? ContextShiftKeep { get; init; }
+
     /// <summary>A pooling request for <paramref name="prompt"/>.</summary>
     public static EngineRequest ForPooling(int[] prompt, PoolingParams? pooling = null, string? requestId = null, int priority = 0) => new()
     {
@@ -71,6 +76,8 @@ public sealed record RequestOutput
     public string? Error { get; init; }
     /// <summary>A pooling request's result, on its final output.</summary>
     public PoolingOutput? Pooling { get; init; }
+    /// <summary>On the final output: the context was shifted at least once (tokens were dropped from the sequence).</summary>
+    public bool ContextShifted { get; init; }
     /// <summary>Set on the outputs that report the prompt's progress (<see cref="EngineRequest.ReportPromptProgress"/>);
     /// they carry no tokens and no text.</summary>
     public PromptProgress? Progress { get; init; }

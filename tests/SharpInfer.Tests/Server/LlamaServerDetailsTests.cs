@@ -203,4 +203,69 @@ public class LlamaServerDetailsTests
         Assert.NotNull(t["predicted_per_token_ms"]);
         Assert.All(chunks.Take(chunks.Count - 1), c => Assert.Null(c["timings"]));
     }
+
+    [Fact]
+    public async Task ContextShiftKeepsBosDropsHalfAndGoesOnAsTheShiftedSequenceWould()
+    {
+        await using var s = await ServerHarness.StartAsync(configure: o => o with { ContextShift = true, Engine = o.Engine with { MaxModelLen = 48 } });
+        var tok = s.Engine.Model.Tokenizer;
+        var prompt = tok.Encode("Once upon a time", addSpecial: true, parseSpecial: true);
+        var r = await s.PostOkAsync("completion", new JsonObject
+        {
+            ["prompt"] = "Once upon a time", ["n_predict"] = 60, ["ignore_eos"] = true, ["temperature"] = 0, ["return_tokens"] = true,
+        });
+        var gen = r["tokens"]!.AsArray().Select(t => t!.GetValue<int>()).ToArray();
+        Assert.Equal(60, gen.Length);
+        Assert.Equal(60, r["timings"]!["predicted_n"]!.GetValue<int>());
+        Assert.True(r["truncated"]!.GetValue<bool>());
+        Assert.Equal("limit", r["stop_type"]!.GetValue<string>());
+
+        // the first shift: the context (48) is full; BOS is kept (n_keep 0 + BOS), half of the other 47 tokens dropped,
+        // and the next token is the greedy continuation of the shifted sequence computed from scratch
+        int before = 48 - prompt.Length;
+        int[] full = [.. prompt, .. gen[..before]];
+        Assert.Equal(s.Engine.Model.Vocabulary.BosId, full[0]);
+        int[] shifted = [full[0], .. full[(1 + 47 / 2)..]];
+        var direct = await s.PostOkAsync("completion", new JsonObject
+        {
+            ["prompt"] = new JsonArray([.. shifted.Select(t => (JsonNode)t)]), ["n_predict"] = 1, ["ignore_eos"] = true, ["temperature"] = 0, ["return_tokens"] = true,
+        });
+        Assert.Equal(direct["tokens"]![0]!.GetValue<int>(), gen[before]);
+
+        // -1 still ends at the context's end, as llama-server without an explicit n_predict would fill it
+        var unbounded = await s.PostOkAsync("completion", new JsonObject { ["prompt"] = "Once upon a time", ["n_predict"] = -1, ["ignore_eos"] = true });
+        Assert.Equal(before, unbounded["timings"]!["predicted_n"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task TwoAssistantMessagesAtTheEndAreRefusedAndTupleSchemasWork()
+    {
+        await using var s = await ServerHarness.StartAsync();
+        var (status, body, _) = await s.PostAsync("v1/chat/completions", new JsonObject
+        {
+            ["messages"] = new JsonArray(
+                new JsonObject { ["role"] = "user", ["content"] = "test" },
+                new JsonObject { ["role"] = "assistant", ["content"] = "a" },
+                new JsonObject { ["role"] = "assistant", ["content"] = "b" }),
+        });
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("messages", body["error"]!["param"]!.GetValue<string>());
+
+        // draft-04's tuple form of items: exactly those items, in order
+        var r = await s.PostOkAsync("v1/chat/completions", new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Write an example" }),
+            ["max_tokens"] = 60, ["temperature"] = 0,
+            ["response_format"] = new JsonObject
+            {
+                ["type"] = "json_object",
+                ["schema"] = new JsonObject { ["items"] = new JsonArray(new JsonObject { ["type"] = "integer" }, new JsonObject { ["type"] = "boolean" }) },
+            },
+        });
+        Assert.Equal("stop", r["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        var array = JsonNode.Parse(r["choices"]![0]!["message"]!["content"]!.GetValue<string>())!.AsArray();
+        Assert.Equal(2, array.Count);
+        Assert.Equal(System.Text.Json.JsonValueKind.Number, array[0]!.GetValueKind());
+        Assert.Contains(array[1]!.GetValueKind(), new[] { System.Text.Json.JsonValueKind.True, System.Text.Json.JsonValueKind.False });
+    }
 }
