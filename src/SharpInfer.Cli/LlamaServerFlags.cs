@@ -16,6 +16,7 @@ public sealed class LlamaServerFlags
     public readonly Option<string?> Tags = new("--tags") { Description = "Comma-separated model tags, listed by /v1/models (informational)" };
     public readonly Option<bool> NoUi = new("--no-ui", "--no-webui") { Description = "Do not serve the web page at / (and its files)" };
     public readonly Option<bool> ContextShift = new("--context-shift") { Description = "A native /completion whose n_predict runs past the context drops half of its tokens after n_keep and goes on (llama-server's context shift)" };
+    public readonly Option<int?> SleepIdleSeconds = new("--sleep-idle-seconds") { Description = "Release the engine (KV cache, threads) after this many idle seconds; the next request wakes it (-1 = never)" };
     public readonly Option<bool> Slots = new("--slots") { Description = "Serve GET /slots (the default)" };
     public readonly Option<bool> NoSlots = new("--no-slots") { Description = "Answer GET /slots with 501" };
     public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "A Jinja chat template (its source text) used instead of the model's" };
@@ -34,7 +35,7 @@ public sealed class LlamaServerFlags
     [
         ["--n-gpu-layers", "-ngl", "--gpu-layers"], ["--ubatch-size", "-ub"], ["--split-mode", "-sm"], ["--main-gpu", "-mg"],
         ["--tensor-split", "-ts"], ["--numa"], ["--threads-batch", "-tb"], ["--cache-ram", "-cram"], ["--slot-save-path"],
-        ["--timeout", "-to"], ["--cache-reuse"], ["--device", "-dev"], ["--reasoning-format"], ["--log-file"], ["--sleep-idle-seconds"],
+        ["--timeout", "-to"], ["--cache-reuse"], ["--device", "-dev"], ["--reasoning-format"], ["--log-file"],
     ];
 
     public void AddTo(Command cmd)
@@ -45,6 +46,7 @@ public sealed class LlamaServerFlags
         cmd.Options.Add(Tags);
         cmd.Options.Add(NoUi);
         cmd.Options.Add(ContextShift);
+        cmd.Options.Add(SleepIdleSeconds);
         cmd.Options.Add(Slots);
         cmd.Options.Add(NoSlots);
         cmd.Options.Add(ChatTemplate);

@@ -97,7 +97,19 @@ public static class ServerApp
         ((IEndpointConventionBuilder)app).Add(b =>
         {
             if (b.RequestDelegate is not { } inner) return;
-            b.RequestDelegate = ctx => HandleErrors(ctx, () => Authorize(ctx, () => inner(ctx), host.Options.ApiKey), log);
+            b.RequestDelegate = async ctx =>
+            {
+                // counted for --sleep-idle-seconds: the server sleeps only while no request is in flight
+                host.EnterRequest();
+                try
+                {
+                    await HandleErrors(ctx, () => Authorize(ctx, () => inner(ctx), host.Options.ApiKey), log).ConfigureAwait(false);
+                }
+                finally
+                {
+                    host.ExitRequest();
+                }
+            };
         });
 
         app.MapGet("/health", ctx => InfoEndpoints.HealthAsync(ctx, host));

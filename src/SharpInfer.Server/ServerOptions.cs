@@ -54,6 +54,9 @@ public sealed record ServerOptions
     /// context keeps its first <c>n_keep</c> tokens (and BOS), drops half of the rest and goes on, instead of stopping
     /// at the context's end.</summary>
     public bool ContextShift { get; init; }
+    /// <summary>llama-server's <c>--sleep-idle-seconds</c>: after this many seconds without any request the engine
+    /// (KV cache, compute threads) is released until the next request needs it; null or ≤ 0 = never.</summary>
+    public int? SleepIdleSeconds { get; init; }
     /// <summary>Serve the web page at <c>/</c> and its files (llama-server's web UI; off with <c>--no-ui</c>: 404).</summary>
     public bool WebUi { get; init; } = true;
     /// <summary>A Jinja chat template used instead of the model's (<c>--chat-template</c>, <c>--chat-template-file</c>).</summary>

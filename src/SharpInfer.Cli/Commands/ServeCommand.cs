@@ -103,6 +103,7 @@ public static class ServeCommand
                 SlotsEndpoint = !r.GetValue(llama.NoSlots),
                 WebUi = !r.GetValue(llama.NoUi),
                 ContextShift = r.GetValue(llama.ContextShift),
+                SleepIdleSeconds = r.GetValue(llama.SleepIdleSeconds),
                 ChatTemplate = llama.TemplateSource(r),
                 AnyModelName = r.GetValue(anyModel),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),

@@ -268,4 +268,29 @@ public class LlamaServerDetailsTests
         Assert.Equal(System.Text.Json.JsonValueKind.Number, array[0]!.GetValueKind());
         Assert.Contains(array[1]!.GetValueKind(), new[] { System.Text.Json.JsonValueKind.True, System.Text.Json.JsonValueKind.False });
     }
+
+    [Fact]
+    public async Task IdleServerSleepsAnswersHealthAndPropsAsleepAndWakesForARequest()
+    {
+        await using var s = await ServerHarness.StartAsync(configure: o => o with { SleepIdleSeconds = 1 });
+        var body = new JsonObject { ["prompt"] = "Once upon a time", ["n_predict"] = 6, ["temperature"] = 0 };
+        var before = await s.PostOkAsync("completion", body.DeepClone());
+        // wait for the state (the hang guard is generous: a loaded machine may delay the idle timer)
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!s.Host.IsSleeping && DateTime.UtcNow < deadline) await Task.Delay(50, Ct);
+        Assert.True(s.Host.IsSleeping);
+        Assert.Null(s.Host.Engine);   // the engine and its KV cache were released
+
+        using (var health = await s.Http.GetAsync("health", Ct)) Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        var props = JsonNode.Parse(await s.Http.GetStringAsync("props", Ct))!;
+        Assert.True(props["is_sleeping"]!.GetValue<bool>());
+        Assert.Equal(1024, props["default_generation_settings"]!["n_ctx"]!.GetValue<int>());
+        Assert.True(s.Host.IsSleeping);   // neither /health nor /props woke it
+
+        var after = await s.PostOkAsync("completion", body.DeepClone());
+        Assert.Equal(before["content"]!.GetValue<string>(), after["content"]!.GetValue<string>());
+        Assert.False(JsonNode.Parse(await s.Http.GetStringAsync("props", Ct))!["is_sleeping"]!.GetValue<bool>());
+        Assert.NotNull(s.Host.Engine);
+    }
 }
+
