@@ -68,6 +68,10 @@ internal sealed class ChatTurn
     private static string? Role(JsonNode? message) =>
         message is JsonObject o && o["role"] is JsonValue v && v.TryGetValue<string>(out var role) ? role : null;
 
+    /// <summary>While <see cref="RunSingleAsync"/> runs: the prompt tokens the prefix cache served and the tokens
+    /// generated so far (for timings sent with each piece).</summary>
+    public (int Cached, int Generated) Progress { get; private set; }
+
     /// <summary>How a single-choice turn ended.</summary>
     public sealed record Result(FinishReason Finish, int CompletionTokens, int CachedTokens, int[] TokenIds, RequestTimings? Timings = null);
 
@@ -103,6 +107,7 @@ internal sealed class ChatTurn
                 continue;
             }
             GenerationEndpoints.Accumulate(state, o);
+            Progress = (state.CachedTokens, state.CompletionTokens);
             tokens?.AddRange(o.TokenIds);
             state.Events.Clear();
             state.Parser.Push(o.Text, state.Events);

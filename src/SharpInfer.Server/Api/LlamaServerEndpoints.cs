@@ -112,7 +112,7 @@ internal static class LlamaServerEndpoints
             w.WriteString("chat_template", formatter.Template.Source);
             w.WriteString("bos_token", formatter.BosToken ?? "");
             w.WriteString("eos_token", formatter.EosToken ?? "");
-            w.WriteString("build_info", "sharpinfer " + typeof(LlamaServerEndpoints).Assembly.GetName().Version);
+            w.WriteString("build_info", ResponseMeta.Fingerprint);
             w.WriteBoolean("is_sleeping", sleeping);
             w.WriteEndObject();
         }

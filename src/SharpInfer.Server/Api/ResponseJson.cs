@@ -11,7 +11,9 @@ namespace SharpInfer.Server.Api;
 /// <summary>The fields every response and chunk of one request repeats.</summary>
 internal sealed record ResponseMeta(string Id, string Object, long Created, string Model)
 {
-    public static readonly string Fingerprint = "fp_sharpinfer_" + (typeof(ResponseMeta).Assembly.GetName().Version?.ToString(3) ?? "0");
+    /// <summary>The build, in llama-server's build-info shape (<c>b&lt;build&gt;-&lt;id&gt;</c>: its clients and tests read the
+    /// leading <c>b</c>): <c>system_fingerprint</c> of every response, <c>build_info</c> of /props.</summary>
+    public static readonly string Fingerprint = "b" + (typeof(ResponseMeta).Assembly.GetName().Version?.ToString(3) ?? "0") + "-sharpinfer";
 
     public void WriteHeader(Utf8JsonWriter w)
     {

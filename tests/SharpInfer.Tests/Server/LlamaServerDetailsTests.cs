@@ -292,5 +292,41 @@ public class LlamaServerDetailsTests
         Assert.False(JsonNode.Parse(await s.Http.GetStringAsync("props", Ct))!["is_sleeping"]!.GetValue<bool>());
         Assert.NotNull(s.Host.Engine);
     }
+
+    [Fact]
+    public async Task ResponsesStreamReportsProgressTimingsPerTokenAndFinalTimings()
+    {
+        await using var s = await ServerHarness.StartAsync(configure: o => o with { Engine = o.Engine with { MaxNumBatchedTokens = 16 } });
+        using var res = await s.PostStreamAsync("v1/responses", new JsonObject
+        {
+            ["input"] = LongPrompt, ["max_output_tokens"] = 4, ["temperature"] = 0, ["ignore_eos"] = true,
+            ["stream"] = true, ["timings_per_token"] = true, ["return_progress"] = true,
+        }, Ct);
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        // typed events: "event: name" then "data: {...}" lines
+        var events = (await res.Content.ReadAsStringAsync(Ct)).Split('\n')
+            .Where(l => l.StartsWith("data: ", StringComparison.Ordinal)).Select(l => JsonNode.Parse(l["data: ".Length..])!.AsObject()).ToList();
+        var progress = events.Where(e => e["prompt_progress"] is not null).ToList();
+        Assert.True(progress.Count >= 3, $"{progress.Count} progress events");   // the start and a chunk of 16 at a time
+        Assert.All(progress, e => Assert.Equal("response.in_progress", e["type"]!.GetValue<string>()));
+        var last = progress[^1]["prompt_progress"]!;
+        Assert.Equal(last["total"]!.GetValue<int>(), last["processed"]!.GetValue<int>());
+        var deltas = events.Where(e => e["type"]!.GetValue<string>() == "response.output_text.delta").ToList();
+        Assert.NotEmpty(deltas);
+        Assert.All(deltas, d => Assert.NotNull(d["timings"]!["predicted_per_second"]));
+        var end = events[^1];
+        Assert.Equal(4, end["timings"]!["predicted_n"]!.GetValue<int>());
+        Assert.Equal(4, end["response"]!["usage"]!["output_tokens"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task FingerprintAndBuildInfoHaveLlamaServersShape()
+    {
+        await using var s = await ServerHarness.StartAsync();
+        var r = await s.PostOkAsync("v1/completions", new JsonObject { ["prompt"] = "Once", ["max_tokens"] = 1 });
+        var fingerprint = r["system_fingerprint"]!.GetValue<string>();
+        Assert.Matches(@"^b\d+\.\d+\.\d+-sharpinfer$", fingerprint);
+        Assert.Equal(fingerprint, JsonNode.Parse(await s.Http.GetStringAsync("props", Ct))!["build_info"]!.GetValue<string>());
+    }
 }
 
