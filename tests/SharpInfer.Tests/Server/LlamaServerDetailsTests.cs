@@ -212,7 +212,11 @@ public class LlamaServerDetailsTests
         var prompt = tok.Encode("Once upon a time", addSpecial: true, parseSpecial: true);
         var r = await s.PostOkAsync("completion", new JsonObject
         {
-            ["prompt"] = "Once upon a time", ["n_predict"] = 60, ["ignore_eos"] = true, ["temperature"] = 0, ["return_tokens"] = true,
+            ["prompt"] = "Once upon a time",
+            ["n_predict"] = 60,
+            ["ignore_eos"] = true,
+            ["temperature"] = 0,
+            ["return_tokens"] = true,
         });
         var gen = r["tokens"]!.AsArray().Select(t => t!.GetValue<int>()).ToArray();
         Assert.Equal(60, gen.Length);
@@ -228,7 +232,11 @@ public class LlamaServerDetailsTests
         int[] shifted = [full[0], .. full[(1 + 47 / 2)..]];
         var direct = await s.PostOkAsync("completion", new JsonObject
         {
-            ["prompt"] = new JsonArray([.. shifted.Select(t => (JsonNode)t)]), ["n_predict"] = 1, ["ignore_eos"] = true, ["temperature"] = 0, ["return_tokens"] = true,
+            ["prompt"] = new JsonArray([.. shifted.Select(t => (JsonNode)t)]),
+            ["n_predict"] = 1,
+            ["ignore_eos"] = true,
+            ["temperature"] = 0,
+            ["return_tokens"] = true,
         });
         Assert.Equal(direct["tokens"]![0]!.GetValue<int>(), gen[before]);
 
@@ -255,7 +263,8 @@ public class LlamaServerDetailsTests
         var r = await s.PostOkAsync("v1/chat/completions", new JsonObject
         {
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Write an example" }),
-            ["max_tokens"] = 60, ["temperature"] = 0,
+            ["max_tokens"] = 60,
+            ["temperature"] = 0,
             ["response_format"] = new JsonObject
             {
                 ["type"] = "json_object",
@@ -299,8 +308,13 @@ public class LlamaServerDetailsTests
         await using var s = await ServerHarness.StartAsync(configure: o => o with { Engine = o.Engine with { MaxNumBatchedTokens = 16 } });
         using var res = await s.PostStreamAsync("v1/responses", new JsonObject
         {
-            ["input"] = LongPrompt, ["max_output_tokens"] = 4, ["temperature"] = 0, ["ignore_eos"] = true,
-            ["stream"] = true, ["timings_per_token"] = true, ["return_progress"] = true,
+            ["input"] = LongPrompt,
+            ["max_output_tokens"] = 4,
+            ["temperature"] = 0,
+            ["ignore_eos"] = true,
+            ["stream"] = true,
+            ["timings_per_token"] = true,
+            ["return_progress"] = true,
         }, Ct);
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         // typed events: "event: name" then "data: {...}" lines
