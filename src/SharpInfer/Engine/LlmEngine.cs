@@ -84,7 +84,7 @@ public sealed class LlmEngine : IDisposable
     private Exception? _fatal;
     private EngineStats _stats = new();
     private double _wasteIntegral, _busySeconds;
-    private int _maxConcurrency;
+    private int _maxConcurrency, _kvBlocksPeak;
     private long _promptTokens, _generationTokens, _steps, _finished;
 
     public Model Model => _model;
@@ -119,16 +119,22 @@ public sealed class LlmEngine : IDisposable
         _classifier = ClassifierHead.FromModel(model);
         MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
         ModelName = Options.ModelName ?? Path.GetFileNameWithoutExtension(model.Path);
-        long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType, Options.ValueType);
+        var groups = ModelRunner.KvGroups(c, Options.SwaFull);
+        long perBlock = ModelRunner.KvBytesPerBlockToken(c, Options.KvType, Options.ValueType, groups) * Options.BlockSize;
+        // without a size: what max-num-seqs sequences of max-model-len tokens hold (windowed groups: their window and
+        // a prompt chunk), capped by a share of the available memory
+        long wanted = groups.BlocksFor(MaxModelLen, Options.BlockSize) * Options.MaxNumSeqs
+                      + (long)groups.WindowGroupCount * BlockTable.BlocksFor(Options.MaxNumBatchedTokens, Options.BlockSize);
         long bytes = Options.KvCacheMemoryBytes
-                     ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perToken * MaxModelLen * Options.MaxNumSeqs);
-        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes, Options.ValueType);
+                     ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perBlock * wanted);
+        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes, Options.ValueType, groups);
         DiskBlockStore? store = Options.EnablePrefixCaching && Options.PrefixCacheDir != null
-            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes, DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize, Options.ValueType),
-                                 Options.Warn)
+            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes,
+                                 DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize, Options.ValueType, groups), Options.Warn)
             : null;
         _runner = new ModelRunner(model, Options.Threads, Options.MaxNumBatchedTokens, Options.BlockSize, blockCount, Options.KvType,
-                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store, kvValueType: Options.ValueType);
+                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store, kvValueType: Options.ValueType,
+                                  kvGroups: groups);
         _blocks = _runner.Blocks;
         _scheduler = new Scheduler(_blocks, Options.MaxNumSeqs, Options.MaxNumBatchedTokens, Options.Mode);
         _batch = new ForwardBatch(Options.MaxNumBatchedTokens, Options.MaxNumSeqs);
@@ -392,6 +398,7 @@ public sealed class LlmEngine : IDisposable
         long t0 = Stopwatch.GetTimestamp();
         Propose();
         var chunks = _scheduler.Schedule();
+        _kvBlocksPeak = Math.Max(_kvBlocksPeak, _blocks.UsedBlocks);
         foreach (var s in _scheduler.PreemptedThisStep)
         {
             Metrics.Preemptions.Add(1);
@@ -415,7 +422,7 @@ public sealed class LlmEngine : IDisposable
                 // the start of the prompt's computation: what the prefix cache served is already done
                 if (r.ReportsProgress) SendProgress(r, c.Start, t0);
             }
-            int seq = _batch.AddSequence(r.Blocks);
+            int seq = _batch.AddSequence(r.Tables);
             var tokens = r.Tokens;
             int real = c.Count - c.Drafts;
             var pooler = r.Pooler;
@@ -747,6 +754,7 @@ public sealed class LlmEngine : IDisposable
             KvCacheUsage = _blocks.Usage,
             KvBlocksUsed = _blocks.UsedBlocks,
             KvBlocksTotal = _blocks.TotalBlocks,
+            KvBlocksPeak = _kvBlocksPeak,
             Preemptions = _scheduler.Preemptions,
             PromptTokens = _promptTokens,
             GenerationTokens = _generationTokens,
