@@ -13,6 +13,10 @@ public sealed class LlamaServerFlags
     public readonly Option<int?> NPredict = new("--n-predict", "-n", "--predict") { Description = "Most tokens a native /completion generates when it sets no n_predict (-1 = until the context is full)" };
     public readonly Option<long?> Seed = new("--seed", "-s") { Description = "Seed of native /completion requests that set none (-1 = random)" };
     public readonly Option<float?> Temperature = new("--temp") { Description = "Default temperature of native /completion requests (llama-server's default 0.8)" };
+    public readonly Option<string?> Tags = new("--tags") { Description = "Comma-separated model tags, listed by /v1/models (informational)" };
+    public readonly Option<bool> NoUi = new("--no-ui", "--no-webui") { Description = "Do not serve the web page at / (and its files)" };
+    public readonly Option<bool> ContextShift = new("--context-shift") { Description = "A native /completion whose n_predict runs past the context drops half of its tokens after n_keep and goes on (llama-server's context shift)" };
+    public readonly Option<int?> SleepIdleSeconds = new("--sleep-idle-seconds") { Description = "Release the engine (KV cache, threads) after this many idle seconds; the next request wakes it (-1 = never)" };
     public readonly Option<bool> Slots = new("--slots") { Description = "Serve GET /slots (the default)" };
     public readonly Option<bool> NoSlots = new("--no-slots") { Description = "Answer GET /slots with 501" };
     public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "Chat template used instead of the model's: a llama.cpp built-in name (chatml, llama3, command-r, ...) or Jinja source text" };
@@ -36,8 +40,8 @@ public sealed class LlamaServerFlags
     private static readonly string[] IgnoredSwitches =
     [
         "--metrics", "--jinja", "--no-jinja", "--cont-batching", "--no-cont-batching", "--kv-unified", "--no-kv-unified", "--no-mmap", "--mlock",
-        "--no-webui", "--no-ui", "--offline", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
-        "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf",
+        "--offline", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
+        "--no-warmup", "--no-context-shift", "--props", "--check-tensors", "--no-perf",
     ];
 
     /// <summary>Flags that take a value that changes nothing here (GPU offload, physical batch, host RAM cache, ...).</summary>
@@ -45,7 +49,7 @@ public sealed class LlamaServerFlags
     [
         ["--n-gpu-layers", "-ngl", "--gpu-layers"], ["--ubatch-size", "-ub"], ["--split-mode", "-sm"], ["--main-gpu", "-mg"],
         ["--tensor-split", "-ts"], ["--numa"], ["--threads-batch", "-tb"], ["--cache-ram", "-cram"], ["--slot-save-path"],
-        ["--timeout", "-to"], ["--cache-reuse"], ["--device", "-dev"], ["--reasoning-format"], ["--log-file"], ["--sleep-idle-seconds"],
+        ["--timeout", "-to"], ["--cache-reuse"], ["--device", "-dev"], ["--reasoning-format"], ["--log-file"],
     ];
 
     public void AddTo(Command cmd)
@@ -53,6 +57,10 @@ public sealed class LlamaServerFlags
         cmd.Options.Add(NPredict);
         cmd.Options.Add(Seed);
         cmd.Options.Add(Temperature);
+        cmd.Options.Add(Tags);
+        cmd.Options.Add(NoUi);
+        cmd.Options.Add(ContextShift);
+        cmd.Options.Add(SleepIdleSeconds);
         cmd.Options.Add(Slots);
         cmd.Options.Add(NoSlots);
         cmd.Options.Add(ChatTemplate);

@@ -104,7 +104,19 @@ public static class ServerApp
         ((IEndpointConventionBuilder)app).Add(b =>
         {
             if (b.RequestDelegate is not { } inner) return;
-            b.RequestDelegate = ctx => HandleErrors(ctx, () => Authorize(ctx, () => inner(ctx), host.Options.ApiKey), log);
+            b.RequestDelegate = async ctx =>
+            {
+                // counted for --sleep-idle-seconds: the server sleeps only while no request is in flight
+                host.EnterRequest();
+                try
+                {
+                    await HandleErrors(ctx, () => Authorize(ctx, () => inner(ctx), host.Options.ApiKey), log).ConfigureAwait(false);
+                }
+                finally
+                {
+                    host.ExitRequest();
+                }
+            };
         });
 
         app.MapGet("/health", ctx => InfoEndpoints.HealthAsync(ctx, host));
@@ -126,6 +138,7 @@ public static class ServerApp
         OllamaEndpoints.Map(app, host, log);
         app.MapPost("/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
         LlamaServerEndpoints.Map(app, host, log);
+        WebUiEndpoints.Map(app, host);
         // resolved here, while the application is built: a bad --tools name or MCP configuration stops the start
         var tools = services.GetRequiredService<ToolRegistry>();
         lifetime.ApplicationStopping.Register(() => tools.Mcp?.Shutdown());

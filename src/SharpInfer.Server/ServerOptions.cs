@@ -19,6 +19,11 @@ public sealed record ServerOptions
     public string? ApiKey { get; init; }
     /// <summary>The model id clients use (--served-model-name); null = the file name without .gguf.</summary>
     public string? ServedModelName { get; init; }
+    /// <summary>Every name the model answers to (llama-server's comma-separated <c>--alias</c>); listed as <c>aliases</c> by
+    /// /v1/models, and a request's <c>model</c> may name any of them. Empty: only <see cref="ModelId"/>.</summary>
+    public IReadOnlyList<string> ModelAliases { get; init; } = [];
+    /// <summary>llama-server's <c>--tags</c>: informational labels listed as <c>tags</c> by /v1/models.</summary>
+    public IReadOnlyList<string> ModelTags { get; init; } = [];
     /// <summary>How long in-flight requests may run after SIGTERM/Ctrl-C before they are aborted (--shutdown-timeout).</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest accepted request body in bytes; larger bodies get 413 (--max-body-size).</summary>
@@ -45,6 +50,15 @@ public sealed record ServerOptions
     public float? DefaultTemperature { get; init; }
     /// <summary>llama-server's <c>--slots</c>/<c>--no-slots</c>: whether <c>GET /slots</c> answers (else 501).</summary>
     public bool SlotsEndpoint { get; init; } = true;
+    /// <summary>llama-server's <c>--context-shift</c>: a native <c>/completion</c> whose <c>n_predict</c> runs past the
+    /// context keeps its first <c>n_keep</c> tokens (and BOS), drops half of the rest and goes on, instead of stopping
+    /// at the context's end.</summary>
+    public bool ContextShift { get; init; }
+    /// <summary>llama-server's <c>--sleep-idle-seconds</c>: after this many seconds without any request the engine
+    /// (KV cache, compute threads) is released until the next request needs it; null or ≤ 0 = never.</summary>
+    public int? SleepIdleSeconds { get; init; }
+    /// <summary>Serve the web page at <c>/</c> and its files (llama-server's web UI; off with <c>--no-ui</c>: 404).</summary>
+    public bool WebUi { get; init; } = true;
     /// <summary>A Jinja chat template used instead of the model's (<c>--chat-template</c>, <c>--chat-template-file</c>).</summary>
     public string? ChatTemplate { get; init; }
     /// <summary>llama-server's <c>--tools</c>: built-in tools served on <c>/tools</c> (names, or <c>all</c>). Empty = none
@@ -94,6 +108,14 @@ public sealed record ServerOptions
         Engine.Validate();
         return this;
     }
+
+    /// <summary>Whether <paramref name="name"/> is the served model's id or one of its aliases.</summary>
+    public bool Serves(string name) => name == ModelId || ModelAliases.Contains(name);
+
+    /// <summary>llama-server's <c>--alias a,b,c</c> / <c>--tags x,y</c>: the comma-separated names, trimmed, without
+    /// empties and duplicates, in ordinal order (llama-server keeps them in a sorted set; its model id is the first).</summary>
+    public static string[] SplitNames(string? value) =>
+        value is null ? [] : [.. value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct().Order(StringComparer.Ordinal)];
 
     /// <summary>The URL Kestrel binds for <see cref="Host"/> and <see cref="Port"/> (IPv6 literals bracketed).</summary>
     public string ListenUrl => UrlFor(Port);

@@ -30,7 +30,7 @@ public static class ServeCommand
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
         var ollamaPort = new Option<int?>("--ollama-port") { Description = "Also listen on this port (Ollama's is 11434) for Ollama's clients; every port answers Ollama's /api/* routes" };
         var apiKey = new Option<string?>("--api-key") { Description = $"Require 'Authorization: Bearer KEY' on /v1/*, /tokenize and /detokenize (default: ${ApiKeyEnvironmentVariable})" };
-        var served = new Option<string?>("--served-model-name", "--alias", "-a") { Description = "Model id in the API (default: the file name without .gguf)" };
+        var served = new Option<string?>("--served-model-name", "--alias", "-a") { Description = "Model id in the API (default: the file name without .gguf); comma-separated names are aliases, the first in sorted order the id (llama-server's --alias)" };
         var maxSeqs = new Option<int>("--max-num-seqs", "--parallel", "-np") { Description = "Most requests running at once", DefaultValueFactory = _ => 16 };
         var maxBatched = new Option<int>("--max-num-batched-tokens", "--batch-size", "-b") { Description = "Token budget of one engine step", DefaultValueFactory = _ => 512 };
         var maxQueued = new Option<int>("--max-queued-requests") { Description = "Requests allowed to wait for a seat; more get 429", DefaultValueFactory = _ => 256 };
@@ -90,7 +90,10 @@ public static class ServeCommand
                 Port = r.GetValue(port),
                 OllamaPort = r.GetValue(ollamaPort),
                 ApiKey = r.GetValue(apiKey) ?? NullIfEmpty(Environment.GetEnvironmentVariable(ApiKeyEnvironmentVariable)),
-                ServedModelName = r.GetValue(served),
+                // llama-server's --alias takes comma-separated names: the first in sorted order is the id
+                ServedModelName = r.GetValue(served) is { } names && names.Contains(',') ? ServerOptions.SplitNames(names).FirstOrDefault() : r.GetValue(served),
+                ModelAliases = ServerOptions.SplitNames(r.GetValue(served)),
+                ModelTags = ServerOptions.SplitNames(r.GetValue(llama.Tags)),
                 ShutdownTimeout = TimeSpan.FromSeconds(r.GetValue(shutdown)),
                 MaxRequestBodyBytes = ByteSize.Parse(r.GetValue(maxBody)!, "max_body_size"),
                 ResponsesTtl = TimeSpan.FromSeconds(r.GetValue(responsesTtl)),
@@ -99,6 +102,9 @@ public static class ServeCommand
                 DefaultSeed = llama.DefaultSeed(r),
                 DefaultTemperature = r.GetValue(llama.Temperature),
                 SlotsEndpoint = !r.GetValue(llama.NoSlots),
+                WebUi = !r.GetValue(llama.NoUi),
+                ContextShift = r.GetValue(llama.ContextShift),
+                SleepIdleSeconds = r.GetValue(llama.SleepIdleSeconds),
                 ChatTemplate = llama.TemplateSource(r),
                 Tools = llama.ToolNames(r),
                 McpServersConfig = r.GetValue(llama.McpServersConfig),

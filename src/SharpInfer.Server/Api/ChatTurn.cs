@@ -54,6 +54,13 @@ internal sealed class ChatTurn
         };
     }
 
+    private static string? Role(JsonNode? message) =>
+        message is JsonObject o && o["role"] is JsonValue v && v.TryGetValue<string>(out var role) ? role : null;
+
+    /// <summary>While <see cref="RunSingleAsync"/> runs: the prompt tokens the prefix cache served and the tokens
+    /// generated so far (for timings sent with each piece).</summary>
+    public (int Cached, int Generated) Progress { get; private set; }
+
     /// <summary>How a single-choice turn ended.</summary>
     public sealed record Result(FinishReason Finish, int CompletionTokens, int CachedTokens, int[] TokenIds, RequestTimings? Timings = null);
 
@@ -61,9 +68,11 @@ internal sealed class ChatTurn
     /// calls) to <paramref name="onEvent"/> as it is released. The client going away cancels <paramref name="aborted"/>
     /// (an <see cref="OperationCanceledException"/> here) and disposing the choice set aborts the engine request.
     /// <paramref name="keepTokens"/>: collect the generated token ids for the result. <paramref name="onStarted"/> runs
-    /// once the engine accepted the request (a stream's headers go out then, so a refusal is still a plain 4xx/5xx).</summary>
+    /// once the engine accepted the request (a stream's headers go out then, so a refusal is still a plain 4xx/5xx).
+    /// <paramref name="onProgress"/> gets the prompt's progress when the request asked for it (<c>return_progress</c>).</summary>
     public async Task<Result> RunSingleAsync(ModelHost host, Func<ChatOutputEvent, ValueTask> onEvent, string promptParam,
-                                             CancellationToken aborted, bool keepTokens = false, Func<ValueTask>? onStarted = null)
+                                             CancellationToken aborted, bool keepTokens = false, Func<ValueTask>? onStarted = null,
+                                             Func<PromptProgress, ValueTask>? onProgress = null)
     {
         if (Requests.Count != 1) throw new InvalidOperationException("a single-choice turn has one request");
         ChoiceSet set;
@@ -81,7 +90,13 @@ internal sealed class ChatTurn
         var tokens = keepTokens ? new List<int>() : null;
         await foreach (var (_, o) in set.ReadAllAsync(aborted).ConfigureAwait(false))
         {
+            if (o.Progress is { } progress)
+            {
+                if (onProgress != null) await onProgress(progress).ConfigureAwait(false);
+                continue;
+            }
             GenerationEndpoints.Accumulate(state, o);
+            Progress = (state.CachedTokens, state.CompletionTokens);
             tokens?.AddRange(o.TokenIds);
             state.Events.Clear();
             state.Parser.Push(o.Text, state.Events);

@@ -66,7 +66,7 @@ internal static class GenerationEndpoints
     {
         var model = body.String("model");
         if (host.Options.AnyModelName) return;
-        if (model != null && model != host.ModelId)
+        if (model != null && !host.Options.Serves(model))
             throw new ApiException(StatusCodes.Status404NotFound, $"The model `{model}` does not exist. This server serves `{host.ModelId}`.",
                                    ApiErrorTypes.NotFound, "model", "model_not_found");
     }
@@ -257,6 +257,11 @@ internal static class GenerationEndpoints
             }
             await foreach (var (i, o) in set.ReadAllAsync(aborted).ConfigureAwait(false))
             {
+                if (o.Progress is { } progress)
+                {
+                    await sse.WriteAsync(w => ProgressChunk(w, meta, p, i, progress), aborted).ConfigureAwait(false);
+                    continue;
+                }
                 Accumulate(states[i], o);
                 bool hasLogprobs = p.Logprobs != null && o.LogProbs is { Count: > 0 };
                 if (states[i].Parser is { } parser)
@@ -266,8 +271,9 @@ internal static class GenerationEndpoints
                 }
                 if (o.Text.Length == 0 && !hasLogprobs && !o.IsFinal) continue;
                 var s = states[i];
+                // the timings go on the stream's last chunk, as llama-server's: the usage chunk when there is one
                 await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, hasLogprobs ? o.LogProbs : null, o.Finish, tokenizer, s,
-                                                 o.Timings is { } t ? (t, engine.Options.Speculative != null) : null), aborted)
+                                                 o.Timings is { } t && !p.IncludeUsage ? (t, engine.Options.Speculative != null) : null), aborted)
                          .ConfigureAwait(false);
             }
             if (p.IncludeUsage)
@@ -279,6 +285,7 @@ internal static class GenerationEndpoints
                     w.WriteStartArray("choices");
                     w.WriteEndArray();
                     ResponseJson.WriteUsage(w, promptTokens, states.Sum(s => s.CompletionTokens), CachedTokens(states, requests));
+                    TimingsJson.Write(w, states.Select(s => s.Timings), engine.Options.Speculative != null);
                     w.WriteEndObject();
                 }, aborted).ConfigureAwait(false);
             }
@@ -330,6 +337,43 @@ internal static class GenerationEndpoints
             await sse.WriteAsync(w => DeltaChunk(w, meta, p, index, null, hasLogprobs ? o.LogProbs : null, finish, tokenizer), aborted)
                      .ConfigureAwait(false);
         }
+    }
+
+    /// <summary>llama-server's progress chunk (<c>return_progress</c>): an empty piece (chat: the assistant role with
+    /// null content, as llama-server sends it) with <c>prompt_progress</c>.</summary>
+    private static void ProgressChunk(Utf8JsonWriter w, ResponseMeta meta, GenerationParams p, int index, PromptProgress progress)
+    {
+        w.WriteStartObject();
+        meta.WriteHeader(w);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", index);
+        if (meta.Object == "chat.completion.chunk")
+        {
+            w.WriteStartObject("delta");
+            w.WriteString("role", "assistant");
+            w.WriteNull("content");
+            w.WriteEndObject();
+        }
+        else w.WriteString("text", "");
+        w.WriteNull("logprobs");
+        w.WriteNull("finish_reason");
+        w.WriteEndObject();
+        w.WriteEndArray();
+        if (p.IncludeUsage) w.WriteNull("usage");
+        WriteProgress(w, progress);
+        w.WriteEndObject();
+    }
+
+    /// <summary><c>"prompt_progress": {"total", "cache", "processed", "time_ms"}</c>, llama-server's.</summary>
+    public static void WriteProgress(Utf8JsonWriter w, PromptProgress progress)
+    {
+        w.WriteStartObject("prompt_progress");
+        w.WriteNumber("total", progress.Total);
+        w.WriteNumber("cache", progress.Cached);
+        w.WriteNumber("processed", progress.Processed);
+        w.WriteNumber("time_ms", Math.Round(progress.Milliseconds, 3));
+        w.WriteEndObject();
     }
 
     private static void DeltaChunk(Utf8JsonWriter w, ResponseMeta meta, GenerationParams p, int index, Action<Utf8JsonWriter>? delta,

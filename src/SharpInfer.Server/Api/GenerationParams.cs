@@ -26,6 +26,9 @@ internal sealed record GenerationParams
     public string? CacheSalt { get; init; }
     /// <summary>llama-server's <c>verbose</c>: add the <c>__verbose</c> debug object (null = the server's <c>--verbose</c>).</summary>
     public bool? Verbose { get; init; }
+    /// <summary>llama-server's <c>return_progress</c> (streaming only): chunks with <c>prompt_progress</c> while the
+    /// prompt is computed.</summary>
+    public bool ReturnProgress { get; init; }
 
     public const int MaxN = 128;
     /// <summary>Longest accepted <c>cache_salt</c> (it is hashed, so its length only costs a little hashing).</summary>
@@ -122,6 +125,7 @@ internal sealed record GenerationParams
             Priority = b.Int("priority") ?? 0,
             CacheSalt = cacheSalt,
             Verbose = b.Bool("verbose"),
+            ReturnProgress = stream && (b.Bool("return_progress") ?? false),
         };
     }
 
@@ -182,7 +186,8 @@ internal sealed record GenerationParams
                 ResponseId = requestId,
                 Operation = operation,
                 Priority = Priority,
-                CacheSalt = CacheSalt
+                CacheSalt = CacheSalt,
+                ReportPromptProgress = ReturnProgress,
             });
         }
         return list;

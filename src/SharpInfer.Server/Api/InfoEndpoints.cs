@@ -9,7 +9,7 @@ internal static class InfoEndpoints
 {
     public static async Task HealthAsync(HttpContext ctx, ModelHost host)
     {
-        host.RequireEngine();   // 503 while loading, after a failed load and while stopping
+        host.IsAvailable();   // 503 while loading, after a failed load and while stopping; 200 asleep (without waking)
         await JsonResponse.WriteAsync(ctx, w =>
         {
             w.WriteStartObject();
@@ -28,6 +28,13 @@ internal static class InfoEndpoints
             w.WriteStartArray("data");
             w.WriteStartObject();
             w.WriteString("id", host.ModelId);
+            // llama-server's: every name the model answers to, and its informational tags
+            w.WriteStartArray("aliases");
+            foreach (var alias in host.Options.ModelAliases) w.WriteStringValue(alias);
+            w.WriteEndArray();
+            w.WriteStartArray("tags");
+            foreach (var tag in host.Options.ModelTags) w.WriteStringValue(tag);
+            w.WriteEndArray();
             w.WriteString("object", "model");
             w.WriteNumber("created", host.Created);
             w.WriteString("owned_by", "sharpinfer");
@@ -115,7 +122,7 @@ internal static class InfoEndpoints
         sb.Append("# HELP sharpinfer:model_loaded 1 when the model is loaded and the server accepts requests.\n");
         sb.Append("# TYPE sharpinfer:model_loaded gauge\n");
         sb.Append("sharpinfer:model_loaded{model_name=\"").Append(host.ModelId.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n"))
-          .Append("\"} ").Append(host.State == ServerState.Ready ? '1' : '0').Append('\n');
+          .Append("\"} ").Append(host.State is ServerState.Ready or ServerState.Sleeping ? '1' : '0').Append('\n');
         if (host.State is ServerState.Ready or ServerState.Stopping)
         {
             host.Exporter?.Write(sb);

@@ -89,6 +89,8 @@ internal static class LlamaCompletionEndpoints
         public readonly List<int> Tokens = [];
         /// <summary>The final output carried a token: generation stopped on a stop string, not on an end-of-generation token.</summary>
         public bool EndedOnToken;
+        /// <summary>The engine shifted the context (dropped tokens) to go on.</summary>
+        public bool ContextShifted;
         public long FirstOutputAt;
     }
 
@@ -103,8 +105,13 @@ internal static class LlamaCompletionEndpoints
         for (int i = 0; i < r.Prompts.Count; i++)
         {
             int room = Math.Max(1, engine.MaxModelLen - r.Prompts[i].Length);
-            int maxTokens = r.NPredict < 0 ? room : Math.Min(Math.Max(1, r.NPredict), room);
-            requests.AddRange(r.Params.EngineRequests(r.Prompts[i], engine.MaxModelLen, maxTokens, id, EngineTelemetry.TextCompletion, i));
+            // with --context-shift an explicit n_predict may run past the context (-1 still stops at its end)
+            bool shift = host.Options.ContextShift && r.NPredict > room;
+            int maxTokens = r.NPredict < 0 ? room : shift ? r.NPredict : Math.Min(Math.Max(1, r.NPredict), room);
+            // llama-server keeps n_keep prompt tokens (-1: all of them), and BOS
+            int keep = (r.NKeep < 0 ? r.Prompts[i].Length : r.NKeep) + (engine.Model.Tokenizer.Vocabulary.AddBos ? 1 : 0);
+            foreach (var request in r.Params.EngineRequests(r.Prompts[i], engine.MaxModelLen, maxTokens, id, EngineTelemetry.TextCompletion, i))
+                requests.Add(shift ? request with { ContextShiftKeep = keep } : request);
         }
         var states = new PromptState[requests.Count];
         for (int i = 0; i < states.Length; i++) states[i] = new PromptState();
@@ -163,15 +170,13 @@ internal static class LlamaCompletionEndpoints
             {
                 var s = states[i];
                 int index = i;
-                bool first = s.FirstOutputAt == 0;
-                Accumulate(s, o);
-                if (first && r.ReturnProgress)
+                if (o.Progress is { } progress)
                 {
-                    // the engine reports the prompt once it is computed: one progress event, at its end
-                    double ms = Stopwatch.GetElapsedTime(start, s.FirstOutputAt).TotalMilliseconds;
-                    await sse.WriteAsync(w => WritePartial(w, tokenizer, r, index, s, "", [], null, progress: (o.PromptTokens, o.CachedPromptTokens, ms), start: start),
-                                         aborted).ConfigureAwait(false);
+                    // return_progress: the engine reports the prompt when it is first scheduled and after each chunk
+                    await sse.WriteAsync(w => WritePartial(w, tokenizer, r, index, s, "", [], null, progress, start), aborted).ConfigureAwait(false);
+                    continue;
                 }
+                Accumulate(s, o);
                 if (o.Text.Length > 0 || o.TokenIds.Length > 0)
                     await sse.WriteAsync(w => WritePartial(w, tokenizer, r, index, s, o.Text, o.TokenIds, o.LogProbs, null, start), aborted).ConfigureAwait(false);
                 if (o.IsFinal)
@@ -212,7 +217,11 @@ internal static class LlamaCompletionEndpoints
         if (s.FirstOutputAt == 0) s.FirstOutputAt = Stopwatch.GetTimestamp();
         GenerationEndpoints.Accumulate(s.Choice, o);
         s.Tokens.AddRange(o.TokenIds);
-        if (o.IsFinal) s.EndedOnToken = o.TokenIds.Length > 0;
+        if (o.IsFinal)
+        {
+            s.EndedOnToken = o.TokenIds.Length > 0;
+            s.ContextShifted = o.ContextShifted;
+        }
     }
 
     private static Task WriteResultsAsync(HttpContext ctx, ModelHost host, LlamaCompletionRequest r, PromptState[] states) =>
@@ -231,7 +240,7 @@ internal static class LlamaCompletionEndpoints
     /// <summary>One streamed partial result: the new text and token(s), their probabilities, and with
     /// <c>timings_per_token</c> the timings so far (measured from the request's arrival).</summary>
     private static void WritePartial(Utf8JsonWriter w, Tokenizer tokenizer, LlamaCompletionRequest r, int index, PromptState s, string text, int[] tokens,
-                                     IReadOnlyList<TokenLogProbs>? logprobs, (int Total, int Cache, double Ms)? progress, long start)
+                                     IReadOnlyList<TokenLogProbs>? logprobs, PromptProgress? progress, long start)
     {
         w.WriteStartObject();
         w.WriteNumber("index", index);
@@ -250,15 +259,7 @@ internal static class LlamaCompletionEndpoints
             LlamaCompletionJson.WriteTimings(w, s.Choice.CachedTokens, r.Prompts[index].Length - s.Choice.CachedTokens, promptMs,
                                              s.Choice.CompletionTokens, predictedMs);
         }
-        if (progress is { } p)
-        {
-            w.WriteStartObject("prompt_progress");
-            w.WriteNumber("total", p.Total);
-            w.WriteNumber("cache", p.Cache);
-            w.WriteNumber("processed", p.Total);
-            w.WriteNumber("time_ms", Math.Round(p.Ms, 3));
-            w.WriteEndObject();
-        }
+        if (progress is { } p) GenerationEndpoints.WriteProgress(w, p);
         if (logprobs is { Count: > 0 } && r.NProbs > 0)
             LlamaCompletionJson.WriteProbabilities(w, tokenizer, logprobs, r.NProbs, r.PostSamplingProbs);
         w.WriteEndObject();
@@ -297,7 +298,9 @@ internal static class LlamaCompletionEndpoints
         LlamaCompletionJson.WriteGenerationSettings(w, r);
         w.WriteString("prompt", tokenizer.Decode(r.Prompts[index], renderSpecial: true));
         w.WriteBoolean("has_new_line", content.Contains('\n'));
-        w.WriteBoolean("truncated", false);
+        // llama-server's truncated: the context filled up before the answer ended, or was shifted to go on (prompts are
+        // never truncated here)
+        w.WriteBoolean("truncated", s.ContextShifted || (c.Finish == FinishReason.Length && prompt + c.CompletionTokens >= host.Engine!.MaxModelLen));
         w.WriteString("stop_type", stopType);
         w.WriteString("stopping_word", stoppingWord);
         w.WriteNumber("tokens_cached", prompt + c.CompletionTokens);

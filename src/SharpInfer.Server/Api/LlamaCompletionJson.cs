@@ -123,7 +123,9 @@ internal static class LlamaCompletionJson
             foreach (var (id, bias) in s.LogitBias)
             {
                 w.WriteStartObject();
-                w.WriteNumber("bias", bias);
+                // ignore_eos's bans are llama-server's -inf, which JSON writes as null
+                if (r.EogBans.Contains(id)) w.WriteNull("bias");
+                else w.WriteNumber("bias", bias);
                 w.WriteNumber("token", id);
                 w.WriteEndObject();
             }

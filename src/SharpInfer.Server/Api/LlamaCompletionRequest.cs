@@ -31,6 +31,8 @@ internal sealed class LlamaCompletionRequest
     public IReadOnlyList<string>? ResponseFields { get; init; }
     public required IReadOnlyList<string> Samplers { get; init; }
     public int NKeep { get; init; }
+    /// <summary>The end-of-generation tokens <c>ignore_eos</c> banned (reported with a -inf bias, as llama-server).</summary>
+    public int[] EogBans { get; init; } = [];
 
     public static readonly string[] DefaultSamplers = ["penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"];
 
@@ -63,6 +65,16 @@ internal sealed class LlamaCompletionRequest
         if (temperature < 0) temperature = 0;   // llama.cpp: a negative temperature is greedy
         var seed = b.Long("seed") is { } s && s >= 0 && s != RandomSeed ? (ulong)s : host.Options.DefaultSeed;
         var constraint = StructuredOutput.Read(b, tokenizer, vocab);
+        bool ignoreEos = b.Bool("ignore_eos") ?? false;
+        var logitBias = LogitBias(b, tokenizer, vocab);
+        // llama-server's ignore_eos bans the end-of-generation tokens (a -inf bias on each, which outweighs any bias the
+        // request gives them), so they are never sampled; the engine's strongest bias, -100, does the same here
+        int[] eogBans = ignoreEos ? [.. engine.Model.Vocabulary.EndOfGenerationIds] : [];
+        if (eogBans.Length > 0)
+        {
+            logitBias ??= new Dictionary<int, float>();
+            foreach (var id in eogBans) logitBias[id] = -100f;
+        }
         var sampling = new SamplingParams
         {
             Temperature = Uses("temperature") || temperature == 0 ? temperature : 1.0f,
@@ -77,8 +89,8 @@ internal sealed class LlamaCompletionRequest
             LlamaCppChain = true,   // llama-server's own chain and RNG: the same seed gives llama-server's text
             MaxTokens = int.MaxValue,
             Stop = b.StringOrList("stop"),
-            LogitBias = LogitBias(b, tokenizer, vocab),
-            IgnoreEos = b.Bool("ignore_eos") ?? false,
+            LogitBias = logitBias,
+            IgnoreEos = ignoreEos,
             Logprobs = nProbs > 0 ? nProbs : null,
             LogitsProcessor = constraint,
         };
@@ -120,6 +132,7 @@ internal sealed class LlamaCompletionRequest
                 Logprobs = sampling.Logprobs,
                 // cache_prompt false: a salt of its own keeps this request from reusing (or seeding) cached prefixes
                 CacheSalt = cachePrompt ? null : "no-cache-" + Guid.NewGuid().ToString("N"),
+                ReturnProgress = (b.Bool("stream") ?? false) && (b.Bool("return_progress") ?? false),
             },
             NPredict = (int)nPredict,
             NProbs = nProbs,
@@ -132,6 +145,7 @@ internal sealed class LlamaCompletionRequest
             ResponseFields = fields,
             Samplers = samplers,
             NKeep = b.Int("n_keep") ?? 0,
+            EogBans = eogBans,
         };
     }
 

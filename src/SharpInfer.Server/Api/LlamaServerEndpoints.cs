@@ -22,6 +22,12 @@ internal static class LlamaServerEndpoints
         app.MapPost("/infill", ctx => LlamaCompletionEndpoints.InfillAsync(ctx, host, log));
         app.MapPost("/apply-template", ctx => ApplyTemplateAsync(ctx, host));
         app.MapGet("/props", ctx => PropsAsync(ctx, host));
+        host.RenderSleepingProps = () =>
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer, ResponseJson.WriterOptions)) WriteProps(w, host, host.Engine!, sleeping: true);
+            return buffer.WrittenSpan.ToArray();
+        };
         app.MapPost("/props", _ => throw LlamaServerErrors.NotSupported("This server does not support changing global properties."));
         app.MapGet("/slots", ctx => SlotsAsync(ctx, host));
         app.MapPost("/slots/{id}", ctx => SlotActionAsync(ctx, host, (string)ctx.Request.RouteValues["id"]!));
@@ -59,12 +65,23 @@ internal static class LlamaServerEndpoints
         }).ConfigureAwait(false);
     }
 
-    private static Task PropsAsync(HttpContext ctx, ModelHost host)
+    /// <summary><c>GET /props</c>; asleep, the answer rendered when the server went to sleep (without waking it).</summary>
+    private static async Task PropsAsync(HttpContext ctx, ModelHost host)
     {
+        if (host.IsSleeping && host.SleepingProps is { } asleep)
+        {
+            ctx.Response.ContentType = "application/json";
+            await ctx.Response.Body.WriteAsync(asleep, ctx.RequestAborted).ConfigureAwait(false);
+            return;
+        }
         var engine = host.RequireEngine();
+        await JsonResponse.WriteAsync(ctx, w => WriteProps(w, host, engine, sleeping: false)).ConfigureAwait(false);
+    }
+
+    private static void WriteProps(System.Text.Json.Utf8JsonWriter w, ModelHost host, LlmEngine engine, bool sleeping)
+    {
         var defaults = DefaultSettings(host);
         var formatter = host.Prompts!.Formatter;
-        return JsonResponse.WriteAsync(ctx, w =>
         {
             w.WriteStartObject();
             w.WriteStartObject("default_generation_settings");
@@ -85,10 +102,10 @@ internal static class LlamaServerEndpoints
             w.WriteString("chat_template", formatter.Template.Source);
             w.WriteString("bos_token", formatter.BosToken ?? "");
             w.WriteString("eos_token", formatter.EosToken ?? "");
-            w.WriteString("build_info", "sharpinfer " + typeof(LlamaServerEndpoints).Assembly.GetName().Version);
-            w.WriteBoolean("is_sleeping", false);
+            w.WriteString("build_info", ResponseMeta.Fingerprint);
+            w.WriteBoolean("is_sleeping", sleeping);
             w.WriteEndObject();
-        });
+        }
     }
 
     /// <summary>The settings a /completion with an empty body would run with (for /props and /slots).</summary>

@@ -39,12 +39,24 @@ internal static class LlamaServerErrors
         w.WriteStartObject();
         w.WriteStartObject("error");
         w.WriteNumber("code", e.Status);
-        w.WriteString("message", e.Message);
+        w.WriteString("message", Message(e));
         w.WriteString("type", Type(e));
         if (e.Param != null) w.WriteString("param", e.Param);
+        if (e.ContextExceeded is { } ctx)
+        {
+            if (ctx.PromptTokens is { } n) w.WriteNumber("n_prompt_tokens", n);
+            w.WriteNumber("n_ctx", ctx.ContextSize);
+        }
         w.WriteEndObject();
         w.WriteEndObject();
     }
+
+    /// <summary>The message, in llama-server's words for a prompt longer than the context (its clients match them).</summary>
+    private static string Message(ApiException e) => e.ContextExceeded is { } ctx
+        ? ctx.PromptTokens is { } n
+            ? $"request ({n} tokens) exceeds the available context size ({ctx.ContextSize} tokens), try increasing it"
+            : $"request exceeds the available context size ({ctx.ContextSize} tokens), try increasing it: {e.Message}"
+        : e.Message;
 
     /// <summary>llama-server's answer on a route whose feature is off (<c>/tools</c> without <c>--tools</c>,
     /// <c>/cors-proxy</c> without <c>--ui-mcp-proxy</c>).</summary>

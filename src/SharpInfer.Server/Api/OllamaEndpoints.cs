@@ -12,7 +12,7 @@ namespace SharpInfer.Server.Api;
 /// Ollama's API on the one engine: <c>POST /api/chat</c> and <c>POST /api/generate</c> (translated onto the chat path
 /// by <see cref="OllamaRequest"/>, answered by <see cref="OllamaOutput"/>), <c>/api/embed</c> and <c>/api/embeddings</c>
 /// (<see cref="OllamaEmbed"/>), <c>/api/tags</c>, <c>/api/show</c>, <c>/api/ps</c>, <c>/api/version</c>
-/// (<see cref="OllamaModelInfo"/>), and <c>GET</c>/<c>HEAD /</c>. Errors take Ollama's shape (<see cref="OllamaErrors"/>).
+/// (<see cref="OllamaModelInfo"/>); <c>GET</c>/<c>HEAD /</c> on the Ollama port (<see cref="WebUiEndpoints"/>). Errors take Ollama's shape (<see cref="OllamaErrors"/>).
 /// </summary>
 internal static class OllamaEndpoints
 {
@@ -26,12 +26,7 @@ internal static class OllamaEndpoints
         app.MapPost("/api/show", ctx => OllamaModelInfo.ShowAsync(ctx, host));
         app.MapGet("/api/ps", ctx => OllamaModelInfo.PsAsync(ctx, host));
         app.MapGet("/api/version", ctx => OllamaModelInfo.VersionAsync(ctx));
-        // Ollama's liveness check (clients probe it before anything else)
-        app.MapMethods("/", ["GET", "HEAD"], ctx =>
-        {
-            ctx.Response.ContentType = "text/plain; charset=utf-8";
-            return HttpMethods.IsHead(ctx.Request.Method) ? Task.CompletedTask : ctx.Response.WriteAsync("Ollama is running", ctx.RequestAborted);
-        });
+        // Ollama's liveness check at GET / is answered by WebUiEndpoints on the --ollama-port listener
     }
 
     /// <summary>Whether <paramref name="name"/> names the served model: its id, with or without Ollama's default tag.</summary>

@@ -21,7 +21,7 @@ internal static class ResponsesEndpoints
         var turn = TranslatedRequest.Renaming(() => ChatTurn.Prepare(request.Chat, host, "resp_"), "input", ResponsesRequest.Names);
         var aborted = ctx.RequestAborted;
         var sse = request.Stream ? new SseWriter(ctx) : null;
-        var output = new ResponsesOutput(request, turn.Meta.Id, host.ModelId, sse, aborted) { PromptTokens = turn.PromptTokens };
+        var output = new ResponsesOutput(request, turn.Meta.Id, host.ModelId, sse, aborted) { PromptTokens = turn.PromptTokens, Turn = turn };
         if (sse is null)
         {
             ChatTurn.Result result;
@@ -43,7 +43,7 @@ internal static class ResponsesEndpoints
             {
                 await ctx.Response.StartAsync(aborted).ConfigureAwait(false);
                 await output.StartAsync().ConfigureAwait(false);
-            }).ConfigureAwait(false);
+            }, onProgress: output.ProgressAsync).ConfigureAwait(false);
             await CompleteAsync(output, result, request, store, engine).ConfigureAwait(false);
         }
         catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)

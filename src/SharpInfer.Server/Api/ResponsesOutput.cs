@@ -37,6 +37,28 @@ internal sealed class ResponsesOutput(ResponsesRequest request, string id, strin
 
     private static string NewId(string prefix) => prefix + Guid.NewGuid().ToString("N");
 
+    /// <summary>The turn being run (for <c>timings_per_token</c>'s counts).</summary>
+    public ChatTurn? Turn { get; init; }
+    private readonly long _start = System.Diagnostics.Stopwatch.GetTimestamp();
+    private long _firstText;
+
+    /// <summary>llama-server's <c>return_progress</c>: a <c>response.in_progress</c> event with <c>prompt_progress</c>.</summary>
+    public ValueTask ProgressAsync(PromptProgress progress) => EmitAsync("response.in_progress", w =>
+    {
+        WriteResponse(w, "response");
+        GenerationEndpoints.WriteProgress(w, progress);
+    });
+
+    /// <summary><c>timings_per_token</c>: llama-server's timings so far, measured from the request's arrival (the
+    /// prompt's time runs to the first piece of text).</summary>
+    private void WriteTimingsSoFar(Utf8JsonWriter w)
+    {
+        var (cached, generated) = Turn?.Progress ?? (0, 0);
+        if (_firstText == 0) _firstText = System.Diagnostics.Stopwatch.GetTimestamp();
+        LlamaCompletionJson.WriteTimings(w, cached, PromptTokens - cached, System.Diagnostics.Stopwatch.GetElapsedTime(_start, _firstText).TotalMilliseconds,
+                                         generated, System.Diagnostics.Stopwatch.GetElapsedTime(_firstText).TotalMilliseconds);
+    }
+
     /// <summary><c>response.created</c> and <c>response.in_progress</c>.</summary>
     public async ValueTask StartAsync()
     {
@@ -65,6 +87,7 @@ internal sealed class ResponsesOutput(ResponsesRequest request, string id, strin
                     w.WriteNumber("content_index", 0);
                     w.WriteString("delta", e.Text);
                     if (type == "message") EmptyArray(w, "logprobs");
+                    if (request.TimingsPerToken) WriteTimingsSoFar(w);
                 }).ConfigureAwait(false);
                 break;
             default:
@@ -96,7 +119,12 @@ internal sealed class ResponsesOutput(ResponsesRequest request, string id, strin
     {
         await CloseOpenAsync().ConfigureAwait(false);
         Result = result;
-        await EmitAsync(Status == "incomplete" ? "response.incomplete" : "response.completed", w => WriteResponse(w, "response")).ConfigureAwait(false);
+        // with llama-server's timings beside the response, as its final event carries them
+        await EmitAsync(Status == "incomplete" ? "response.incomplete" : "response.completed", w =>
+        {
+            WriteResponse(w, "response");
+            TimingsJson.Write(w, [result.Timings], speculative: false);
+        }).ConfigureAwait(false);
     }
 
     /// <summary>The <c>error</c> event of a stream that failed after it started.</summary>

@@ -22,6 +22,8 @@ internal sealed class ResponsesRequest
     public string? PreviousResponseId { get; init; }
     public bool Store { get; init; }
     public bool Stream { get; init; }
+    /// <summary>llama-server's <c>timings_per_token</c>: streamed text deltas carry the timings so far.</summary>
+    public bool TimingsPerToken { get; init; }
     public required JsonBody Body { get; init; }
 
     /// <summary>Chat-completions names → Responses names, for errors raised by the shared chat path.</summary>
@@ -76,7 +78,8 @@ internal sealed class ResponsesRequest
         CopyField(b, "model", chat);
         CopyField(b, "max_output_tokens", chat, "max_tokens");
         // beyond the Responses API, as extensions: top_k, min_p, seed, grammar (llama.cpp), ignore_eos, chat_template_kwargs, reasoning_format
-        foreach (var f in new[] { "temperature", "top_p", "top_k", "min_p", "seed", "grammar", "ignore_eos", "stream", "parallel_tool_calls", "user", "chat_template_kwargs", "reasoning_format" })
+        // llama-server's return_progress as well
+        foreach (var f in new[] { "temperature", "top_p", "top_k", "min_p", "seed", "grammar", "ignore_eos", "stream", "parallel_tool_calls", "user", "chat_template_kwargs", "reasoning_format", "return_progress" })
             CopyField(b, f, chat);
         if (b.Array("tools") is { } tools) chat["tools"] = Tools(tools);
         if (b["tool_choice"] is { } choice) chat["tool_choice"] = ToolChoice(choice);
@@ -89,6 +92,7 @@ internal sealed class ResponsesRequest
             PreviousResponseId = previous,
             Store = b.Bool("store") ?? true,
             Stream = b.Bool("stream") ?? false,
+            TimingsPerToken = b.Bool("timings_per_token") ?? false,
             Body = b,
         };
     }

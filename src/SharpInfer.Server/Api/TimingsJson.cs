@@ -37,9 +37,14 @@ internal static class TimingsJson
         w.WriteNumber("cache_n", cacheN);
         w.WriteNumber("prompt_n", promptN);
         w.WriteNumber("prompt_ms", Math.Round(promptMs, 3));
+        // llama-server's rates: per computed prompt token, and prompt tokens per second of the prompt's computation
+        w.WriteNumber("prompt_per_token_ms", promptN > 0 ? Math.Round(promptMs / promptN, 3) : 0);
+        w.WriteNumber("prompt_per_second", promptMs > 0 ? Math.Round(promptN * 1000.0 / promptMs, 3) : 0);
         w.WriteNumber("predicted_n", predictedN);
         w.WriteNumber("predicted_ms", Math.Round(predictedMs, 3));
-        w.WriteNumber("predicted_per_second", rated > 0 ? Math.Round(perSecond / rated, 3) : 0);
+        double tokensPerSecond = rated > 0 ? perSecond / rated : 0;
+        w.WriteNumber("predicted_per_token_ms", tokensPerSecond > 0 ? Math.Round(1000.0 / tokensPerSecond, 3) : 0);
+        w.WriteNumber("predicted_per_second", Math.Round(tokensPerSecond, 3));
         if (speculative)
         {
             w.WriteNumber("draft_n", draftN);

@@ -30,6 +30,16 @@ public sealed record EngineRequest
     /// tokens render as nothing. Null: none.</summary>
     public int[]? PreservedTokens { get; init; }
 
+    /// <summary>Report the prompt's computation as it goes (llama-server's <c>return_progress</c>): an output with
+    /// <see cref="RequestOutput.Progress"/> when the request is first scheduled and after each prompt chunk the engine
+    /// computes, before the first token. Off: no such outputs.</summary>
+    public bool ReportPromptProgress { get; init; }
+
+    /// <summary>Context shift (llama-server's <c>--context-shift</c>): when the sequence fills the context before
+    /// <see cref="SamplingParams.MaxTokens"/>, keep its first this-many tokens, drop half of the rest and go on (the
+    /// sequence is computed again). Null: no shift, the context's end ends the answer (<see cref="FinishReason.Length"/>).</summary>
+    public int? ContextShiftKeep { get; init; }
+
     /// <summary>A pooling request for <paramref name="prompt"/>.</summary>
     public static EngineRequest ForPooling(int[] prompt, PoolingParams? pooling = null, string? requestId = null, int priority = 0) => new()
     {
@@ -66,8 +76,18 @@ public sealed record RequestOutput
     public string? Error { get; init; }
     /// <summary>A pooling request's result, on its final output.</summary>
     public PoolingOutput? Pooling { get; init; }
+    /// <summary>On the final output: the context was shifted at least once (tokens were dropped from the sequence).</summary>
+    public bool ContextShifted { get; init; }
+    /// <summary>Set on the outputs that report the prompt's progress (<see cref="EngineRequest.ReportPromptProgress"/>);
+    /// they carry no tokens and no text.</summary>
+    public PromptProgress? Progress { get; init; }
     public bool IsFinal => Finish != null;
 }
+
+/// <summary>How far a request's prompt is computed: of <see cref="Total"/> prompt tokens, <see cref="Cached"/> came
+/// from the prefix cache and <see cref="Processed"/> (cached ones included) have keys and values; <see cref="Milliseconds"/>
+/// since the request was first scheduled (llama-server's prompt_progress).</summary>
+public sealed record PromptProgress(int Total, int Cached, int Processed, double Milliseconds);
 
 /// <summary>Per-request latencies in seconds (vLLM's request metrics).</summary>
 public sealed record RequestTimings

@@ -44,6 +44,10 @@ public sealed class LlmEngine : IDisposable
         public string? ResponseId;
         /// <summary>gen_ai.operation.name of its span and metrics.</summary>
         public string Operation = "";
+        /// <summary>Send <see cref="RequestOutput.Progress"/> outputs while the prompt is computed.</summary>
+        public bool ReportsProgress;
+        /// <summary>Tokens a context shift keeps at the start; -1 = no context shift.</summary>
+        public int ShiftKeep = -1;
         public Request(long id, ReadOnlySpan<int> prompt, int maxLength, int priority) : base(id, prompt, maxLength, priority, id) { }
     }
 
@@ -180,7 +184,9 @@ public sealed class LlmEngine : IDisposable
         var pooler = request.Pooling != null ? NewPooler(request.Pooling, prompt.Length) : null;
         // a pooling request needs no room after its prompt: nothing is generated
         if (pooler != null ? prompt.Length > limit : prompt.Length >= limit) throw new ContextLengthExceededException(prompt.Length, limit);
-        int maxLength = pooler != null ? prompt.Length : (int)Math.Min((long)prompt.Length + p.MaxTokens, limit);
+        bool shifts = request.ContextShiftKeep != null && pooler == null;
+        // a shifting request may generate past the context: its sequence is bounded by the context, its output by max tokens
+        int maxLength = pooler != null ? prompt.Length : shifts ? limit : (int)Math.Min((long)prompt.Length + p.MaxTokens, limit);
         var decode = pooler == null ? DetokenizerOptions(request.PreservedTokens) : null;
         // Admission control: MaxNumSeqs requests can run and MaxQueuedRequests more can wait; beyond that the
         // request is refused at once (the HTTP layer answers 429) instead of queueing without bound.
@@ -206,6 +212,9 @@ public sealed class LlmEngine : IDisposable
             Draft = _spec != null && pooler == null ? new int[_spec.NumSpeculativeTokens] : null,
             DraftLimit = _spec?.NumSpeculativeTokens ?? 0,
             ResponseId = request.ResponseId,
+            ReportsProgress = request.ReportPromptProgress && pooler == null,
+            // llama-server keeps at least 4 tokens of room after the kept ones
+            ShiftKeep = shifts ? Math.Clamp(request.ContextShiftKeep!.Value, 0, Math.Max(0, limit - 4)) : -1,
         };
         // after validation and admission: a refused request has no span (the caller's own span records the refusal)
         r.Operation = request.Operation ?? DefaultOperation(pooler);
@@ -410,6 +419,8 @@ public sealed class LlmEngine : IDisposable
             {
                 r.FirstScheduled = t0;
                 Metrics.QueueTime.Record(Seconds(r.Arrival, t0));
+                // the start of the prompt's computation: what the prefix cache served is already done
+                if (r.ReportsProgress) SendProgress(r, c.Start, t0);
             }
             int seq = _batch.AddSequence(r.Tables);
             var tokens = r.Tokens;
@@ -430,6 +441,7 @@ public sealed class LlmEngine : IDisposable
 
         int row = 0, hiddenRow = 0;
         int V = _model.Config.VocabSize;
+        long t1Progress = Stopwatch.GetTimestamp();
         // iterate over a copy of the plan: finishing a request changes the scheduler's lists, not this one
         for (int i = 0; i < chunks.Count; i++)
         {
@@ -441,6 +453,8 @@ public sealed class LlmEngine : IDisposable
                 _promptTokens += r.PromptLength;
                 Metrics.PromptTokens.Add(r.PromptLength);
             }
+            // each prompt chunk computed, the last one included, before its first token is sampled
+            if (r.ReportsProgress && r.FirstToken == 0) SendProgress(r, c.Start + c.Count - c.Drafts, t1Progress);
             if (r.Pooler != null)
             {
                 // the chunk's hidden states are in token order, as the batch listed them
@@ -480,6 +494,12 @@ public sealed class LlmEngine : IDisposable
             if (r.Status == SequenceStatus.Finished) continue;
             _scheduler.CommitDrafts(r, accepted);
             r.DraftLimit = AdaptiveDraftLimit.Next(r.DraftLimit, c.Drafts, accepted, _spec!.NumSpeculativeTokens);
+        }
+        // context shifts, after every sequence of the step was sampled and its proposals committed
+        for (int i = 0; i < chunks.Count; i++)
+        {
+            var r = (Request)chunks[i].Sequence;
+            if (r.ShiftKeep >= 0 && r.Status != SequenceStatus.Finished && r.Length >= r.MaxLength) ShiftContext(r);
         }
         long t1 = Stopwatch.GetTimestamp();
         double dt = Seconds(t0, t1);
@@ -580,7 +600,7 @@ public sealed class LlmEngine : IDisposable
         _emit.Clear();
         bool stopped = r.Stops.Push(r.Detokenizer.Push(token), _emit);
         FinishReason? finish = stopped ? FinishReason.Stop
-            : r.OutputLength >= p.MaxTokens || r.Length >= r.MaxLength ? FinishReason.Length : null;
+            : r.OutputLength >= p.MaxTokens || (r.Length >= r.MaxLength && r.ShiftKeep < 0) ? FinishReason.Length : null;
         if (finish == FinishReason.Length)
         {
             r.Stops.Push(r.Detokenizer.Flush(), _emit);
@@ -599,6 +619,35 @@ public sealed class LlmEngine : IDisposable
         if (finish != null) Finish(r, finish.Value, output);
         else r.Channel.Writer.TryWrite(output);
         return finish != null;
+    }
+
+    /// <summary>llama-server's context shift: the sequence filled the context, so it keeps its first
+    /// <see cref="Request.ShiftKeep"/> tokens, drops half of the rest and is computed again (the prefix cache serves the
+    /// kept blocks). llama.cpp instead moves the cached keys to their new positions; recomputing gives the keys and values
+    /// the shifted sequence would have had from the start.</summary>
+    private void ShiftContext(Request r)
+    {
+        int left = r.Length - r.ShiftKeep;
+        int discard = Math.Clamp(left / 2, 0, Math.Max(0, left - 1));
+        if (discard == 0) return;
+        _proposer?.Forget(r);
+        r.Discard(r.ShiftKeep, discard);
+        _scheduler.Restart(r);
+    }
+
+    /// <summary>A <see cref="RequestOutput.Progress"/> output: <paramref name="processed"/> prompt tokens have keys and
+    /// values (only for requests that asked, so the per-token path allocates nothing for the others).</summary>
+    private void SendProgress(Request r, int processed, long now)
+    {
+        r.Channel.Writer.TryWrite(new RequestOutput
+        {
+            RequestId = r.RequestId,
+            TokenIds = [],
+            Text = "",
+            PromptTokens = r.PromptLength,
+            CachedPromptTokens = r.CachedPromptTokens,
+            Progress = new PromptProgress(r.PromptLength, r.CachedPromptTokens, Math.Min(processed, r.PromptLength), Seconds(r.FirstScheduled, now) * 1000),
+        });
     }
 
     /// <summary>A pooling request whose whole prompt has run: its result is its final output.</summary>
@@ -656,7 +705,7 @@ public sealed class LlmEngine : IDisposable
             CompletionTokens = r.OutputLength,
             CachedPromptTokens = r.CachedPromptTokens,
         }) with
-        { Finish = reason, Timings = timings, Error = error?.Message };
+        { Finish = reason, Timings = timings, Error = error?.Message, ContextShifted = r.Discarded > 0 };
         r.Channel.Writer.TryWrite(final);
         r.Channel.Writer.TryComplete();
         r.Cancellation.Dispose();

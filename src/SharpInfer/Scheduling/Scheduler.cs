@@ -78,6 +78,17 @@ public sealed class Scheduler
         s.Status = SequenceStatus.Finished;
     }
 
+    /// <summary>A running sequence whose tokens changed (a context shift): its blocks are freed and it goes back to the
+    /// front of the waiting queue, to be computed again from its first token (the prefix cache serves what it can).</summary>
+    public void Restart(Sequence s)
+    {
+        if (!_running.Remove(s)) return;
+        s.DraftCount = 0;
+        _blocks.Free(s);
+        s.ComputedTokens = 0;
+        Add(s);
+    }
+
     public bool HasWork => _running.Count > 0 || _waiting.Count > 0;
 
     /// <summary>Plans one step. The returned list is reused by the next call.</summary>

@@ -68,7 +68,10 @@ public class Sequence
     }
 
     public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, Length);
-    public int OutputLength => Length - PromptLength;
+    /// <summary>Tokens dropped from the sequence by context shifts (<see cref="Discard"/>).</summary>
+    public int Discarded { get; private set; }
+    /// <summary>Tokens generated so far (those a context shift dropped included).</summary>
+    public int OutputLength => Length + Discarded - PromptLength;
     /// <summary>Tokens still to run through the model before the next one can be sampled.</summary>
     public int PendingTokens => Length - ComputedTokens;
     public bool IsPrefilling => PendingTokens > 1;
@@ -85,6 +88,18 @@ public class Sequence
             _blockHashes.Add(BlockHash.Of(parent, _tokens.AsSpan(i * blockSize, blockSize)));
         }
         return _blockHashes[index];
+    }
+
+    /// <summary>Context shift (llama.cpp's): drops <paramref name="count"/> tokens after the first <paramref name="keep"/>,
+    /// moving the rest down. The keys and values of the moved tokens no longer match their positions, so the caller
+    /// frees the sequence's blocks and it is computed again; the hashes of its blocks are recomputed for the new content.</summary>
+    public void Discard(int keep, int count)
+    {
+        if (keep < 0 || count < 0 || keep + count > Length) throw new ArgumentOutOfRangeException(nameof(count));
+        Array.Copy(_tokens, keep + count, _tokens, keep, Length - keep - count);
+        Length -= count;
+        Discarded += count;
+        _blockHashes.Clear();
     }
 
     /// <summary>Gives the sequence one table per KV-cache group; only while it holds no block.</summary>

@@ -397,8 +397,9 @@ public class OllamaApiTests
         Assert.Equal(s.Engine.MaxModelLen, Assert.Single(ps["models"]!.AsArray())!["context_length"]!.GetValue<int>());
         Assert.Matches(@"^\d+\.\d+\.\d+$", (await GetJsonAsync(s, "api/version"))["version"]!.GetValue<string>());
 
+        // GET / on the main port is the web page (llama-server's); Ollama's "Ollama is running" answers on --ollama-port
         var root = await s.Http.GetStringAsync("/", TestContext.Current.CancellationToken);
-        Assert.Equal("Ollama is running", root);
+        Assert.StartsWith("<!doctype html>", root);
         using var head = await s.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/"), TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.OK, head.StatusCode);
     }
@@ -536,9 +537,9 @@ public class OllamaApiTests
             Assert.Equal(HttpStatusCode.MethodNotAllowed, res.StatusCode);
             Assert.IsType<JsonValue>(JsonNode.Parse(await res.Content.ReadAsStringAsync(TestContext.Current.CancellationToken))!["error"], exactMatch: false);
         }
-        // "Ollama is running" stays open, as Ollama's own liveness check
+        // GET / stays open (the web page on the main port; Ollama's liveness answer on --ollama-port)
         s.Http.DefaultRequestHeaders.Authorization = null;
-        Assert.Equal("Ollama is running", await s.Http.GetStringAsync("/", TestContext.Current.CancellationToken));
+        Assert.StartsWith("<!doctype html>", await s.Http.GetStringAsync("/", TestContext.Current.CancellationToken));
     }
 
     [Fact]
@@ -560,6 +561,8 @@ public class OllamaApiTests
         Assert.Equal(2, urls.Length);
         using var http = new HttpClient { BaseAddress = new Uri(urls[1] + "/") };
         Assert.Equal("Ollama is running", await http.GetStringAsync("/", TestContext.Current.CancellationToken));
+        // the main port's / is the web page
+        Assert.StartsWith("<!doctype html>", await s.Http.GetStringAsync("/", TestContext.Current.CancellationToken));
         using var res = await http.PostAsync("api/generate", new StringContent(
             new JsonObject { ["model"] = s.ModelId, ["prompt"] = "Once", ["raw"] = true, ["stream"] = false, ["options"] = Greedy(3) }.ToJsonString(),
             Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);

@@ -189,6 +189,9 @@ public sealed class JsonSchemaToGbnf
 
     private string Array(JsonObject s, string hint)
     {
+        // draft-04's tuple form, "items": [schemas]: exactly those items in order (llama.cpp's converter reads it so)
+        if (s["items"] is JsonArray tuple)
+            return $"\"[\" ws {string.Join(" \",\" ws ", tuple.Select((t, i) => Visit(t, $"{hint}-tuple-{i}")))} \"]\" ws";
         var prefix = (s["prefixItems"] as JsonArray)?.Select((p, i) => Visit(p, $"{hint}-{i}")).ToList() ?? [];
         int min = s["minItems"]?.GetValue<int>() ?? 0;
         int? max = s["maxItems"]?.GetValue<int>();
