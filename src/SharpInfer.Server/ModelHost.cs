@@ -6,7 +6,7 @@ using SharpInfer.Server.Metrics;
 
 namespace SharpInfer.Server;
 
-public enum ServerState { Loading, Ready, Failed, Stopping, Stopped }
+internal enum ServerState { Loading, Ready, Failed, Stopping, Stopped }
 
 /// <summary>
 /// The served model and its engine, and the server's lifecycle: <see cref="ServerState.Loading"/> (the model loads
@@ -14,7 +14,7 @@ public enum ServerState { Loading, Ready, Failed, Stopping, Stopped }
 /// <see cref="ServerState.Stopping"/> (graceful shutdown: new requests get 503 while in-flight ones finish, up to
 /// the shutdown timeout, after which the engine aborts them) and <see cref="ServerState.Stopped"/>.
 /// </summary>
-public sealed class ModelHost : IAsyncDisposable
+internal sealed class ModelHost : IAsyncDisposable
 {
     private readonly ServerOptions _options;
     private readonly ILogger _log;

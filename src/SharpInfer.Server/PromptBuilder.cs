@@ -10,7 +10,7 @@ namespace SharpInfer.Server;
 /// unless the rendered prompt already starts with it, message validation naming the field); completion prompts
 /// are tokenized as llama-server does (BOS/EOS per the vocabulary, special tokens parsed).
 /// </summary>
-public sealed class PromptBuilder(Model model, string? chatTemplate = null)
+internal sealed class PromptBuilder(Model model, string? chatTemplate = null)
 {
     private readonly ChatFormatter _formatter = ChatFormatter.ForModel(model, chatTemplate);
 

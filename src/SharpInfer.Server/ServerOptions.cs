@@ -50,9 +50,9 @@ public sealed record ServerOptions
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
     /// after the server starts listening; until it returns, requests get 503.</summary>
-    public Func<CancellationToken, Task<Model>>? ModelLoader { get; init; }
+    internal Func<CancellationToken, Task<Model>>? ModelLoader { get; init; }
     /// <summary>Dispose the model when the server stops (false when the caller shares a loaded model).</summary>
-    public bool DisposeModel { get; init; } = true;
+    internal bool DisposeModel { get; init; } = true;
 
     /// <summary>The id of the served model.</summary>
     public string ModelId => ServedModelName is { Length: > 0 } n ? n
@@ -85,7 +85,7 @@ public sealed record ServerOptions
 }
 
 /// <summary>Parses sizes such as <c>2GiB</c>, <c>512MiB</c>, <c>1.5GB</c>, <c>4096</c> (bytes).</summary>
-public static class ByteSize
+internal static class ByteSize
 {
     public static long Parse(string text, string field = "kv_cache_memory")
     {

@@ -33,7 +33,7 @@ public class LlmOptions
     public PoolingType? Pooling { get; set; }
 
     /// <summary>The engine options these settings stand for.</summary>
-    public EngineOptions ToEngineOptions() => new()
+    internal EngineOptions ToEngineOptions() => new()
     {
         Threads = Threads ?? ComputePool.DefaultThreads,
         MaxModelLen = ContextLength,

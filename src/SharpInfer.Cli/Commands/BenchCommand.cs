@@ -13,7 +13,7 @@ namespace SharpInfer.Cli.Commands;
 /// <c>--json</c> the same records llama-bench -o json prints. Subcommands: <c>throughput</c> (offline serving
 /// benchmark) and <c>serve</c> (load generator against an OpenAI-compatible server).
 /// </summary>
-public static class BenchCommand
+internal static class BenchCommand
 {
     public static Command Create()
     {

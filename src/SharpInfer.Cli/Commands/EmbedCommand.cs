@@ -10,7 +10,7 @@ namespace SharpInfer.Cli.Commands;
 /// JSON (llama-embedding's <c>--embd-output-format json</c>), tokenized as llama.cpp does (BOS / EOS per the vocabulary,
 /// special tokens parsed), pooled with <c>--pooling</c> (default: the model's pooling_type, else mean) and
 /// normalized with <c>--embd-normalize</c> (default 2, Euclidean).</summary>
-public static class EmbedCommand
+internal static class EmbedCommand
 {
     public static Command Create(CliIo io)
     {

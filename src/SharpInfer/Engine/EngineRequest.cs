@@ -5,7 +5,7 @@ namespace SharpInfer.Engine;
 
 /// <summary>A generation request for <see cref="LlmEngine"/>: prompt token ids (already templated and tokenized) and
 /// sampling parameters. Lower <see cref="Priority"/> values are served first (vLLM's convention); ties go in arrival order.</summary>
-public sealed record EngineRequest
+internal sealed record EngineRequest
 {
     public required int[] PromptTokens { get; init; }
     public required SamplingParams Sampling { get; init; }
@@ -44,11 +44,11 @@ public sealed record EngineRequest
 }
 
 /// <summary>A token's log-probability and the most likely alternatives at that step (raw-logit log-softmax).</summary>
-public sealed record TokenLogProbs(int TokenId, float LogProb, TokenLogProb[] Top);
+internal sealed record TokenLogProbs(int TokenId, float LogProb, TokenLogProb[] Top);
 
 /// <summary>What a request produced since its previous output: new token ids, the text they complete, their
 /// log-probs when asked for, and, on the last output, the finish reason and timings.</summary>
-public sealed record RequestOutput
+internal sealed record RequestOutput
 {
     public required string RequestId { get; init; }
     public required int[] TokenIds { get; init; }
@@ -70,7 +70,7 @@ public sealed record RequestOutput
 }
 
 /// <summary>Per-request latencies in seconds (vLLM's request metrics).</summary>
-public sealed record RequestTimings
+internal sealed record RequestTimings
 {
     /// <summary>Arrival to first scheduled step.</summary>
     public double QueueTime { get; init; }

@@ -10,7 +10,7 @@ namespace SharpInfer.Engine;
 /// step, and the paged KV cache with its block manager. The engine, the batched benchmark and the test harnesses
 /// build it here, so the cache's size formula and the assembly order live in one place.
 /// </summary>
-public sealed class ModelRunner : IDisposable
+internal sealed class ModelRunner : IDisposable
 {
     public Model Model { get; }
     public ComputePool Pool { get; }

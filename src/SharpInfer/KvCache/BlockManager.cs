@@ -13,7 +13,7 @@ namespace SharpInfer.KvCache;
 /// blocks as they are evicted and is asked for the blocks memory no longer has.</para>
 /// Engine-loop thread only.
 /// </summary>
-public sealed class BlockManager : IDisposable
+internal sealed class BlockManager : IDisposable
 {
     private readonly BlockAllocator _allocator;
     private readonly Dictionary<UInt128, int> _cachedBlocks = [];
@@ -200,7 +200,7 @@ public sealed class BlockManager : IDisposable
 
 /// <summary>A second tier for evicted prefix-cache blocks (see <see cref="DiskBlockStore"/>): content-addressed by
 /// the block's chain hash. Engine-loop thread, except what an implementation does in the background.</summary>
-public interface IKvBlockStore : IDisposable
+internal interface IKvBlockStore : IDisposable
 {
     bool Contains(UInt128 hash);
     /// <summary>Copies a stored block into <paramref name="block"/> of <paramref name="cache"/>; false (and nothing

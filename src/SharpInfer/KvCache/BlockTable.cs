@@ -2,7 +2,7 @@ namespace SharpInfer.KvCache;
 
 /// <summary>The KV blocks of one sequence, in position order: position p is in <c>Blocks[p / blockSize]</c>.
 /// A growable int array so forward batches can reference it without copying.</summary>
-public sealed class BlockTable
+internal sealed class BlockTable
 {
     private int[] _blocks = new int[16];
     public int Count { get; private set; }

@@ -8,7 +8,7 @@ namespace SharpInfer.KvCache;
 /// <c>[block][kvHead][slot][dim]</c>. Allocated once at start-up; blocks are handed out by a
 /// <see cref="BlockAllocator"/>.
 /// </summary>
-public sealed unsafe class PagedKvCache : IKvCache, IDisposable
+internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
 {
     private readonly byte*[] _keys;
     private readonly byte*[] _values;

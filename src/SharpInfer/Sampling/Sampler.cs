@@ -7,7 +7,7 @@ namespace SharpInfer.Sampling;
 /// (llama.cpp applies temperature after the truncations; with temperature 1 the two agree). Seeded: the same
 /// seed and logits give the same tokens. Allocation-free per token.
 /// </summary>
-public sealed partial class Sampler
+internal sealed partial class Sampler
 {
     private readonly SamplingParams _p;
     private readonly int _vocab;

@@ -8,7 +8,7 @@ public enum SchedulingMode { Continuous, Static }
 
 /// <summary>One sequence's share of a step: <see cref="Count"/> tokens starting at its first uncomputed token, the
 /// last <see cref="Drafts"/> of them proposed tokens (speculative decoding) that follow the sequence's last token.</summary>
-public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int Count, int Drafts = 0)
+internal readonly record struct ScheduledChunk(Sequence Sequence, int Start, int Count, int Drafts = 0)
 {
     /// <summary>True when the chunk reaches the sequence's last token, so the step yields its next-token logits (and
     /// one more row per proposed token).</summary>
@@ -24,7 +24,7 @@ public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int C
 /// the front of the waiting queue to be recomputed later (from its cached prefix blocks, if prefix caching is on). Requests are never dropped, and a request admitted only
 /// if it can fit in the whole cache alone, so some sequence always makes progress. Never touches tensors.
 /// </summary>
-public sealed class Scheduler
+internal sealed class Scheduler
 {
     private readonly BlockManager _blocks;
     private readonly List<Sequence> _waiting = [];   // sorted: priority, then arrival
