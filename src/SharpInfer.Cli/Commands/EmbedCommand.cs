@@ -32,7 +32,7 @@ internal static class EmbedCommand
                 Pooling = r.GetValue(pooling) is { } pl ? PoolingTypes.Parse(pl) : null,
             });
             var p = new PoolingParams { Normalize = r.GetValue(normalize), Dimensions = r.GetValue(dimensions) };
-            var results = Task.WhenAll(texts.Select(t => engine.PoolAsync(EngineRequest.ForPooling(m.Tokenizer.Encode(t), p)))).GetAwaiter().GetResult();
+            var results = engine.PoolManyAsync([.. texts.Select(t => m.Tokenizer.Encode(t))], p, engine.Options.MaxNumSeqs).GetAwaiter().GetResult();
             using var buffer = new MemoryStream();
             using var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true });
             w.WriteStartObject();
