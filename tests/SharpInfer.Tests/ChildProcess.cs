@@ -1,9 +1,9 @@
 using System.Diagnostics;
 
-namespace SharpInfer.Tests.Packaging;
+namespace SharpInfer.Tests;
 
-/// <summary>Child processes of the packaging tests (dotnet pack / publish / tool install, the installed tool, the AOT
-/// executable): one way to start them and to run them to their end under a hang guard.</summary>
+/// <summary>Child processes of the tests (dotnet pack / publish / tool install, the installed tool, the AOT executable,
+/// node clients): one way to start them and to run them to their end under a hang guard.</summary>
 internal static class ChildProcess
 {
     /// <summary>Both streams redirected; a child build must not inherit this test host's MSBuild settings, nor leave
@@ -20,9 +20,8 @@ internal static class ChildProcess
         return psi;
     }
 
-    /// <summary>Runs a process to its end (<paramref name="hangGuard"/> kills it) and returns its stdout; a non-zero exit
-    /// fails with both streams.</summary>
-    public static async Task<string> RunAsync(string file, string dir, TimeSpan hangGuard, CancellationToken ct, params string[] args)
+    /// <summary>Runs a process to its end (<paramref name="hangGuard"/> kills it) and returns its exit code and output.</summary>
+    public static async Task<(int Code, string Out, string Err)> RunToExitAsync(string file, string dir, TimeSpan hangGuard, CancellationToken ct, params string[] args)
     {
         using var p = Process.Start(StartInfo(file, dir, args))!;
         var stdout = p.StandardOutput.ReadToEndAsync(ct);
@@ -38,9 +37,15 @@ internal static class ChildProcess
             p.Kill(entireProcessTree: true);
             throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {hangGuard}");
         }
-        string output = await stdout, errors = await stderr;
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {p.ExitCode}\n{output}\n{errors}");
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary><see cref="RunToExitAsync"/> that returns stdout; a non-zero exit fails with both streams.</summary>
+    public static async Task<string> RunAsync(string file, string dir, TimeSpan hangGuard, CancellationToken ct, params string[] args)
+    {
+        var (code, output, errors) = await RunToExitAsync(file, dir, hangGuard, ct, args);
+        if (code != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {code}\n{output}\n{errors}");
         return output;
     }
 }
