@@ -113,8 +113,10 @@ def run_sharpinfer(args, model):
     if "--parallel" in opts:
         out += ["--max-num-seqs", str(parallel)]
     # llama-server answers every origin's CORS requests unless --cors-origins narrows it; serve's CORS is off
-    # unless asked, so the wrapper asks for llama-server's default
-    if "--cors-origins" not in opts and "--cors-origins" in supported:
+    # unless asked, so the wrapper asks for llama-server's default. With server tools or MCP servers both default to
+    # localhost origins only, so then nothing is added.
+    tools_on = any(f in opts for f in ("--tools", "--mcp-servers-json", "--mcp-servers-config"))
+    if "--cors-origins" not in opts and "--cors-origins" in supported and not tools_on:
         out += ["--cors-origins", "*"]
     # llama-server ignores the request's model name (one model served); serve 404s another name unless asked
     if "--any-model-name" in supported:
@@ -130,6 +132,10 @@ def run_sharpinfer(args, model):
         out += [target] if value is None else [target, value]
     if model:
         out += ["--model", model]
+    elif model == "":
+        # no model named: llama-server starts in router mode (models loaded on demand); serve has no router mode,
+        # so it serves the suite's default model and the router-only tests fail on what they check
+        out += ["--model", os.path.join(os.environ["SUITE_MODEL_DIR"], "stories260K.gguf")]
     if dropped:
         print("suite wrapper: flags serve does not take, dropped: " + " ".join(dropped), file=sys.stderr, flush=True)
     print("suite wrapper: " + " ".join(out), file=sys.stderr, flush=True)

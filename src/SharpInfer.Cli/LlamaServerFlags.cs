@@ -18,12 +18,23 @@ internal sealed class LlamaServerFlags
     public readonly Option<string?> ChatTemplate = new("--chat-template") { Description = "A Jinja chat template (its source text) used instead of the model's" };
     public readonly Option<string?> ChatTemplateFile = new("--chat-template-file") { Description = "A file holding the Jinja chat template to use instead of the model's" };
 
+    public readonly Option<string?> Tools = new("--tools")
+    {
+        Description = "DANGER: serve built-in tools on /tools (read_file, file_glob_search, grep_search, exec_shell_command, write_file, edit_file, " +
+                      "get_datetime, get_info; 'all' or a comma-separated list): every client that reaches the server can read and write files and run " +
+                      "shell commands as this user. Only on a trusted machine; with it, CORS defaults to localhost origins. Default: none",
+    };
+    public readonly Option<string?> McpServersConfig = new("--mcp-servers-config") { Description = "DANGER: a JSON file {\"mcpServers\": {NAME: {command, args, env, cwd, timeout_ms}}}: each server is run and its tools served on /tools as NAME_TOOL (clients can run them)" };
+    public readonly Option<string?> McpServersJson = new("--mcp-servers-json") { Description = "DANGER: the --mcp-servers-config JSON inline" };
+    public readonly Option<bool> UiMcpProxy = new("--ui-mcp-proxy", "--webui-mcp-proxy") { Description = "DANGER: serve /cors-proxy?url=URL, which forwards GET/POST to any URL this machine reaches (default: off, 403)" };
+    public readonly Option<bool> Agent = new("--agent", "-ag") { Description = "DANGER: --tools all and --ui-mcp-proxy together" };
+
     /// <summary>Flags that take no value and change nothing here (templates are always Jinja, metrics always on, ...).</summary>
     private static readonly string[] IgnoredSwitches =
     [
         "--metrics", "--jinja", "--no-jinja", "--cont-batching", "--no-cont-batching", "--kv-unified", "--no-kv-unified", "--no-mmap", "--mlock",
         "--no-webui", "--no-ui", "--offline", "--verbose", "--log-disable", "--embedding", "--embeddings", "--reranking", "--rerank",
-        "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf", "--swa-full",
+        "--no-warmup", "--context-shift", "--no-context-shift", "--props", "--check-tensors", "--no-perf",
     ];
 
     /// <summary>Flags that take a value that changes nothing here (GPU offload, physical batch, host RAM cache, ...).</summary>
@@ -43,6 +54,12 @@ internal sealed class LlamaServerFlags
         cmd.Options.Add(NoSlots);
         cmd.Options.Add(ChatTemplate);
         cmd.Options.Add(ChatTemplateFile);
+        cmd.Options.Add(Tools);
+        cmd.Options.Add(McpServersConfig);
+        cmd.Options.Add(McpServersJson);
+        cmd.Options.Add(UiMcpProxy);
+        cmd.Options.Add(Agent);
+        cmd.Options.Add(new Option<bool>("--no-ui-mcp-proxy", "--no-webui-mcp-proxy") { Description = "Do not serve /cors-proxy (the default)", Hidden = true });
         foreach (var name in IgnoredSwitches) cmd.Options.Add(new Option<bool>(name) { Description = "llama-server flag, accepted and ignored", Hidden = true });
         foreach (var names in IgnoredValues)
             cmd.Options.Add(new Option<string?>(names[0], names[1..]) { Description = "llama-server flag, accepted and ignored", Hidden = true });
@@ -59,6 +76,16 @@ internal sealed class LlamaServerFlags
             throw new InvalidRequestException($"--chat-template '{source}': llama.cpp's built-in template names are not supported; pass the Jinja source, or use --chat-template-file", "chat_template");
         return source;
     }
+
+    /// <summary>The built-in tools <c>--tools</c> (or <c>--agent</c>) enables.</summary>
+    public IReadOnlyList<string> ToolNames(ParseResult r)
+    {
+        var names = (r.GetValue(Tools) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+        if (r.GetValue(Agent) && !names.Contains("all")) names.Add("all");
+        return names;
+    }
+
+    public bool CorsProxy(ParseResult r) => r.GetValue(UiMcpProxy) || r.GetValue(Agent);
 
     /// <summary>The default seed: null for none or llama.cpp's -1 (random).</summary>
     public ulong? DefaultSeed(ParseResult r) => r.GetValue(Seed) is { } s && s >= 0 && s != 0xFFFFFFFF ? (ulong)s : null;

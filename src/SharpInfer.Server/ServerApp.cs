@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SharpInfer.Server.Api;
+using SharpInfer.Server.Tools;
 
 namespace SharpInfer.Server;
 
@@ -60,7 +61,7 @@ public static class ServerApp
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILogger<ModelHost>>();
 
-        var cors = CorsPolicy.Create(options.CorsOrigins);
+        var cors = CorsPolicy.Create(options.EffectiveCorsOrigins);
         if (cors is not null) app.Use((ctx, next) => cors.HandleAsync(ctx, next));
         app.Use((ctx, next) => HandleErrors(ctx, next, log));
         app.UseStatusCodePages(ctx => StatusCodePage(ctx.HttpContext));
@@ -78,11 +79,17 @@ public static class ServerApp
         services.AddSingleton<ModelHost>();
         services.AddSingleton<ResponseStore>();
         services.AddHostedService<ModelHostService>();
+        services.AddSingleton(sp =>
+        {
+            var log = sp.GetRequiredService<ILogger<ToolRegistry>>();
+            var mcp = McpManager.LoadConfigs(options.McpServersConfig, options.McpServersJson, m => log.LogWarning("{Message}", m));
+            return ToolRegistry.Create(options.Tools, mcp, log);
+        });
         return services;
     }
 
     /// <summary>Maps the OpenAI-compatible endpoints (/v1/chat/completions, /v1/completions, /v1/responses,
-    /// /v1/messages, /v1/embeddings, /v1/rerank, /v1/models, /health, /metrics, /tokenize, /detokenize, and Ollama's /api/*) into an application that called <see cref="AddSharpInferServer"/>. Each
+    /// /v1/messages, /v1/embeddings, /v1/rerank, /v1/models, /health, /metrics, /tokenize, /detokenize, Ollama's /api/*, and llama-server's /tools and /cors-proxy) into an application that called <see cref="AddSharpInferServer"/>. Each
     /// answers errors with OpenAI error bodies and checks <see cref="ServerOptions.ApiKey"/> itself, without middleware
     /// that would reach the host application's other endpoints. Returns the group, for the host's own conventions.</summary>
     public static RouteGroupBuilder MapSharpInfer(this IEndpointRouteBuilder endpoints)
@@ -119,6 +126,11 @@ public static class ServerApp
         OllamaEndpoints.Map(app, host, log);
         app.MapPost("/responses", ctx => ResponsesEndpoints.CreateAsync(ctx, host, responses, log));
         LlamaServerEndpoints.Map(app, host, log);
+        // resolved here, while the application is built: a bad --tools name or MCP configuration stops the start
+        var tools = services.GetRequiredService<ToolRegistry>();
+        lifetime.ApplicationStopping.Register(() => tools.Mcp?.Shutdown());
+        ToolEndpoints.Map(app, tools, lifetime);
+        CorsProxy.Map(app, host.Options.UiMcpProxy);
         return app;
     }
 

@@ -47,6 +47,20 @@ public sealed record ServerOptions
     public bool SlotsEndpoint { get; init; } = true;
     /// <summary>A Jinja chat template used instead of the model's (<c>--chat-template</c>, <c>--chat-template-file</c>).</summary>
     public string? ChatTemplate { get; init; }
+    /// <summary>llama-server's <c>--tools</c>: built-in tools served on <c>/tools</c> (names, or <c>all</c>). Empty = none
+    /// (the default): they give any client that reaches the server file and shell access.</summary>
+    public IReadOnlyList<string> Tools { get; init; } = [];
+    /// <summary>llama-server's <c>--mcp-servers-config</c>: a file of <c>{"mcpServers": {...}}</c> whose tools /tools serves.</summary>
+    public string? McpServersConfig { get; init; }
+    /// <summary>llama-server's <c>--mcp-servers-json</c>: the same configuration inline.</summary>
+    public string? McpServersJson { get; init; }
+    /// <summary>llama-server's <c>--ui-mcp-proxy</c>: serve <c>/cors-proxy?url=</c> (else 403).</summary>
+    public bool UiMcpProxy { get; init; }
+    /// <summary>Whether /tools serves anything (built-ins or MCP servers).</summary>
+    public bool ToolsEnabled => Tools.Count > 0 || !string.IsNullOrEmpty(McpServersConfig) || !string.IsNullOrEmpty(McpServersJson);
+    /// <summary>The CORS origins in force: <see cref="CorsOrigins"/>, or only loopback origins when tools are on and
+    /// none were given (llama-server's narrowing: a web page elsewhere must not drive the tools).</summary>
+    public IReadOnlyList<string> EffectiveCorsOrigins => CorsOrigins.Count == 0 && ToolsEnabled ? ["localhost"] : CorsOrigins;
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
     /// after the server starts listening; until it returns, requests get 503.</summary>

@@ -32,9 +32,10 @@ internal static class BenchThroughputCommand
         var cacheType = new KvCacheTypeOptions();
         var seed = new Option<int>("--seed") { Description = "Seed for prompt lengths and tokens", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var swaFull = new Option<bool>("--swa-full") { Description = "Keep every position of sliding-window layers in the KV cache (by default they free what their window has passed)" };
         var cmd = new Command("throughput", "Offline serving throughput (continuous vs static vs sequential batching)")
         {
-            model, numPrompts, inputLen, outputLen, mode, maxSeqs, maxTokens, blockSize, kvMem, threads, cacheType.Both, cacheType.Keys, cacheType.Values, seed, json,
+            model, numPrompts, inputLen, outputLen, mode, maxSeqs, maxTokens, blockSize, kvMem, threads, cacheType.Both, cacheType.Keys, cacheType.Values, seed, json, swaFull,
         };
         cmd.SetAction(r =>
         {
@@ -57,6 +58,7 @@ internal static class BenchThroughputCommand
                 KvCacheMemoryBytes = r.GetValue(kvMem) is { } s ? ByteSize.Parse(s) : null,
                 KvCacheFraction = 0.5,
                 Mode = m == "static" ? SchedulingMode.Static : SchedulingMode.Continuous,
+                SwaFull = r.GetValue(swaFull),
             };
             var result = ProgressDisplay.IsTerminal(Console.Error)
                 ? ProgressDisplay.Run(ProgressDisplay.StandardError(), "bench throughput", report =>
@@ -127,6 +129,9 @@ internal static class BenchThroughputCommand
             ["max_num_seqs"] = options.MaxNumSeqs,
             ["block_size"] = options.BlockSize,
             ["kv_cache_tokens"] = engine.KvCapacityTokens,
+            ["kv_cache_bytes"] = engine.KvCacheBytes,
+            ["kv_peak_bytes"] = engine.KvCacheBytes / Math.Max(1, st.KvBlocksTotal) * st.KvBlocksPeak,
+            ["swa_full"] = options.SwaFull,
             ["kv_waste_time_averaged"] = Math.Round(st.TimeAveragedKvWaste, 5),
             ["preemptions"] = st.Preemptions,
             ["steps"] = st.Steps,
@@ -142,5 +147,6 @@ internal static class BenchThroughputCommand
         o.WriteLine($"  tokens: {r["prompt_tokens"]} prompt, {r["output_tokens"]} output");
         o.WriteLine($"  concurrency: max {r["max_concurrency"]} of {r["max_num_seqs"]}; {r["steps"]} steps; {r["preemptions"]} preemptions");
         o.WriteLine($"  KV cache: {r["kv_cache_tokens"]} tokens in blocks of {r["block_size"]}; time-averaged internal waste {(double)r["kv_waste_time_averaged"] * 100:F2}%");
+        o.WriteLine($"  KV held at most: {ByteSize.Format((long)r["kv_peak_bytes"])} of {ByteSize.Format((long)r["kv_cache_bytes"])}{((bool)r["swa_full"] ? " (--swa-full)" : "")}");
     }
 }

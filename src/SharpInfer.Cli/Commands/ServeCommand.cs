@@ -44,6 +44,7 @@ internal static class ServeCommand
         var maxBody = new Option<string>("--max-body-size") { Description = "Largest request body; larger ones get 413", DefaultValueFactory = _ => "16MiB" };
         var exact = new Option<bool>("--exact") { Description = "Keep activations in float for quantized weights (slower, matches llama.cpp on F32 weights)" };
         var noPrefixCaching = new Option<bool>("--no-prefix-caching") { Description = "Turn off automatic prefix caching (on by default: prompts reuse the KV of earlier requests' shared prefixes)" };
+        var swaFull = new Option<bool>("--swa-full") { Description = "Keep every position of sliding-window layers in the KV cache (llama.cpp's flag; by default those layers free the blocks their window has passed)" };
         var prefixDir = new Option<string?>("--prefix-cache-dir") { Description = "Directory for the prefix cache's disk tier: blocks evicted from memory are kept there (survives restarts)" };
         var prefixDisk = new Option<string>("--prefix-cache-disk-size") { Description = "Most bytes the disk tier keeps; the oldest files go first", DefaultValueFactory = _ => "8GiB" };
         var pooling = new Option<string?>("--pooling") { Description = "Pooling of /v1/embeddings and /embedding: none, mean, cls, last or rank (default: the model's pooling_type, else mean)" };
@@ -56,7 +57,7 @@ internal static class ServeCommand
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, metrics)")
         {
             model, host, port, apiKey, served, maxSeqs, maxBatched, maxQueued, kvMemory, maxModelLen, threads, cacheType.Both, cacheType.Keys, cacheType.Values, blockSize, scheduling,
-            shutdown, maxBody, exact, noPrefixCaching, prefixDir, prefixDisk, pooling,
+            shutdown, maxBody, exact, noPrefixCaching, swaFull, prefixDir, prefixDisk, pooling,
         };
         var anyModel = new Option<bool>("--any-model-name") { Description = "Answer requests naming any model with the served one, as llama-server does (default: another name is a 404)" };
         cmd.Options.Add(anyModel);
@@ -99,6 +100,10 @@ internal static class ServeCommand
                 DefaultTemperature = r.GetValue(llama.Temperature),
                 SlotsEndpoint = !r.GetValue(llama.NoSlots),
                 ChatTemplate = llama.TemplateSource(r),
+                Tools = llama.ToolNames(r),
+                McpServersConfig = r.GetValue(llama.McpServersConfig),
+                McpServersJson = r.GetValue(llama.McpServersJson),
+                UiMcpProxy = llama.CorsProxy(r),
                 AnyModelName = r.GetValue(anyModel),
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions
@@ -115,6 +120,7 @@ internal static class ServeCommand
                     Mode = ParseScheduling(r.GetValue(scheduling)!),
                     Precision = r.GetValue(exact) ? MatMulPrecision.Exact : MatMulPrecision.Fast,
                     EnablePrefixCaching = !r.GetValue(noPrefixCaching),
+                    SwaFull = r.GetValue(swaFull),
                     PrefixCacheDir = r.GetValue(prefixDir),
                     PrefixCacheDiskBytes = ByteSize.Parse(r.GetValue(prefixDisk)!, "prefix_cache_disk_size"),
                     Speculative = speculative.Config(r),
@@ -212,8 +218,17 @@ internal static class ServeCommand
         w.WriteLine($"  speculative            {(e.Speculative is { } sc ? $"{sc.Method}, up to {sc.NumSpeculativeTokens} tokens (lookup {sc.PromptLookupMin}..{sc.PromptLookupMax}), off above {sc.DisableByBatchSize} decoding sequences" : "off")}");
         w.WriteLine($"  prefix_caching         {(e.EnablePrefixCaching ? "on" : "off")}" +
                     (e.EnablePrefixCaching && e.PrefixCacheDir != null ? $" (disk tier {e.PrefixCacheDir}, {ByteSize.Format(e.PrefixCacheDiskBytes)})" : ""));
+        w.WriteLine($"  swa_full               {(e.SwaFull ? "on" : "off")}");
         w.WriteLine($"  shutdown_timeout       {o.ShutdownTimeout.TotalSeconds:0.###} s");
         w.WriteLine($"  max_body_size          {ByteSize.Format(o.MaxRequestBodyBytes)}");
+        if (o.ToolsEnabled || o.UiMcpProxy)
+        {
+            bool mcp = !string.IsNullOrEmpty(o.McpServersConfig) || !string.IsNullOrEmpty(o.McpServersJson);
+            w.WriteLine($"  tools                  {(o.Tools.Count > 0 ? string.Join(",", o.Tools) : "none")}{(mcp ? " + MCP servers" : "")}");
+            w.WriteLine($"  cors_proxy             {(o.UiMcpProxy ? "on" : "off")}");
+            w.WriteLine("  WARNING: /tools and /cors-proxy give every client that reaches this server file, shell and network access as this user;");
+            w.WriteLine($"           CORS origins: {string.Join(",", o.EffectiveCorsOrigins)}{(o.ApiKey is null ? "; no --api-key" : "")}");
+        }
         w.WriteLine($"  otlp                   {(otlp is null ? "off" : $"{otlp.Endpoint} ({otlp.ProtocolName})")}");
         w.Flush();
     }

@@ -76,6 +76,9 @@ internal sealed record EngineStats
     public double KvCacheUsage { get; init; }
     public int KvBlocksUsed { get; init; }
     public int KvBlocksTotal { get; init; }
+    /// <summary>Most blocks in use at once so far (measured when a step's blocks have been allocated, before sliding-window
+    /// layers give back what the step's tokens no longer see).</summary>
+    public int KvBlocksPeak { get; init; }
     public long Preemptions { get; init; }
     /// <summary>Speculative decoding totals: verification rounds, proposed (verified) tokens, accepted tokens.</summary>
     public long SpecDrafts { get; init; }

@@ -32,6 +32,10 @@ public sealed record EngineOptions
     public SchedulingMode Mode { get; init; } = SchedulingMode.Continuous;
     public MatMulPrecision Precision { get; init; } = MatMulPrecision.Fast;
     public IsaLevel? Isa { get; init; }
+    /// <summary>Keep every position of sliding-window layers in the KV cache (llama.cpp's --swa-full). Off by default:
+    /// those layers give back the blocks their window has passed (<see cref="KvCache.KvCacheGroups"/>), so long
+    /// contexts of Gemma 3 or gpt-oss hold much less KV.</summary>
+    public bool SwaFull { get; init; }
     /// <summary>Automatic prefix caching (vLLM's APC; off with --no-prefix-caching).</summary>
     public bool EnablePrefixCaching { get; init; } = true;
     /// <summary>Directory of the prefix cache's disk tier (--prefix-cache-dir); null = memory only.</summary>

@@ -80,7 +80,7 @@ internal sealed partial class LlmEngine : IDisposable
     private Exception? _fatal;
     private EngineStats _stats = new();
     private double _wasteIntegral, _busySeconds;
-    private int _maxConcurrency;
+    private int _maxConcurrency, _kvBlocksPeak;
     private long _promptTokens, _generationTokens, _steps, _finished;
 
     public Model Model => _model;
@@ -115,16 +115,22 @@ internal sealed partial class LlmEngine : IDisposable
         _classifier = ClassifierHead.FromModel(model);
         MaxModelLen = Math.Min(Options.MaxModelLen, c.TrainedContextLength);
         ModelName = Options.ModelName ?? Path.GetFileNameWithoutExtension(model.Path);
-        long perToken = ModelRunner.KvBytesPerToken(c, Options.KvType, Options.ValueType);
+        var groups = ModelRunner.KvGroups(c, Options.SwaFull);
+        long perBlock = ModelRunner.KvBytesPerBlockToken(c, Options.KvType, Options.ValueType, groups) * Options.BlockSize;
+        // without a size: what max-num-seqs sequences of max-model-len tokens hold (windowed groups: their window and
+        // a prompt chunk), capped by a share of the available memory
+        long wanted = groups.BlocksFor(MaxModelLen, Options.BlockSize) * Options.MaxNumSeqs
+                      + (long)groups.WindowGroupCount * BlockTable.BlocksFor(Options.MaxNumBatchedTokens, Options.BlockSize);
         long bytes = Options.KvCacheMemoryBytes
-                     ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perToken * MaxModelLen * Options.MaxNumSeqs);
-        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes, Options.ValueType);
+                     ?? Math.Min((long)(MemoryInfo.AvailableBytes() * Options.KvCacheFraction), perBlock * wanted);
+        int blockCount = ModelRunner.BlocksForBytes(c, Options.KvType, Options.BlockSize, bytes, Options.ValueType, groups);
         DiskBlockStore? store = Options.EnablePrefixCaching && Options.PrefixCacheDir != null
-            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes, DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize, Options.ValueType),
-                                 Options.Warn)
+            ? new DiskBlockStore(Options.PrefixCacheDir, Options.PrefixCacheDiskBytes,
+                                 DiskBlockStore.Fingerprint(model, Options.KvType, Options.BlockSize, Options.ValueType, groups), Options.Warn)
             : null;
         _runner = new ModelRunner(model, Options.Threads, Options.MaxNumBatchedTokens, Options.BlockSize, blockCount, Options.KvType,
-                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store, kvValueType: Options.ValueType);
+                                  Options.Precision, Options.Isa, Options.EnablePrefixCaching, store, kvValueType: Options.ValueType,
+                                  kvGroups: groups);
         _blocks = _runner.Blocks;
         _scheduler = new Scheduler(_blocks, Options.MaxNumSeqs, Options.MaxNumBatchedTokens, Options.Mode);
         _batch = new ForwardBatch(Options.MaxNumBatchedTokens, Options.MaxNumSeqs);
@@ -383,6 +389,7 @@ internal sealed partial class LlmEngine : IDisposable
         long t0 = Stopwatch.GetTimestamp();
         Propose();
         var chunks = _scheduler.Schedule();
+        _kvBlocksPeak = Math.Max(_kvBlocksPeak, _blocks.UsedBlocks);
         foreach (var s in _scheduler.PreemptedThisStep)
         {
             Metrics.Preemptions.Add(1);
@@ -404,7 +411,7 @@ internal sealed partial class LlmEngine : IDisposable
                 r.FirstScheduled = t0;
                 Metrics.QueueTime.Record(Seconds(r.Arrival, t0));
             }
-            int seq = _batch.AddSequence(r.Blocks);
+            int seq = _batch.AddSequence(r.Tables);
             var tokens = r.Tokens;
             int real = c.Count - c.Drafts;
             var pooler = r.Pooler;
@@ -698,6 +705,7 @@ internal sealed partial class LlmEngine : IDisposable
             KvCacheUsage = _blocks.Usage,
             KvBlocksUsed = _blocks.UsedBlocks,
             KvBlocksTotal = _blocks.TotalBlocks,
+            KvBlocksPeak = _kvBlocksPeak,
             Preemptions = _scheduler.Preemptions,
             PromptTokens = _promptTokens,
             GenerationTokens = _generationTokens,

@@ -80,7 +80,7 @@ internal sealed class DiskBlockStore : IKvBlockStore
     /// <summary>A fingerprint of what a stored block depends on: the model file (its length and its first and last
     /// MiB, which hold the header, the tensor table and weights) and the KV layout (key and value formats, block size, shape).
     /// v3: quantized rows are stored Hadamard-rotated (<see cref="KvRotation"/>), so v2 blocks must not be reused.</summary>
-    public static UInt128 Fingerprint(Model model, KvDataType type, int blockSize, KvDataType? valueType = null)
+    public static UInt128 Fingerprint(Model model, KvDataType type, int blockSize, KvDataType? valueType = null, KvCacheGroups? groups = null)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         using (var f = new FileStream(model.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
@@ -96,6 +96,8 @@ internal sealed class DiskBlockStore : IKvBlockStore
         }
         var c = model.Config;
         sha.AppendData(Encoding.UTF8.GetBytes($"kv-layout-v3 {type}/{valueType ?? type} {blockSize} {c.LayerCount} {c.KvHeadCount} {c.HeadDim}"));
+        // a block of one group's layers is another layout (a single group keeps the fingerprint it always had)
+        if (groups is { GroupCount: > 1 }) sha.AppendData(Encoding.UTF8.GetBytes(" groups " + groups.Describe()));
         return BinaryPrimitives.ReadUInt128LittleEndian(sha.GetHashAndReset());
     }
 

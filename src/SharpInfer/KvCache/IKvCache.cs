@@ -28,6 +28,10 @@ internal unsafe interface IKvCache
     /// <summary>Called by a writer that stored an infinity or NaN; never reset for the cache's lifetime.</summary>
     void MarkNonFinite();
 
+    /// <summary>Which of a sequence's block tables holds the layer's blocks (<see cref="KvCacheGroups"/>; 0 when the
+    /// cache has one group).</summary>
+    int GroupOf(int layer);
+
     /// <summary>Start of the keys of one KV head in one block: BlockSize rows of <see cref="KeyFormat"/>.</summary>
     byte* KeyBlock(int layer, int block, int kvHead);
     /// <summary>Start of the values of one KV head in one block, laid out like keys.</summary>

@@ -4,9 +4,10 @@ using System.Runtime.InteropServices;
 namespace SharpInfer.KvCache;
 
 /// <summary>
-/// The KV cache memory: one pre-allocated arena per layer for keys and one for values, each
-/// <c>[block][kvHead][slot][dim]</c>. Allocated once at start-up; blocks are handed out by a
-/// <see cref="BlockAllocator"/>.
+/// The KV cache memory: one pre-allocated arena per layer slot of a block for keys and one for values, each
+/// <c>[block][kvHead][slot][dim]</c>. Without <see cref="KvCacheGroups"/> a block holds every layer (one slot per
+/// layer); with groups it holds the layers of one group, and a layer's block id comes from its group's table
+/// (<see cref="IKvCache.GroupOf"/>). Allocated once at start-up; blocks are handed out by a <see cref="BlockAllocator"/>.
 /// </summary>
 internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
 {
@@ -16,14 +17,16 @@ internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
     private readonly long _keyHeadBytes, _valueHeadBytes;     // one kv head within a block
 
     public int LayerCount { get; }
+    /// <summary>Which layers share a physical block (one group of all layers unless built with groups).</summary>
+    public KvCacheGroups Groups { get; }
     public int BlockSize { get; }
     public int BlockCount { get; }
     public int KvHeadCount { get; }
     public int HeadDim { get; }
     public KvFormat KeyFormat { get; }
     public KvFormat ValueFormat { get; }
-    /// <summary>Bytes of K and V for one token slot across all layers.</summary>
-    public long BytesPerToken => BytesPerTokenFor(LayerCount, KvHeadCount, HeadDim, KeyFormat, ValueFormat);
+    /// <summary>Bytes of K and V for one token slot across the layers of one block (all layers without groups).</summary>
+    public long BytesPerToken => BytesPerTokenFor(Groups.LayersPerGroup, KvHeadCount, HeadDim, KeyFormat, ValueFormat);
 
     public static long BytesPerTokenFor(int layers, int kvHeads, int headDim, KvFormat keys, KvFormat values) =>
         (long)layers * kvHeads * (keys.RowBytes(headDim) + values.RowBytes(headDim));
@@ -38,8 +41,12 @@ internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
     {
     }
 
-    public PagedKvCache(int layers, int kvHeads, int headDim, int blockSize, int blockCount, KvFormat keys, KvFormat values)
+    public PagedKvCache(int layers, int kvHeads, int headDim, int blockSize, int blockCount, KvFormat keys, KvFormat values,
+                        KvCacheGroups? groups = null)
     {
+        Groups = groups ?? KvCacheGroups.Single(layers);
+        if (Groups.LayerCount != layers) throw new ArgumentException($"the KV groups cover {Groups.LayerCount} layers, the cache {layers}", nameof(groups));
+        int slots = Groups.LayersPerGroup;
         keys.CheckHeadDim(headDim);
         values.CheckHeadDim(headDim);
         if (blockSize <= 0 || blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), "the KV cache needs at least one block");
@@ -54,11 +61,11 @@ internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
         _valueHeadBytes = blockSize * values.RowBytes(headDim);
         _keyBlockBytes = _keyHeadBytes * kvHeads;
         _valueBlockBytes = _valueHeadBytes * kvHeads;
-        _keys = new byte*[layers];
-        _values = new byte*[layers];
+        _keys = new byte*[slots];
+        _values = new byte*[slots];
         try
         {
-            for (int l = 0; l < layers; l++)
+            for (int l = 0; l < slots; l++)
             {
                 _keys[l] = Alloc(_keyBlockBytes * blockCount);
                 _values[l] = Alloc(_valueBlockBytes * blockCount);
@@ -79,16 +86,18 @@ internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
         return HugePages.Alloc(bytes);
     }
 
-    /// <summary>Bytes of one block across all layers, keys and values (what <see cref="ReadBlock"/> copies).</summary>
-    public int BlockBytes => checked((int)(LayerCount * (_keyBlockBytes + _valueBlockBytes)));
+    /// <summary>Bytes of one block across its layers, keys and values (what <see cref="ReadBlock"/> copies).</summary>
+    public int BlockBytes => checked((int)(_keys.Length * (_keyBlockBytes + _valueBlockBytes)));
 
-    /// <summary>Copies one block's keys and values of every layer into <paramref name="dst"/> (layer by layer, keys
+    public int GroupOf(int layer) => Groups.GroupOf(layer);
+
+    /// <summary>Copies one block's keys and values of every layer into <paramref name="dst"/> (layer slot by slot, keys
     /// then values): the prefix cache's disk tier stores blocks in this form.</summary>
     public void ReadBlock(int block, Span<byte> dst)
     {
         if (dst.Length != BlockBytes) throw new ArgumentException("wrong block size", nameof(dst));
         int nk = (int)_keyBlockBytes, nv = (int)_valueBlockBytes;
-        for (int l = 0; l < LayerCount; l++)
+        for (int l = 0; l < _keys.Length; l++)
         {
             new ReadOnlySpan<byte>(_keys[l] + block * _keyBlockBytes, nk).CopyTo(dst.Slice(l * (nk + nv), nk));
             new ReadOnlySpan<byte>(_values[l] + block * _valueBlockBytes, nv).CopyTo(dst.Slice(l * (nk + nv) + nk, nv));
@@ -100,19 +109,19 @@ internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
     {
         if (src.Length != BlockBytes) throw new ArgumentException("wrong block size", nameof(src));
         int nk = (int)_keyBlockBytes, nv = (int)_valueBlockBytes;
-        for (int l = 0; l < LayerCount; l++)
+        for (int l = 0; l < _keys.Length; l++)
         {
             src.Slice(l * (nk + nv), nk).CopyTo(new Span<byte>(_keys[l] + block * _keyBlockBytes, nk));
             src.Slice(l * (nk + nv) + nk, nv).CopyTo(new Span<byte>(_values[l] + block * _valueBlockBytes, nv));
         }
     }
 
-    public byte* KeyBlock(int layer, int block, int kvHead) => _keys[layer] + block * _keyBlockBytes + kvHead * _keyHeadBytes;
-    public byte* ValueBlock(int layer, int block, int kvHead) => _values[layer] + block * _valueBlockBytes + kvHead * _valueHeadBytes;
+    public byte* KeyBlock(int layer, int block, int kvHead) => _keys[Groups.SlotOf(layer)] + block * _keyBlockBytes + kvHead * _keyHeadBytes;
+    public byte* ValueBlock(int layer, int block, int kvHead) => _values[Groups.SlotOf(layer)] + block * _valueBlockBytes + kvHead * _valueHeadBytes;
 
     public void Dispose()
     {
-        for (int l = 0; l < LayerCount; l++)
+        for (int l = 0; l < _keys.Length; l++)
         {
             if (_keys[l] != null) { HugePages.Free(_keys[l]); _keys[l] = null; }
             if (_values[l] != null) { HugePages.Free(_values[l]); _values[l] = null; }

@@ -19,6 +19,7 @@ internal sealed class ForwardBatch
     private int[] _positions;
     private int[] _seqIndex;
     private BlockTable[] _tables;
+    private BlockTable[]?[] _groupTables;
     private int[] _logitTokens;
     private int[] _hiddenTokens;
 
@@ -30,6 +31,7 @@ internal sealed class ForwardBatch
         _logitTokens = new int[Math.Max(1, sequenceCapacity)];
         _hiddenTokens = new int[Math.Max(1, sequenceCapacity)];
         _tables = new BlockTable[sequenceCapacity];
+        _groupTables = new BlockTable[sequenceCapacity][];
     }
 
     public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, TokenCount);
@@ -41,6 +43,15 @@ internal sealed class ForwardBatch
     public ReadOnlySpan<int> HiddenTokens => _hiddenTokens.AsSpan(0, HiddenCount);
     public BlockTable Table(int sequence) => _tables[sequence];
 
+    /// <summary>The sequence's table of KV-cache group <paramref name="group"/> (<see cref="KvCacheGroups"/>).</summary>
+    public BlockTable Table(int sequence, int group)
+    {
+        if (group == 0) return _tables[sequence];
+        var tables = _groupTables[sequence];
+        if (tables == null || group >= tables.Length)
+            throw new InvalidOperationException($"the KV cache has several block groups: sequence {sequence} needs a table for group {group}");
+        return tables[group];
+    }
     public void Clear()
     {
         TokenCount = 0;
@@ -48,14 +59,28 @@ internal sealed class ForwardBatch
         LogitCount = 0;
         HiddenCount = 0;
         Array.Clear(_tables, 0, _tables.Length);
+        Array.Clear(_groupTables, 0, _groupTables.Length);
     }
 
     /// <summary>Starts a sequence in this batch; returns its index.</summary>
     public int AddSequence(BlockTable table)
     {
-        if (SequenceCount == _tables.Length) Array.Resize(ref _tables, _tables.Length * 2);
+        if (SequenceCount == _tables.Length)
+        {
+            Array.Resize(ref _tables, _tables.Length * 2);
+            Array.Resize(ref _groupTables, _tables.Length);
+        }
         _tables[SequenceCount] = table;
+        _groupTables[SequenceCount] = null;
         return SequenceCount++;
+    }
+
+    /// <summary>Starts a sequence with one block table per KV-cache group (<see cref="KvCacheGroups"/>); returns its index.</summary>
+    public int AddSequence(BlockTable[] tables)
+    {
+        int s = AddSequence(tables[0]);
+        _groupTables[s] = tables;
+        return s;
     }
 
     public void AddToken(int sequence, int token, int position, bool wantLogits, bool wantHidden = false)

@@ -326,10 +326,10 @@ internal sealed unsafe class Transformer : IDisposable
     private void WriteKv(IKvCache cache, ForwardBatch batch, int layer, int bt, float* k, float* v)
     {
         int pos = batch.Positions[bt];
-        var table = batch.Table(batch.SequenceOf[bt]);
+        var table = batch.Table(batch.SequenceOf[bt], cache.GroupOf(layer));
         int bs = cache.BlockSize, blockIdx = pos / bs, slot = pos % bs;
-        if (blockIdx >= table.Count)
-            throw new InvalidOperationException($"position {pos} has no KV block (the sequence has {table.Count} blocks of {bs})");
+        if (blockIdx >= table.Count || blockIdx < table.FirstLive)
+            throw new InvalidOperationException($"position {pos} has no KV block (the sequence has blocks {table.FirstLive}–{table.Count - 1} of {bs})");
         int block = table[blockIdx];
         int D = Config.HeadDim;
         KvFormat kf = cache.KeyFormat, vf = cache.ValueFormat;

@@ -22,7 +22,9 @@ internal readonly record struct ScheduledChunk(Sequence Sequence, int Start, int
 /// (max-num-seqs), budget and KV blocks allow. When a running sequence needs a block and none is free, the
 /// lowest-priority, most recently arrived running sequence is preempted: its blocks are freed and it goes back to
 /// the front of the waiting queue to be recomputed later (from its cached prefix blocks, if prefix caching is on). Requests are never dropped, and a request admitted only
-/// if it can fit in the whole cache alone, so some sequence always makes progress. Never touches tensors.
+/// if it can fit in the whole cache alone, so some sequence always makes progress. With KV-cache groups (sliding-window
+/// layers) every block of positions costs one block per group, and after each step windowed groups give back what
+/// their window has passed (<see cref="BlockManager.DropOutsideWindow"/>). Never touches tensors.
 /// </summary>
 internal sealed class Scheduler
 {
@@ -94,7 +96,7 @@ internal sealed class Scheduler
             var s = _running[i];
             if (s.IsPrefilling) continue;
             int drafts = Math.Min(s.DraftCount, Math.Max(0, budget - decodes));
-            if (drafts > 0 && !_blocks.TryGrow(s.Blocks, s.ComputedTokens + 1 + drafts)) drafts = 0;
+            if (drafts > 0 && !_blocks.TryGrow(s, s.ComputedTokens + 1 + drafts)) drafts = 0;
             s.DraftCount = drafts;
             decodes--;
             if (!EnsureBlocks(s, s.ComputedTokens + 1, ref i)) continue;   // s itself was preempted
@@ -118,7 +120,7 @@ internal sealed class Scheduler
                 n = Fit(s, want);
             }
             if (gone) continue;
-            _blocks.TryGrow(s.Blocks, s.ComputedTokens + n);
+            _blocks.TryGrow(s, s.ComputedTokens + n);
             _scheduled.Add(new ScheduledChunk(s, s.ComputedTokens, n));
             budget -= n;
         }
@@ -148,7 +150,7 @@ internal sealed class Scheduler
             _waiting.RemoveAt(0);
             s.Status = SequenceStatus.Running;
             InsertSorted(_running, s);
-            _blocks.TryGrow(s.Blocks, s.ComputedTokens + n);
+            _blocks.TryGrow(s, s.ComputedTokens + n);
             _scheduled.Add(new ScheduledChunk(s, s.ComputedTokens, n));
             budget -= n;
         }
@@ -160,8 +162,7 @@ internal sealed class Scheduler
     /// <summary>How many of <paramref name="want"/> next tokens of <paramref name="s"/> the free blocks can hold.</summary>
     private int Fit(Sequence s, int want)
     {
-        int slots = s.Blocks.Count * _blocks.BlockSize - s.ComputedTokens + _blocks.FreeBlocks * _blocks.BlockSize;
-        return Math.Max(0, Math.Min(want, slots));
+        return Math.Max(0, Math.Min(want, _blocks.TokensThatFit(s)));
     }
 
     /// <summary>Makes room for <paramref name="tokens"/> tokens of running sequence <paramref name="s"/> (at index
@@ -169,7 +170,7 @@ internal sealed class Scheduler
     /// itself had to be preempted; <paramref name="index"/> is adjusted for removed entries.</summary>
     private bool EnsureBlocks(Sequence s, int tokens, ref int index)
     {
-        while (!_blocks.TryGrow(s.Blocks, tokens))
+        while (!_blocks.TryGrow(s, tokens))
         {
             var victim = _running[^1];
             Preempt(victim);   // a victim at the back was not scheduled yet in this pass
@@ -199,15 +200,15 @@ internal sealed class Scheduler
         return returned;
     }
 
-    /// <summary>After a step ran: the chunks' tokens now have keys and values in the cache.</summary>
     /// <summary>After a step ran: the chunks' tokens now have keys and values in the cache (proposed tokens only once
-    /// verified, see <see cref="CommitDrafts"/>).</summary>
+    /// verified, see <see cref="CommitDrafts"/>); sliding-window groups give back what no later query sees.</summary>
     public void Complete(IReadOnlyList<ScheduledChunk> chunks)
     {
         foreach (var c in chunks)
         {
             c.Sequence.ComputedTokens = c.Start + c.Count - c.Drafts;
             _blocks.CacheFullBlocks(c.Sequence);
+            _blocks.DropOutsideWindow(c.Sequence);
         }
     }
 
@@ -218,15 +219,18 @@ internal sealed class Scheduler
     {
         s.ComputedTokens += accepted;
         s.DraftCount = 0;
-        _blocks.Trim(s.Blocks, s.ComputedTokens + 1);
+        _blocks.Trim(s, s.ComputedTokens + 1);
         _blocks.CacheFullBlocks(s);
+        _blocks.DropOutsideWindow(s);
     }
 
-    /// <summary>Tokens held in the cache by all running sequences (for the waste metric).</summary>
+    /// <summary>Token slots holding keys and values of running sequences, over all their block tables (for the
+    /// waste metric: a windowed group's table holds only the positions from its first live block).</summary>
     public long StoredTokens()
     {
         long n = 0;
-        foreach (var s in _running) n += s.ComputedTokens;
+        foreach (var s in _running)
+            foreach (var t in s.Tables) n += Math.Max(0, s.ComputedTokens - t.FirstLive * _blocks.BlockSize);
         return n;
     }
 }

@@ -21,7 +21,10 @@ internal class Sequence
     public int Length { get; private set; }
     /// <summary>Tokens whose keys and values are in the cache.</summary>
     public int ComputedTokens { get; set; }
-    public BlockTable Blocks { get; } = new();
+    /// <summary>The sequence's block table of KV-cache group 0 (the only one unless the cache has groups).</summary>
+    public BlockTable Blocks => Tables[0];
+    /// <summary>One block table per KV-cache group (<see cref="KvCacheGroups"/>), set by the block manager.</summary>
+    public BlockTable[] Tables { get; private set; } = [new()];
     public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
     public int Preemptions { get; set; }
     /// <summary>Largest length this sequence may reach (prompt + max output, capped by the model length).</summary>
@@ -82,6 +85,14 @@ internal class Sequence
             _blockHashes.Add(BlockHash.Of(parent, _tokens.AsSpan(i * blockSize, blockSize)));
         }
         return _blockHashes[index];
+    }
+
+    /// <summary>Gives the sequence one table per KV-cache group; only while it holds no block.</summary>
+    internal void UseGroups(int groups)
+    {
+        if (Tables.Length == groups) return;
+        if (Tables.Any(t => t.Count > 0)) throw new InvalidOperationException("a sequence's KV groups change only while it holds no block");
+        Tables = [.. Enumerable.Range(0, groups).Select(_ => new BlockTable())];
     }
 
     public void Append(int token)

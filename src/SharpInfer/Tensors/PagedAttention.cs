@@ -128,7 +128,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         int t = _tileStart[tile], tokens = _tileCount[tile];
         int bt = _tokenOffset + t;
         int position = _batch.Positions[bt];
-        var table = _batch.Table(_batch.SequenceOf[bt]);
+        var table = _batch.Table(_batch.SequenceOf[bt], _cache.GroupOf(_layer));
         float* q = _q + (long)t * _qStride + g * _groupSize * _headDim;
         float* o = _out + (long)t * _qStride + g * _groupSize * _headDim;
         float* scratch = _scratch[thread].Pointer;
@@ -147,6 +147,9 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         if (tokens == 1)
         {
             int first = _firstVisible != null ? _firstVisible[t] : 0;
+            // a windowed group's table has let go of the blocks before the window: reading one would be garbage
+            if (first < table.FirstLive * _cache.BlockSize)
+                throw new InvalidOperationException($"layer {_layer}: position {position} sees from {first}, but its blocks start at {table.FirstLive * _cache.BlockSize}");
             fixed (float* sinks = _sinks)   // pinned (ModelWeights' vectors): no copy, no allocation
                 Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, scratch, Level, first,
                     sinks == null ? null : sinks + g * _groupSize);

@@ -43,6 +43,13 @@ public class LlamaServerFlagsTests
     }
 
     [Fact]
+    public void SwaFullKeepsEveryPositionOfSlidingWindowLayers()
+    {
+        Assert.False(Parse().Engine.SwaFull);   // freeing by default
+        Assert.True(Parse("--swa-full").Engine.SwaFull);
+    }
+
+    [Fact]
     public void ShortFormsAndDefaults()
     {
         var o = Parse("-c", "256", "-np", "2", "-n", "-1", "-a", "x", "-s", "-1", "-t", "1", "-ngl", "0", "-fa");
@@ -63,5 +70,24 @@ public class LlamaServerFlagsTests
         var cmd = ServeCommand.Create(_ => 0);
         var result = cmd.Parse(["-m", TestPaths.Stories260K, "--chat-template", "chatml"]);
         Assert.ThrowsAny<Exception>(() => result.Invoke(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false }));
+    }
+
+    [Fact]
+    public void ToolFlagsAreOffByDefaultAndMapLikeLlamaServers()
+    {
+        var none = Parse();
+        Assert.Empty(none.Tools);
+        Assert.False(none.ToolsEnabled);
+        Assert.False(none.UiMcpProxy);
+        var o = Parse("--tools", "read_file, grep_search", "--mcp-servers-json", "{}", "--mcp-servers-config", "/x.json", "--ui-mcp-proxy");
+        Assert.Equal(["read_file", "grep_search"], o.Tools);
+        Assert.Equal("{}", o.McpServersJson);
+        Assert.Equal("/x.json", o.McpServersConfig);
+        Assert.True(o.UiMcpProxy);
+        Assert.Equal(["localhost"], o.EffectiveCorsOrigins);
+        var agent = Parse("--agent", "--cors-origins", "http://ui.example");
+        Assert.Equal(["all"], agent.Tools);
+        Assert.True(agent.UiMcpProxy);
+        Assert.Equal(["http://ui.example"], agent.EffectiveCorsOrigins);
     }
 }
