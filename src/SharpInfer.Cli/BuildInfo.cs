@@ -3,7 +3,7 @@ using System.Reflection;
 namespace SharpInfer.Cli;
 
 /// <summary>What the build embedded about itself (see the BuildCommit target in the project file).</summary>
-public static class BuildInfo
+internal static class BuildInfo
 {
     /// <summary>The short git commit the CLI was built from, or <c>unknown</c> outside a git checkout.</summary>
     public static string Commit { get; } =

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace SharpInfer.Cli;
 
 /// <summary>Options that shape chat formatting, shared by <c>chat</c> and <c>template</c>.</summary>
-public sealed class ChatTemplateOptions
+internal sealed class ChatTemplateOptions
 {
     public readonly Option<string[]> Vars = new("--var")
     {

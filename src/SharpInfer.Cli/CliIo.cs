@@ -2,7 +2,7 @@ namespace SharpInfer.Cli;
 
 /// <summary>The streams a command reads and writes. <see cref="System"/> is the process's console; tests pass their
 /// own writers (console redirection is process-wide, so it does not mix with parallel tests).</summary>
-public sealed class CliIo
+internal sealed class CliIo
 {
     public required TextReader In { get; init; }
     public required TextWriter Out { get; init; }

@@ -8,7 +8,7 @@ namespace SharpInfer.Cli;
 /// <summary>How every CLI command writes JSON. Non-finite numbers (NaN/Inf log-probs or timings from a model with
 /// broken weights) become <c>null</c>, as llama.cpp's nlohmann::json writes them, instead of making the writer throw;
 /// strings keep a plain <c>+</c> (the default encoder writes <c>\u002B</c>, which llama-bench's readers do not expect).</summary>
-public static class CliJson
+internal static class CliJson
 {
     public static readonly JsonSerializerOptions Indented = Create(indented: true);
     public static readonly JsonSerializerOptions Compact = Create(indented: false);

@@ -5,7 +5,7 @@ namespace SharpInfer.Cli;
 /// <summary>Runs a parsed command and turns every exception into one <c>error: message</c> line on stderr and exit
 /// code 1: SharpInfer's own errors describe bad input, and anything else (an unreachable server, an I/O error) is
 /// still better reported as one line than as a crash. SHARPINFER_DEBUG=1 adds the stack trace.</summary>
-public static class CliRunner
+internal static class CliRunner
 {
     public static int Invoke(RootCommand root, string[] args) => Invoke(root, args, CliIo.System);
 

@@ -9,7 +9,7 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Cli;
 
 /// <summary>Options shared by the commands that load a model, with llama.cpp's names.</summary>
-public sealed class CommonOptions
+internal sealed class CommonOptions
 {
     public readonly Option<string?> Model = new("--model", "-m") { Description = "GGUF model file (default: $SHARPINFER_MODEL, else ../shared/models/stories260K.gguf)" };
     public readonly Option<int> Threads = new("--threads", "-t") { Description = "Compute threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
@@ -50,7 +50,7 @@ public sealed class CommonOptions
 
 /// <summary>The KV cache's element types with llama.cpp's names: <c>--cache-type-k/-ctk</c> and
 /// <c>--cache-type-v/-ctv</c>, and <c>--cache-type</c> for both (the specific ones win).</summary>
-public sealed class KvCacheTypeOptions
+internal sealed class KvCacheTypeOptions
 {
     public readonly Option<string> Both = new("--cache-type") { Description = "KV cache type for keys and values: f16, f32, q8_0 or q4_0", DefaultValueFactory = _ => "f16" };
     public readonly Option<string?> Keys = new("--cache-type-k", "-ctk") { Description = "KV cache type for keys (overrides --cache-type)" };
@@ -75,7 +75,7 @@ public sealed class KvCacheTypeOptions
 
 /// <summary>Speculative decoding: vLLM's <c>--speculative-config</c> JSON, and llama.cpp's <c>--draft-max</c> as a short form
 /// (n-gram proposals of at most N tokens).</summary>
-public sealed class SpeculativeOptions
+internal sealed class SpeculativeOptions
 {
     public readonly Option<string?> Json = new("--speculative-config")
     {
@@ -104,7 +104,7 @@ public sealed class SpeculativeOptions
 }
 
 /// <summary>Sampling options shared by <c>run</c> and <c>chat</c>, with llama.cpp's names and defaults.</summary>
-public sealed class SamplingOptions
+internal sealed class SamplingOptions
 {
     public readonly Option<int> MaxTokens;
     public readonly Option<float> Temp = new("--temp") { Description = "Temperature (0 = greedy)", DefaultValueFactory = _ => 0.8f };

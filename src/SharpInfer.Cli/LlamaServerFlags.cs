@@ -8,7 +8,7 @@ namespace SharpInfer.Cli;
 /// the rest: the ones with a meaning of their own here, and the hardware and build switches llama-server takes that
 /// have no counterpart (accepted and ignored, so a script passing them still starts; docs/server.md lists them).
 /// </summary>
-public sealed class LlamaServerFlags
+internal sealed class LlamaServerFlags
 {
     public readonly Option<int?> NPredict = new("--n-predict", "-n", "--predict") { Description = "Most tokens a native /completion generates when it sets no n_predict (-1 = until the context is full)" };
     public readonly Option<long?> Seed = new("--seed", "-s") { Description = "Seed of native /completion requests that set none (-1 = random)" };

@@ -11,7 +11,7 @@ namespace SharpInfer.Cli;
 /// "FILE loaded in N s" after. Packing here, not inside the first engine, is what lets the bar cover the slow part;
 /// the engine's own packing call then finds nothing left to do.
 /// </summary>
-public static class LoadProgress
+internal static class LoadProgress
 {
     /// <param name="terminal">Draws the bar on this console instead of deciding from <paramref name="stderr"/>
     /// (tests).</param>

@@ -2,7 +2,7 @@ namespace SharpInfer.Cli;
 
 /// <summary>Checks a model path before it is opened, so that a directory, a missing file, an unreadable file and a
 /// file that is not GGUF each get their own one-line message instead of a generic "file not found" or an I/O trace.</summary>
-public static class ModelFileCheck
+internal static class ModelFileCheck
 {
     private static readonly byte[] Magic = "GGUF"u8.ToArray();
 
@@ -30,4 +30,4 @@ public static class ModelFileCheck
 }
 
 /// <summary>A CLI usage error: printed as one <c>error:</c> line, exit code 1.</summary>
-public sealed class CliException(string message) : Exception(message);
+internal sealed class CliException(string message) : Exception(message);

@@ -14,7 +14,7 @@ namespace SharpInfer.Cli;
 
 /// <summary>Where <c>serve</c> sends its telemetry over OTLP: a base URL (as <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>: for
 /// http/protobuf the SDK appends <c>/v1/traces</c>, <c>/v1/metrics</c>, <c>/v1/logs</c>) and the protocol.</summary>
-public sealed record OtlpSettings(Uri Endpoint, OtlpExportProtocol Protocol)
+internal sealed record OtlpSettings(Uri Endpoint, OtlpExportProtocol Protocol)
 {
     public const string EndpointVariable = "OTEL_EXPORTER_OTLP_ENDPOINT";
     public const string ProtocolVariable = "OTEL_EXPORTER_OTLP_PROTOCOL";
@@ -53,7 +53,7 @@ public sealed record OtlpSettings(Uri Endpoint, OtlpExportProtocol Protocol)
 /// environment, so the <c>OTEL_*</c> variables (service name, resource attributes, headers, batch and export
 /// intervals) are copied into it for the SDK to read.
 /// </summary>
-public static class OtlpTelemetry
+internal static class OtlpTelemetry
 {
     public const string DefaultServiceName = "sharpinfer";
 

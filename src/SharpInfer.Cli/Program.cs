@@ -3,7 +3,7 @@ using SharpInfer.Cli.Commands;
 
 namespace SharpInfer.Cli;
 
-public static class Program
+internal static class Program
 {
     public static int Main(string[] args) => Run(args, CliIo.System);
 

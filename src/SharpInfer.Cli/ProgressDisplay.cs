@@ -7,7 +7,7 @@ namespace SharpInfer.Cli;
 /// place; anywhere else (a pipe, a file, a test's writer) the caller prints plain lines, so logs stay readable and
 /// free of escape codes. stdout is never touched: it carries the command's output.
 /// </summary>
-public static class ProgressDisplay
+internal static class ProgressDisplay
 {
     /// <summary>Whether <paramref name="stderr"/> is the process's standard error and that is a terminal that can
     /// redraw (not redirected, TERM not "dumb", NO_COLOR does not matter: the bar needs no colour).</summary>

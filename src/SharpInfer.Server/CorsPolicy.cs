@@ -9,7 +9,7 @@ namespace SharpInfer.Server;
 /// before writing an error body. "*" reflects the request's origin with Allow-Credentials (llama-server's answer: a
 /// literal "*" would make browsers refuse credentialed requests); "localhost" allows every loopback origin
 /// (localhost, 127.0.0.1, [::1], any scheme and port).</summary>
-public sealed class CorsPolicy
+internal sealed class CorsPolicy
 {
     private const string AllowedMethods = "GET, POST, DELETE, OPTIONS";
     // x-api-key and the anthropic-* headers: Anthropic's browser clients send them (/v1/messages)

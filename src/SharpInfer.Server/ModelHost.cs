@@ -6,7 +6,7 @@ using SharpInfer.Server.Metrics;
 
 namespace SharpInfer.Server;
 
-public enum ServerState { Loading, Ready, Failed, Stopping, Stopped, Sleeping }
+internal enum ServerState { Loading, Ready, Failed, Stopping, Stopped, Sleeping }
 
 /// <summary>
 /// The served model and its engine, and the server's lifecycle: <see cref="ServerState.Loading"/> (the model loads
@@ -17,7 +17,7 @@ public enum ServerState { Loading, Ready, Failed, Stopping, Stopped, Sleeping }
 /// (llama-server's <c>--sleep-idle-seconds</c>): the engine, its KV cache and compute threads are released (the model's
 /// weights stay loaded), and the next request that needs the engine wakes it.
 /// </summary>
-public sealed class ModelHost : IAsyncDisposable
+internal sealed class ModelHost : IAsyncDisposable
 {
     private readonly ServerOptions _options;
     private readonly ILogger _log;

@@ -21,7 +21,7 @@ namespace SharpInfer.Server;
 /// <c>--reasoning on|off</c>, then the request's <c>chat_template_kwargs</c>, and <c>reasoning_effort: "none"</c>
 /// (OpenAI's way to switch reasoning off) as <c>enable_thinking: false</c>.
 /// </remarks>
-public sealed class PromptBuilder(Model model, string? chatTemplate = null, IReadOnlyDictionary<string, JsonNode?>? serverKwargs = null,
+internal sealed class PromptBuilder(Model model, string? chatTemplate = null, IReadOnlyDictionary<string, JsonNode?>? serverKwargs = null,
                                   Func<DateTimeOffset>? clock = null)
 {
     private const string ThinkingSwitch = "enable_thinking";

@@ -24,7 +24,7 @@ public static class ServerApp
 {
     /// <summary>Creates the application (not started). <paramref name="configure"/> can adjust the builder before it
     /// is built (tests swap in TestServer or change logging).</summary>
-    public static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure = null)
+    internal static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure = null)
     {
         options.Validate();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions

@@ -84,9 +84,9 @@ public sealed record ServerOptions
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Loads the model (default: <see cref="Model.Load"/> of <see cref="ModelPath"/>). Runs in the background
     /// after the server starts listening; until it returns, requests get 503.</summary>
-    public Func<CancellationToken, Task<Model>>? ModelLoader { get; init; }
+    internal Func<CancellationToken, Task<Model>>? ModelLoader { get; init; }
     /// <summary>Dispose the model when the server stops (false when the caller shares a loaded model).</summary>
-    public bool DisposeModel { get; init; } = true;
+    internal bool DisposeModel { get; init; } = true;
 
     /// <summary>The id of the served model.</summary>
     public string ModelId => ServedModelName is { Length: > 0 } n ? n
@@ -110,11 +110,11 @@ public sealed record ServerOptions
     }
 
     /// <summary>Whether <paramref name="name"/> is the served model's id or one of its aliases.</summary>
-    public bool Serves(string name) => name == ModelId || ModelAliases.Contains(name);
+    internal bool Serves(string name) => name == ModelId || ModelAliases.Contains(name);
 
     /// <summary>llama-server's <c>--alias a,b,c</c> / <c>--tags x,y</c>: the comma-separated names, trimmed, without
     /// empties and duplicates, in ordinal order (llama-server keeps them in a sorted set; its model id is the first).</summary>
-    public static string[] SplitNames(string? value) =>
+    internal static string[] SplitNames(string? value) =>
         value is null ? [] : [.. value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct().Order(StringComparer.Ordinal)];
 
     /// <summary>The URL Kestrel binds for <see cref="Host"/> and <see cref="Port"/> (IPv6 literals bracketed).</summary>
@@ -127,7 +127,7 @@ public sealed record ServerOptions
 }
 
 /// <summary>Parses sizes such as <c>2GiB</c>, <c>512MiB</c>, <c>1.5GB</c>, <c>4096</c> (bytes).</summary>
-public static class ByteSize
+internal static class ByteSize
 {
     public static long Parse(string text, string field = "kv_cache_memory")
     {

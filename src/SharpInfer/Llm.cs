@@ -40,8 +40,8 @@ public sealed partial class Llm : IAsyncDisposable, IDisposable
     /// <summary>The name responses report: <see cref="LlmOptions.ModelId"/>, else the model file's name.</summary>
     public string ModelId { get; }
     /// <summary>The engine underneath, for what the facade does not cover (token ids, log-probs, metrics).</summary>
-    public LlmEngine Engine { get; }
-    public Model Model => _model;
+    internal LlmEngine Engine { get; }
+    internal Model Model => _model;
     /// <summary>Longest prompt + reply of one call, in tokens.</summary>
     public int ContextLength => Engine.MaxModelLen;
 
@@ -68,7 +68,7 @@ public sealed partial class Llm : IAsyncDisposable, IDisposable
 
     /// <summary>An engine over an already loaded model, which stays the caller's to dispose (several <see cref="Llm"/>s
     /// may share one model).</summary>
-    public static Llm FromModel(Model model, LlmOptions? options = null)
+    internal static Llm FromModel(Model model, LlmOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         return new Llm(model, ownsModel: false, options ?? new LlmOptions());

@@ -45,43 +45,18 @@ public sealed partial class Llm
                 ?? throw new ArgumentException($"text {prompts.Count} has more than {ContextLength} tokens (the context length)", nameof(texts)));
         }
         var p = new PoolingParams { Type = type, Dimensions = options.Dimensions, Normalize = options.Normalize };
-        var vectors = new float[prompts.Count][];
-        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        using var seats = new SemaphoreSlim(Engine.Options.MaxNumSeqs);
-        var tasks = new Task[prompts.Count];
-        for (int i = 0; i < prompts.Count; i++)
-        {
-            int index = i;
-            tasks[i] = Task.Run(async () =>
-            {
-                await seats.WaitAsync(failed.Token).ConfigureAwait(false);
-                try
-                {
-                    vectors[index] = (await Engine.PoolAsync(EngineRequest.ForPooling(prompts[index], p), failed.Token).ConfigureAwait(false)).Vectors[0];
-                }
-                catch
-                {
-                    failed.Cancel();   // one failure ends the others: the call fails as a whole
-                    throw;
-                }
-                finally
-                {
-                    seats.Release();
-                }
-            }, CancellationToken.None);
-        }
+        PoolingOutput[] outputs;
         try
         {
-            await Task.WhenAll(tasks).ConfigureAwait(false);
+            outputs = await Engine.PoolManyAsync(prompts, p, Engine.Options.MaxNumSeqs, cancellation).ConfigureAwait(false);
         }
-        catch
+        catch (PoolingInputException e)
         {
-            cancellation.ThrowIfCancellationRequested();
-            // the first real error, not the cancellations it caused
-            if (tasks.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException) is { } first)
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+            // the caller's own error (an over-long text is an ArgumentException above; here what the engine refused)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException!);
             throw;
         }
+        var vectors = Array.ConvertAll(outputs, o => o.Vectors[0]);
         return new LlmEmbeddings(vectors, prompts.Sum(t => t.Length));
     }
 }

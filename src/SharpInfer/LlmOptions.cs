@@ -33,7 +33,7 @@ public class LlmOptions
     public PoolingType? Pooling { get; set; }
 
     /// <summary>The engine options these settings stand for.</summary>
-    public EngineOptions ToEngineOptions() => new()
+    internal EngineOptions ToEngineOptions() => new()
     {
         Threads = Threads ?? ComputePool.DefaultThreads,
         MaxModelLen = ContextLength,
@@ -69,6 +69,9 @@ public record GenerationOptions
     public JsonNode? JsonSchema { get; init; }
     /// <summary>The reply matches this GBNF grammar (llama.cpp's format); not together with JSON.</summary>
     public string? Grammar { get; init; }
+    /// <summary>Generate exactly <see cref="MaxTokens"/> tokens, past end-of-sequence: for <c>sharpinfer bench
+    /// --via-facade</c> (tg128 through the facade), not part of the public API.</summary>
+    internal bool IgnoreEos { get; init; }
 
     /// <summary>The GBNF grammar the constraints ask for, or null.</summary>
     internal string? ConstraintGrammar()
@@ -92,6 +95,7 @@ public record GenerationOptions
         FrequencyPenalty = FrequencyPenalty,
         Seed = Seed,
         Stop = Stop ?? [],
+        IgnoreEos = IgnoreEos,
     };
 }
 

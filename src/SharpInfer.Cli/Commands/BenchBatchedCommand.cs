@@ -10,7 +10,7 @@ namespace SharpInfer.Cli.Commands;
 /// <c>sharpinfer bench batched</c>: llama-batched-bench's table — for each parallelism B, prefill B prompts of PP
 /// tokens, then TG steps that decode one token for every sequence in one pass; prints T_PP, S_PP, T_TG, S_TG.
 /// </summary>
-public static class BenchBatchedCommand
+internal static class BenchBatchedCommand
 {
     /// <summary>Most parallel sequences (the logits of one step are parallel × vocabulary floats).</summary>
     public const int MaxParallel = 512;

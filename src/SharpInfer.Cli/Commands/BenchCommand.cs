@@ -13,7 +13,7 @@ namespace SharpInfer.Cli.Commands;
 /// <c>--json</c> the same records llama-bench -o json prints. Subcommands: <c>throughput</c> (offline serving
 /// benchmark) and <c>serve</c> (load generator against an OpenAI-compatible server).
 /// </summary>
-public static class BenchCommand
+internal static class BenchCommand
 {
     public static Command Create()
     {
@@ -27,18 +27,19 @@ public static class BenchCommand
         var cacheType = new KvCacheTypeOptions();
         var exact = new Option<bool>("--exact") { Description = "Float activations for quantized weights (slower, exact)" };
         var json = new Option<bool>("--json") { Description = "Print llama-bench's JSON records" };
+        var viaFacade = new Option<bool>("--via-facade") { Description = "Run the generation tests (tg) through the in-process Llm API (GenerateStreamingAsync), to compare with the direct run" };
         var cmd = new Command("bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench")
         {
-            model, nPrompt, nGen, depth, threads, reps, ubatch, cacheType.Both, cacheType.Keys, cacheType.Values, exact, json,
+            model, nPrompt, nGen, depth, threads, reps, ubatch, cacheType.Both, cacheType.Keys, cacheType.Values, exact, json, viaFacade,
         };
         cmd.Subcommands.Add(BenchServeCommand.Create());
         cmd.SetAction(r => Run(ModelFileCheck.Resolve(r.GetValue(model)), r.GetValue(nPrompt)!, r.GetValue(nGen)!, r.GetValue(threads),
-            r.GetValue(reps), r.GetValue(ubatch), cacheType.Get(r), r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error, r.GetValue(depth)));
+            r.GetValue(reps), r.GetValue(ubatch), cacheType.Get(r), r.GetValue(exact), r.GetValue(json), Console.Out, Console.Error, r.GetValue(depth), r.GetValue(viaFacade)));
         return cmd;
     }
 
     public static int Run(string path, int[] prompts, int[] gens, int threads, int reps, int ubatch, (KvDataType Keys, KvDataType? Values) kv, bool exact, bool json,
-                          TextWriter stdout, TextWriter stderr, int[]? depths = null)
+                          TextWriter stdout, TextWriter stderr, int[]? depths = null, bool viaFacade = false)
     {
         if (reps < 1) throw new InvalidRequestException("--repetitions must be at least 1", "repetitions");
         depths = depths is { Length: > 0 } ? depths : [0];
@@ -54,17 +55,21 @@ public static class BenchCommand
             stdout.WriteLine($"| --- | ---: | ---: | --- | ---: | ---: | ---: |");
         }
         var tests = prompts.Where(p => p > 0).Select(p => (p, 0)).Concat(gens.Where(g => g > 0).Select(g => (0, g))).ToArray();
+        if (viaFacade && depths.Any(d => d > 0)) throw new InvalidRequestException("--via-facade runs without --n-depth", "via-facade");
         foreach (var (p, g, d) in depths.SelectMany(d => tests.Select(t => (t.Item1, t.Item2, d))))
         {
             string test = (p > 0 ? $"pp{p}" : $"tg{g}") + (d > 0 ? $" @ d{d}" : "");
+            BenchmarkResult Measure(Action<int>? onRun) => viaFacade && g > 0
+                ? FacadeBench.Run(model, threads, g, reps, kv.Keys, onRun)
+                : bench.Run(p, g, reps, onRun, d);
             var res = ProgressDisplay.IsTerminal(stderr)
                 ? ProgressDisplay.Run(ProgressDisplay.StandardError(), test, report =>
-                    bench.Run(p, g, reps, run => report(run == 0 ? $"{test}: warm-up done" : $"{test}: {run}/{reps}", (run + 1.0) / (reps + 1)), d), clearWhenDone: true)
-                : bench.Run(p, g, reps, depth: d);
+                    Measure(run => report(run == 0 ? $"{test}: warm-up done" : $"{test}: {run}/{reps}", (run + 1.0) / (reps + 1))), clearWhenDone: true)
+                : Measure(null);
             results.Add(res);
             if (!json)
             {
-                stdout.WriteLine($"| {Describe(model)} | {model.File.FileSize / 1048576.0:F2} MiB | {Params(model) / 1e6:F2} M | {Isa.Describe()} | {threads} | {res.TestName} | {res.AvgTs:F2} ± {res.StdDevTs:F2} |");
+                stdout.WriteLine($"| {Describe(model)} | {model.File.FileSize / 1048576.0:F2} MiB | {Params(model) / 1e6:F2} M | {Isa.Describe()} | {threads} | {res.TestName}{(viaFacade && res.GenTokens > 0 ? " via Llm" : "")} | {res.AvgTs:F2} ± {res.StdDevTs:F2} |");
                 stdout.Flush();
             }
         }

@@ -16,7 +16,7 @@ namespace SharpInfer.Cli.Commands;
 /// Prompts are text of random common words (about one token each), so the server tokenizes; the prompt token counts
 /// reported are the server's (usage) when it sends them.
 /// </summary>
-public static class BenchServeCommand
+internal static class BenchServeCommand
 {
     public static Command Create()
     {
@@ -92,7 +92,7 @@ public static class BenchServeCommand
     }
 }
 
-public sealed record BenchServeOptions
+internal sealed record BenchServeOptions
 {
     public string BaseUrl { get; init; } = "http://127.0.0.1:8080";
     public string? Model { get; init; }
@@ -132,7 +132,7 @@ public sealed record BenchServeOptions
 }
 
 /// <summary>One request's measurements (seconds).</summary>
-public sealed record BenchRequestResult
+internal sealed record BenchRequestResult
 {
     public bool Success { get; init; }
     public string? Error { get; init; }
@@ -148,7 +148,7 @@ public sealed record BenchRequestResult
     public string Text { get; init; } = "";
 }
 
-public sealed record BenchServeResult
+internal sealed record BenchServeResult
 {
     public required BenchServeOptions Options { get; init; }
     public required string Model { get; init; }
@@ -257,7 +257,7 @@ public sealed record BenchServeResult
 }
 
 /// <summary>The load generator behind <c>bench serve</c>.</summary>
-public static class BenchServe
+internal static class BenchServe
 {
     /// <summary>Common English words, most of them one token in BPE and SentencePiece vocabularies.</summary>
     public static readonly string[] Words =

@@ -15,7 +15,7 @@ namespace SharpInfer.Cli.Commands;
 /// (random prompt tokens, random lengths in the given ranges, ignore_eos) are submitted at once and the engine
 /// serves them; <c>--mode</c> compares continuous batching, static batching and one request at a time.
 /// </summary>
-public static class BenchThroughputCommand
+internal static class BenchThroughputCommand
 {
     public static Command Create()
     {

@@ -12,7 +12,7 @@ namespace SharpInfer.Cli.Commands;
 /// stderr (prompts and banner only when stdin is a terminal), so with piped input stdout holds exactly one answer
 /// per message line. <c>/reset</c> forgets the conversation, <c>/exit</c> (or end of input) quits.
 /// </summary>
-public static class ChatCommand
+internal static class ChatCommand
 {
     public static Command Create(CliIo io)
     {

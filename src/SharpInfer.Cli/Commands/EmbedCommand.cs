@@ -10,7 +10,7 @@ namespace SharpInfer.Cli.Commands;
 /// JSON (llama-embedding's <c>--embd-output-format json</c>), tokenized as llama.cpp does (BOS / EOS per the vocabulary,
 /// special tokens parsed), pooled with <c>--pooling</c> (default: the model's pooling_type, else mean) and
 /// normalized with <c>--embd-normalize</c> (default 2, Euclidean).</summary>
-public static class EmbedCommand
+internal static class EmbedCommand
 {
     public static Command Create(CliIo io)
     {
@@ -32,7 +32,7 @@ public static class EmbedCommand
                 Pooling = r.GetValue(pooling) is { } pl ? PoolingTypes.Parse(pl) : null,
             });
             var p = new PoolingParams { Normalize = r.GetValue(normalize), Dimensions = r.GetValue(dimensions) };
-            var results = Task.WhenAll(texts.Select(t => engine.PoolAsync(EngineRequest.ForPooling(m.Tokenizer.Encode(t), p)))).GetAwaiter().GetResult();
+            var results = engine.PoolManyAsync([.. texts.Select(t => m.Tokenizer.Encode(t))], p, engine.Options.MaxNumSeqs).GetAwaiter().GetResult();
             using var buffer = new MemoryStream();
             using var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true });
             w.WriteStartObject();

@@ -7,7 +7,7 @@ namespace SharpInfer.Cli.Commands;
 
 /// <summary><c>--grammar-file</c> (GBNF) and <c>--json-schema</c> (a JSON Schema file) for <c>run</c>. The grammar is
 /// checked when the options are read; it is bound to the vocabulary once the model is loaded.</summary>
-public static class GrammarOptions
+internal static class GrammarOptions
 {
     public static readonly Option<FileInfo?> GrammarFile = new("--grammar-file") { Description = "Constrain the output to a GBNF grammar (llama.cpp syntax)" };
     public static readonly Option<FileInfo?> JsonSchema = new("--json-schema") { Description = "Constrain the output to JSON valid under this JSON Schema file" };

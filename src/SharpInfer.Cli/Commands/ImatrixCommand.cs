@@ -7,7 +7,7 @@ namespace SharpInfer.Cli.Commands;
 /// <summary><c>sharpinfer imatrix -m MODEL -f TEXT [-o imatrix.gguf] [-c 512] [--chunks N]</c>: llama-imatrix's importance
 /// matrix (sums of squared inputs of every blk.* weight product, per expert for MoE), written in its GGUF format for
 /// <c>quantize --imatrix</c> (ours or llama-quantize).</summary>
-public static class ImatrixCommand
+internal static class ImatrixCommand
 {
     public static Command Create(CliIo io)
     {

@@ -6,7 +6,7 @@ namespace SharpInfer.Cli.Commands;
 
 /// <summary><c>sharpinfer inspect model.gguf</c>: prints the header, every metadata value (long arrays
 /// abbreviated) and a table of tensors.</summary>
-public static class InspectCommand
+internal static class InspectCommand
 {
     public static Command Create()
     {

@@ -13,7 +13,7 @@ namespace SharpInfer.Cli.Commands;
 /// log-probabilities to F (llama-perplexity's layout); with <c>--kl-divergence</c> it reads F instead and prints the
 /// KL-divergence, Δp and same-top statistics of this model (or cache type) against that base run.
 /// </summary>
-public static class PerplexityCommand
+internal static class PerplexityCommand
 {
     public static Command Create()
     {

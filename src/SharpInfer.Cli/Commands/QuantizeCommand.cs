@@ -9,7 +9,7 @@ namespace SharpInfer.Cli.Commands;
 /// <summary><c>sharpinfer quantize IN.gguf OUT.gguf TYPE [threads]</c>: llama-quantize's command line and result (same
 /// types, mixes and options, byte-identical files). Progress goes to stderr (a bar on a terminal, one line per tensor
 /// elsewhere); the size summary goes to stdout.</summary>
-public static class QuantizeCommand
+internal static class QuantizeCommand
 {
     public static Command Create(CliIo io)
     {

@@ -10,7 +10,7 @@ namespace SharpInfer.Cli.Commands;
 /// <c>sharpinfer run</c>: generates a continuation of a prompt and streams it to stdout; prompt and generation
 /// speed go to stderr. With <c>--json</c>, prints exactly one JSON object on stdout instead.
 /// </summary>
-public static class RunCommand
+internal static class RunCommand
 {
     public static Command Create()
     {

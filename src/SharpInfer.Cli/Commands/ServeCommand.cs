@@ -17,7 +17,7 @@ namespace SharpInfer.Cli.Commands;
 /// loaded), and on SIGTERM/Ctrl-C refuses new requests, lets in-flight ones finish within --shutdown-timeout, then
 /// aborts the rest.
 /// </summary>
-public static class ServeCommand
+internal static class ServeCommand
 {
     public const string ApiKeyEnvironmentVariable = "SHARPINFER_API_KEY";
 

@@ -12,7 +12,7 @@ namespace SharpInfer.Cli.Commands;
 /// for a conversation, exactly (no newline added), and nothing else on stdout. Only the model's vocabulary and template
 /// are read. With <c>--ids</c>, prints the prompt's token ids instead (one JSON array, chat BOS rule).
 /// </summary>
-public static class TemplateCommand
+internal static class TemplateCommand
 {
     public static Command Create(CliIo io)
     {

@@ -7,7 +7,7 @@ namespace SharpInfer.Cli.Commands;
 
 /// <summary><c>sharpinfer tokenize -m model.gguf "text"</c>: prints the token ids as one JSON array, tokenized like
 /// llama.cpp (BOS per the model's metadata, special tokens in the text parsed).</summary>
-public static class TokenizeCommand
+internal static class TokenizeCommand
 {
     public static Command Create()
     {

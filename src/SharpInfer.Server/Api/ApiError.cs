@@ -7,7 +7,7 @@ namespace SharpInfer.Server.Api;
 
 /// <summary>An error answered in OpenAI's shape, <c>{"error": {"message", "type", "param", "code"}}</c>, with its
 /// HTTP status. Thrown anywhere in a handler; the error middleware writes it.</summary>
-public sealed class ApiException(int status, string message, string type = ApiErrorTypes.InvalidRequest, string? param = null, string? code = null)
+internal sealed class ApiException(int status, string message, string type = ApiErrorTypes.InvalidRequest, string? param = null, string? code = null)
     : Exception(message)
 {
     public int Status { get; } = status;
@@ -32,7 +32,7 @@ public sealed class ApiException(int status, string message, string type = ApiEr
 }
 
 /// <summary>The <c>type</c> values used in error objects (OpenAI's where it has one).</summary>
-public static class ApiErrorTypes
+internal static class ApiErrorTypes
 {
     public const string InvalidRequest = "invalid_request_error";
     /// <summary>llama-server's type for a prompt longer than the context (OpenAI sends invalid_request_error with
@@ -46,7 +46,7 @@ public static class ApiErrorTypes
 }
 
 /// <summary>Maps exceptions to <see cref="ApiException"/> and writes error bodies.</summary>
-public static class ApiErrors
+internal static class ApiErrors
 {
     /// <summary>The OpenAI error for an exception thrown while handling a request. <paramref name="promptParam"/>
     /// names the request field that holds the prompt ("messages" or "prompt").</summary>

@@ -8,7 +8,7 @@ namespace SharpInfer.Server.Api;
 
 /// <summary>A request's JSON object with typed accessors that answer 400 naming the field when a value has the
 /// wrong type or range. Absent and <c>null</c> fields read as null (OpenAI treats them alike).</summary>
-public sealed class JsonBody(JsonObject root, JsonElement? source = null)
+internal sealed class JsonBody(JsonObject root, JsonElement? source = null)
 {
     public JsonObject Root { get; } = root;
 

@@ -76,42 +76,14 @@ internal static class PoolingRuns
     /// results in order. The first failure cancels the rest and is rethrown as the API error for <paramref name="field"/>.</summary>
     public static async Task<PoolingOutput[]> RunAsync(LlmEngine engine, IReadOnlyList<int[]> prompts, PoolingParams p, string field, CancellationToken aborted)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        using var seats = new SemaphoreSlim(engine.Options.MaxNumSeqs);
-        var results = new PoolingOutput[prompts.Count];
-        var tasks = new Task[prompts.Count];
-        for (int i = 0; i < prompts.Count; i++)
-        {
-            int index = i;
-            tasks[i] = Task.Run(async () =>
-            {
-                await seats.WaitAsync(cts.Token).ConfigureAwait(false);
-                try
-                {
-                    results[index] = await engine.PoolAsync(EngineRequest.ForPooling(prompts[index], p), cts.Token).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    cts.Cancel();
-                    throw ApiErrors.Map(e, prompts.Count == 1 ? field : $"{field}[{index}]");
-                }
-                finally
-                {
-                    seats.Release();
-                }
-            }, CancellationToken.None);
-        }
+        PoolingOutput[] results;
         try
         {
-            await Task.WhenAll(tasks).ConfigureAwait(false);
+            results = await engine.PoolManyAsync(prompts, p, engine.Options.MaxNumSeqs, aborted).ConfigureAwait(false);
         }
-        catch
+        catch (PoolingInputException e)
         {
-            // the first real error, not the cancellations it caused
-            aborted.ThrowIfCancellationRequested();
-            var first = tasks.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is ApiException);
-            if (first != null) throw first;
-            throw;
+            throw ApiErrors.Map(e.InnerException!, prompts.Count == 1 ? field : $"{field}[{e.Index}]");
         }
         foreach (var r in results)
             foreach (var v in r.Vectors)

@@ -11,7 +11,7 @@ namespace SharpInfer.Server.Metrics;
 /// request from the engine's latency instruments: prompt time = time to first token − queue time, generation time =
 /// end-to-end latency − time to first token.
 /// </summary>
-public sealed class LlamaCppMetrics : IDisposable
+internal sealed class LlamaCppMetrics : IDisposable
 {
     private readonly MeterListener _listener;
     private readonly Lock _lock = new();

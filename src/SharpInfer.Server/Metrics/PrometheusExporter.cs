@@ -13,7 +13,7 @@ namespace SharpInfer.Server.Metrics;
 /// read at scrape time. Instruments it has no entry for are exported under a name derived from theirs, except the
 /// OpenTelemetry GenAI ones (<c>gen_ai.*</c>, for OTLP), whose measurements the vLLM-named ones already carry.
 /// </summary>
-public sealed class PrometheusExporter : IDisposable
+internal sealed class PrometheusExporter : IDisposable
 {
     /// <summary>Content type of the exposition format.</summary>
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";

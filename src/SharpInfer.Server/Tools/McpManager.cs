@@ -10,7 +10,7 @@ namespace SharpInfer.Server.Tools;
 /// <see cref="Cooldown"/>). <see cref="Shutdown"/> makes in-flight calls return at once, so a slow tool never
 /// holds up the server's shutdown.
 /// </summary>
-public sealed class McpManager : IAsyncDisposable
+internal sealed class McpManager : IAsyncDisposable
 {
     public static readonly TimeSpan WarmupTimeout = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan Cooldown = TimeSpan.FromSeconds(5);

@@ -5,7 +5,7 @@ namespace SharpInfer.Server.Tools;
 
 /// <summary>One MCP server of the <c>{"mcpServers": {NAME: {command, args, env, cwd, timeout_ms}}}</c> configuration
 /// (Cursor's and Claude Desktop's format, as llama-server's <c>--mcp-servers-json</c>/<c>--mcp-servers-config</c>).</summary>
-public sealed record McpServerConfig(string Name, string Command, IReadOnlyList<string> Args, IReadOnlyDictionary<string, string> Env,
+internal sealed record McpServerConfig(string Name, string Command, IReadOnlyList<string> Args, IReadOnlyDictionary<string, string> Env,
                                      string? Cwd, int TimeoutMs)
 {
     public const int DefaultTimeoutMs = 30000;

@@ -15,7 +15,7 @@ namespace SharpInfer.Server.Tools;
 /// bounded tail for diagnostics. Closing kills the whole process tree and never waits for the pipes to reach EOF (a
 /// grandchild may hold them open).
 /// </summary>
-public sealed class McpStdioClient : IAsyncDisposable
+internal sealed class McpStdioClient : IAsyncDisposable
 {
     private const string ProtocolVersion = "2024-11-05";
     /// <summary>Longest line accepted from the server; a longer one is dropped (and the transport with it).</summary>
@@ -336,7 +336,7 @@ public sealed class McpStdioClient : IAsyncDisposable
 }
 
 /// <summary>The process had ended before a request could be written to it: the request never ran.</summary>
-public sealed class McpNotSentException() : Exception("transport closed");
+internal sealed class McpNotSentException() : Exception("transport closed");
 
 /// <summary>A tool an MCP server advertises: its bare name (no <c>server_</c> prefix) and argument schema.</summary>
-public sealed record McpToolDef(string ServerName, string Name, string Description, JsonObject? InputSchema);
+internal sealed record McpToolDef(string ServerName, string Name, string Description, JsonObject? InputSchema);

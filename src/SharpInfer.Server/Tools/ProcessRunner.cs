@@ -6,7 +6,7 @@ namespace SharpInfer.Server.Tools;
 /// <summary>Runs a child process for the tools (the shell, git): output read as it comes (stdout only; the shell
 /// tool folds stderr into it), capped at a byte budget, the whole process tree killed at the timeout, on
 /// cancellation or when the stream consumer gives up.</summary>
-public static class ProcessRunner
+internal static class ProcessRunner
 {
     public sealed record Result(string Output, int ExitCode, bool TimedOut, bool Truncated);
 

@@ -6,7 +6,7 @@ namespace SharpInfer.Server.Tools;
 /// <c>GET /tools</c> lists <see cref="ToJson"/>; <c>POST /tools</c> runs <see cref="InvokeAsync"/>, whose answer is
 /// <c>{"plain_text_response": ...}</c> (what a model sees), <c>{"result": ...}</c> or <c>{"error": "..."}</c> (a
 /// tool-level failure is a 200 with an error field, as llama-server answers).</summary>
-public abstract class ServerTool
+internal abstract class ServerTool
 {
     public abstract string Name { get; }
     public virtual string DisplayName => Name;
@@ -56,7 +56,7 @@ public abstract class ServerTool
 
 /// <summary>A tool invocation's arguments and the working directory relative paths resolve against (the
 /// <c>x-tool-cwd</c> header, else the model's <c>cwd</c> argument, else the server's).</summary>
-public sealed class ToolCall(JsonObject parameters)
+internal sealed class ToolCall(JsonObject parameters)
 {
     public JsonObject Params { get; } = parameters;
     public string? Cwd => Params["cwd"] is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0 ? s : null;
@@ -95,4 +95,4 @@ public sealed class ToolCall(JsonObject parameters)
 }
 
 /// <summary>A malformed argument (missing, wrong type): answered 400, as llama-server answers its JSON exceptions.</summary>
-public sealed class ToolArgumentException(string message) : Exception(message);
+internal sealed class ToolArgumentException(string message) : Exception(message);

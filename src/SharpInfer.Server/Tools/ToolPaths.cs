@@ -1,11 +1,11 @@
 namespace SharpInfer.Server.Tools;
 
-public enum ListKind { Files, Dirs, All }
+internal enum ListKind { Files, Dirs, All }
 
 /// <summary>Path resolution, glob matching and directory listing of the file tools, as llama-server's
 /// (tools/server/server-tools.cpp): relative paths resolve against the call's cwd, <c>~</c> expands, entries are
 /// '/'-separated and relative to the searched directory.</summary>
-public static class ToolPaths
+internal static class ToolPaths
 {
     /// <summary>Directories listed but never walked: they can be enormous (llama-server's list).</summary>
     private static readonly HashSet<string> JunkDirs =

@@ -5,7 +5,7 @@ namespace SharpInfer.Server.Tools;
 /// <summary>The tools <c>/tools</c> serves: the built-ins <c>--tools</c> enables (none by default) followed by the
 /// configured MCP servers' tools once their warm-up has discovered them (an MCP tool whose
 /// <c>&lt;server&gt;_&lt;tool&gt;</c> name is already taken is skipped).</summary>
-public sealed class ToolRegistry : IAsyncDisposable
+internal sealed class ToolRegistry : IAsyncDisposable
 {
     private readonly List<ServerTool> _builtins;
     private readonly ILogger _log;

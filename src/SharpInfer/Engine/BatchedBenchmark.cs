@@ -8,7 +8,7 @@ namespace SharpInfer.Engine;
 
 /// <summary>One llama-batched-bench row: B sequences each prefilled with PP tokens, then TG decode steps that each
 /// advance all B sequences by one token in one forward pass. Times in seconds.</summary>
-public sealed record BatchedBenchmarkResult(int PromptTokens, int GenTokens, int Sequences, double PromptSeconds, double GenSeconds)
+internal sealed record BatchedBenchmarkResult(int PromptTokens, int GenTokens, int Sequences, double PromptSeconds, double GenSeconds)
 {
     public int KvTokens => Sequences * (PromptTokens + GenTokens);
     /// <summary>Prompt tokens per second over all sequences.</summary>
@@ -27,7 +27,7 @@ public sealed record BatchedBenchmarkResult(int PromptTokens, int GenTokens, int
 /// drives the engine's <see cref="ModelRunner"/> directly (fixed batch shapes, no sampling or per-token logic), as
 /// llama-batched-bench drives llama_decode.
 /// </summary>
-public sealed class BatchedBenchmark : IDisposable
+internal sealed class BatchedBenchmark : IDisposable
 {
     private const int BlockSize = 16;
     private readonly Model _model;

@@ -12,7 +12,7 @@ namespace SharpInfer.Engine;
 /// prefix shorter than the whole history, and the result is still exactly what a fresh prompt would give.
 /// Not thread-safe (neither is the session).
 /// </summary>
-public sealed class ChatConversation
+internal sealed class ChatConversation
 {
     private readonly InferenceSession _session;
     private readonly JsonArray _messages = [];

@@ -8,7 +8,7 @@ using SharpInfer.Tokenization.Jinja;
 namespace SharpInfer.Engine;
 
 /// <summary>A conversation to format: OpenAI chat-API messages and tools, and template variables.</summary>
-public sealed class ChatFormatRequest
+internal sealed class ChatFormatRequest
 {
     /// <summary>The conversation, as in the OpenAI chat API: objects with <c>role</c> and <c>content</c> (a string, a
     /// list of <c>{"type": "text", "text": ...}</c> parts, or null/absent for an assistant turn), and optionally
@@ -29,10 +29,10 @@ public sealed class ChatFormatRequest
 /// <param name="TokenIds">The ids of <paramref name="Text"/> (special tokens written in it parsed), with BOS/EOS
 /// added per the chat BOS rule (see <see cref="ChatFormatter"/>).</param>
 /// <param name="AddedBos">Whether a BOS token was put in front of the rendered text's ids.</param>
-public sealed record ChatPrompt(string Text, int[] TokenIds, bool AddedBos);
+internal sealed record ChatPrompt(string Text, int[] TokenIds, bool AddedBos);
 
 /// <summary>How a template wants message <c>content</c>, found by rendering a probe message both ways.</summary>
-public enum ChatContentFormat
+internal enum ChatContentFormat
 {
     /// <summary>Strings and lists of text parts both render the text: messages are passed as given.</summary>
     Any,
@@ -60,7 +60,7 @@ public enum ChatContentFormat
 /// renders (<see cref="ContentFormat"/>). Template failures are <see cref="TemplateException"/>s; for
 /// <c>raise_exception(msg)</c> the message is exactly <c>msg</c>.</para>
 /// </remarks>
-public sealed class ChatFormatter
+internal sealed class ChatFormatter
 {
     private static readonly string[] ReservedVariables = ["messages", "tools", "add_generation_prompt"];
     private const string ProbeText = "sharpinfer-content-probe";

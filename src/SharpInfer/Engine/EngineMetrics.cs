@@ -6,7 +6,7 @@ namespace SharpInfer.Engine;
 /// The engine's instruments on the process-wide <c>Meter("SharpInfer")</c>: the engine records, the server exposes
 /// them (Prometheus text) and benchmarks read the same numbers. Names follow vLLM's metrics.
 /// </summary>
-public sealed class EngineMetrics : IDisposable
+internal sealed class EngineMetrics : IDisposable
 {
     public const string MeterName = "SharpInfer";
 
@@ -69,7 +69,7 @@ public sealed class EngineMetrics : IDisposable
 }
 
 /// <summary>A snapshot of the engine's state.</summary>
-public sealed record EngineStats
+internal sealed record EngineStats
 {
     public int Running { get; init; }
     public int Waiting { get; init; }

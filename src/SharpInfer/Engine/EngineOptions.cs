@@ -43,7 +43,7 @@ public sealed record EngineOptions
     /// <summary>Most bytes the disk tier keeps (--prefix-cache-disk-size); the oldest files go first.</summary>
     public long PrefixCacheDiskBytes { get; init; } = 8L << 30;
     /// <summary>Speculative decoding (vLLM's --speculative-config); null = off.</summary>
-    public Speculation.SpeculativeConfig? Speculative { get; init; }
+    internal Speculation.SpeculativeConfig? Speculative { get; init; }
     /// <summary>Pooling of embedding requests that name none (--pooling); null = the model's <c>pooling_type</c>, else mean.</summary>
     public Pooling.PoolingType? Pooling { get; init; }
     /// <summary>The model's name in request traces (<c>gen_ai.request.model</c>, see <see cref="EngineTelemetry"/>); null =

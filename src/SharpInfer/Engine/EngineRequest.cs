@@ -5,7 +5,7 @@ namespace SharpInfer.Engine;
 
 /// <summary>A generation request for <see cref="LlmEngine"/>: prompt token ids (already templated and tokenized) and
 /// sampling parameters. Lower <see cref="Priority"/> values are served first (vLLM's convention); ties go in arrival order.</summary>
-public sealed record EngineRequest
+internal sealed record EngineRequest
 {
     public required int[] PromptTokens { get; init; }
     public required SamplingParams Sampling { get; init; }
@@ -54,11 +54,11 @@ public sealed record EngineRequest
 }
 
 /// <summary>A token's log-probability and the most likely alternatives at that step (raw-logit log-softmax).</summary>
-public sealed record TokenLogProbs(int TokenId, float LogProb, TokenLogProb[] Top);
+internal sealed record TokenLogProbs(int TokenId, float LogProb, TokenLogProb[] Top);
 
 /// <summary>What a request produced since its previous output: new token ids, the text they complete, their
 /// log-probs when asked for, and, on the last output, the finish reason and timings.</summary>
-public sealed record RequestOutput
+internal sealed record RequestOutput
 {
     public required string RequestId { get; init; }
     public required int[] TokenIds { get; init; }
@@ -87,10 +87,10 @@ public sealed record RequestOutput
 /// <summary>How far a request's prompt is computed: of <see cref="Total"/> prompt tokens, <see cref="Cached"/> came
 /// from the prefix cache and <see cref="Processed"/> (cached ones included) have keys and values; <see cref="Milliseconds"/>
 /// since the request was first scheduled (llama-server's prompt_progress).</summary>
-public sealed record PromptProgress(int Total, int Cached, int Processed, double Milliseconds);
+internal sealed record PromptProgress(int Total, int Cached, int Processed, double Milliseconds);
 
 /// <summary>Per-request latencies in seconds (vLLM's request metrics).</summary>
-public sealed record RequestTimings
+internal sealed record RequestTimings
 {
     /// <summary>Arrival to first scheduled step.</summary>
     public double QueueTime { get; init; }

@@ -13,7 +13,7 @@ namespace SharpInfer.Engine;
 /// Nothing is recorded per token: the span starts when the request is added and everything else is written once,
 /// when the request finishes (the child spans get their start and end times from the request's timestamps).
 /// </summary>
-public static class EngineTelemetry
+internal static class EngineTelemetry
 {
     /// <summary>The name of the <see cref="ActivitySource"/> (and of the engine's <c>Meter</c>, <see cref="EngineMetrics.MeterName"/>).</summary>
     public const string SourceName = "SharpInfer";

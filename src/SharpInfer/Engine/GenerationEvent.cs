@@ -3,7 +3,7 @@ using SharpInfer.Sampling;
 namespace SharpInfer.Engine;
 
 /// <summary>Why a generation ended (OpenAI's finish_reason values).</summary>
-public enum FinishReason
+internal enum FinishReason
 {
     /// <summary>An end-of-generation token or a stop string.</summary>
     Stop,
@@ -13,7 +13,7 @@ public enum FinishReason
     Abort,
 }
 
-public static class FinishReasonExtensions
+internal static class FinishReasonExtensions
 {
     public static string ToApiString(this FinishReason r) => r switch
     {
@@ -25,7 +25,7 @@ public static class FinishReasonExtensions
 
 /// <summary>One generated token: its id, the new text it completes (may be empty while a UTF-8 sequence or a possible
 /// stop string is pending), its log-probability and alternatives when asked for, and the finish reason on the last.</summary>
-public sealed record GenerationEvent(int TokenId, string Text, float LogProb, TokenLogProb[]? TopLogProbs, FinishReason? Finish)
+internal sealed record GenerationEvent(int TokenId, string Text, float LogProb, TokenLogProb[]? TopLogProbs, FinishReason? Finish)
 {
     /// <summary>A final event that carries no token (end-of-generation token, stop string or cancellation).</summary>
     public bool IsFinalOnly => TokenId < 0;

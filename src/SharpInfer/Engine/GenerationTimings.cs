@@ -1,7 +1,7 @@
 namespace SharpInfer.Engine;
 
 /// <summary>Counts and wall-clock times of one generation (llama.cpp's "prompt eval" and "eval" lines).</summary>
-public sealed class GenerationTimings
+internal sealed class GenerationTimings
 {
     public int PromptTokens { get; set; }
     /// <summary>Prompt tokens whose KV was already cached (prefix reuse) and were not recomputed.</summary>

@@ -11,7 +11,7 @@ namespace SharpInfer.Engine;
 /// engine's; a new prompt reuses the KV of earlier prompts and replies through the engine's prefix cache, block by
 /// block. For many concurrent requests use the engine directly.
 /// </summary>
-public sealed class InferenceSession : IDisposable
+internal sealed class InferenceSession : IDisposable
 {
     private readonly LlmEngine _engine;
 

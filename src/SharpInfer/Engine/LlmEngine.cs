@@ -20,7 +20,7 @@ namespace SharpInfer.Engine;
 /// detokenization and stop checks, then each request's new output goes to its channel. Callers talk to it only
 /// through <see cref="AddRequest"/> (thread-safe) and cancellation; an aborted request frees its blocks at the next step.
 /// </summary>
-public sealed class LlmEngine : IDisposable
+internal sealed partial class LlmEngine : IDisposable
 {
     private sealed class Request : Sequence
     {

@@ -10,7 +10,7 @@ namespace SharpInfer.Engine;
 /// <summary>One llama-bench style measurement: n_prompt tokens in one pass (pp) or n_gen single-token decode
 /// steps (tg), repeated; timings in nanoseconds.</summary>
 /// <param name="Depth">Tokens already in the cache when the test runs (llama-bench's -d).</param>
-public sealed record BenchmarkResult(int PromptTokens, int GenTokens, int Threads, double[] SamplesNs, int Depth = 0)
+internal sealed record BenchmarkResult(int PromptTokens, int GenTokens, int Threads, double[] SamplesNs, int Depth = 0)
 {
     public int Tokens => PromptTokens + GenTokens;
     public double[] SamplesTs => SamplesNs.Select(ns => Tokens / (ns / 1e9)).ToArray();
@@ -38,7 +38,7 @@ public sealed record BenchmarkResult(int PromptTokens, int GenTokens, int Thread
 /// untimed warm-up and then found in the prefix cache (whole blocks: a remainder of d mod block size is recomputed
 /// in each run), so the timed work is the test's tokens attending over d cached ones.
 /// </summary>
-public sealed class ModelBenchmark : IDisposable
+internal sealed class ModelBenchmark : IDisposable
 {
     private readonly LlmEngine _engine;
     private readonly Random _rng = new(42);

@@ -12,7 +12,7 @@ namespace SharpInfer.Engine;
 /// unless <c>kvGroups</c> says otherwise (the engine's sliding-window freeing; callers that keep their own block
 /// tables use one group).
 /// </summary>
-public sealed class ModelRunner : IDisposable
+internal sealed class ModelRunner : IDisposable
 {
     public Model Model { get; }
     public ComputePool Pool { get; }

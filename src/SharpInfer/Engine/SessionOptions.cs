@@ -5,7 +5,7 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Engine;
 
 /// <summary>Options of a single-sequence inference session (CLI run/chat/bench). Names follow llama.cpp's flags.</summary>
-public sealed record SessionOptions
+internal sealed record SessionOptions
 {
     /// <summary>Compute threads (-t).</summary>
     public int Threads { get; init; } = ComputePool.DefaultThreads;

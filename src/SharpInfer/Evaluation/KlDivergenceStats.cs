@@ -8,7 +8,7 @@ namespace SharpInfer.Evaluation;
 /// top, and Δp, the change in the probability of the actual next token. Uncertainties are standard errors of the
 /// mean, as llama-perplexity computes them, so the two tools' printouts compare line by line.
 /// </summary>
-public sealed class KlDivergenceStats
+internal sealed class KlDivergenceStats
 {
     private double _nll, _nll2, _nllBase, _nllBase2, _nllNllBase, _kld, _kld2, _pDiff, _pDiff2, _pDiff4;
     private readonly List<float> _kldValues = [], _pDiffValues = [];

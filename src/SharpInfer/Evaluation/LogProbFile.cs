@@ -19,7 +19,7 @@ namespace SharpInfer.Evaluation;
 /// each stored log-probability is within scale/2 ≈ 1.2e-4 of the exact one; tokens more than 16 nats below the top
 /// (p &lt; 1.1e-7 of it) are ignored by the KL sum, as llama.cpp does.
 /// </summary>
-public static class LogProbFile
+internal static class LogProbFile
 {
     private static ReadOnlySpan<byte> Magic => "_logits_"u8;
     /// <summary>The range below the largest logit the 16-bit codes cover.</summary>

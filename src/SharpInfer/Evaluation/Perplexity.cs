@@ -6,7 +6,7 @@ using SharpInfer.Tensors;
 
 namespace SharpInfer.Evaluation;
 
-public sealed record PerplexityOptions
+internal sealed record PerplexityOptions
 {
     /// <summary>Tokens per chunk (llama-perplexity's <c>-c</c>); the second half of each chunk is scored.</summary>
     public int Context { get; init; } = 512;
@@ -26,7 +26,7 @@ public sealed record PerplexityOptions
 /// <param name="Error">Its standard error (llama-perplexity's "±").</param>
 /// <param name="RunningPpl">The estimate after each chunk (llama-perplexity's "[i]x.xxxx," line).</param>
 /// <param name="Kl">Set when the run was compared against a base file.</param>
-public sealed record PerplexityResult(double Ppl, double Error, int Context, int Tokens, int Chunks, long Scored, double[] RunningPpl, KlDivergenceStats? Kl);
+internal sealed record PerplexityResult(double Ppl, double Error, int Context, int Tokens, int Chunks, long Scored, double[] RunningPpl, KlDivergenceStats? Kl);
 
 /// <summary>
 /// Perplexity the way llama-perplexity measures it, so the numbers compare across engines: tokenize the whole text
@@ -37,7 +37,7 @@ public sealed record PerplexityResult(double Ppl, double Error, int Context, int
 /// one and compares (then the tokens and n_ctx come from that file). Drives the <see cref="ModelRunner"/> directly:
 /// fixed passes, no sampling.
 /// </summary>
-public static class Perplexity
+internal static class Perplexity
 {
     private const int BlockSize = 16;
     private const long MaxLogitBytes = 512L << 20;

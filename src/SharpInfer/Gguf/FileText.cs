@@ -9,7 +9,7 @@ namespace SharpInfer.Gguf;
 /// string would flood the log. So control and format characters are escaped (<c>\n</c>, <c>\x1B</c>, <c>\u202E</c>)
 /// and the text is cut at <see cref="MaxChars"/> characters with "…" and the full length.
 /// </summary>
-public static class FileText
+internal static class FileText
 {
     /// <summary>Characters of the original text kept in a quote.</summary>
     public const int MaxChars = 80;

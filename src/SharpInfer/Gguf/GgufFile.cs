@@ -9,7 +9,7 @@ namespace SharpInfer.Gguf;
 /// at open time, tensor data stays in the mapping and is handed out as pointers, never copied.
 /// Every malformed input raises <see cref="GgufFormatException"/> naming the file and the problem.
 /// </summary>
-public sealed unsafe class GgufFile : IDisposable
+internal sealed unsafe class GgufFile : IDisposable
 {
     public const uint Magic = 0x46554747; // "GGUF" little-endian
     public const int DefaultAlignment = 32;

@@ -4,11 +4,11 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Gguf;
 
 /// <summary>One metadata entry to write: key, GGUF value type and value (for arrays a <see cref="GgufArray"/>).</summary>
-public readonly record struct GgufKeyValue(string Key, GgufValueType Type, object Value);
+internal readonly record struct GgufKeyValue(string Key, GgufValueType Type, object Value);
 
 /// <summary>One tensor to write: name, dimensions exactly as they go into the file (ggml order, Dims[0] innermost)
 /// and type. Its data size follows from those.</summary>
-public readonly record struct GgufTensorSpec(string Name, long[] Dims, GgmlType Type)
+internal readonly record struct GgufTensorSpec(string Name, long[] Dims, GgmlType Type)
 {
     public long ByteSize
     {
@@ -31,7 +31,7 @@ public readonly record struct GgufTensorSpec(string Name, long[] Dims, GgmlType 
 /// The layout is ggml's gguf writer's byte for byte: metadata and tensors in the given order, the data section
 /// starting at the first aligned offset after the tensor infos, tensor offsets relative to it.
 /// </summary>
-public sealed class GgufStreamWriter
+internal sealed class GgufStreamWriter
 {
     private readonly Stream _stream;
     private readonly IReadOnlyList<GgufKeyValue> _meta;

@@ -4,7 +4,7 @@ namespace SharpInfer.Gguf;
 
 /// <summary>One tensor's description from the GGUF header. <see cref="Dims"/> is in ggml order: Dims[0] is the
 /// innermost (contiguous) dimension, so a weight matrix has Dims = [inputs, outputs].</summary>
-public sealed record GgufTensorInfo(string Name, long[] Dims, GgmlType Type, long Offset, long ByteSize)
+internal sealed record GgufTensorInfo(string Name, long[] Dims, GgmlType Type, long Offset, long ByteSize)
 {
     public long ElementCount
     {

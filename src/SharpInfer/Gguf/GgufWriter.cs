@@ -5,7 +5,7 @@ namespace SharpInfer.Gguf;
 
 /// <summary>Writes GGUF v3 files: metadata in insertion order, then tensors aligned to general.alignment
 /// (32 unless set). Used by tests to build small or deliberately broken files, and by tools that write models.</summary>
-public sealed class GgufWriter
+internal sealed class GgufWriter
 {
     private readonly List<(string Key, GgufValueType Type, object Value)> _meta = [];
     private readonly List<(string Name, long[] Dims, GgmlType Type, byte[] Data)> _tensors = [];

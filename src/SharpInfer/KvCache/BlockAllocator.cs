@@ -8,7 +8,7 @@ namespace SharpInfer.KvCache;
 /// block that gets a new user before that leaves the queue (<see cref="AddRef"/>). Not thread-safe: the engine
 /// loop is its only user.
 /// </summary>
-public sealed class BlockAllocator
+internal sealed class BlockAllocator
 {
     private readonly int[] _refCounts;
     private readonly Stack<int> _free;

@@ -11,7 +11,7 @@ namespace SharpInfer.KvCache;
 /// truncated to 128 bits: collisions are not a practical concern, so a hit needs no token comparison, and the value
 /// is stable across processes (the disk tier keys files with it).
 /// </summary>
-public static class BlockHash
+internal static class BlockHash
 {
     /// <summary>The parent hash of a sequence's first block: zero without a salt.</summary>
     public static UInt128 Root(string? cacheSalt)

@@ -19,7 +19,7 @@ namespace SharpInfer.KvCache;
 /// (vLLM's hybrid prefix-cache lookup); a preempted sequence comes back through the same lookup, or from scratch.</para>
 /// Engine-loop thread only.
 /// </summary>
-public sealed class BlockManager : IDisposable
+internal sealed class BlockManager : IDisposable
 {
     private readonly BlockAllocator _allocator;
     private readonly Dictionary<(UInt128 Hash, int Group), int> _cachedBlocks = [];
@@ -356,7 +356,7 @@ public sealed class BlockManager : IDisposable
 
 /// <summary>A second tier for evicted prefix-cache blocks (see <see cref="DiskBlockStore"/>): content-addressed by
 /// the block's chain hash. Engine-loop thread, except what an implementation does in the background.</summary>
-public interface IKvBlockStore : IDisposable
+internal interface IKvBlockStore : IDisposable
 {
     bool Contains(UInt128 hash);
     /// <summary>Copies a stored block into <paramref name="block"/> of <paramref name="cache"/>; false (and nothing

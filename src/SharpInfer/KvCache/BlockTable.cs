@@ -4,7 +4,7 @@ namespace SharpInfer.KvCache;
 /// <c>Blocks[p / blockSize]</c>. A sliding-window group's table lets go of its leading blocks once no query to come can
 /// see them: those entries are −1, and <see cref="FirstLive"/> counts them. A growable int array so forward batches
 /// can reference it without copying.</summary>
-public sealed class BlockTable
+internal sealed class BlockTable
 {
     private int[] _blocks = new int[16];
     public int Count { get; private set; }

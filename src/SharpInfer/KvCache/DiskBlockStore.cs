@@ -16,7 +16,7 @@ namespace SharpInfer.KvCache;
 /// (it is deleted and the block recomputed). A directory that cannot be created or written (read-only, disk full)
 /// turns the writes off with one warning; the engine goes on memory-only.
 /// </summary>
-public sealed class DiskBlockStore : IKvBlockStore
+internal sealed class DiskBlockStore : IKvBlockStore
 {
     private const uint Magic = 0x564B4953;   // "SIKV"
     private const uint Version = 1;

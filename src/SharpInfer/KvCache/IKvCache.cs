@@ -10,7 +10,7 @@ public enum KvDataType { F32, F16, Q8_0, Q4_0 }
 /// attention kernel walks. The model writes and reads only through this interface; who owns which block is the
 /// block manager's business.
 /// </summary>
-public unsafe interface IKvCache
+internal unsafe interface IKvCache
 {
     int LayerCount { get; }
     int BlockSize { get; }

@@ -12,7 +12,7 @@ namespace SharpInfer.KvCache;
 /// memory layout are then exactly the single-table ones. <see cref="Single"/> forces that for windowed models too
 /// (llama.cpp's <c>--swa-full</c>): every position of every layer is kept.</para>
 /// </summary>
-public sealed class KvCacheGroups
+internal sealed class KvCacheGroups
 {
     private readonly int[] _groupOfLayer, _slotOfLayer, _window;
 

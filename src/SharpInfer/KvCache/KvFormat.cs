@@ -14,7 +14,7 @@ namespace SharpInfer.KvCache;
 /// (<see cref="Quantize"/>), so a cache row is what llama.cpp's <c>-ctk/-ctv</c> of the same type would store.
 /// Widening is exact (a scale times a small integer, one rounding), so every instruction path gives the same bits.
 /// </summary>
-public abstract unsafe class KvFormat
+internal abstract unsafe class KvFormat
 {
     public static readonly KvFormat F32 = new F32Format();
     public static readonly KvFormat F16 = new F16Format();

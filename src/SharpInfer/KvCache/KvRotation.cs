@@ -20,7 +20,7 @@ namespace SharpInfer.KvCache;
 /// butterflies (u + v, u − v) of span 1, 2, 4, …; each output element has one rounding order whatever the
 /// instruction path, so rotated rows are the same bits everywhere (batch invariance holds).
 /// </summary>
-public static unsafe class KvRotation
+internal static unsafe class KvRotation
 {
     /// <summary>Smallest rotation llama.cpp uses, and the only one for values.</summary>
     public const int MinSize = 64;

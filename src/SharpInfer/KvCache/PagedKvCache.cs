@@ -9,7 +9,7 @@ namespace SharpInfer.KvCache;
 /// layer); with groups it holds the layers of one group, and a layer's block id comes from its group's table
 /// (<see cref="IKvCache.GroupOf"/>). Allocated once at start-up; blocks are handed out by a <see cref="BlockAllocator"/>.
 /// </summary>
-public sealed unsafe class PagedKvCache : IKvCache, IDisposable
+internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
 {
     private readonly byte*[] _keys;
     private readonly byte*[] _values;

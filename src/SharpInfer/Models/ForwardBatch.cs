@@ -8,7 +8,7 @@ namespace SharpInfer.Models;
 /// continuous batch of many sequences are all the same call. Pooling requests (embeddings) ask instead for the hidden
 /// states of some tokens. Reused across steps (no allocation per step).
 /// </summary>
-public sealed class ForwardBatch
+internal sealed class ForwardBatch
 {
     public int TokenCount { get; private set; }
     public int SequenceCount { get; private set; }

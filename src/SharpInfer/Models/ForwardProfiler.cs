@@ -7,7 +7,7 @@ namespace SharpInfer.Models;
 /// kind of operation and prints a table when the transformer is disposed. Off by default; the checks fold to
 /// nothing when disabled.
 /// </summary>
-public sealed class ForwardProfiler
+internal sealed class ForwardProfiler
 {
     public static readonly bool Enabled = Environment.GetEnvironmentVariable("SHARPINFER_PROFILE") == "1";
 

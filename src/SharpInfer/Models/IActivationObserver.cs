@@ -8,7 +8,7 @@ namespace SharpInfer.Models;
 /// thread, with rows × <c>weight.Cols</c> floats; the rows are only valid during the call. A transformer without an
 /// observer pays one null check per product.
 /// </summary>
-public unsafe interface IActivationObserver
+internal unsafe interface IActivationObserver
 {
     /// <summary>A dense product: <paramref name="rows"/> input rows for <paramref name="weight"/>.</summary>
     void MatMulInput(WeightMatrix weight, float* input, int rows);

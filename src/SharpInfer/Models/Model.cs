@@ -4,7 +4,7 @@ using SharpInfer.Tokenization;
 namespace SharpInfer.Models;
 
 /// <summary>A loaded GGUF model: the mapped file, its configuration, weights and tokenizer. Disposing unmaps the file.</summary>
-public sealed class Model : IDisposable
+internal sealed class Model : IDisposable
 {
     public GgufFile File { get; }
     public ModelConfig Config { get; }

@@ -5,10 +5,10 @@ namespace SharpInfer.Models;
 
 /// <summary>How rotary position embeddings pair up dimensions: Llama rotates adjacent pairs (2i, 2i+1);
 /// GPT-NeoX-style models (Qwen) rotate (i, i + n_rot/2).</summary>
-public enum RopeStyle { Normal, NeoX }
+internal enum RopeStyle { Normal, NeoX }
 
 /// <summary>How a mixture-of-experts router turns its logits into expert weights (llama.cpp's gating functions).</summary>
-public enum ExpertGating
+internal enum ExpertGating
 {
     /// <summary>Softmax over all experts, the top-k by probability, renormalized to sum to 1 (Qwen3-MoE).</summary>
     Softmax,
@@ -17,7 +17,7 @@ public enum ExpertGating
 }
 
 /// <summary>Hyper-parameters of a transformer, read from GGUF metadata (<c>{arch}.*</c> keys).</summary>
-public sealed record ModelConfig
+internal sealed record ModelConfig
 {
     public static IReadOnlyList<string> SupportedArchitectures => ArchitectureRegistry.Names;
 

@@ -3,7 +3,7 @@ namespace SharpInfer.Models;
 /// <summary>Finds the model to use when none is given: <c>$SHARPINFER_MODEL</c>, else <c>stories260K.gguf</c> in
 /// <c>../shared/models</c> beside the repository root (searched upwards from the working directory and from the
 /// program's location).</summary>
-public static class ModelLocator
+internal static class ModelLocator
 {
     public const string EnvironmentVariable = "SHARPINFER_MODEL";
     public const string DefaultFileName = "stories260K.gguf";

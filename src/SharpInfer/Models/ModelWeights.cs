@@ -6,7 +6,7 @@ namespace SharpInfer.Models;
 
 /// <summary>The weights of one transformer block; which ones are present is up to the architecture
 /// (<see cref="Architecture.LoadLayer"/>).</summary>
-public sealed record LayerWeights
+internal sealed record LayerWeights
 {
     public required float[] AttnNorm { get; init; }
     public required WeightMatrix Q { get; init; }
@@ -40,7 +40,7 @@ public sealed record LayerWeights
 }
 
 /// <summary>One expert's gated FFN, with optional biases added after each projection (gpt-oss).</summary>
-public sealed record ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down)
+internal sealed record ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down)
 {
     public float[]? GateBias { get; init; }
     public float[]? UpBias { get; init; }
@@ -52,7 +52,7 @@ public sealed record ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMat
 /// <see cref="WeightLoader"/>: matrices in place, norm and bias vectors copied; every tensor checked before any
 /// computation starts.
 /// </summary>
-public sealed class ModelWeights : IDisposable
+internal sealed class ModelWeights : IDisposable
 {
     private readonly WeightPacking _packing = new();
 

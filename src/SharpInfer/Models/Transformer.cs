@@ -13,7 +13,7 @@ namespace SharpInfer.Models;
 /// Batches larger than <see cref="MaxBatchTokens"/> are processed in consecutive micro-batches (tokens of a sequence
 /// must appear in position order). All buffers are allocated once.
 /// </summary>
-public sealed unsafe class Transformer : IDisposable
+internal sealed unsafe class Transformer : IDisposable
 {
     public ModelConfig Config { get; }
     public ModelWeights Weights { get; }

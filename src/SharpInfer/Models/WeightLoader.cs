@@ -8,7 +8,7 @@ namespace SharpInfer.Models;
 /// presence, shape and a supported type before any computation starts. Matrices are used in place; only the small
 /// norm and bias vectors are copied into float arrays (kilobytes).
 /// </summary>
-public sealed class WeightLoader(GgufFile g)
+internal sealed class WeightLoader(GgufFile g)
 {
 
     public bool Has(string name) => g.TryGetTensor(name, out _);

@@ -10,7 +10,7 @@ namespace SharpInfer.Quantization;
 /// of one fused tensor (e.g. Q, K and V of attn_qkv, seen one after the other on the same input) count once. Each
 /// matrix's accumulator is found by reference after its first sighting, so collecting allocates nothing per token.
 /// </summary>
-public sealed unsafe class ImatrixCollector : IActivationObserver
+internal sealed unsafe class ImatrixCollector : IActivationObserver
 {
     /// <summary>llama-imatrix ignores dense products over fewer rows than this.</summary>
     public const int MinDenseRows = 16;

@@ -7,7 +7,7 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Quantization;
 
 /// <summary>What <c>sharpinfer imatrix</c> is asked for: llama-imatrix's -c, --chunks and threads.</summary>
-public sealed record ImatrixOptions(int Context = 512, int? MaxChunks = null, int Threads = 1);
+internal sealed record ImatrixOptions(int Context = 512, int? MaxChunks = null, int Threads = 1);
 
 /// <summary>
 /// <c>sharpinfer imatrix</c>: runs the model over a calibration text as llama-imatrix does and collects the importance
@@ -17,7 +17,7 @@ public sealed record ImatrixOptions(int Context = 512, int? MaxChunks = null, in
 /// 512 tokens (llama.cpp's default n_ubatch). Float weights give exact activations; quantized weights use the same
 /// kernels as inference.
 /// </summary>
-public static class ImatrixComputation
+internal static class ImatrixComputation
 {
     private const int BlockSize = 16, MicroBatch = 512;
 

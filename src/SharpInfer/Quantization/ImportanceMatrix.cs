@@ -6,7 +6,7 @@ namespace SharpInfer.Quantization;
 
 /// <summary>One matrix weight's statistics: per input column the sum of squared activations, for each expert
 /// (<c>Sums.Length == columns · Counts.Length</c>), and how many activation rows each expert saw.</summary>
-public sealed record ImatrixEntry(float[] Sums, long[] Counts)
+internal sealed record ImatrixEntry(float[] Sums, long[] Counts)
 {
     public int Columns => Counts.Length == 0 ? 0 : Sums.Length / Counts.Length;
 }
@@ -18,7 +18,7 @@ public sealed record ImatrixEntry(float[] Sums, long[] Counts)
 /// name order. The legacy <c>.dat</c> one (read only): i32 entry count, then per entry i32 name length, name, i32 ncall,
 /// i32 value count, floats (already sum/count·ncall); then optionally i32 chunk count, i32 length and the dataset name.
 /// </summary>
-public sealed class ImportanceMatrix
+internal sealed class ImportanceMatrix
 {
     public const string DatasetsKey = "imatrix.datasets", ChunkCountKey = "imatrix.chunk_count", ChunkSizeKey = "imatrix.chunk_size";
 

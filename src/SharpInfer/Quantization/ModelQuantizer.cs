@@ -6,14 +6,14 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Quantization;
 
 /// <summary>Progress of a quantization: the tensor being written and the fraction of the input done.</summary>
-public readonly record struct QuantizeProgress(int TensorIndex, int TensorCount, string TensorName, double Fraction);
+internal readonly record struct QuantizeProgress(int TensorIndex, int TensorCount, string TensorName, double Fraction);
 
 /// <summary>One tensor as written, for the size summary.</summary>
-public sealed record QuantizedTensor(string Name, long[] Dims, GgmlType From, GgmlType To, long BytesBefore, long BytesAfter);
+internal sealed record QuantizedTensor(string Name, long[] Dims, GgmlType From, GgmlType To, long BytesBefore, long BytesAfter);
 
 /// <summary>The outcome: what each tensor became and the sizes before and after (tensor data only, like llama-quantize's
 /// summary).</summary>
-public sealed record QuantizeResult(LlamaFileType FileType, IReadOnlyList<QuantizedTensor> Tensors, IReadOnlyList<string> Fallbacks)
+internal sealed record QuantizeResult(LlamaFileType FileType, IReadOnlyList<QuantizedTensor> Tensors, IReadOnlyList<string> Fallbacks)
 {
     public long BytesBefore => Tensors.Sum(t => t.BytesBefore);
     public long BytesAfter => Tensors.Sum(t => t.BytesAfter);
@@ -27,7 +27,7 @@ public sealed record QuantizeResult(LlamaFileType FileType, IReadOnlyList<Quanti
 /// renamed over it only when complete, so a failure leaves no partial output. Rows are quantized on several threads;
 /// each row's bytes depend only on that row, so the file does not depend on the thread count.
 /// </summary>
-public static class ModelQuantizer
+internal static class ModelQuantizer
 {
     /// <summary>Output bytes per batch of rows: large enough to keep the threads busy, small enough to stay out of the
     /// way of the page cache.</summary>

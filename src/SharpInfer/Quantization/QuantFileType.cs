@@ -4,7 +4,7 @@ namespace SharpInfer.Quantization;
 
 /// <summary>llama.cpp's <c>llama_ftype</c>: the value a quantized file stores in <c>general.file_type</c>, naming the
 /// mix it was made with (same numbers as llama.h).</summary>
-public enum LlamaFileType
+internal enum LlamaFileType
 {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9,
     Q2_K = 10, Q3_K_S = 11, Q3_K_M = 12, Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15, Q5_K_S = 16, Q5_K_M = 17, Q6_K = 18,
@@ -16,7 +16,7 @@ public enum LlamaFileType
 }
 
 /// <summary>One type name <c>quantize</c> accepts (llama-quantize's list, same names, same order).</summary>
-public sealed record QuantFileType(string Name, LlamaFileType FileType, string Description)
+internal sealed record QuantFileType(string Name, LlamaFileType FileType, string Description)
 {
     /// <summary>llama-quantize's QUANT_OPTIONS, in its order (the order decides which name a number maps to).</summary>
     public static IReadOnlyList<QuantFileType> All { get; } =

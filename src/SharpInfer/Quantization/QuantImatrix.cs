@@ -8,7 +8,7 @@ namespace SharpInfer.Quantization;
 /// </summary>
 /// <param name="FileName">The file name exactly as given on the command line: llama-quantize stores that string
 /// (first 127 bytes) as quantize.imatrix.file, so the same bytes need the same spelling.</param>
-public sealed record QuantImatrix(IReadOnlyDictionary<string, float[]> Weights, string FileName, IReadOnlyList<string> Datasets, int ChunkCount)
+internal sealed record QuantImatrix(IReadOnlyDictionary<string, float[]> Weights, string FileName, IReadOnlyList<string> Datasets, int ChunkCount)
 {
     /// <summary>llama-quantize's metadata keys (llama_model_kv_override values, at most 127 bytes of text).</summary>
     public const string FileKey = "quantize.imatrix.file", DatasetKey = "quantize.imatrix.dataset",

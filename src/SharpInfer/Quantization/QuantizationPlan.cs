@@ -6,13 +6,13 @@ namespace SharpInfer.Quantization;
 /// <summary>What <c>quantize</c> is asked to do: llama-quantize's type and the options that change the result.</summary>
 /// <param name="Threads">Worker threads; the output does not depend on it.</param>
 /// <param name="Imatrix">Importance weights (llama-quantize's --imatrix), or null for plain rounding.</param>
-public sealed record QuantizeOptions(QuantFileType Type, int Threads = 1, bool Pure = false, bool LeaveOutputTensor = false,
+internal sealed record QuantizeOptions(QuantFileType Type, int Threads = 1, bool Pure = false, bool LeaveOutputTensor = false,
                                      GgmlType? OutputTensorType = null, GgmlType? TokenEmbeddingType = null, bool AllowRequantize = false,
                                      QuantImatrix? Imatrix = null);
 
 /// <summary>One tensor of the output: where it comes from, what it becomes and, with an importance matrix, the
 /// per-column weights of each expert's rows (columns × experts) its quantizer gets.</summary>
-public sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output, float[]? Weights = null)
+internal sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output, float[]? Weights = null)
 {
     public bool Converts => Source.Type != Output.Type;
 }
@@ -24,7 +24,7 @@ public sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output,
 /// everything that would fail halfway: a type this program cannot produce, an already quantized input without
 /// --allow-requantize, a mix that needs an importance matrix.
 /// </summary>
-public sealed class QuantizationPlan
+internal sealed class QuantizationPlan
 {
     /// <summary>ggml's GGML_QNT_VERSION, written as general.quantization_version.</summary>
     public const uint QuantizationVersion = 2;

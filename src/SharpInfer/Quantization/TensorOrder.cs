@@ -4,7 +4,7 @@ namespace SharpInfer.Quantization;
 
 /// <summary>The order llama-quantize writes tensors in (its loader's weights map): tensors outside the layers
 /// first, then layer by layer ("blk.N."), by name within each group (byte order of the UTF-8 names).</summary>
-public sealed class TensorOrder : IComparer<string>
+internal sealed class TensorOrder : IComparer<string>
 {
     public static TensorOrder Instance { get; } = new();
 

@@ -7,17 +7,17 @@ namespace SharpInfer.Quantization;
 /// <summary>What the type rules need to know about the model (llama.cpp reads the same from its hparams).</summary>
 /// <param name="NGqa">n_head / n_head_kv of the first layer (0 when there are no KV heads).</param>
 /// <param name="Is70B">llama.cpp's LLM_TYPE_70B: a llama with 80 layers and grouped-query attention.</param>
-public sealed record QuantModelInfo(string Architecture, int LayerCount, int NGqa, int ExpertCount, bool Is70B)
+internal sealed record QuantModelInfo(string Architecture, int LayerCount, int NGqa, int ExpertCount, bool Is70B)
 {
     public bool IsFalcon => Architecture == "falcon";
 }
 
 /// <summary>The options of llama-quantize that change which tensor gets which type.</summary>
-public sealed record TypeRuleOptions(bool Pure = false, bool QuantizeOutputTensor = true, GgmlType? OutputTensorType = null,
+internal sealed record TypeRuleOptions(bool Pure = false, bool QuantizeOutputTensor = true, GgmlType? OutputTensorType = null,
                                      GgmlType? TokenEmbeddingType = null, bool HasImatrix = false, bool OnlyCopy = false);
 
 /// <summary>The broad tensor families the rules tell apart (llama-quant.cpp's tensor_category).</summary>
-public enum TensorCategory { TokenEmbd, AttentionQ, AttentionV, AttentionK, AttentionQkv, AttentionKvB, AttentionOutput, FfnUp, FfnGate, FfnDown, Output, Other }
+internal enum TensorCategory { TokenEmbd, AttentionQ, AttentionV, AttentionK, AttentionQkv, AttentionKvB, AttentionOutput, FfnUp, FfnGate, FfnDown, Output, Other }
 
 /// <summary>
 /// Which type each tensor of a model gets in a quantization mix: llama.cpp's rules (llama-quant.cpp,
@@ -25,7 +25,7 @@ public enum TensorCategory { TokenEmbd, AttentionQ, AttentionV, AttentionK, Atte
 /// llama-quantize's. Stateful like llama.cpp's: the attn_v / ffn_down "use more bits" choices count tensors in the
 /// order they are asked about, so ask in the order the file will be written.
 /// </summary>
-public sealed class TensorTypeRules
+internal sealed class TensorTypeRules
 {
     private readonly QuantModelInfo _model;
     private readonly TypeRuleOptions _options;

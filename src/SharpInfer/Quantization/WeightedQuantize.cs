@@ -9,7 +9,7 @@ namespace SharpInfer.Quantization;
 /// and IQ4_NL, byte for byte. Every other type ignores the weights in ggml (Q8_0, the float types, MXFP4), so
 /// <see cref="Row"/> hands those to the unweighted <see cref="Quantize.Row"/>.
 /// </summary>
-public static partial class WeightedQuantize
+internal static partial class WeightedQuantize
 {
     /// <summary>True for the types whose bytes depend on the importance weights.</summary>
     public static bool UsesWeights(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1

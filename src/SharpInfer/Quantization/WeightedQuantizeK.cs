@@ -5,7 +5,7 @@ namespace SharpInfer.Quantization;
 // The K-quants with an importance matrix: ggml-quants.c's quantize_row_q{2..6}_K_impl. Each searches the sub-block
 // scales with the weighted searches, quantizes the scales (make_qp_quants / make_qx_quants weighted by each sub-block's
 // total weight), then recomputes the codes from the stored fp16 scales, exactly as ggml does.
-public static partial class WeightedQuantize
+internal static partial class WeightedQuantize
 {
     private const int QK = 256;
 

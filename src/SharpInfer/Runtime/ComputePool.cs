@@ -5,7 +5,7 @@ namespace SharpInfer.Runtime;
 /// <summary>Work handed to <see cref="ComputePool.Run"/>: the pool calls <see cref="Execute"/> once per task
 /// index, spread over its threads. Implementations are long-lived objects whose fields are set before each
 /// run, so dispatching allocates nothing.</summary>
-public interface IParallelWork
+internal interface IParallelWork
 {
     void Execute(int task, int thread);
 }
@@ -16,7 +16,7 @@ public interface IParallelWork
 /// left, then meet at a barrier that spins briefly and then blocks, so back-to-back operations (hundreds per
 /// token) cost a few hundred nanoseconds each and an idle pool costs no CPU. One run at a time.
 /// </summary>
-public sealed class ComputePool : IDisposable
+internal sealed class ComputePool : IDisposable
 {
     /// <summary>How long a waiting thread spins before it blocks: long enough to bridge the gaps between the
     /// operations of one forward pass (microseconds), short enough not to burn a core that another thread needs
@@ -165,7 +165,7 @@ public sealed class ComputePool : IDisposable
 }
 
 /// <summary>Splits <c>n</c> items into contiguous chunks for <see cref="ComputePool"/> tasks.</summary>
-public static class WorkSplit
+internal static class WorkSplit
 {
     /// <summary>Number of tasks for n items: a few per thread so uneven rows balance, never chunks smaller
     /// than <paramref name="minChunk"/>.</summary>

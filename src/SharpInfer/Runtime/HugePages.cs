@@ -8,7 +8,7 @@ namespace SharpInfer.Runtime;
 /// sequence's blocks scattered over the arena, one 4 KiB-sized run per block and head: with 4 KiB pages that is a
 /// TLB miss per run and the hardware prefetchers stop at every page; 2 MiB pages remove both.
 /// </summary>
-public static unsafe class HugePages
+internal static unsafe class HugePages
 {
     public const long Size = 2L << 20;
     private const int MadvHugePage = 14;

@@ -20,7 +20,7 @@ public enum IsaLevel
 /// environment variable <c>SHARPINFER_ISA</c> (scalar, portable, avx2, avx512) so every path can be tested on
 /// one machine. Kernels branch on the static readonly <see cref="Level"/>, which the JIT folds to a constant.
 /// </summary>
-public static class Isa
+internal static class Isa
 {
     public static readonly IsaLevel Best = DetectBest();
     public static readonly IsaLevel Level = Choose(Environment.GetEnvironmentVariable("SHARPINFER_ISA"));

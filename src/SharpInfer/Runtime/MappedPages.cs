@@ -3,7 +3,7 @@ namespace SharpInfer.Runtime;
 /// <summary>Drops this process's pages of a read-only file mapping (madvise MADV_DONTNEED on Linux): the bytes stay
 /// valid (a later read faults them back in from the page cache) but stop counting in the process's resident memory.
 /// Used after a matrix was packed at load, when its mapped rows are no longer read by the matmuls.</summary>
-public static unsafe class MappedPages
+internal static unsafe class MappedPages
 {
     private const int MadvDontNeed = 4;
     private const long PageSize = 4096;

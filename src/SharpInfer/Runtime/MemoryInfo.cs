@@ -1,7 +1,7 @@
 namespace SharpInfer.Runtime;
 
 /// <summary>Memory figures of this machine and process (Linux /proc, with portable fallbacks).</summary>
-public static class MemoryInfo
+internal static class MemoryInfo
 {
     /// <summary>Memory available for new allocations without swapping (MemAvailable).</summary>
     public static long AvailableBytes()

@@ -5,7 +5,7 @@ namespace SharpInfer.Sampling;
 /// truncations) and learns each accepted token. Grammar constraints use it to mask tokens to -infinity.
 /// Implementations run on the engine thread once per token, so they must not allocate in steady state.
 /// </summary>
-public interface ILogitsProcessor
+internal interface ILogitsProcessor
 {
     /// <summary>Edits the logits of the next token in place.</summary>
     void Process(Span<float> logits);
@@ -16,7 +16,7 @@ public interface ILogitsProcessor
 
 /// <summary>Creates a fresh <see cref="ILogitsProcessor"/> per request: SamplingParams is shared and immutable,
 /// while a processor holds the state of one sequence.</summary>
-public interface ILogitsProcessorFactory
+internal interface ILogitsProcessorFactory
 {
     ILogitsProcessor Create();
 }

@@ -2,7 +2,7 @@ namespace SharpInfer.Sampling;
 
 /// <summary>Natural-log softmax of raw logits over the full vocabulary (before any sampling transform), as
 /// llama.cpp and OpenAI report log-probabilities.</summary>
-public static class LogProbs
+internal static class LogProbs
 {
     /// <summary>log Σ exp(logits), computed in double around the max.</summary>
     public static double LogSumExp(ReadOnlySpan<float> logits)
@@ -36,4 +36,4 @@ public static class LogProbs
 }
 
 /// <summary>A token with its raw logit and its log-probability.</summary>
-public readonly record struct TokenLogProb(int Id, float Logit, float LogProb);
+internal readonly record struct TokenLogProb(int Id, float Logit, float LogProb);

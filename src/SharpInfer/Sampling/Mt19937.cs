@@ -6,7 +6,7 @@ namespace SharpInfer.Sampling;
 /// a seeded llama.cpp-order chain (<see cref="SamplingParams.LlamaCppChain"/>) draws the same numbers as llama.cpp.
 /// The state is allocated once; drawing allocates nothing.
 /// </summary>
-public sealed class Mt19937
+internal sealed class Mt19937
 {
     private const int N = 624, M = 397;
     private readonly uint[] _state = new uint[N];

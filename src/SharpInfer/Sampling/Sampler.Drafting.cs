@@ -6,7 +6,7 @@ namespace SharpInfer.Sampling;
 /// else draws from norm(max(0, p − q)). Whatever q is, the returned token is distributed exactly as
 /// <see cref="Sampler.Sample"/>'s; the closer q is to p, the more proposals stand.
 /// </summary>
-public sealed partial class Sampler
+internal sealed partial class Sampler
 {
     // The draft's draws come from their own stream, derived from the request's seed, so they are independent of the
     // verification's draws and survive preemption (the sampler lives as long as the request).

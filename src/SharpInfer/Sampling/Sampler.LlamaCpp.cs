@@ -6,7 +6,7 @@ namespace SharpInfer.Sampling;
 /// candidates, float versus double sums, and <c>dist</c>'s single <c>std::mt19937</c> draw: with logits that match
 /// llama.cpp's, a seed gives llama.cpp's tokens. Speculative verification keeps its own draws (llama.cpp's differs).
 /// </summary>
-public sealed partial class Sampler
+internal sealed partial class Sampler
 {
     private readonly Mt19937? _mt;
 

@@ -8,7 +8,7 @@ namespace SharpInfer.Sampling;
 /// <see cref="SamplingParams.LlamaCppChain"/> selects llama.cpp's order and draw, see Sampler.LlamaCpp.cs). Seeded: the
 /// same seed and logits give the same tokens. Allocation-free per token.
 /// </summary>
-public sealed partial class Sampler
+internal sealed partial class Sampler
 {
     private readonly SamplingParams _p;
     private readonly int _vocab;

@@ -2,7 +2,7 @@ namespace SharpInfer.Sampling;
 
 /// <summary>Vocabulary-sized work arrays shared by every sampler on one thread (the engine loop), so a sampler
 /// itself holds only a few small arrays and sampling allocates nothing per token.</summary>
-public sealed class SamplerScratch
+internal sealed class SamplerScratch
 {
     public int VocabSize { get; }
     internal readonly int[] Ids;

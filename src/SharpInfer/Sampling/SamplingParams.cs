@@ -4,7 +4,7 @@ namespace SharpInfer.Sampling;
 /// How to pick each next token and when to stop. Defaults follow OpenAI's API (temperature 1, no top-k);
 /// <see cref="Validate"/> rejects out-of-range values with an <see cref="InvalidRequestException"/> naming the field.
 /// </summary>
-public sealed record SamplingParams
+internal sealed record SamplingParams
 {
     /// <summary>0 means greedy (argmax).</summary>
     public float Temperature { get; init; } = 1.0f;

@@ -7,7 +7,7 @@ namespace SharpInfer.Sampling;
 /// either completed (generation stops; the stop string and anything after it are dropped) or ruled out, so a
 /// stream never shows part of a stop string.
 /// </summary>
-public sealed class StopStringMatcher
+internal sealed class StopStringMatcher
 {
     private readonly string[] _stops;
     private readonly StringBuilder _held = new();

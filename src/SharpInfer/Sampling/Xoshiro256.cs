@@ -2,7 +2,7 @@ namespace SharpInfer.Sampling;
 
 /// <summary>xoshiro256** pseudo-random generator seeded through splitmix64: small, fast, allocation-free and
 /// identical on every platform, so a seed reproduces a generation exactly.</summary>
-public struct Xoshiro256
+internal struct Xoshiro256
 {
     private ulong _s0, _s1, _s2, _s3;
 

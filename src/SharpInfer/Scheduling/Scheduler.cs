@@ -8,7 +8,7 @@ public enum SchedulingMode { Continuous, Static }
 
 /// <summary>One sequence's share of a step: <see cref="Count"/> tokens starting at its first uncomputed token, the
 /// last <see cref="Drafts"/> of them proposed tokens (speculative decoding) that follow the sequence's last token.</summary>
-public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int Count, int Drafts = 0)
+internal readonly record struct ScheduledChunk(Sequence Sequence, int Start, int Count, int Drafts = 0)
 {
     /// <summary>True when the chunk reaches the sequence's last token, so the step yields its next-token logits (and
     /// one more row per proposed token).</summary>
@@ -26,7 +26,7 @@ public readonly record struct ScheduledChunk(Sequence Sequence, int Start, int C
 /// layers) every block of positions costs one block per group, and after each step windowed groups give back what
 /// their window has passed (<see cref="BlockManager.DropOutsideWindow"/>). Never touches tensors.
 /// </summary>
-public sealed class Scheduler
+internal sealed class Scheduler
 {
     private readonly BlockManager _blocks;
     private readonly List<Sequence> _waiting = [];   // sorted: priority, then arrival

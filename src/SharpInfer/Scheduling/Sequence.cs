@@ -2,14 +2,14 @@ using SharpInfer.KvCache;
 
 namespace SharpInfer.Scheduling;
 
-public enum SequenceStatus { Waiting, Running, Finished }
+internal enum SequenceStatus { Waiting, Running, Finished }
 
 /// <summary>
 /// The scheduler's view of one request: its tokens (prompt, then generated ones), how many of them have keys and
 /// values in the cache, its blocks, priority and arrival order. A preempted sequence loses its blocks and
 /// recomputes all its tokens (prompt and output so far) when it is admitted again.
 /// </summary>
-public class Sequence
+internal class Sequence
 {
     private int[] _tokens;
 

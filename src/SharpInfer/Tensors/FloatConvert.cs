@@ -20,7 +20,7 @@ namespace SharpInfer.Tensors;
 /// lowest kept mantissa bit, then shift; subnormal results come from a float addition of the magic 0.5 (the FPU does
 /// the round-to-nearest-even on the 2^-24 grid); overflow gives infinity and NaN gives ggml's canonical 0x7E00.</para>
 /// </remarks>
-public static unsafe class FloatConvert
+internal static unsafe class FloatConvert
 {
     private const float TwoPow112 = 5.192296858534828e33f;   // 2^112
 

@@ -2,7 +2,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's tensor element types, with ggml's enum values (they are what GGUF files store).
 /// Gaps are types ggml removed; their numbers are never reused.</summary>
-public enum GgmlType : uint
+internal enum GgmlType : uint
 {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
@@ -12,7 +12,7 @@ public enum GgmlType : uint
 }
 
 /// <summary>Block geometry of each type: a row of n elements takes n / BlockSize blocks of TypeSize bytes.</summary>
-public static class GgmlTypeInfo
+internal static class GgmlTypeInfo
 {
     private static readonly (GgmlType Type, int BlockSize, int TypeSize, string Name)[] Table =
     [

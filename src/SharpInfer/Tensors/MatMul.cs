@@ -21,7 +21,7 @@ public enum MatMulPrecision
 /// pool; each output is computed by one thread with a fixed sequence of operations (see <see cref="MatMulKernel"/>),
 /// so results are batch-invariant.
 /// </summary>
-public sealed unsafe class MatMul : IParallelWork, IDisposable
+internal sealed unsafe class MatMul : IParallelWork, IDisposable
 {
     private readonly ComputePool _pool;
     private readonly NativeBuffer<float>[] _scratch;

@@ -4,7 +4,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>A 64-byte-aligned native array of T, zero-initialized, freed on dispose. Used for activations and
 /// scratch so hot paths work with stable pointers and the GC never moves or scans them.</summary>
-public sealed unsafe class NativeBuffer<T> : IDisposable where T : unmanaged
+internal sealed unsafe class NativeBuffer<T> : IDisposable where T : unmanaged
 {
     public T* Pointer { get; private set; }
     public long Length { get; }

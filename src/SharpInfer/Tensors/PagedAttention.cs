@@ -26,7 +26,7 @@ namespace SharpInfer.Tensors;
 /// last block are masked to −∞. Every operation depends only on the token's query, its length and the cached
 /// keys/values, so results are batch- and chunking-invariant on every path.
 /// </remarks>
-public sealed unsafe class PagedAttention : IParallelWork, IDisposable
+internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
 {
     private readonly ComputePool _pool;
     private readonly NativeBuffer<float>[] _scratch;

@@ -10,7 +10,7 @@ namespace SharpInfer.Tensors;
 /// identically. Normal style rotates pairs (2i, 2i+1), NeoX style (i, i + n_rot/2); dimensions past n_rot pass
 /// through.
 /// </summary>
-public static unsafe class Rope
+internal static unsafe class Rope
 {
     /// <summary>Fills cos/sin for one position: cs[2i] = cos(angle_i), cs[2i+1] = sin(angle_i), i &lt; n_rot/2.</summary>
     public static void Angles(int position, int nRot, float freqBase, float freqScale, float[]? factors, float* cs)

@@ -13,7 +13,7 @@ namespace SharpInfer.Tensors;
 /// <see cref="ModelConfig.FromGguf"/> reads the settings (<see cref="FromGguf"/>) and the transformer computes every
 /// RoPE table of such a model with <see cref="Angles"/> instead of <see cref="Rope.Angles"/>.
 /// </summary>
-public sealed record RopeYarn(float FreqScale, float ExtFactor, float AttnFactor, float BetaFast, float BetaSlow, int OriginalContext,
+internal sealed record RopeYarn(float FreqScale, float ExtFactor, float AttnFactor, float BetaFast, float BetaSlow, int OriginalContext,
     float Low, float High)
 {
     /// <summary>llama.cpp's defaults (<c>yarn_beta_fast</c>, <c>yarn_beta_slow</c>; ext_factor 1 for YaRN models).</summary>

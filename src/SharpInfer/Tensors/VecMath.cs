@@ -15,7 +15,7 @@ namespace SharpInfer.Tensors;
 /// NaN stays NaN. Every width (AVX-512 vscalefps, AVX2/portable two-step scaling, which round identically) gives
 /// the same bits for the same input, so a value does not depend on the vector lane or width it is computed in.
 /// </remarks>
-public static class VecMath
+internal static class VecMath
 {
     private const float Log2E = 1.44269504088896341f;
     private const float Ln2Hi = 0.693359375f;        // few significant bits: n·Ln2Hi is exact

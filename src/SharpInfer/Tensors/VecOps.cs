@@ -9,7 +9,7 @@ namespace SharpInfer.Tensors;
 /// <see cref="Isa.Level"/>. A given path always uses the same order of operations for a given length, so results
 /// do not depend on batch composition (batch invariance).
 /// </summary>
-public static unsafe class VecOps
+internal static unsafe class VecOps
 {
     /// <summary>Dot product of two float vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors;
 /// (<see cref="Cols"/> inputs, in <see cref="Type"/>'s blocks) with the input vector. The bytes live in the
 /// memory-mapped model file; nothing is copied.
 /// </summary>
-public sealed unsafe class WeightMatrix
+internal sealed unsafe class WeightMatrix
 {
     public string Name { get; }
     public GgmlType Type { get; }

@@ -14,7 +14,7 @@ namespace SharpInfer.Tensors;
 /// decode more bandwidth than the batched steps gain. <c>SHARPINFER_NO_REPACK=1</c> turns packing off (like
 /// llama.cpp's <c>--no-repack</c>).
 /// </summary>
-public sealed unsafe class WeightPacking : IDisposable
+internal sealed unsafe class WeightPacking : IDisposable
 {
     private readonly List<WeightMatrix> _packed = [];
     private readonly List<nint> _arenas = [];

@@ -13,7 +13,7 @@ namespace SharpInfer.Tokenization;
 /// <c>chatml</c> as Jinja source (so <c>llama3</c> renders the literal text "llama3"), and only without
 /// <c>--jinja</c> maps names; SharpInfer always maps a known name, and takes anything else as Jinja source.</para>
 /// </remarks>
-public static class BuiltinChatTemplates
+internal static class BuiltinChatTemplates
 {
     /// <summary>llama.cpp's CHATML_TEMPLATE_SRC (common/chat.cpp): what llama.cpp uses for a model without a template.</summary>
     public const string ChatMl =

@@ -7,7 +7,7 @@ namespace SharpInfer.Tokenization;
 /// <summary>What to render a chat template with. Only the variables that are set are passed to the
 /// template (a null <see cref="Tools"/>, <see cref="BosToken"/> or <see cref="EosToken"/> leaves the name
 /// undefined, so <c>tools is defined</c> is false), except <c>add_generation_prompt</c> which is always passed.</summary>
-public sealed class ChatRenderRequest
+internal sealed class ChatRenderRequest
 {
     /// <summary>The conversation: objects with <c>role</c> (system, user, assistant, tool, ...), <c>content</c>
     /// (a string or a list of content parts), and optionally <c>tool_calls</c>, <c>tool_call_id</c>,
@@ -27,7 +27,7 @@ public sealed class ChatRenderRequest
 }
 
 /// <summary>Which built-in template <see cref="ChatTemplate.Fallback"/> picked.</summary>
-public enum ChatTemplateFallback
+internal enum ChatTemplateFallback
 {
     /// <summary><c>&lt;|im_start|&gt;role\n...&lt;|im_end|&gt;\n</c> (Qwen, many fine-tunes).</summary>
     ChatMl,
@@ -49,7 +49,7 @@ public enum ChatTemplateFallback
 /// <see cref="Engine.ChatFormatter"/> does all of this for a model (bos/eos from the vocabulary, the chat BOS rule,
 /// message validation, tokenization).</para>
 /// </remarks>
-public sealed class ChatTemplate
+internal sealed class ChatTemplate
 {
     private static readonly ConcurrentDictionary<(string, JinjaOptions), ChatTemplate> Cache = new();
     private const int MaxCached = 64;

@@ -6,7 +6,7 @@ namespace SharpInfer.Tokenization;
 /// SentencePiece vocabulary with <see cref="Vocabulary.AddSpacePrefix"/> loses one leading space of the first token,
 /// and vocabularies with <see cref="Vocabulary.CleanSpaces"/> get HF-style space clean-up.
 /// </summary>
-public sealed record DecodeOptions
+internal sealed record DecodeOptions
 {
     public static DecodeOptions Default { get; } = new();
 

@@ -2,7 +2,7 @@ namespace SharpInfer.Tokenization;
 
 /// <summary>How a byte-level BPE vocabulary splits text into words before merging (llama.cpp's
 /// <c>llama_vocab_pre_type</c>, reduced to the splitters this engine implements).</summary>
-public enum PreTokenizerType
+internal enum PreTokenizerType
 {
     /// <summary>Not a BPE vocabulary (SentencePiece does not pre-split).</summary>
     None,

@@ -9,7 +9,7 @@ namespace SharpInfer.Tokenization;
 /// Allocates nothing per token except the returned strings (string.Empty when there is no new text).
 /// Not thread-safe: one per sequence.
 /// </summary>
-public sealed class StreamingDetokenizer
+internal sealed class StreamingDetokenizer
 {
     private readonly Tokenizer _tokenizer;
     private readonly DecodeOptions _options;

@@ -1,7 +1,7 @@
 namespace SharpInfer.Tokenization;
 
 /// <summary>A token's type as stored in <c>tokenizer.ggml.token_type</c> (numbered as in GGUF / llama.cpp).</summary>
-public enum TokenType
+internal enum TokenType
 {
     Undefined = 0,
     Normal = 1,
@@ -16,7 +16,7 @@ public enum TokenType
 /// adjusted by the loader's rules (e.g. an end-of-turn token stored as normal becomes control, control tokens
 /// whose text contains "unused" also become unused, Phi-3's special tokens get <see cref="RStrip"/>).</summary>
 [Flags]
-public enum TokenAttributes
+internal enum TokenAttributes
 {
     Undefined = 0,
     Unknown = 1 << 0,
@@ -34,7 +34,7 @@ public enum TokenAttributes
 }
 
 /// <summary>The tokenizer family named by <c>tokenizer.ggml.model</c>.</summary>
-public enum VocabularyKind
+internal enum VocabularyKind
 {
     /// <summary><c>llama</c>: SentencePiece-style (score-ordered bigram merges, ▁ for spaces, byte fallback).</summary>
     SentencePiece,

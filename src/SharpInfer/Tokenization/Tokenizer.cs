@@ -12,7 +12,7 @@ namespace SharpInfer.Tokenization;
 /// </summary>
 /// <remarks>Input strings are processed as their UTF-8 encoding; a lone surrogate encodes as U+FFFD (as
 /// <see cref="Encoding.UTF8"/> does), which is also what llama.cpp does with the corresponding invalid bytes.</remarks>
-public abstract class Tokenizer
+internal abstract class Tokenizer
 {
     private protected readonly TokenPieces Pieces;
 

@@ -5,7 +5,7 @@ namespace SharpInfer.Tokenization;
 /// the tokenizer flags and the end-of-generation set, all computed by llama.cpp's loading rules
 /// (<c>llama_vocab::impl::load</c>). Immutable and thread-safe. Build one with <see cref="FromGguf"/>.
 /// </summary>
-public sealed class Vocabulary
+internal sealed class Vocabulary
 {
     /// <summary>The id of an absent special token (llama.cpp's <c>LLAMA_TOKEN_NULL</c>).</summary>
     public const int None = -1;

@@ -21,7 +21,7 @@ public class EngineExactnessTests
         "He wanted to help his friend.", "The little boat sailed on the lake.",
     ];
 
-    public static int[][] Prompts(Model model, int count, int seed)
+    internal static int[][] Prompts(Model model, int count, int seed)
     {
         var rng = new Random(seed);
         var prompts = new int[count][];

@@ -19,7 +19,7 @@ public class ToolCallGrammarTests
 
     private static bool Accepts(string gbnf, string text) => new GrammarAutomaton(CompiledGrammar.FromGbnf(gbnf)).Accepts(Encoding.UTF8.GetBytes(text));
 
-    public static TheoryData<ToolCallFormat, string, string, string> Calls() => new()
+    public static TheoryData<Enum, string, string, string> Calls() => new()
     {
         { ToolCallFormat.Hermes, "<tool_call>\n{\"name\": \"w\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>",
           "<tool_call>\n{\"name\": \"n\", \"arguments\": {\"k\": 3}}\n</tool_call>", "\n" },
@@ -31,8 +31,9 @@ public class ToolCallGrammarTests
 
     [Theory]
     [MemberData(nameof(Calls))]
-    public void AcceptsWellFormedCallsOnly(ToolCallFormat format, string one, string other, string _)
+    public void AcceptsWellFormedCallsOnly(Enum formatValue, string one, string other, string _)
     {
+        var format = (ToolCallFormat)formatValue;
         string g = ToolCallGrammar.Build(format, Tools(parallel: false));
         Assert.True(Accepts(g, one));
         Assert.True(Accepts(g, other));

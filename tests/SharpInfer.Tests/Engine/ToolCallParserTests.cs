@@ -40,8 +40,9 @@ public class ToolCallParserTests
     [InlineData(ToolCallFormat.Generic, "{\"response\": \"Hello there\"}", "Hello there", "")]
     [InlineData(ToolCallFormat.Generic, "{\"tool_call\": {\"nme\": \"w\"}}", "{\"tool_call\": {\"nme\": \"w\"}}", "")]
     [InlineData(ToolCallFormat.Generic, "Just text {not json}", "Just text {not json}", "")]
-    public void ParsesCallsAndKeepsText(ToolCallFormat format, string reply, string? content, string calls)
+    public void ParsesCallsAndKeepsText(Enum formatValue, string reply, string? content, string calls)
     {
+        var format = (ToolCallFormat)formatValue;
         var r = Parse(reply, format);
         Assert.Equal(content, r.Content);
         Assert.Equal(calls, Calls(r));

@@ -5,7 +5,7 @@ namespace SharpInfer.Tests.Gguf;
 
 /// <summary>A copy of a real GGUF file with some metadata or tensors changed (bad values, renamed or extra tensors,
 /// NaN weights): the rest of the file stays valid, so a load fails (or succeeds) because of the change alone.</summary>
-public sealed class GgufPatch
+internal sealed class GgufPatch
 {
     public sealed record Tensor(string Name, long[] Dims, GgmlType Type, byte[] Data);
 

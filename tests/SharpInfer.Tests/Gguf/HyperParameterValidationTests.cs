@@ -40,7 +40,7 @@ public class HyperParameterValidationTests
         finally { File.Delete(path); }
     }
 
-    public static TheoryData<string, GgufValueType, object, string> BadValues => new()
+    public static TheoryData<string, Enum, object, string> BadValues => new()
     {
         { "rope.scaling.factor", GgufValueType.Float32, float.NaN, "NaN" },
         { "attention.layer_norm_rms_epsilon", GgufValueType.Float32, float.PositiveInfinity, "+Inf" },
@@ -64,8 +64,9 @@ public class HyperParameterValidationTests
 
     [Theory]
     [MemberData(nameof(BadValues))]
-    public void ABadValueIsRefusedNamingKeyAndValue(string key, GgufValueType type, object value, string shown)
+    public void ABadValueIsRefusedNamingKeyAndValue(string key, Enum typeValue, object value, string shown)
     {
+        var type = (GgufValueType)typeValue;
         var e = LoadFails(Stories().Set(A + key, type, value));
         Assert.Contains($"'{A}{key}'", e.Message);
         Assert.Contains(shown, e.Message);

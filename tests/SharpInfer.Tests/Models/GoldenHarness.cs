@@ -28,7 +28,7 @@ public sealed record GoldenCase(string Prompt, int[] PromptIds, int[] GenIds, (i
 /// <summary>Runs a model on one sequence (through the engine's <see cref="ModelRunner"/>, with an F32 KV cache by
 /// default), returning the logits of every fed token: the golden comparisons need every position's logits, which
 /// the engine's request path does not expose.</summary>
-public sealed class SequenceRunner : IDisposable
+internal sealed class SequenceRunner : IDisposable
 {
     private readonly Model _model;
     private readonly ModelRunner _runner;

@@ -43,10 +43,8 @@ public class NativeAotTests
         Assert.True(jitText.Length > 10, jitText);
 
         // … and the AOT executable with the same settings
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "serve", "-m", TestPaths.Stories260K, "--port", "0", "-t", "1", "--cache-type", "f32", "--max-num-batched-tokens", "256", "--max-num-seqs", "8" })
-            psi.ArgumentList.Add(a);
-        using var server = Process.Start(psi)!;
+        using var server = Process.Start(ChildProcess.StartInfo(exe, TestPaths.RepoRoot,
+            ["serve", "-m", TestPaths.Stories260K, "--port", "0", "-t", "1", "--cache-type", "f32", "--max-num-batched-tokens", "256", "--max-num-seqs", "8"]))!;
         try
         {
             var stderr = server.StandardError.ReadToEndAsync(ct);
@@ -102,30 +100,9 @@ public class NativeAotTests
         string exe = Path.Combine(dir, "SharpInfer.Cli");
         if (File.Exists(exe)) return exe;
         string scratch = Path.Combine(TestPaths.RunScratch, "aot-" + Guid.NewGuid().ToString("N"));
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = TestPaths.RepoRoot, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "publish", Path.Combine("src", "SharpInfer.Cli"), "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true", "-p:UseSharedCompilation=false", "-o", scratch })
-            psi.ArgumentList.Add(a);
-        // a child build must not inherit this test host's MSBuild settings, nor leave build servers behind
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList()) psi.Environment.Remove(key);
-        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync(ct);
-        var stderr = p.StandardError.ReadToEndAsync(ct);
-        using var guard = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        guard.CancelAfter(HangGuard);
-        try
-        {
-            await p.WaitForExitAsync(guard.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"dotnet publish -p:PublishAot=true did not finish within {HangGuard}");
-        }
-        if (p.ExitCode != 0) throw new InvalidOperationException($"dotnet publish -p:PublishAot=true exited with {p.ExitCode}\n{await stdout}\n{await stderr}");
-        Assert.True(File.Exists(Path.Combine(scratch, "SharpInfer.Cli")), await stdout);
+        string log = await ChildProcess.RunAsync("dotnet", TestPaths.RepoRoot, HangGuard, ct,
+            "publish", Path.Combine("src", "SharpInfer.Cli"), "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true", "-p:UseSharedCompilation=false", "-o", scratch);
+        Assert.True(File.Exists(Path.Combine(scratch, "SharpInfer.Cli")), log);
         Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
         try
         {

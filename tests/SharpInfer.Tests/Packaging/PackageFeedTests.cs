@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 
 namespace SharpInfer.Tests.Packaging;
@@ -102,34 +101,6 @@ public class PackageFeedTests
 
     private static Task<string> DotnetAsync(string dir, CancellationToken ct, params string[] args) => RunAsync("dotnet", dir, ct, args);
 
-    /// <summary>Runs a process to its end (the hang guard kills it) and returns its stdout; a non-zero exit fails with both streams.</summary>
-    private static async Task<string> RunAsync(string file, string dir, CancellationToken ct, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        // a child build must not inherit this test host's MSBuild settings, nor leave build servers behind
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList()) psi.Environment.Remove(key);
-        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        psi.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync(ct);
-        var stderr = p.StandardError.ReadToEndAsync(ct);
-        using var guard = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        guard.CancelAfter(HangGuard);
-        try
-        {
-            await p.WaitForExitAsync(guard.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {HangGuard}");
-        }
-        string output = await stdout, errors = await stderr;
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {p.ExitCode}\n{output}\n{errors}");
-        return output;
-    }
+    private static Task<string> RunAsync(string file, string dir, CancellationToken ct, params string[] args) =>
+        ChildProcess.RunAsync(file, dir, HangGuard, ct, args);
 }

@@ -4,7 +4,7 @@ using SharpInfer.Tests.Gguf;
 
 namespace SharpInfer.Tests.Quantization;
 
-public static class QuantizeTestUtil
+internal static class QuantizeTestUtil
 {
     public static QuantizeOptions Options(string type, int threads = 2, bool pure = false) =>
         QuantFileType.TryParse(type, out var t) ? new QuantizeOptions(t, threads, Pure: pure) : throw new ArgumentException(type);

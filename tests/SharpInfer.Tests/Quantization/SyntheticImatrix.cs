@@ -14,7 +14,7 @@ namespace SharpInfer.Tests.Quantization;
 /// OUT TYPE 2</c> with the file copied to imatrix.gguf in the working directory (llama-quantize records the file name as
 /// given, so tests pass that name).
 /// </summary>
-public static class SyntheticImatrix
+internal static class SyntheticImatrix
 {
     private static readonly object Gate = new();
 

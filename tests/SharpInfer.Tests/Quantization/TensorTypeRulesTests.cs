@@ -18,8 +18,9 @@ public class TensorTypeRulesTests
     [InlineData(LlamaFileType.Q3_K_S, 96, GgmlType.Q4_0)]
     [InlineData(LlamaFileType.Q4_K_S, 48, GgmlType.F16)]
     [InlineData(LlamaFileType.Q4_K_S, 512, GgmlType.Q4_K)]
-    public void Rows_the_blocks_do_not_divide_fall_back_like_llama_cpp(LlamaFileType ftype, long rowLength, GgmlType expected)
+    public void Rows_the_blocks_do_not_divide_fall_back_like_llama_cpp(Enum ftypeValue, long rowLength, Enum expectedValue)
     {
+        var ftype = (LlamaFileType)ftypeValue; var expected = (GgmlType)expectedValue;
         var rules = Rules(ftype, "blk.0.ffn_up.weight");
         Assert.Equal(expected, rules.TargetType("blk.0.ffn_up.weight", [rowLength, 8], GgmlType.F32));
         Assert.Equal(expected == GgmlType.Q4_K ? 0 : 1, rules.Fallbacks.Count);

@@ -8,7 +8,7 @@ namespace SharpInfer.Tests.Sampling;
 
 /// <summary>Runs constrained requests on the random-weight qwen3-tiny (without a constraint its output is noise),
 /// several at once so each sequence of a continuous batch is masked independently.</summary>
-public static class ConstrainedGeneration
+internal static class ConstrainedGeneration
 {
     public static readonly Lazy<Model> Qwen = new(() => Model.Load(TestModels.Get("qwen3-tiny", "f32")));
 

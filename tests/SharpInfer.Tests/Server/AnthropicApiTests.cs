@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Anthropic;
 using Anthropic.Models.Messages;
+using Microsoft.AspNetCore.TestHost;
 using SharpInfer.Server;
 
 namespace SharpInfer.Tests.Server;
@@ -143,7 +144,10 @@ public class AnthropicApiTests
     public async Task SdkToolUseRoundTrip()
     {
         await using var s = await ServerHarness.StartAsync(ServerModels.Qwen);
-        var client = Client(s);
+        // seeded sampling, so every run makes the same call (unseeded, the arguments can run past max_tokens); the SDK
+        // has no seed parameter, so the test's transport adds our "seed" extension to each body
+        using var seeded = new HttpClient(new SeedingHandler(s.App.GetTestServer().CreateHandler())) { BaseAddress = s.BaseAddress };
+        var client = new AnthropicClient { ApiKey = "unused", BaseUrl = s.BaseAddress.ToString().TrimEnd('/'), HttpClient = seeded, MaxRetries = 0 };
         var p = new MessageCreateParams
         {
             Model = s.ModelId,
@@ -197,6 +201,7 @@ public class AnthropicApiTests
             ["tools"] = new JsonArray(new JsonObject { ["name"] = "get_weather", ["input_schema"] = JsonNode.Parse(WeatherSchema) }),
             ["tool_choice"] = new JsonObject { ["type"] = "any" },
             ["stream"] = true,
+            ["seed"] = 1,   // seeded sampling: the same arguments every run (unseeded, they can run past max_tokens)
         };
         using var res = await s.PostStreamAsync("v1/messages", body, TestContext.Current.CancellationToken);
         var events = await ResponsesApiTests.ReadNamedSseAsync(res);
@@ -300,4 +305,18 @@ public class AnthropicApiTests
             ["max_tokens"] = 900,   // with the ChatML prompt, within the 1024-token context
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Once upon a time" }),
         }, "text_delta");
+
+    /// <summary>Adds <c>"seed": 1</c> to every JSON request body.</summary>
+    private sealed class SeedingHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            if (request.Content is { } content && JsonNode.Parse(await content.ReadAsStringAsync(ct)) is JsonObject body)
+            {
+                body["seed"] = 1;
+                request.Content = ServerHarness.JsonContent(body);
+            }
+            return await base.SendAsync(request, ct);
+        }
+    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Json.Schema;
@@ -17,26 +16,8 @@ public class OllamaJsClientTests
     private static readonly string ClientDir = Path.Combine(TestPaths.RepoRoot, "tests", "clients", "ollama-js");
     private static readonly SemaphoreSlim InstallGate = new(1, 1);
 
-    private static async Task<(int Code, string Out, string Err)> RunAsync(string file, string[] args, TimeSpan limit)
-    {
-        var psi = new ProcessStartInfo(file) { WorkingDirectory = ClientDir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stderr = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        cts.CancelAfter(limit);
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in {limit}");
-        }
-        return (p.ExitCode, await stdout, await stderr);
-    }
+    private static Task<(int Code, string Out, string Err)> RunAsync(string file, string[] args, TimeSpan limit) =>
+        ChildProcess.RunToExitAsync(file, ClientDir, limit, TestContext.Current.CancellationToken, args);
 
     private static bool OnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Any(d => File.Exists(Path.Combine(d, name)));

@@ -20,7 +20,7 @@ using SharpInfer.Server;
 namespace SharpInfer.Tests.Server;
 
 /// <summary>Shared, read-only models for the server tests (loaded once per test process).</summary>
-public static class ServerModels
+internal static class ServerModels
 {
     private static readonly Lazy<Model> StoriesModel = new(() => Model.Load(TestPaths.Stories260K));
     private static readonly Lazy<Model> QwenModel = new(() => Model.Load(TestModels.Get("qwen3-tiny", "f32")));
@@ -35,7 +35,7 @@ public static class ServerModels
 /// The real server (<see cref="ServerApp.Build"/>) in-process: on TestServer (no sockets) or on Kestrel at
 /// 127.0.0.1:0 (real TCP, real disconnects). Uses a shared loaded model; the engine is the server's own.
 /// </summary>
-public sealed class ServerHarness : IAsyncDisposable
+internal sealed class ServerHarness : IAsyncDisposable
 {
     public WebApplication App { get; }
     public HttpClient Http { get; }

@@ -5,7 +5,7 @@ using SharpInfer.Tensors;
 namespace SharpInfer.Tests.Tensors;
 
 /// <summary>One line of ../shared/golden/quant/ggml-reference.jsonl: ggml's quantization of `Input`.</summary>
-public sealed record QuantGoldenCase(string Name, GgmlType Type, float[] Input, byte[] Quantized, float[] Dequantized)
+internal sealed record QuantGoldenCase(string Name, GgmlType Type, float[] Input, byte[] Quantized, float[] Dequantized)
 {
     public const string File = "quant/ggml-reference.jsonl";
 

@@ -75,12 +75,13 @@ public class PreTokenizerTests
     private const string Alphabet = "aZéЖ中ʰÉǅ\u0301\u0903" + "05٣½Ⅻ" + "''''sStTrReEvVmMlLdD" + ".,!?-_([/" + "$+^|<=>~`©" +
                                     "    \t\n\n\r\r\u000B\u000C\u0085\u00A0\u3000\u2028\u2009\u001F" + "\u0001\u200D\u0378\uE000";
 
-    public static TheoryData<PreTokenizerType> Types() => [PreTokenizerType.Gpt2, PreTokenizerType.Llama3, PreTokenizerType.Qwen2, PreTokenizerType.StarCoder, PreTokenizerType.Default, PreTokenizerType.Gpt4o];
+    public static TheoryData<Enum> Types() => [PreTokenizerType.Gpt2, PreTokenizerType.Llama3, PreTokenizerType.Qwen2, PreTokenizerType.StarCoder, PreTokenizerType.Default, PreTokenizerType.Gpt4o];
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void AgreesWithTheRegexOnRandomText(PreTokenizerType type)
+    public void AgreesWithTheRegexOnRandomText(Enum typeValue)
     {
+        var type = (PreTokenizerType)typeValue;
         var rng = new Random(7 + (int)type);
         for (int trial = 0; trial < 4000; trial++)
         {
@@ -112,8 +113,9 @@ public class PreTokenizerTests
     [InlineData(PreTokenizerType.Gpt4o, "ÉCOLE école!x", "É|COLE| école|!x")]
     // a combining mark is not a letter here: it ends the word and leads the next one
     [InlineData(PreTokenizerType.Gpt4o, "ka\u0301ka", "ka|\u0301ka")]
-    public void SplitsLikeLlamaCpp(PreTokenizerType type, string text, string expected)
+    public void SplitsLikeLlamaCpp(Enum typeValue, string text, string expected)
     {
+        var type = (PreTokenizerType)typeValue;
         Assert.Equal(expected.Split('|'), OurSplit(type, text));
     }
 }

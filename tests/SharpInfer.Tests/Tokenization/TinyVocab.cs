@@ -7,9 +7,9 @@ namespace SharpInfer.Tests.Tokenization;
 /// malformed metadata.</summary>
 public sealed class TinyVocab
 {
-    public readonly GgufWriter Writer = new();
+    internal readonly GgufWriter Writer = new();
 
-    public static TinyVocab Spm(IEnumerable<(string Text, float Score, TokenType Type)> tokens, bool byteTokens = true)
+    internal static TinyVocab Spm(IEnumerable<(string Text, float Score, TokenType Type)> tokens, bool byteTokens = true)
     {
         var list = new List<(string, float, TokenType)> { ("<unk>", 0, TokenType.Unknown), ("<s>", 0, TokenType.Control), ("</s>", 0, TokenType.Control) };
         if (byteTokens)
@@ -24,7 +24,7 @@ public sealed class TinyVocab
     }
 
     /// <summary>A byte-level BPE vocabulary: the 256 byte characters, then <paramref name="extra"/> tokens; merges as given.</summary>
-    public static TinyVocab Bpe(string? pre, IEnumerable<string> merges, IEnumerable<(string Text, TokenType Type)> extra)
+    internal static TinyVocab Bpe(string? pre, IEnumerable<string> merges, IEnumerable<(string Text, TokenType Type)> extra)
     {
         var texts = new List<string>();
         var types = new List<int>();
@@ -57,13 +57,13 @@ public sealed class TinyVocab
         return (char)(256 + n);
     }
 
-    public TinyVocab With(Func<GgufWriter, GgufWriter> f)
+    internal TinyVocab With(Func<GgufWriter, GgufWriter> f)
     {
         f(Writer);
         return this;
     }
 
-    public T Open<T>(Func<GgufFile, T> use)
+    internal T Open<T>(Func<GgufFile, T> use)
     {
         var path = TestPaths.NewTempFile();
         Writer.Write(path);
@@ -78,6 +78,6 @@ public sealed class TinyVocab
         }
     }
 
-    public Vocabulary Vocabulary() => Open(SharpInfer.Tokenization.Vocabulary.FromGguf);
-    public Tokenizer Tokenizer() => Open(SharpInfer.Tokenization.Tokenizer.FromGguf);
+    internal Vocabulary Vocabulary() => Open(SharpInfer.Tokenization.Vocabulary.FromGguf);
+    internal Tokenizer Tokenizer() => Open(SharpInfer.Tokenization.Tokenizer.FromGguf);
 }

@@ -4,7 +4,7 @@ using SharpInfer.Tokenization;
 namespace SharpInfer.Tests.Tokenization;
 
 /// <summary>The vocabularies with llama.cpp goldens, loaded once per test run.</summary>
-public static class TokenizerModels
+internal static class TokenizerModels
 {
     public static readonly string[] Names = ["stories260K", "mistral-tiny", "llama3-tiny", "qwen3-tiny", "phi3-tiny", "gpt-oss-tiny", "gemma3-tiny"];
 

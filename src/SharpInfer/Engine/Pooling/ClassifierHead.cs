@@ -11,7 +11,7 @@ namespace SharpInfer.Engine.Pooling;
 /// Qwen3 a softmax over the classes. The score a reranker reports is the first output. The head is a few thousand
 /// values at most and runs once per request, so it is kept dequantized and computed with plain dot products.
 /// </summary>
-public sealed class ClassifierHead
+internal sealed class ClassifierHead
 {
     private readonly Dense? _pooler, _output;
 

@@ -1,7 +1,7 @@
 namespace SharpInfer.Engine.Pooling;
 
 /// <summary>llama.cpp's <c>common_embd_normalize</c>: scales a vector by 1 / its norm (nothing when the norm is 0).</summary>
-public static class EmbeddingNorm
+internal static class EmbeddingNorm
 {
     /// <summary>−1: no normalization; 0: max-absolute, scaled to the int16 range (÷ max|x| × 32760); 2: Euclidean;
     /// any other p &gt; 0: the p-norm.</summary>

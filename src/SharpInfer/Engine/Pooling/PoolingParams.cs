@@ -7,7 +7,7 @@ namespace SharpInfer.Engine.Pooling;
 /// default), any other p a p-norm; rank scores are never normalized. <see cref="Dimensions"/> keeps the first n values
 /// (Matryoshka truncation) before normalizing, so a truncated vector is a unit vector again.
 /// </summary>
-public sealed record PoolingParams
+internal sealed record PoolingParams
 {
     public PoolingType? Type { get; init; }
     public int Normalize { get; init; } = 2;
@@ -18,4 +18,4 @@ public sealed record PoolingParams
 
 /// <summary>The result of a pooling request: one vector, or one per prompt token with <see cref="PoolingType.None"/>;
 /// with <see cref="PoolingType.Rank"/>, the classification head's outputs (the score is the first).</summary>
-public sealed record PoolingOutput(PoolingType Type, float[][] Vectors);
+internal sealed record PoolingOutput(PoolingType Type, float[][] Vectors);

@@ -18,7 +18,7 @@ public enum PoolingType
     Rank = 4,
 }
 
-public static class PoolingTypes
+internal static class PoolingTypes
 {
     /// <summary>The names of <c>--pooling</c> (llama.cpp's).</summary>
     public static IReadOnlyList<string> Names { get; } = ["none", "mean", "cls", "last", "rank"];

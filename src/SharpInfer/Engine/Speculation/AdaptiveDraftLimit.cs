@@ -6,7 +6,7 @@ namespace SharpInfer.Engine.Speculation;
 /// were worth proposing, so propose a + 1 (one beyond what stood, to notice when agreement returns). Always within
 /// [1, max]. Speculation never changes the output, only how many passes it takes, so this rule is free to be heuristic.
 /// </summary>
-public static class AdaptiveDraftLimit
+internal static class AdaptiveDraftLimit
 {
     public static int Next(int current, int proposed, int accepted, int max) =>
         Math.Clamp(accepted >= proposed ? current + 1 : accepted + 1, 1, max);

@@ -17,7 +17,7 @@ namespace SharpInfer.Engine.Speculation;
 /// The draft's keys and values of rejected proposals are dropped by position: what the draft computed stays valid
 /// exactly as far as it agrees with the tokens the sequence now has. Engine-loop thread only.
 /// </summary>
-public sealed class DraftModelProposer : IProposer
+internal sealed class DraftModelProposer : IProposer
 {
     private sealed class State
     {

@@ -9,7 +9,7 @@ namespace SharpInfer.Engine.Speculation;
 /// model (a draft model, or an early exit from the target's own layers) can run them all as one batch.
 /// Engine-loop thread only.
 /// </summary>
-public interface IProposer : IDisposable
+internal interface IProposer : IDisposable
 {
     /// <summary>For each entry of <paramref name="batch"/>, writes up to its limit of proposed tokens and their count.</summary>
     void Propose(ProposalBatch batch);
@@ -21,7 +21,7 @@ public interface IProposer : IDisposable
 /// <summary>The sequences of one step that want proposals, each with its limit and a buffer for the tokens, and for
 /// sampled requests their sampler and room for the distribution each proposal was drawn from. Reused from step to step
 /// (no allocation per token; the distribution rows are allocated once, the first time a proposer asks for them).</summary>
-public sealed class ProposalBatch(int capacity, int maxTokens)
+internal sealed class ProposalBatch(int capacity, int maxTokens)
 {
     private readonly Sequence[] _sequences = new Sequence[capacity];
     private readonly Sampler?[] _samplers = new Sampler?[capacity];

@@ -8,7 +8,7 @@ namespace SharpInfer.Engine.Speculation;
 /// output so far, and propose the tokens that followed it. Free to compute and good wherever the output repeats its
 /// input (summaries, code edits, extraction, RAG answers quoting sources); proposes nothing elsewhere. Stateless.
 /// </summary>
-public sealed class NgramProposer(int minN, int maxN) : IProposer
+internal sealed class NgramProposer(int minN, int maxN) : IProposer
 {
     public void Propose(ProposalBatch batch)
     {

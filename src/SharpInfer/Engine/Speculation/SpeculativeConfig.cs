@@ -8,7 +8,7 @@ namespace SharpInfer.Engine.Speculation;
 /// looks the last n tokens up in the prompt and output so far (prompt lookup decoding). Outputs are exactly the
 /// non-speculative ones (greedy: token for token; sampled: in distribution).
 /// </summary>
-public sealed record SpeculativeConfig
+internal sealed record SpeculativeConfig
 {
     /// <summary>"ngram" (prompt lookup) or "draft_model" (a smaller model with the same vocabulary: <see cref="Model"/>).</summary>
     public string Method { get; init; } = "ngram";

@@ -1,6 +1,6 @@
 namespace SharpInfer.Engine.Tools;
 
-public enum ChatOutputKind
+internal enum ChatOutputKind
 {
     /// <summary>Answer text (<c>content</c>).</summary>
     Content,
@@ -11,7 +11,7 @@ public enum ChatOutputKind
 }
 
 /// <summary>A piece of a reply as the client sees it: content or reasoning text, or a whole tool call.</summary>
-public readonly record struct ChatOutputEvent(ChatOutputKind Kind, string? Text, ToolCall? Call)
+internal readonly record struct ChatOutputEvent(ChatOutputKind Kind, string? Text, ToolCall? Call)
 {
     public static ChatOutputEvent Content(string text) => new(ChatOutputKind.Content, text, null);
     public static ChatOutputEvent Reasoning(string text) => new(ChatOutputKind.Reasoning, text, null);

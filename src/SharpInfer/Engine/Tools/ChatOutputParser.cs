@@ -8,7 +8,7 @@ namespace SharpInfer.Engine.Tools;
 /// <see cref="Finish"/>; the events are the same however the text was split, so a streamed reply reassembles to
 /// exactly the non-streamed one.
 /// </summary>
-public sealed class ChatOutputParser
+internal sealed class ChatOutputParser
 {
     private readonly IReasoningSplitter? _reasoning;
     private readonly ToolCallParser? _tools;

@@ -15,7 +15,7 @@ namespace SharpInfer.Engine.Tools;
 /// thinking on (set explicitly, or a template that always opens <c>&lt;think&gt;</c>) the grammar allows the
 /// <c>&lt;think&gt;…&lt;/think&gt;</c> block before the answer, as llama.cpp's does.
 /// </remarks>
-public sealed class ChatReplyPlan
+internal sealed class ChatReplyPlan
 {
     private const string ThinkingSwitch = "enable_thinking";
 

@@ -1,7 +1,7 @@
 namespace SharpInfer.Engine.Tools;
 
 /// <summary>One parsed call: OpenAI's <c>tool_calls[i]</c> (<c>arguments</c> is compact JSON text).</summary>
-public sealed record ToolCall(string Id, string Name, string Arguments)
+internal sealed record ToolCall(string Id, string Name, string Arguments)
 {
     private const string Alphanumeric = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 

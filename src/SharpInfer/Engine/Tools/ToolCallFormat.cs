@@ -2,7 +2,7 @@ namespace SharpInfer.Engine.Tools;
 
 /// <summary>How a model writes tool calls, detected from its chat template (the markers llama.cpp's common/chat.cpp
 /// looks for).</summary>
-public enum ToolCallFormat
+internal enum ToolCallFormat
 {
     /// <summary>Hermes 2 Pro / Qwen2.5 / Qwen3: <c>&lt;tool_call&gt;{"name": .., "arguments": ..}&lt;/tool_call&gt;</c>,
     /// one block per call.</summary>
@@ -22,7 +22,7 @@ public enum ToolCallFormat
     Harmony,
 }
 
-public static class ToolCallFormats
+internal static class ToolCallFormats
 {
     /// <summary>The format a template's source implies, checked in llama.cpp's order of specificity.</summary>
     public static ToolCallFormat Detect(string? templateSource)

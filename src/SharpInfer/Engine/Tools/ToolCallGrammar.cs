@@ -10,7 +10,7 @@ namespace SharpInfer.Engine.Tools;
 /// parallel calls, one or more) in the template's format, each call's arguments constrained by its function's
 /// parameter schema (<see cref="JsonSchemaToGbnf"/>). So the reply always parses into well-formed calls.
 /// </summary>
-public static class ToolCallGrammar
+internal static class ToolCallGrammar
 {
     /// <summary>The grammar; <see cref="InvalidRequestException"/> (field <c>tools[i].function.parameters</c>) for a
     /// parameter schema the converter does not support.</summary>

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace SharpInfer.Engine.Tools;
 
 /// <summary>OpenAI's <c>tool_choice</c>.</summary>
-public enum ToolChoiceMode
+internal enum ToolChoiceMode
 {
     /// <summary>Never call: the reply is plain text (tools are still shown to the template, as llama-server does).</summary>
     None,
@@ -17,10 +17,10 @@ public enum ToolChoiceMode
 }
 
 /// <summary>One function a request offers: its name and its parameters' JSON schema.</summary>
-public sealed record ToolFunction(string Name, JsonNode Parameters);
+internal sealed record ToolFunction(string Name, JsonNode Parameters);
 
 /// <summary>The tool fields of a chat request, read and checked (<see cref="InvalidRequestException"/> naming the field).</summary>
-public sealed class ToolSet
+internal sealed class ToolSet
 {
     public required IReadOnlyList<ToolFunction> Functions { get; init; }
     public ToolChoiceMode Choice { get; init; } = ToolChoiceMode.Auto;

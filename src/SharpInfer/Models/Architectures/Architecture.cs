@@ -5,11 +5,11 @@ namespace SharpInfer.Models;
 
 /// <summary>What one layer's attention does: whether it rotates queries and keys, with which RoPE base and linear
 /// scale, and its sliding window (0: the whole prefix; W: a query at position p sees keys p − W + 1 … p).</summary>
-public readonly record struct LayerAttributes(bool UsesRope, float RopeFreqBase, float RopeFreqScale, int Window);
+internal readonly record struct LayerAttributes(bool UsesRope, float RopeFreqBase, float RopeFreqScale, int Window);
 
 /// <summary>The activation of a gated FFN: act(gate) · up; SwiGluOai is gpt-oss's clamped SwiGLU
 /// (<see cref="VecOps.SwiGluOai(float*, float*, int, float, float)"/>).</summary>
-public enum FfnActivation { Silu, Gelu, SwiGluOai }
+internal enum FfnActivation { Silu, Gelu, SwiGluOai }
 
 /// <summary>
 /// One model family (llama.cpp's <c>src/models/*.cpp</c>): the hyper-parameters it reads beyond the common ones,
@@ -18,7 +18,7 @@ public enum FfnActivation { Silu, Gelu, SwiGluOai }
 /// Llama-style pre-norm decoder; a family overrides what differs. Families are listed in
 /// <see cref="ArchitectureRegistry"/>; adding one is a class there plus its tests.
 /// </summary>
-public abstract class Architecture
+internal abstract class Architecture
 {
     /// <summary>The GGUF <c>general.architecture</c> value (and the prefix of its hyper-parameter keys).</summary>
     public abstract string Name { get; }

@@ -4,7 +4,7 @@ using SharpInfer.Models.Architectures;
 namespace SharpInfer.Models;
 
 /// <summary>The registry of model families by GGUF <c>general.architecture</c>.</summary>
-public static class ArchitectureRegistry
+internal static class ArchitectureRegistry
 {
     private static readonly Architecture[] All = [new Llama(), new Qwen2(), new Qwen3(), new Qwen3Moe(), new SmolLm3(), new Phi3(), new Gemma3(), new GptOss()];
 

@@ -12,7 +12,7 @@ namespace SharpInfer.Models.Architectures;
 /// llama.cpp); optional final logit soft-capping. The converter folds Gemma's (1 + w) norm weights into the file, so
 /// the norms are plain RMSNorm.
 /// </summary>
-public sealed class Gemma3 : Architecture
+internal sealed class Gemma3 : Architecture
 {
     /// <summary>llama.cpp's default when the file has no pattern key: 5 local layers, then 1 global.</summary>
     public const int DefaultSwaPeriod = 6;

@@ -13,7 +13,7 @@ namespace SharpInfer.Models.Architectures;
 /// logits, softmax over the selected ones, experts with biases after each projection and clamped SwiGLU
 /// (<see cref="VecOps.SwiGluOai(float*, float*, int, float, float)"/>). Untied output.
 /// </summary>
-public sealed class GptOss : Architecture
+internal sealed class GptOss : Architecture
 {
     /// <summary>llama.cpp's default period: a windowed layer, then a full one.</summary>
     public const int DefaultSwaPeriod = 2;

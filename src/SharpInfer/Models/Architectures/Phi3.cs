@@ -7,7 +7,7 @@ namespace SharpInfer.Models.Architectures;
 /// (<c>ffn_up</c> with 2·n_ff rows, gate first), read as row ranges of the mapped tensor. Its
 /// <c>attention.sliding_window</c> is ignored, as llama.cpp does ("Phi SWA is currently disabled").
 /// </summary>
-public sealed class Phi3 : Architecture
+internal sealed class Phi3 : Architecture
 {
     public override string Name => "phi3";
 

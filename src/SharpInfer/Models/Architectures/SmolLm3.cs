@@ -3,7 +3,7 @@ using SharpInfer.Gguf;
 namespace SharpInfer.Models.Architectures;
 
 /// <summary>SmolLM3: Llama with no RoPE on every 4th layer (hard-wired in llama.cpp, no metadata key).</summary>
-public sealed class SmolLm3 : Architecture
+internal sealed class SmolLm3 : Architecture
 {
     public override string Name => "smollm3";
     public override RopeStyle RopeStyle => RopeStyle.Normal;

@@ -6,7 +6,7 @@ namespace SharpInfer.Sampling.Grammar;
 /// forever) and a root with no finite derivation. Alternatives that can never finish are dropped, so every
 /// prefix the automaton accepts can still be completed.
 /// </summary>
-public sealed class CompiledGrammar
+internal sealed class CompiledGrammar
 {
     internal const int End = -2;       // Kind of the end-of-alternative marker
     internal const int Bytes = -1;     // Kind of a byte-set symbol; kinds >= 0 are rule references

@@ -9,7 +9,7 @@ namespace SharpInfer.Sampling.Grammar;
 /// hash-consed linked lists of grammar positions, so equal stacks share one id and a state is a sorted id array.
 /// After warm-up, stepping through a byte is one array read. Not thread-safe; callers lock.
 /// </summary>
-public sealed class GrammarAutomaton
+internal sealed class GrammarAutomaton
 {
     public const int Dead = -1;
     private const int Accept = -1;     // stack id meaning "the root rule is complete"

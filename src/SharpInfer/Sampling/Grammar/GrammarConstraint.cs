@@ -10,7 +10,7 @@ namespace SharpInfer.Sampling.Grammar;
 /// computation lock, since masks are also prefetched on the thread pool). End-of-generation tokens are allowed exactly
 /// where the grammar may end.
 /// </summary>
-public sealed class GrammarConstraint : ILogitsProcessorFactory
+internal sealed class GrammarConstraint : ILogitsProcessorFactory
 {
     /// <summary>Masks kept per constraint (each vocab/8 bytes); beyond this, masks are recomputed on demand.</summary>
     public const int MaxCachedMasks = 4096;

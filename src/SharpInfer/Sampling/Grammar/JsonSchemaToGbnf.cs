@@ -12,7 +12,7 @@ namespace SharpInfer.Sampling.Grammar;
 /// mode); properties are emitted in schema order, required ones always. An unsupported keyword or value is an
 /// <see cref="InvalidRequestException"/>, never silently dropped.
 /// </summary>
-public sealed class JsonSchemaToGbnf
+internal sealed class JsonSchemaToGbnf
 {
     private const string Field = "json_schema";
     private const int MaxDigits = 15;

@@ -10,7 +10,7 @@ namespace SharpInfer.Sampling.Grammar;
 /// (<c>"</c>, <c>\</c>, control characters) are never generated: negated classes and <c>.</c> exclude them, and
 /// a pattern that names them literally is rejected.
 /// </summary>
-public sealed class RegexToGbnf
+internal sealed class RegexToGbnf
 {
     private const string JsonUnsafe = "\"\\\\\\x00-\\x1F\\x7F";   // GBNF class body: quote, backslash, controls
     private readonly string _p;

@@ -9,7 +9,7 @@ namespace SharpInfer.Sampling.Grammar;
 /// Built once per tokenizer (cached) from the tokens' raw bytes; control tokens (except a request's preserved ones)
 /// and tokens with no bytes never match a grammar, end-of-generation tokens are kept apart.
 /// </summary>
-public sealed class TokenTrie
+internal sealed class TokenTrie
 {
     private static readonly ConditionalWeakTable<Tokenizer, TokenTrie> Cache = new();
 

@@ -1,7 +1,7 @@
 namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>The form a matmul kernel wants its input activations in.</summary>
-public enum ActivationFormat
+internal enum ActivationFormat
 {
     /// <summary>Plain floats (exact path; float weights).</summary>
     F32,
@@ -18,7 +18,7 @@ public enum ActivationFormat
 /// quantized forms. Quantized rows are stored split for SIMD: all int8 values of a token contiguous, then its
 /// block scales as floats, and block sums (Q8_0/Q8_1: exact Σq per block; Q8_1 also d·Σq; Q8_K: Σq per 16 values).
 /// </summary>
-public unsafe struct ActivationView
+internal unsafe struct ActivationView
 {
     public float* F32;
     public int Tokens;

@@ -14,7 +14,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// min(127, round-half-even(iscale · x)); d = 1/iscale (a float); bsums = sums of each 16 values.</item>
 /// </list>
 /// </summary>
-public static unsafe class ActivationQuantizer
+internal static unsafe class ActivationQuantizer
 {
     public static int BlockSize(ActivationFormat f) => f == ActivationFormat.Q8_K ? 256 : 32;
 

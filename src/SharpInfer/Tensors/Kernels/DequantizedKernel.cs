@@ -6,7 +6,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// The exact path for any supported weight type: rows are dequantized exactly (like ggml's to_float) into per-thread
 /// scratch, a group at a time, and multiplied with float activations. No weight matrix is ever dequantized whole.
 /// </summary>
-public sealed unsafe class DequantizedKernel : MatMulKernel
+internal sealed unsafe class DequantizedKernel : MatMulKernel
 {
     public const int RowGroup = 8;
     public override ActivationFormat Format => ActivationFormat.F32;

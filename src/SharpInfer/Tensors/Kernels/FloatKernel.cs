@@ -31,7 +31,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// and added into y, which is exact to the per-pair tree above. Token block sizes measured in one process (thread
 /// CPU time, 896×4864 and 4864×896 F16): 64 → 150-160, 128 → 160-178, 256 → 140-180, 512 → 120-150 GFLOP/s.</para>
 /// </remarks>
-public sealed unsafe class FloatKernel : MatMulKernel
+internal sealed unsafe class FloatKernel : MatMulKernel
 {
     /// <summary>Elements per partial sum (part of the arithmetic: changing it changes results).</summary>
     public const int KBlock = 1024;

@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// <summary>IQ4_NL weights × Q8_0 activations: each nibble looks up its level v in ggml's table with a byte shuffle;
 /// the table holds v + 128 (1..241, unsigned) and 128·Σx is subtracted per block, so the integer sums are exactly
 /// ggml's Σ v·x. See <see cref="LegacyQuantKernel{TF}"/>.</summary>
-public sealed unsafe class IQ4_NLKernel : MatMulKernel
+internal sealed unsafe class IQ4_NLKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_0;
     public override long ScratchFloats(int cols) => LegacyQuantKernel<IQ4_NLFormat>.ScratchFloats(cols);

@@ -18,7 +18,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// 32 elements, c = 0..7) and a 512-bit form (chunks g of 64 elements, g = 0..3); "info" is a per-super-block
 /// vector of unpacked scales whose layout only the format knows.
 /// </summary>
-public unsafe interface IKQuantFormat
+internal unsafe interface IKQuantFormat
 {
     static abstract int BlockBytes { get; }
     static abstract bool HasMins { get; }

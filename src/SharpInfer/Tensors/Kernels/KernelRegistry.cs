@@ -1,7 +1,7 @@
 namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Which kernel multiplies which weight type, for each precision mode.</summary>
-public static class KernelRegistry
+internal static class KernelRegistry
 {
     private static readonly DequantizedKernel Dequantized = new();
     private static readonly Q8_0Kernel Q8_0 = new();

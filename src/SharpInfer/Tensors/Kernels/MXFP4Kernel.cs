@@ -9,7 +9,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// integers (−12..12), so the int8 dot product per block is exact: each nibble looks up v + 12 (0..24, unsigned) with
 /// a byte shuffle and 12·Σx is subtracted per block; the E8M0 scale (a power of two) is applied per block. See
 /// <see cref="LegacyQuantKernel{TF}"/> for the paths and the float arithmetic.</summary>
-public sealed unsafe class MXFP4Kernel : MatMulKernel
+internal sealed unsafe class MXFP4Kernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_0;
     public override long ScratchFloats(int cols) => LegacyQuantKernel<MXFP4Format>.ScratchFloats(cols);

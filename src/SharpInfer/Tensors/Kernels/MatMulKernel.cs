@@ -9,7 +9,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// is the same sequence of operations whatever the number of tokens, the row range or the thread, so a token's
 /// output never depends on what else is in the batch.
 /// </summary>
-public abstract unsafe class MatMulKernel
+internal abstract unsafe class MatMulKernel
 {
     public abstract ActivationFormat Format { get; }
 

@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Q2_K weights × Q8_K activations (ggml's arithmetic, see <see cref="KQuant{TF}"/>): 2-bit codes with 4-bit
 /// scales and mins per 16 elements, the mins through the activation block sums.</summary>
-public sealed unsafe class Q2_KKernel : MatMulKernel
+internal sealed unsafe class Q2_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
@@ -17,7 +17,7 @@ public sealed unsafe class Q2_KKernel : MatMulKernel
 
 /// <summary>Unpacking of block_q2_K (see <see cref="BlockQ2_K"/>) for <see cref="KQuant{TF}"/>. Element e = 128h + 32k + l
 /// is bits 2k, 2k+1 of qs[32h + l]; scales[j] = sc_j | m_j &lt;&lt; 4.</summary>
-public unsafe struct Q2_KFormat : IKQuantFormat
+internal unsafe struct Q2_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ2_K.Size;
     public static bool HasMins => true;

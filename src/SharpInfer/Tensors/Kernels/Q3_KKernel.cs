@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// <summary>Q3_K weights × Q8_K activations (ggml's arithmetic, see <see cref="KQuant{TF}"/>): unsigned 3-bit codes
 /// u = low2 + 4·hbit with signed 6-bit scales per 16 elements; ggml's code u − 4 is folded in exactly as
 /// −4·Σ sc_j·bsums_j.</summary>
-public sealed unsafe class Q3_KKernel : MatMulKernel
+internal sealed unsafe class Q3_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
@@ -18,7 +18,7 @@ public sealed unsafe class Q3_KKernel : MatMulKernel
 
 /// <summary>Unpacking of block_q3_K (see <see cref="BlockQ3_K"/>) for <see cref="KQuant{TF}"/>. Element e = 128h + 32k + l
 /// has its low two bits in bits 2k, 2k+1 of qs[32h + l] and its third bit in bit e/32 of hmask[l].</summary>
-public unsafe struct Q3_KFormat : IKQuantFormat
+internal unsafe struct Q3_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ3_K.Size;
     public static bool HasMins => false;

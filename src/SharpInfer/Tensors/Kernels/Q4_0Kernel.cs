@@ -6,7 +6,7 @@ namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Q4_0 weights × Q8_0 activations: unsigned nibbles q (0..15) against the activations, minus 8·Σx per
 /// block (ggml's q − 8 exactly). See <see cref="LegacyQuantKernel{TF}"/> for the paths and the float arithmetic.</summary>
-public sealed unsafe class Q4_0Kernel : MatMulKernel
+internal sealed unsafe class Q4_0Kernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_0;
     public override long ScratchFloats(int cols) => LegacyQuantKernel<Q4_0Format>.ScratchFloats(cols);

@@ -6,7 +6,7 @@ namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Q4_1 weights × Q8_1 activations: unsigned nibbles against the activations, then per block
 /// d_w·d_x·isum + m_w·s_x (s = the Q8_1 scaled block sum), as ggml. See <see cref="LegacyQuantKernel{TF}"/>.</summary>
-public sealed unsafe class Q4_1Kernel : MatMulKernel
+internal sealed unsafe class Q4_1Kernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_1;
     public override long ScratchFloats(int cols) => LegacyQuantKernel<Q4_1Format>.ScratchFloats(cols);

@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Q4_K weights × Q8_K activations (ggml's arithmetic, see <see cref="KQuant{TF}"/>): 4-bit codes with
 /// 6-bit scales per 32 elements, the mins through the activation block sums.</summary>
-public sealed unsafe class Q4_KKernel : MatMulKernel
+internal sealed unsafe class Q4_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
@@ -16,7 +16,7 @@ public sealed unsafe class Q4_KKernel : MatMulKernel
 }
 
 /// <summary>Unpacking of block_q4_K (see <see cref="BlockQ4_K"/>) for <see cref="KQuant{TF}"/>.</summary>
-public unsafe struct Q4_KFormat : IKQuantFormat
+internal unsafe struct Q4_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ4_K.Size;
     public static bool HasMins => true;

@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Q5_0 weights × Q8_0 activations: 5-bit unsigned codes (nibble | fifth bit · 16, 0..31) against the
 /// activations, minus 16·Σx per block (ggml's q − 16 exactly). See <see cref="LegacyQuantKernel{TF}"/>.</summary>
-public sealed unsafe class Q5_0Kernel : MatMulKernel
+internal sealed unsafe class Q5_0Kernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_0;
     public override long ScratchFloats(int cols) => LegacyQuantKernel<Q5_0Format>.ScratchFloats(cols);

@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Q5_K weights × Q8_K activations (ggml's arithmetic, see <see cref="KQuant{TF}"/>): Q4_K plus a fifth bit
 /// per code.</summary>
-public sealed unsafe class Q5_KKernel : MatMulKernel
+internal sealed unsafe class Q5_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
@@ -18,7 +18,7 @@ public sealed unsafe class Q5_KKernel : MatMulKernel
 /// <summary>Unpacking of block_q5_K (see <see cref="BlockQ5_K"/>) for <see cref="KQuant{TF}"/>: Q4_K's nibbles and
 /// scales (<see cref="Q4_KFormat"/>, same offsets but the codes start at byte 48), and for sub-block j (elements
 /// 32j..32j+31) the fifth bit of element 32j + l is bit j of qh[l].</summary>
-public unsafe struct Q5_KFormat : IKQuantFormat
+internal unsafe struct Q5_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ5_K.Size;
     public static bool HasMins => true;

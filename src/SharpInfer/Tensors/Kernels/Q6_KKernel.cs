@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>Q6_K weights × Q8_K activations (ggml's arithmetic, see <see cref="KQuant{TF}"/>): unsigned 6-bit codes q
 /// with signed 8-bit scales per 16 elements; the −32 offset is folded in exactly as −32·Σ sc_j·bsums_j.</summary>
-public sealed unsafe class Q6_KKernel : MatMulKernel
+internal sealed unsafe class Q6_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
@@ -17,7 +17,7 @@ public sealed unsafe class Q6_KKernel : MatMulKernel
 
 /// <summary>Unpacking of block_q6_K (see <see cref="BlockQ6_K"/>) for <see cref="KQuant{TF}"/>. Element e = 128h + 32k + l
 /// takes its low nibble from ql[64h + 32(k&amp;1) + l] (high nibble for k ≥ 2) and bits 4,5 from bits 2k, 2k+1 of qh[32h + l].</summary>
-public unsafe struct Q6_KFormat : IKQuantFormat
+internal unsafe struct Q6_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ6_K.Size;
     public static bool HasMins => false;

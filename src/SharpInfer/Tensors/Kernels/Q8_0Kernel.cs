@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// <summary>Q8_0 weights × Q8_0 activations, ggml's arithmetic: per 32-block an exact int32 dot product of the int8
 /// values, then acc = fma(d_w·d_x, (float)isum, acc) in block order. Runs on the shared 32-element-block kernel
 /// (<see cref="LegacyQuantKernel{TF}"/>): decode streams 8 rows at a time, prefill repacks rows into lanes.</summary>
-public sealed unsafe class Q8_0Kernel : MatMulKernel
+internal sealed unsafe class Q8_0Kernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_0;
     public override long ScratchFloats(int cols) => LegacyQuantKernel<Q8_0Format>.ScratchFloats(cols);

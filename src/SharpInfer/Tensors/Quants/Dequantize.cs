@@ -3,7 +3,7 @@ namespace SharpInfer.Tensors;
 /// <summary>Scalar reference dequantizers, bit-exact with ggml's <c>to_float</c> for each type (checked
 /// against ggml's own output in the tests). Every value is computed with the same float operations in the
 /// same order as ggml's C code and no fused multiply-adds.</summary>
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     /// <summary>True for the types <see cref="Row"/> can decode.</summary>
     public static bool IsSupported(GgmlType type) => type switch

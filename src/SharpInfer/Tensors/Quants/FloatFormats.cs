@@ -4,7 +4,7 @@ namespace SharpInfer.Tensors;
 
 // F32, F16 and BF16 rows: plain little-endian arrays, one element per "block".
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void F32(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -36,7 +36,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     public static void F32(ReadOnlySpan<float> src, Span<byte> dst)
     {
@@ -68,7 +68,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_f32's scalar path: each product rounded to float, accumulated in double
     /// (ggml_float), the total rounded to float once at the end.</summary>

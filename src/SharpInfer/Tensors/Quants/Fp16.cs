@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors;
 /// differs from a plain IEEE conversion is NaN: ggml returns the canonical quiet NaN 0x7E00 (with the
 /// input's sign) rather than keeping payload bits, so we special-case it.
 /// </remarks>
-public static class Fp16
+internal static class Fp16
 {
     private static readonly float[] Table = BuildTable();
 
@@ -40,7 +40,7 @@ public static class Fp16
 }
 
 /// <summary>bfloat16 conversions with ggml's exact semantics.</summary>
-public static class Bf16
+internal static class Bf16
 {
     /// <summary>bf16 is the top half of a float32, so widening is a 16-bit shift.</summary>
     public static float ToFloat(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);

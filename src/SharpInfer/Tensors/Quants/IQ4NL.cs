@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_iq4_nl: w = d·kvalues_iq4nl[q].</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockIQ4_NL
+internal struct BlockIQ4_NL
 {
     public const int QK = 32, Size = 18, OffsetD = 0, OffsetQs = 2;
     public ushort D;
@@ -17,7 +17,7 @@ public struct BlockIQ4_NL
     public static ReadOnlySpan<sbyte> Values => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void IQ4_NL(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -37,7 +37,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>What ggml_quantize_chunk does for IQ4_NL without an importance matrix: quantize_row_iq4_nl_impl
     /// with weights x², ntry = 7. (quantize_row_iq4_nl_ref uses ntry = −1 and gives different bytes; GGUF
@@ -124,7 +124,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_iq4_nl_q8_0 (generic): d = dy·dx (note the order), two int32 halves,
     /// sumf += d · (float)(sumi1 + sumi2).</summary>

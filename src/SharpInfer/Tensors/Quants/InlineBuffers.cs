@@ -6,16 +6,16 @@ namespace SharpInfer.Tensors;
 // (MemoryMarshal.Cast<byte, BlockXxx>) and its arrays used as spans without unsafe code.
 #pragma warning disable CS0169, IDE0051 // the single element field is how [InlineArray] declares its element type
 
-[InlineArray(4)] public struct Bytes4 { private byte _e; }
-[InlineArray(8)] public struct Bytes8 { private byte _e; }
-[InlineArray(12)] public struct Bytes12 { private byte _e; }
-[InlineArray(16)] public struct Bytes16 { private byte _e; }
-[InlineArray(32)] public struct Bytes32 { private byte _e; }
-[InlineArray(64)] public struct Bytes64 { private byte _e; }
-[InlineArray(128)] public struct Bytes128 { private byte _e; }
-[InlineArray(16)] public struct SBytes16 { private sbyte _e; }
-[InlineArray(32)] public struct SBytes32 { private sbyte _e; }
-[InlineArray(256)] public struct SBytes256 { private sbyte _e; }
-[InlineArray(16)] public struct Int16x16 { private short _e; }
+[InlineArray(4)] internal struct Bytes4 { private byte _e; }
+[InlineArray(8)] internal struct Bytes8 { private byte _e; }
+[InlineArray(12)] internal struct Bytes12 { private byte _e; }
+[InlineArray(16)] internal struct Bytes16 { private byte _e; }
+[InlineArray(32)] internal struct Bytes32 { private byte _e; }
+[InlineArray(64)] internal struct Bytes64 { private byte _e; }
+[InlineArray(128)] internal struct Bytes128 { private byte _e; }
+[InlineArray(16)] internal struct SBytes16 { private sbyte _e; }
+[InlineArray(32)] internal struct SBytes32 { private sbyte _e; }
+[InlineArray(256)] internal struct SBytes256 { private sbyte _e; }
+[InlineArray(16)] internal struct Int16x16 { private short _e; }
 
 #pragma warning restore CS0169, IDE0051

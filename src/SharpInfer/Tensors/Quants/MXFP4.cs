@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_mxfp4: one E8M0 scale byte, then 16 bytes of packed 4-bit E2M1 codes.</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockMXFP4
+internal struct BlockMXFP4
 {
     public const int QK = 32, Size = 17, OffsetE = 0, OffsetQs = 1;
     public byte E;
@@ -23,7 +23,7 @@ public struct BlockMXFP4
         BitConverter.Int32BitsToSingle(e < 2 ? 0x00200000 << e : (e - 1) << 23);
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void MXFP4(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -43,7 +43,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>ggml's quantize_row_mxfp4_ref: e = ⌊log2 amax⌋ − 2 + 127 (so amax lands in the top level 12·2^(e−128)
     /// or just below), then each value takes the level nearest to it, the first one on a tie (so 0 rather than −0).
@@ -82,7 +82,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_mxfp4_q8_0 (generic): d = fp16(dy) · e8m0_half(e), two int32 halves,
     /// sumf += d · (float)(sumi1 + sumi2).</summary>

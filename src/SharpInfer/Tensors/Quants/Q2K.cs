@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q2_K (84 bytes). Note the scales come first and d/dmin last.</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ2_K
+internal struct BlockQ2_K
 {
     public const int QK = 256, Size = 84, OffsetScales = 0, OffsetQs = 16, OffsetD = 80, OffsetDMin = 82;
     /// <summary>scales[j] = sc_j | m_j &lt;&lt; 4 for sub-block j (elements 16j..16j+15).</summary>
@@ -21,7 +21,7 @@ public struct BlockQ2_K
     public static int Code(ReadOnlySpan<byte> qs, int e) => (qs[(e >> 7) * 32 + (e & 31)] >> (2 * ((e & 127) >> 5))) & 3;
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q2_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -42,7 +42,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q2_K_ref: per 16-element sub-block make_qkx2_quants(nmax 3, weights |x|, MAD
     /// error, 16 steps from −0.5 by 0.1); sub-block scales and mins quantized to 4 bits against the largest
@@ -117,7 +117,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q2_K_q8_K (generic). Per super-block: summs = Σ_j bsums[j]·m_j (int);
     /// isum = Σ_j sc_j · (Σ_{16 elements} q8·q) (int); then sumf += (dy·dx)·isum − (dy·dmin)·summs, all in

@@ -10,7 +10,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q3_K (110 bytes); d is last.</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ3_K
+internal struct BlockQ3_K
 {
     public const int QK = 256, Size = 110, OffsetHMask = 0, OffsetQs = 32, OffsetScales = 96, OffsetD = 108;
     public Bytes32 HMask;
@@ -31,7 +31,7 @@ public struct BlockQ3_K
         BlockQ2_K.Code(qs, e) - ((hmask[e & 31] >> (e >> 5) & 1) != 0 ? 0 : 4);
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q3_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -51,7 +51,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q3_K_ref: per sub-block make_q3_quants(nmax 4, x²-weighted descent); the 16
     /// signed scales are quantized to 6 bits against the one of largest magnitude (d = −max/32 as
@@ -126,7 +126,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q3_K_q8_K (generic), the "8 lanes" form shared by Q3_K..Q6_K: an int32
     /// accumulator per lane l = e % 8 collects (s_j − 32)·q8[e]·(q[e] − 4) over the super-block (exact

@@ -10,7 +10,7 @@ namespace SharpInfer.Tensors;
 /// (ggml's get_scale_min_k4): for j &lt; 4, sc_j = b[j] &amp; 63 and m_j = b[j+4] &amp; 63; for j ≥ 4, the low
 /// four bits come from b[j+4] (sc in the low nibble, m in the high nibble) and the top two bits from the
 /// spare top bits of b[j−4] (sc) and b[j] (m).</summary>
-public static class KScales
+internal static class KScales
 {
     public static (int Scale, int Min) Get(ReadOnlySpan<byte> q, int j)
     {
@@ -95,7 +95,7 @@ public static class KScales
 
 /// <summary>ggml's block_q4_K (144 bytes).</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ4_K
+internal struct BlockQ4_K
 {
     public const int QK = 256, Size = 144, OffsetD = 0, OffsetDMin = 2, OffsetScales = 4, OffsetQs = 16;
     public ushort D;
@@ -108,7 +108,7 @@ public struct BlockQ4_K
     public static int Code(ReadOnlySpan<byte> qs, int e) => (qs[(e >> 6) * 32 + (e & 31)] >> (4 * ((e >> 5) & 1))) & 0xF;
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q4_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -133,7 +133,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q4_K_ref (make_qkx2_quants with nmax 15, 21 steps from −1 by 0.1).</summary>
     public static void Q4_K(ReadOnlySpan<float> src, Span<byte> dst)
@@ -152,7 +152,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q4_K_q8_K (generic): the 8-lane form (see Q3_K_Q8_K) with 6-bit scales, plus the
     /// min term from the Q8_K block sums: sumi = Σ_{j&lt;16} bsums[j]·m_{j/2}; sumf −= (dmin·dy)·(float)sumi per

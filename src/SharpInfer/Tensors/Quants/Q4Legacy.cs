@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q4_0: w = d·(q − 8), q ∈ [0, 15].</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ4_0
+internal struct BlockQ4_0
 {
     public const int QK = 32, Size = 18, OffsetD = 0, OffsetQs = 2;
     /// <summary>Scale, fp16 bits.</summary>
@@ -19,7 +19,7 @@ public struct BlockQ4_0
 
 /// <summary>ggml's block_q4_1: w = d·q + m, q ∈ [0, 15].</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ4_1
+internal struct BlockQ4_1
 {
     public const int QK = 32, Size = 20, OffsetD = 0, OffsetM = 2, OffsetQs = 4;
     public ushort D;
@@ -28,7 +28,7 @@ public struct BlockQ4_1
     public Bytes16 Qs;
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q4_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -66,7 +66,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q4_0_ref: d = (signed value of largest magnitude) / −8, so that value maps to
     /// code 0 exactly; codes are trunc(x/d + 8.5) capped at 15.</summary>
@@ -136,7 +136,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q4_0_q8_0 (generic): per block, two int32 partial sums (low-nibble half ×
     /// y.qs[0..15], high-nibble half × y.qs[16..31]) added, then sumf += ((float)sumi · dx) · dy.</summary>

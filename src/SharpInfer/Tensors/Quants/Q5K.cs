@@ -7,7 +7,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q5_K (176 bytes): w = d·sc_j·q − dmin·m_j, q ∈ [0, 31].</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ5_K
+internal struct BlockQ5_K
 {
     public const int QK = 256, Size = 176, OffsetD = 0, OffsetDMin = 2, OffsetScales = 4, OffsetQh = 16, OffsetQs = 48;
     public ushort D;
@@ -21,7 +21,7 @@ public struct BlockQ5_K
         BlockQ4_K.Code(qs, e) | (((qh[e & 31] >> (e >> 5)) & 1) << 4);
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q5_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -46,7 +46,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q5_K_ref (make_qkx2_quants with nmax 31, 16 steps from −0.5 by 0.1).</summary>
     public static void Q5_K(ReadOnlySpan<float> src, Span<byte> dst)
@@ -71,7 +71,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q5_K_q8_K (generic): exactly Q4_K_Q8_K's arithmetic with 5-bit codes.</summary>
     public static float Q5_K_Q8_K(ReadOnlySpan<byte> w, ReadOnlySpan<byte> x)

@@ -9,7 +9,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q5_0: w = d·(q − 16), q ∈ [0, 31].</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ5_0
+internal struct BlockQ5_0
 {
     public const int QK = 32, Size = 22, OffsetD = 0, OffsetQh = 2, OffsetQs = 6;
     public ushort D;
@@ -21,7 +21,7 @@ public struct BlockQ5_0
 
 /// <summary>ggml's block_q5_1: w = d·q + m, q ∈ [0, 31].</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ5_1
+internal struct BlockQ5_1
 {
     public const int QK = 32, Size = 24, OffsetD = 0, OffsetM = 2, OffsetQh = 4, OffsetQs = 8;
     public ushort D;
@@ -30,7 +30,7 @@ public struct BlockQ5_1
     public Bytes16 Qs;
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q5_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -73,7 +73,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q5_0_ref: d = (signed value of largest magnitude) / −16; codes trunc(x/d + 16.5) capped at 31.</summary>
     public static void Q5_0(ReadOnlySpan<float> src, Span<byte> dst)
@@ -130,7 +130,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q5_0_q8_0 (generic): sumf += (dx·dy)·sumi, q − 16 as the signed weight code.</summary>
     public static float Q5_0_Q8_0(ReadOnlySpan<byte> w, ReadOnlySpan<byte> x)

@@ -9,7 +9,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q6_K (210 bytes); d is last.</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ6_K
+internal struct BlockQ6_K
 {
     public const int QK = 256, Size = 210, OffsetQl = 0, OffsetQh = 128, OffsetScales = 192, OffsetD = 208;
     public Bytes128 Ql;
@@ -27,7 +27,7 @@ public struct BlockQ6_K
     }
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q6_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -49,7 +49,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q6_K_ref: per sub-block make_qx_quants(nmax 32, x²-weighted, 18 trial scales);
     /// the signed scales quantized to int8 against the one of largest magnitude (iscale = −128/max, capped
@@ -108,7 +108,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q6_K_q8_K (generic): the 8-lane form (see Q3_K_Q8_K) with signed int8 scales
     /// per 16 elements and codes q − 32; no min term.</summary>

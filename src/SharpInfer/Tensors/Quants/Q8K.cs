@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q8_K (292 bytes): v = d·q with d a float32 (not fp16).</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ8_K
+internal struct BlockQ8_K
 {
     public const int QK = 256, Size = 292, OffsetD = 0, OffsetQs = 4, OffsetBSums = 260;
     public float D;
@@ -17,7 +17,7 @@ public struct BlockQ8_K
     public Int16x16 BSums;
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     /// <summary>dequantize_row_q8_K: d·q.</summary>
     public static void Q8_K(ReadOnlySpan<byte> src, Span<float> dst)
@@ -33,7 +33,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q8_K_ref: iscale = −127/max where max is the signed value of largest magnitude
     /// (first wins ties), q = min(127, nearest_int(iscale·x)) — ties to even, unlike Q8_0's roundf — and

@@ -8,7 +8,7 @@ namespace SharpInfer.Tensors;
 
 /// <summary>ggml's block_q8_0: v = d·q, q ∈ [−127, 127].</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ8_0
+internal struct BlockQ8_0
 {
     public const int QK = 32, Size = 34, OffsetD = 0, OffsetQs = 2;
     public ushort D;
@@ -18,7 +18,7 @@ public struct BlockQ8_0
 /// <summary>ggml's block_q8_1: v = d·q, plus S = fp16((float)Σq · d) (computed from the float d, not the
 /// fp16-rounded one).</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
-public struct BlockQ8_1
+internal struct BlockQ8_1
 {
     public const int QK = 32, Size = 36, OffsetD = 0, OffsetS = 2, OffsetQs = 4;
     public ushort D;
@@ -26,7 +26,7 @@ public struct BlockQ8_1
     public SBytes32 Qs;
 }
 
-public static partial class Dequantize
+internal static partial class Dequantize
 {
     public static void Q8_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -54,7 +54,7 @@ public static partial class Dequantize
     }
 }
 
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>quantize_row_q8_0_ref: d = amax/127 (float), id = 1/d (not 127/amax), q = roundf(x·id) —
     /// C roundf, ties away from zero. The stored scale is fp16(d) but the codes use the unrounded id.</summary>
@@ -108,7 +108,7 @@ public static partial class Quantize
     }
 }
 
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>ggml_vec_dot_q8_0_q8_0 (generic): one int32 sum per block, sumf += (float)sumi · (dx·dy).</summary>
     public static float Q8_0_Q8_0(ReadOnlySpan<byte> w, ReadOnlySpan<byte> x)

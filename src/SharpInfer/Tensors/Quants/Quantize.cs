@@ -4,7 +4,7 @@ namespace SharpInfer.Tensors;
 /// <c>ggml_quantize_chunk</c> writes without an importance matrix (the <c>quantize_row_*_ref</c> functions,
 /// and quantize_row_iq4_nl_impl with ntry = 7 for IQ4_NL; quantize_row_mxfp4_ref for MXFP4). Q8_0, Q8_1 and Q8_K are also what ggml's
 /// generic CPU code uses to quantize activations for the quantized dot products.</summary>
-public static partial class Quantize
+internal static partial class Quantize
 {
     /// <summary>True for the types <see cref="Row"/> can encode.</summary>
     public static bool IsSupported(GgmlType type) => type switch

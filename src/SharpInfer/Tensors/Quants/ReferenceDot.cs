@@ -15,7 +15,7 @@ namespace SharpInfer.Tensors;
 /// the float terms in other orders, so they agree with this only to within float rounding.</item>
 /// </list>
 /// </remarks>
-public static partial class ReferenceDot
+internal static partial class ReferenceDot
 {
     /// <summary>Elements per float partial sum for F32/F16/BF16 weights in <see cref="F32Activations"/>.</summary>
     public const int FloatGroup = 32;

@@ -4,7 +4,7 @@ namespace SharpInfer.Tokenization.Jinja;
 /// transformers uses for chat templates (<c>trim_blocks</c> and <c>lstrip_blocks</c> on) plus limits
 /// that stop hostile templates with a <see cref="TemplateException"/> of kind
 /// <see cref="TemplateErrorKind.LimitExceeded"/>.</summary>
-public sealed record JinjaOptions
+internal sealed record JinjaOptions
 {
     /// <summary>Shared default instance.</summary>
     public static JinjaOptions Default { get; } = new();

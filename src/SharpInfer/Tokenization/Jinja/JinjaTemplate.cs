@@ -7,7 +7,7 @@ namespace SharpInfer.Tokenization.Jinja;
 /// <remarks>Semantics follow Python's Jinja2 in the configuration Hugging Face uses for chat templates
 /// (sandboxed, <c>trim_blocks</c>, <c>lstrip_blocks</c>, loop controls, <c>tojson</c> =
 /// <c>json.dumps(ensure_ascii=False)</c>). Every failure is a <see cref="TemplateException"/>.</remarks>
-public sealed class JinjaTemplate
+internal sealed class JinjaTemplate
 {
     private readonly List<Stmt> _body;
     private readonly SourceMap _map;

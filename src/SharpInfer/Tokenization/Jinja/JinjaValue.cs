@@ -7,7 +7,7 @@ namespace SharpInfer.Tokenization.Jinja;
 /// <summary>A value seen by a template. Values are only built from JSON and primitives (strings,
 /// integers, floats, booleans, None, lists, dicts) plus engine-made objects (namespaces, macros,
 /// functions): templates never touch .NET objects. Semantics follow Python/Jinja2.</summary>
-public abstract class JinjaValue
+internal abstract class JinjaValue
 {
     private protected JinjaValue() { }
 
@@ -128,7 +128,7 @@ public abstract class JinjaValue
 
 /// <summary>Jinja2's default <c>Undefined</c>: prints as "", iterates as empty, is falsy; attribute access,
 /// subscripts, calls and arithmetic raise a <see cref="TemplateException"/> with <see cref="Hint"/>.</summary>
-public sealed class JinjaUndefined : JinjaValue
+internal sealed class JinjaUndefined : JinjaValue
 {
     internal static readonly JinjaUndefined Plain = new(null);
     /// <summary>Why it is undefined (Jinja2's message, e.g. <c>'x' is undefined</c>), or null.</summary>
@@ -140,7 +140,7 @@ public sealed class JinjaUndefined : JinjaValue
 }
 
 /// <summary>Python's <c>None</c>.</summary>
-public sealed class JinjaNone : JinjaValue
+internal sealed class JinjaNone : JinjaValue
 {
     internal static readonly JinjaNone Instance = new();
     private JinjaNone() { }
@@ -149,7 +149,7 @@ public sealed class JinjaNone : JinjaValue
 }
 
 /// <summary>Python's <c>bool</c>.</summary>
-public sealed class JinjaBool : JinjaValue
+internal sealed class JinjaBool : JinjaValue
 {
     internal static readonly JinjaBool TrueValue = new(true), FalseValue = new(false);
     /// <summary>The boolean.</summary>
@@ -160,7 +160,7 @@ public sealed class JinjaBool : JinjaValue
 }
 
 /// <summary>Python's <c>int</c>: 64-bit, promoted to arbitrary precision when it does not fit.</summary>
-public sealed class JinjaInt : JinjaValue
+internal sealed class JinjaInt : JinjaValue
 {
     private static readonly JinjaInt[] Small = Enumerable.Range(-16, 273).Select(i => new JinjaInt(i)).ToArray();
     /// <summary>The integer (meaningful when <see cref="IsBig"/> is false).</summary>
@@ -181,7 +181,7 @@ public sealed class JinjaInt : JinjaValue
 }
 
 /// <summary>Python's <c>float</c>.</summary>
-public sealed class JinjaFloat : JinjaValue
+internal sealed class JinjaFloat : JinjaValue
 {
     /// <summary>The number.</summary>
     public double Value { get; }
@@ -191,7 +191,7 @@ public sealed class JinjaFloat : JinjaValue
 }
 
 /// <summary>Python's <c>str</c>.</summary>
-public sealed class JinjaString : JinjaValue
+internal sealed class JinjaString : JinjaValue
 {
     internal static readonly JinjaString Empty = new("");
     /// <summary>The text.</summary>
@@ -202,7 +202,7 @@ public sealed class JinjaString : JinjaValue
 }
 
 /// <summary>Python's <c>list</c> (or <c>tuple</c> when <see cref="IsTuple"/>).</summary>
-public sealed class JinjaList : JinjaValue
+internal sealed class JinjaList : JinjaValue
 {
     /// <summary>The items (mutable for lists: <c>append</c>, <c>pop</c>, ...).</summary>
     public List<JinjaValue> Items { get; }
@@ -216,7 +216,7 @@ public sealed class JinjaList : JinjaValue
 }
 
 /// <summary>Python's <c>dict</c>, keeping insertion order.</summary>
-public sealed class JinjaDict : JinjaValue
+internal sealed class JinjaDict : JinjaValue
 {
     internal readonly OrderedDictionary<JinjaValue, JinjaValue> Map = new(KeyComparer.Instance);
     internal JinjaDict() { }
@@ -237,7 +237,7 @@ public sealed class JinjaDict : JinjaValue
 
 /// <summary>Jinja2's <c>namespace()</c>: an object whose attributes can be assigned with
 /// <c>{% set ns.attr = value %}</c> from any scope.</summary>
-public sealed class JinjaNamespace : JinjaValue
+internal sealed class JinjaNamespace : JinjaValue
 {
     internal readonly Dictionary<string, JinjaValue> Attributes = new(StringComparer.Ordinal);
     internal readonly List<string> Order = new();
@@ -250,7 +250,7 @@ public sealed class JinjaNamespace : JinjaValue
 }
 
 /// <summary>Arguments of a call from a template: positional then keyword arguments.</summary>
-public sealed class JinjaArgs
+internal sealed class JinjaArgs
 {
     internal static readonly JinjaArgs Empty = new([], []);
     /// <summary>Positional arguments in order.</summary>
@@ -274,7 +274,7 @@ public sealed class JinjaArgs
 }
 
 /// <summary>A callable value: a built-in function, a macro, a bound method.</summary>
-public abstract class JinjaCallable : JinjaValue
+internal abstract class JinjaCallable : JinjaValue
 {
     private protected JinjaCallable() { }
     internal override string TypeName => "function";
@@ -282,7 +282,7 @@ public abstract class JinjaCallable : JinjaValue
 }
 
 /// <summary>A function implemented in C# that templates can call (e.g. a custom global).</summary>
-public sealed class JinjaFunction : JinjaCallable
+internal sealed class JinjaFunction : JinjaCallable
 {
     /// <summary>The function's name (for error messages).</summary>
     public string Name { get; }

@@ -10,7 +10,7 @@ namespace SharpInfer.Tests.Tensors.Kernels;
 /// weights, same quantized activations; tolerance from float summation order), and for batch invariance: a token's
 /// outputs are bit-identical whether computed alone or with other tokens, and whatever the row range.
 /// </summary>
-public static unsafe class KernelHarness
+internal static unsafe class KernelHarness
 {
     public static IEnumerable<IsaLevel> Levels() =>
         Enum.GetValues<IsaLevel>().Where(l => l <= Isa.Best);

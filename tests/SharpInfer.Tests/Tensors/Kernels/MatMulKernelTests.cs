@@ -8,9 +8,9 @@ namespace SharpInfer.Tests.Tensors.Kernels;
 /// with odd row counts, odd token counts and row lengths that leave tails.</summary>
 public class MatMulKernelTests
 {
-    public static TheoryData<GgmlType, MatMulPrecision, int, int, int> Cases()
+    public static TheoryData<Enum, MatMulPrecision, int, int, int> Cases()
     {
-        var d = new TheoryData<GgmlType, MatMulPrecision, int, int, int>();
+        var d = new TheoryData<Enum, MatMulPrecision, int, int, int>();
         foreach (var (type, precision) in new[]
                  {
                      (GgmlType.Q8_0, MatMulPrecision.Fast),
@@ -62,8 +62,9 @@ public class MatMulKernelTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void KernelMatchesReferenceOnEveryPathAndIsBatchInvariant(GgmlType type, MatMulPrecision precision, int rows, int cols, int tokens)
+    public void KernelMatchesReferenceOnEveryPathAndIsBatchInvariant(Enum typeValue, MatMulPrecision precision, int rows, int cols, int tokens)
     {
+        var type = (GgmlType)typeValue;
         var kernel = KernelRegistry.For(type, precision);
         KernelHarness.Check(type, kernel, rows, cols, tokens, seed: rows * 1000 + cols + tokens);
     }
@@ -76,8 +77,9 @@ public class MatMulKernelTests
     [InlineData(GgmlType.Q4_K)]
     [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
-    public unsafe void KQuantKernelsGiveTheSameBitsOnEveryPath(GgmlType type)
+    public unsafe void KQuantKernelsGiveTheSameBitsOnEveryPath(Enum typeValue)
     {
+        var type = (GgmlType)typeValue;
         var kernel = KernelRegistry.For(type, MatMulPrecision.Fast);
         foreach (var (rows, cols, tokens) in new[] { (9, 768, 1), (6, 1280, 19), (5, 512, 12) })
         {
