@@ -32,7 +32,8 @@ internal static class GenerationEndpoints
         var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted, MaxArrayLength(engine)).ConfigureAwait(false);
         CheckModel(body, host);
         PromptLimits.CheckCompletionPrompt(body, engine.Model.Tokenizer, engine.MaxModelLen);
-        var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize, engine.Model.Tokenizer);
+        var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize, engine.Model.Tokenizer,
+                                       llamaServer: host.Options.LlamaServerSampling ? host.Options : null);
         if (body.String("suffix") is { Length: > 0 })
             throw ApiException.BadRequest("'suffix' is not supported.", "suffix");
         if (p.Echo && p.Logprobs != null)
