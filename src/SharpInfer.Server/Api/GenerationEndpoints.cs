@@ -272,8 +272,16 @@ internal static class GenerationEndpoints
                 }
                 if (o.Text.Length == 0 && !hasLogprobs && !o.IsFinal) continue;
                 var s = states[i];
+                var logprobs = hasLogprobs ? o.LogProbs : null;
+                bool splitFinish = chat && o.IsFinal && o.Text.Length > 0;
+                // a chat choice's last piece, then its finish reason in a chunk with an empty delta, as OpenAI and
+                // llama-server send it (and as parsed replies above)
+                if (splitFinish)
+                    await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, logprobs, null, tokenizer, s), aborted).ConfigureAwait(false);
+                string text = splitFinish ? "" : o.Text;
+                var lastLogprobs = splitFinish ? null : logprobs;
                 // the timings go on the stream's last chunk, as llama-server's: the usage chunk when there is one
-                await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, hasLogprobs ? o.LogProbs : null, o.Finish, tokenizer, s,
+                await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, text, lastLogprobs, o.Finish, tokenizer, s,
                                                  o.Timings is { } t && !p.IncludeUsage ? (t, engine.Options.Speculative != null) : null), aborted)
                          .ConfigureAwait(false);
             }
