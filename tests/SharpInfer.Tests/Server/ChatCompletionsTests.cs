@@ -123,7 +123,9 @@ public class ChatCompletionsTests
         var whole = await s.PostOkAsync("v1/chat/completions", new JsonObject
         {
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Once upon a time" }),
-            ["max_tokens"] = 6, ["temperature"] = 0, ["ignore_eos"] = true,
+            ["max_tokens"] = 6,
+            ["temperature"] = 0,
+            ["ignore_eos"] = true,
         });
         Assert.Equal(whole["choices"]![0]!["message"]!["content"]!.GetValue<string>(), streamed);
     }

@@ -59,7 +59,13 @@ public class LlamaServerSamplingDefaultsTests
         var omitted = await s.PostOkAsync("v1/completions", new JsonObject { ["prompt"] = Prompt, ["max_tokens"] = 16 });
         var spelled = await s.PostOkAsync("completion", new JsonObject
         {
-            ["prompt"] = Prompt, ["n_predict"] = 16, ["temperature"] = 0.8, ["top_k"] = 40, ["top_p"] = 0.95, ["min_p"] = 0.05, ["seed"] = 42,
+            ["prompt"] = Prompt,
+            ["n_predict"] = 16,
+            ["temperature"] = 0.8,
+            ["top_k"] = 40,
+            ["top_p"] = 0.95,
+            ["min_p"] = 0.05,
+            ["seed"] = 42,
         });
         Assert.Equal(spelled["content"]!.GetValue<string>(), Text(omitted));
 
