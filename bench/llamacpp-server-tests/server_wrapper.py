@@ -121,6 +121,10 @@ def run_sharpinfer(args, model):
     # llama-server ignores the request's model name (one model served); serve 404s another name unless asked
     if "--any-model-name" in supported:
         out += ["--any-model-name"]
+    # llama-server samples the OpenAI routes with its own defaults (--temp, top_k 40, ...) and llama.cpp's chain;
+    # serve keeps vLLM's unless asked
+    if "--sampling-defaults" in supported:
+        out += ["--sampling-defaults", "llama-server"]
     renames = {"--alias": "--served-model-name"}
     for flag, value in args:
         if flag in handled:

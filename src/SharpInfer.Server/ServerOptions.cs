@@ -34,6 +34,11 @@ public sealed record ServerOptions
     /// <summary>Serve requests naming any <c>model</c> with the one loaded model, as llama-server does (off: another
     /// name is OpenAI's and vLLM's 404 model_not_found).</summary>
     public bool AnyModelName { get; init; }
+    /// <summary><c>--sampling-defaults llama-server</c>: the OpenAI routes (chat/completions, completions) fill the
+    /// sampling fields a request omits with llama-server's defaults (<see cref="DefaultTemperature"/> or 0.8, top_k 40,
+    /// top_p 0.95, min_p 0.05, <see cref="DefaultSeed"/>, <see cref="DefaultNPredict"/>) and sample with llama.cpp's
+    /// chain, so a seeded request gives llama-server's text. Off (vllm, the default): vLLM's defaults and order.</summary>
+    public bool LlamaServerSampling { get; init; }
     /// <summary>How long a stored /v1/responses result can be continued (previous_response_id) or fetched
     /// (--responses-ttl); zero keeps none.</summary>
     public TimeSpan ResponsesTtl { get; init; } = TimeSpan.FromHours(1);

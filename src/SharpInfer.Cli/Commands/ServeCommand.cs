@@ -61,6 +61,13 @@ internal static class ServeCommand
         };
         var anyModel = new Option<bool>("--any-model-name") { Description = "Answer requests naming any model with the served one, as llama-server does (default: another name is a 404)" };
         cmd.Options.Add(anyModel);
+        var samplingDefaults = new Option<string>("--sampling-defaults")
+        {
+            Description = "Defaults of the OpenAI routes' sampling fields a request omits: vllm (temperature 1, no top-k/top-p/min-p, vLLM's order) or llama-server (--temp, top_k 40, top_p 0.95, min_p 0.05, --seed, --n-predict and llama.cpp's chain, as llama-server)",
+            DefaultValueFactory = _ => "vllm",
+        };
+        samplingDefaults.AcceptOnlyFromAmong("vllm", "llama-server");
+        cmd.Options.Add(samplingDefaults);
         var responsesTtl = new Option<double>("--responses-ttl") { Description = "Seconds a /v1/responses result stays available to previous_response_id and GET (0 = keep none)", DefaultValueFactory = _ => 3600 };
         var responsesMax = new Option<int>("--responses-max-entries") { Description = "Most /v1/responses results kept in memory; the oldest go first (0 = keep none)", DefaultValueFactory = _ => 1000 };
         var otlpEndpoint = new Option<string?>("--otlp-endpoint")
@@ -113,6 +120,7 @@ internal static class ServeCommand
                 ChatTemplateKwargs = llama.TemplateKwargs(r),
                 Verbose = r.GetValue(llama.Verbose),
                 AnyModelName = r.GetValue(anyModel),
+                LlamaServerSampling = r.GetValue(samplingDefaults) == "llama-server",
                 CorsOrigins = (r.GetValue(cors) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToArray(),
                 Engine = new EngineOptions
                 {

@@ -20,8 +20,10 @@ internal sealed class ChatTurn
     public Func<ChatOutputParser>? NewParser { get; init; }
 
     /// <summary>Reads a chat-completions body (already size-checked) into a turn; 400 naming the field for anything
-    /// wrong. <paramref name="idPrefix"/> starts the response id.</summary>
-    public static ChatTurn Prepare(JsonBody body, ModelHost host, string idPrefix = "chatcmpl-")
+    /// wrong. <paramref name="idPrefix"/> starts the response id. <paramref name="serverSamplingDefaults"/>: omitted
+    /// sampling fields take llama-server's defaults when the server runs with <c>--sampling-defaults llama-server</c>
+    /// (the OpenAI, Anthropic and Responses routes, as llama-server's; Ollama's route fills in Ollama's own).</summary>
+    public static ChatTurn Prepare(JsonBody body, ModelHost host, string idPrefix = "chatcmpl-", bool serverSamplingDefaults = true)
     {
         var engine = host.RequireEngine();
         var messages = GenerationEndpoints.ReadMessages(body);
@@ -38,7 +40,8 @@ internal sealed class ChatTurn
         int vocab = engine.Model.Config.VocabSize;
         // the format's markers (gpt-oss's harmony headers) reach the reply's text, and grammars can match them
         var preserved = plan.PreservedTokenIds(tokenizer.Vocabulary);
-        var p = GenerationParams.Parse(body, chat: true, vocab, tokenizer, g => plan.WrapGrammar(g, opensThinking), preserved);
+        var p = GenerationParams.Parse(body, chat: true, vocab, tokenizer, g => plan.WrapGrammar(g, opensThinking), preserved,
+                                       serverSamplingDefaults && host.Options.LlamaServerSampling ? host.Options : null);
         if (plan.ToolGrammar(opensThinking) is { } toolGrammar)
             p = p with { Sampling = p.Sampling with { LogitsProcessor = StructuredOutput.Compile(() => toolGrammar, "tools", tokenizer, vocab, preserved) } };
         var meta = new ResponseMeta(idPrefix + Guid.NewGuid().ToString("N"), p.Stream ? "chat.completion.chunk" : "chat.completion",

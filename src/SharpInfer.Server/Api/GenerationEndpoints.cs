@@ -32,7 +32,8 @@ internal static class GenerationEndpoints
         var body = await JsonBody.ReadAsync(ctx.Request, host.Options.MaxRequestBodyBytes, ctx.RequestAborted, MaxArrayLength(engine)).ConfigureAwait(false);
         CheckModel(body, host);
         PromptLimits.CheckCompletionPrompt(body, engine.Model.Tokenizer, engine.MaxModelLen);
-        var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize, engine.Model.Tokenizer);
+        var p = GenerationParams.Parse(body, chat: false, engine.Model.Config.VocabSize, engine.Model.Tokenizer,
+                                       llamaServer: host.Options.LlamaServerSampling ? host.Options : null);
         if (body.String("suffix") is { Length: > 0 })
             throw ApiException.BadRequest("'suffix' is not supported.", "suffix");
         if (p.Echo && p.Logprobs != null)
@@ -271,8 +272,16 @@ internal static class GenerationEndpoints
                 }
                 if (o.Text.Length == 0 && !hasLogprobs && !o.IsFinal) continue;
                 var s = states[i];
+                var logprobs = hasLogprobs ? o.LogProbs : null;
+                bool splitFinish = chat && o.IsFinal && o.Text.Length > 0;
+                // a chat choice's last piece, then its finish reason in a chunk with an empty delta, as OpenAI and
+                // llama-server send it (and as parsed replies above)
+                if (splitFinish)
+                    await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, logprobs, null, tokenizer, s), aborted).ConfigureAwait(false);
+                string text = splitFinish ? "" : o.Text;
+                var lastLogprobs = splitFinish ? null : logprobs;
                 // the timings go on the stream's last chunk, as llama-server's: the usage chunk when there is one
-                await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, o.Text, hasLogprobs ? o.LogProbs : null, o.Finish, tokenizer, s,
+                await sse.WriteAsync(w => Chunk(w, meta, p, i, role: false, text, lastLogprobs, o.Finish, tokenizer, s,
                                                  o.Timings is { } t && !p.IncludeUsage ? (t, engine.Options.Speculative != null) : null), aborted)
                          .ConfigureAwait(false);
             }

@@ -29,6 +29,12 @@ internal sealed record GenerationParams
     /// <summary>llama-server's <c>return_progress</c> (streaming only): chunks with <c>prompt_progress</c> while the
     /// prompt is computed.</summary>
     public bool ReturnProgress { get; init; }
+    /// <summary>The server's <c>--n-predict</c> under <c>--sampling-defaults llama-server</c>: max_tokens when the
+    /// request has none (null = the route's own default).</summary>
+    public int? DefaultMaxTokens { get; init; }
+    /// <summary>Parsed with llama-server's sampling defaults: no max_tokens and no <c>--n-predict</c> generates until
+    /// the context is full, as llama-server's n_predict -1 (rather than the route's own default).</summary>
+    public bool LlamaServerDefaults { get; init; }
 
     public const int MaxN = 128;
     /// <summary>Longest accepted <c>cache_salt</c> (it is hashed, so its length only costs a little hashing).</summary>
@@ -36,9 +42,11 @@ internal sealed record GenerationParams
 
     /// <summary>Reads the parameters. <paramref name="chat"/> selects chat's log-probs fields (logprobs: bool,
     /// top_logprobs: int) over legacy completions' (logprobs: int). <paramref name="preservedTokens"/>: the control tokens
-    /// the reply renders as text, which a grammar then matches by that text.</summary>
+    /// the reply renders as text, which a grammar then matches by that text. <paramref name="llamaServer"/>: the
+    /// server's options when it runs with <c>--sampling-defaults llama-server</c> (see <see cref="ServerOptions.LlamaServerSampling"/>);
+    /// null = vLLM's defaults and order.</summary>
     public static GenerationParams Parse(JsonBody b, bool chat, int vocabSize, SharpInfer.Tokenization.Tokenizer? tokenizer = null,
-                                         Func<string, string>? wrapGrammar = null, int[]? preservedTokens = null)
+                                         Func<string, string>? wrapGrammar = null, int[]? preservedTokens = null, ServerOptions? llamaServer = null)
     {
         b.String("user");
         int n = b.Int("n", 1, MaxN) ?? 1;
@@ -79,17 +87,23 @@ internal sealed record GenerationParams
             throw ApiException.BadRequest($"'cache_salt' must be a non-empty string of at most {MaxCacheSaltLength} characters.", "cache_salt");
 
         var seed = b.Long("seed");
+        var defaults = llamaServer is null ? VllmDefaults : FromLlamaServer(llamaServer);
+        // llama-server: a seed of -1 (or LLAMA_DEFAULT_SEED) is "random", which falls back to --seed
+        ulong? seedValue = llamaServer is null ? (seed is { } s ? unchecked((ulong)s) : null)
+            : seed is { } ls && ls >= 0 && ls != LlamaCompletionRequest.RandomSeed ? (ulong)ls : defaults.Seed;
         var sampling = new SamplingParams
         {
-            Temperature = F(b, "temperature") ?? 1.0f,
-            TopP = F(b, "top_p") ?? 1.0f,
-            TopK = b.Int("top_k") ?? 0,
-            MinP = F(b, "min_p") ?? 0f,
-            RepetitionPenalty = F(b, "repetition_penalty") ?? 1.0f,
-            PenaltyLastN = b.Int("repeat_last_n") ?? -1,
+            // llama.cpp reads a negative temperature as greedy
+            Temperature = F(b, "temperature") is { } t ? (llamaServer is not null && t < 0 ? 0 : t) : defaults.Temperature,
+            TopP = F(b, "top_p") ?? defaults.TopP,
+            TopK = b.Int("top_k") ?? defaults.TopK,
+            MinP = F(b, "min_p") ?? defaults.MinP,
+            RepetitionPenalty = F(b, "repetition_penalty") ?? (llamaServer is null ? null : F(b, "repeat_penalty")) ?? 1.0f,
+            PenaltyLastN = b.Int("repeat_last_n") ?? defaults.PenaltyLastN,
             PresencePenalty = F(b, "presence_penalty") ?? 0f,
             FrequencyPenalty = F(b, "frequency_penalty") ?? 0f,
-            Seed = seed is { } s ? unchecked((ulong)s) : null,
+            Seed = seedValue,
+            LlamaCppChain = llamaServer is not null,
             MaxTokens = maxTokens ?? int.MaxValue,
             Stop = b.StringOrList("stop"),
             LogitBias = LogitBias(b, vocabSize),
@@ -116,6 +130,8 @@ internal sealed record GenerationParams
         {
             Sampling = sampling,
             MaxTokens = maxTokens,
+            DefaultMaxTokens = llamaServer?.DefaultNPredict is int nPredict and >= 1 ? nPredict : null,
+            LlamaServerDefaults = llamaServer is not null,
             MaxTokensField = maxField,
             N = n,
             Stream = stream,
@@ -128,6 +144,15 @@ internal sealed record GenerationParams
             ReturnProgress = stream && (b.Bool("return_progress") ?? false),
         };
     }
+
+    /// <summary>What a request that omits a sampling field gets: vLLM's (and OpenAI's) neutral values, or llama-server's
+    /// (common_params_sampling: --temp or 0.8, top_k 40, top_p 0.95, min_p 0.05, penalties over the last 64 tokens,
+    /// --seed).</summary>
+    private readonly record struct Defaults(float Temperature, int TopK, float TopP, float MinP, int PenaltyLastN, ulong? Seed);
+
+    private static readonly Defaults VllmDefaults = new(1.0f, 0, 1.0f, 0f, -1, null);
+
+    private static Defaults FromLlamaServer(ServerOptions o) => new(o.DefaultTemperature ?? 0.8f, 40, 0.95f, 0.05f, 64, o.DefaultSeed);
 
     /// <summary>A number field as float (ranges are checked by <see cref="SamplingParams.Validate"/>).</summary>
     private static float? F(JsonBody b, string name) => b.Number(name) is { } d ? (float)d : null;
@@ -168,7 +193,7 @@ internal sealed record GenerationParams
                     MaxTokensField, prompt.Length, maxModelLen);
             maxTokens = explicitMax;
         }
-        else maxTokens = defaultMaxTokens ?? Math.Max(1, maxModelLen - prompt.Length);
+        else maxTokens = DefaultMaxTokens ?? (LlamaServerDefaults ? null : defaultMaxTokens) ?? Math.Max(1, maxModelLen - prompt.Length);
 
         var list = new List<EngineRequest>(N);
         for (int i = 0; i < N; i++)

@@ -124,7 +124,7 @@ internal static class OllamaEndpoints
         else
         {
             PromptLimits.CheckChatMessages(request.Chat, tokenizer, engine.MaxModelLen);
-            turn = ChatTurn.Prepare(request.Chat, host, "ollama-");
+            turn = ChatTurn.Prepare(request.Chat, host, "ollama-", serverSamplingDefaults: false);
         }
         var prompt = turn.Requests[0].PromptTokens;
         if (request.Context is { } context)

@@ -43,6 +43,16 @@ public class LlamaServerFlagsTests
     }
 
     [Fact]
+    public void SamplingDefaultsAreVllmUnlessLlamaServerIsAsked()
+    {
+        Assert.False(Parse().LlamaServerSampling);
+        Assert.False(Parse("--sampling-defaults", "vllm").LlamaServerSampling);
+        Assert.True(Parse("--sampling-defaults", "llama-server").LlamaServerSampling);
+        var cmd = ServeCommand.Create(_ => 0);
+        Assert.NotEmpty(cmd.Parse(["-m", TestPaths.Stories260K, "--sampling-defaults", "ollama"]).Errors);   // a clear parse error
+    }
+
+    [Fact]
     public void SwaFullKeepsEveryPositionOfSlidingWindowLayers()
     {
         Assert.False(Parse().Engine.SwaFull);   // freeing by default

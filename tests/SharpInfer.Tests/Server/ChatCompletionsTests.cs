@@ -116,6 +116,18 @@ public class ChatCompletionsTests
         var last = chunks[^1]["choices"]![0]!;
         Assert.Equal("length", last["finish_reason"]!.GetValue<string>());
         Assert.All(chunks[..^1], c => Assert.Null(c["choices"]![0]!["finish_reason"]));
+        // the finish reason comes in a chunk of its own with an empty delta (OpenAI's and llama-server's shape), after
+        // every piece of the text
+        Assert.Empty(last["delta"]!.AsObject());
+        var streamed = string.Concat(chunks.Select(c => c["choices"]![0]!["delta"]?["content"]?.GetValue<string>()));
+        var whole = await s.PostOkAsync("v1/chat/completions", new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Once upon a time" }),
+            ["max_tokens"] = 6,
+            ["temperature"] = 0,
+            ["ignore_eos"] = true,
+        });
+        Assert.Equal(whole["choices"]![0]!["message"]!["content"]!.GetValue<string>(), streamed);
     }
 
     [Fact]
