@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using SharpInfer.Engine;
 using SharpInfer.Engine.Pooling;
 using SharpInfer.Gguf;
 using SharpInfer.Models;
@@ -34,35 +35,29 @@ internal static class OllamaModelInfo
         w.WriteEndObject();
     });
 
-    public static Task TagsAsync(HttpContext ctx, ModelHost host)
-    {
-        var engine = host.RequireEngine();
-        return JsonResponse.WriteAsync(ctx, w =>
-        {
-            w.WriteStartObject();
-            w.WriteStartArray("models");
-            w.WriteStartObject();
-            WriteEntry(w, host, engine.Model);
-            w.WriteString("modified_at", Modified(engine.Model));
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteEndObject();
-        });
-    }
+    public static Task TagsAsync(HttpContext ctx, ModelHost host) =>
+        WriteModelListAsync(ctx, host, (w, engine) => w.WriteString("modified_at", Modified(engine.Model)));
 
-    public static Task PsAsync(HttpContext ctx, ModelHost host)
-    {
-        var engine = host.RequireEngine();
-        return JsonResponse.WriteAsync(ctx, w =>
+    public static Task PsAsync(HttpContext ctx, ModelHost host) =>
+        WriteModelListAsync(ctx, host, (w, engine) =>
         {
-            w.WriteStartObject();
-            w.WriteStartArray("models");
-            w.WriteStartObject();
-            WriteEntry(w, host, engine.Model);
             // the server keeps its model until it stops: keep_alive never unloads it
             w.WriteString("expires_at", DateTime.UtcNow.AddYears(100).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
             w.WriteNumber("size_vram", 0);
             w.WriteNumber("context_length", engine.MaxModelLen);
+        });
+
+    /// <summary><c>{"models": [entry]}</c> of /api/tags and /api/ps: the served model's common fields, then the route's own.</summary>
+    private static Task WriteModelListAsync(HttpContext ctx, ModelHost host, Action<Utf8JsonWriter, LlmEngine> writeOwnFields)
+    {
+        var engine = host.RequireEngine();
+        return JsonResponse.WriteAsync(ctx, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("models");
+            w.WriteStartObject();
+            WriteEntry(w, host, engine.Model);
+            writeOwnFields(w, engine);
             w.WriteEndObject();
             w.WriteEndArray();
             w.WriteEndObject();
