@@ -1,5 +1,6 @@
 using SharpInfer.KvCache;
 using SharpInfer.Scheduling;
+using SharpInfer.Tests.Scheduling;
 
 namespace SharpInfer.Tests.KvCache;
 
@@ -69,41 +70,28 @@ public class KvCacheGroupsTests
     [InlineData(4, 8, 120, 6, 9, true)]
     public void RandomOperationsKeepWindowsLiveAndAccountEveryBlock(int seed, int blockSize, int blocks, int maxSeqs, int window, bool caching)
     {
-        var rng = new Random(seed);
         var groups = KvCacheGroups.For(Gemma3(6, window));
         using var cache = new PagedKvCache(6, 1, 4, blockSize, blocks, KvFormat.Of(KvDataType.F32), KvFormat.Of(KvDataType.F32), groups);
         var bm = new BlockManager(cache, prefixCaching: caching);
         var sched = new Scheduler(bm, maxSeqs, maxNumBatchedTokens: 40, SchedulingMode.Continuous);
-        var live = new List<Sequence>();
-        var maxOut = new Dictionary<Sequence, int>();
-        long id = 0;
         int capacity = (int)Math.Min(bm.CapacityTokens, 400);
         Assert.True(capacity > 60);
-        int finished = 0, hits = 0;
-        for (int op = 0; op < 1500; op++)
+        int hits = 0;
+        var (finished, _) = new RandomSchedulerWorkload
         {
-            int kind = rng.Next(10);
-            if (kind < 3)
+            Operations = 1500,
+            CapacityTokens = capacity,
+            MaxPromptTokens = 120,
+            MaxExtraTokens = 60,
+            FinishOneIn = 25,
+            // few distinct prompt heads, so that prefix caching has something to find
+            Prompt = (length, rng) =>
             {
-                int prompt = 1 + rng.Next(Math.Min(120, capacity - 2));
-                int max = Math.Min(capacity, prompt + 1 + rng.Next(60));
-                // few distinct prompt heads, so that prefix caching has something to find
                 int head = rng.Next(3);
-                var s = new Sequence(++id, Enumerable.Range(0, prompt).Select(i => i < 40 ? head * 7 + i % 5 : rng.Next(50)).ToArray(), max, rng.Next(3), id);
-                sched.Add(s);
-                live.Add(s);
-                maxOut[s] = max;
-            }
-            else if (kind < 4 && live.Count > 0)
+                return [.. Enumerable.Range(0, length).Select(i => i < 40 ? head * 7 + i % 5 : rng.Next(50))];
+            },
+            CheckPlan = plan =>
             {
-                var s = live[rng.Next(live.Count)];
-                sched.Remove(s);
-                live.Remove(s);
-            }
-            else
-            {
-                var plan = sched.Schedule().ToList();
-                if (live.Count > 0) Assert.NotEmpty(plan);
                 foreach (var c in plan)
                 {
                     var s = c.Sequence;
@@ -118,34 +106,9 @@ public class KvCacheGroupsTests
                         Assert.True(t.FirstLive * blockSize <= firstSeen, $"group {g}: blocks before {t.FirstLive} were dropped, token {c.Start} sees from {firstSeen}");
                     }
                 }
-                sched.Complete(plan);
-                foreach (var c in plan.Where(c => c.SamplesNext))
-                {
-                    var s = c.Sequence;
-                    if (s.Length >= maxOut[s] || rng.Next(25) == 0)
-                    {
-                        sched.Remove(s);
-                        live.Remove(s);
-                        finished++;
-                    }
-                    else s.Append(rng.Next(50));
-                }
-            }
-            AssertAccounted(bm, groups, live, blocks, caching);
-        }
-        for (int guard = 0; live.Count > 0; guard++)
-        {
-            Assert.True(guard < 100_000, "the scheduler made no progress");
-            var plan = sched.Schedule().ToList();
-            Assert.NotEmpty(plan);
-            sched.Complete(plan);
-            foreach (var c in plan.Where(c => c.SamplesNext))
-            {
-                if (c.Sequence.Length >= maxOut[c.Sequence]) { sched.Remove(c.Sequence); live.Remove(c.Sequence); finished++; }
-                else c.Sequence.Append(1);
-            }
-            AssertAccounted(bm, groups, live, blocks, caching);
-        }
+            },
+            CheckInvariants = live => AssertAccounted(bm, groups, live, blocks, caching),
+        }.Run(new Random(seed), sched);
         Assert.Equal(0, bm.UsedBlocks);
         Assert.Equal(blocks, bm.FreeBlocks);
         Assert.True(finished > 0);

@@ -14,38 +14,19 @@ public class SchedulerPropertyTests
     [InlineData(4, 16, 64, 8, SchedulingMode.Static)]
     public void RandomOperationsKeepInvariantsAndFreeEverything(int seed, int blockSize, int blocks, int maxSeqs, SchedulingMode mode)
     {
-        var rng = new Random(seed);
         using var cache = new PagedKvCache(1, 1, 4, blockSize, blocks, KvDataType.F32);
         var bm = new BlockManager(cache);
         var sched = new Scheduler(bm, maxSeqs, maxNumBatchedTokens: 48, mode);
-        var live = new List<Sequence>();
-        var maxOut = new Dictionary<Sequence, int>();
-        long id = 0;
-        int capacity = blocks * blockSize;
-        int finished = 0, aborted = 0;
-        for (int op = 0; op < 1000; op++)
+        var (finished, aborted) = new RandomSchedulerWorkload
         {
-            int kind = rng.Next(10);
-            if (kind < 3)
+            Operations = 1000,
+            CapacityTokens = blocks * blockSize,
+            MaxPromptTokens = 100,
+            MaxExtraTokens = 40,
+            FinishOneIn = 20,
+            Prompt = (length, _) => [.. Enumerable.Range(0, length).Select(i => i % 50)],
+            CheckPlan = plan =>
             {
-                int prompt = 1 + rng.Next(Math.Min(100, capacity - 2));
-                int max = Math.Min(capacity, prompt + 1 + rng.Next(40));
-                var s = new Sequence(++id, Enumerable.Range(0, prompt).Select(i => i % 50).ToArray(), max, rng.Next(3), id);
-                sched.Add(s);
-                live.Add(s);
-                maxOut[s] = max;
-            }
-            else if (kind < 4 && live.Count > 0)
-            {
-                var s = live[rng.Next(live.Count)];
-                sched.Remove(s);
-                live.Remove(s);
-                aborted++;
-            }
-            else
-            {
-                var plan = sched.Schedule().ToList();
-                if (live.Count > 0) Assert.NotEmpty(plan);   // never stuck while there is work
                 int tokens = plan.Sum(c => c.Count);
                 Assert.True(tokens <= 48);
                 Assert.True(plan.Count <= maxSeqs);
@@ -56,40 +37,18 @@ public class SchedulerPropertyTests
                     Assert.Equal(c.Sequence.ComputedTokens, c.Start);
                     Assert.True(c.Sequence.Blocks.Count * blockSize >= c.Start + c.Count, "a scheduled token has no KV slot");
                 }
-                sched.Complete(plan);
-                foreach (var c in plan.Where(c => c.SamplesNext))
-                {
-                    var s = c.Sequence;
-                    if (s.Length >= maxOut[s] || rng.Next(20) == 0)
-                    {
-                        sched.Remove(s);
-                        live.Remove(s);
-                        finished++;
-                    }
-                    else s.Append(rng.Next(50));
-                }
-            }
-            // invariants: blocks in use are exactly the blocks the live sequences hold, none shared, none out of range
-            var held = live.SelectMany(s => s.Blocks.Blocks.ToArray()).ToList();
-            Assert.Equal(held.Count, held.Distinct().Count());
-            Assert.Equal(bm.UsedBlocks, held.Count);
-            Assert.All(held, b => Assert.InRange(b, 0, blocks - 1));
-            Assert.Equal(live.Count, sched.RunningCount + sched.WaitingCount);
-            Assert.True(sched.RunningCount <= maxSeqs);
-        }
-        // drain: everything left finishes
-        for (int guard = 0; live.Count > 0; guard++)
-        {
-            Assert.True(guard < 100_000, "the scheduler made no progress");
-            var plan = sched.Schedule().ToList();
-            Assert.NotEmpty(plan);
-            sched.Complete(plan);
-            foreach (var c in plan.Where(c => c.SamplesNext))
+            },
+            CheckInvariants = live =>
             {
-                if (c.Sequence.Length >= maxOut[c.Sequence]) { sched.Remove(c.Sequence); live.Remove(c.Sequence); finished++; }
-                else c.Sequence.Append(1);
-            }
-        }
+                // blocks in use are exactly the blocks the live sequences hold, none shared, none out of range
+                var held = live.SelectMany(s => s.Blocks.Blocks.ToArray()).ToList();
+                Assert.Equal(held.Count, held.Distinct().Count());
+                Assert.Equal(bm.UsedBlocks, held.Count);
+                Assert.All(held, b => Assert.InRange(b, 0, blocks - 1));
+                Assert.Equal(live.Count, sched.RunningCount + sched.WaitingCount);
+                Assert.True(sched.RunningCount <= maxSeqs);
+            },
+        }.Run(new Random(seed), sched);
         Assert.Equal(0, bm.UsedBlocks);
         Assert.Equal(blocks, bm.FreeBlocks);
         Assert.True(finished > 0 && aborted > 0);
