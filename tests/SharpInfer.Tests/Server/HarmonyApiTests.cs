@@ -45,40 +45,27 @@ public class HarmonyApiTests
     public async Task AnalysisIsReasoningContentAndFinalIsContent()
     {
         await using var s = await ServerHarness.StartAsync(GptOss.Value);
-        var res = await s.PostOkAsync("v1/chat/completions", Body(GptOss.Value, Reply));
-        var choice = res["choices"]![0]!;
-        Assert.Equal("Plan the sum.", choice["message"]!["reasoning_content"]!.GetValue<string>());
-        Assert.Equal("The answer is 4.", choice["message"]!["content"]!.GetValue<string>());
-        Assert.Equal("stop", choice["finish_reason"]!.GetValue<string>());
+        var reply = await s.ChatReplyAsync(Body(GptOss.Value, Reply));
+        Assert.Equal("Plan the sum.", reply.Reasoning);
+        Assert.Equal("The answer is 4.", reply.Content);
+        Assert.Equal("stop", reply.FinishReason);
 
         // reasoning_format none: the reply as generated, markers included, in content
         var raw = Body(GptOss.Value, Reply);
         raw["reasoning_format"] = "none";
-        var none = (await s.PostOkAsync("v1/chat/completions", raw))["choices"]![0]!["message"]!;
-        Assert.Null(none["reasoning_content"]);
-        Assert.Equal(Reply, none["content"]!.GetValue<string>());
+        var none = await s.ChatReplyAsync(raw);
+        Assert.Null(none.Reasoning);
+        Assert.Equal(Reply, none.Content);
     }
 
     [Fact]
     public async Task StreamedReasoningAndContentReassemble()
     {
         await using var s = await ServerHarness.StartAsync(GptOss.Value);
-        using var res = await s.PostStreamAsync("v1/chat/completions", Body(GptOss.Value, Reply, stream: true), TestContext.Current.CancellationToken);
-        var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
-        Assert.True(done);
-        string reasoning = "", content = "";
-        foreach (var c in chunks)
-        {
-            var d = c["choices"]![0]!["delta"]!;
-            if (d["reasoning_content"]?.GetValue<string>() is { } r)
-            {
-                reasoning += r;
-                Assert.Equal("", content);   // all reasoning comes before the answer
-            }
-            if (d["content"]?.GetValue<string>() is { } t) content += t;
-        }
-        Assert.Equal("Plan the sum.", reasoning);
-        Assert.Equal("The answer is 4.", content);
+        var reply = await s.ChatReplyAsync(Body(GptOss.Value, Reply, stream: true));
+        Assert.False(reply.ReasoningAfterContent, reply.Source);   // all reasoning comes before the answer
+        Assert.Equal("Plan the sum.", reply.Reasoning);
+        Assert.Equal("The answer is 4.", reply.Content);
     }
 
     [Theory]
@@ -93,39 +80,12 @@ public class HarmonyApiTests
         body["tools"] = JsonNode.Parse("""
             [{"type":"function","function":{"name":"get_weather","description":"Weather of a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]
             """);
-        string reasoning = "", finish = "";
-        string? content = null;
-        var calls = new List<(string Name, string Args)>();
-        if (!stream)
-        {
-            var choice = (await s.PostOkAsync("v1/chat/completions", body))["choices"]![0]!;
-            Assert.True(choice["message"]!["reasoning_content"] != null, choice.ToJsonString());
-            reasoning = choice["message"]!["reasoning_content"]!.GetValue<string>();
-            content = choice["message"]!["content"]?.GetValue<string>();
-            calls.AddRange(choice["message"]!["tool_calls"]!.AsArray().Select(c => (c!["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())));
-            finish = choice["finish_reason"]!.GetValue<string>();
-        }
-        else
-        {
-            using var res = await s.PostStreamAsync("v1/chat/completions", body, TestContext.Current.CancellationToken);
-            var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
-            Assert.True(done);
-            foreach (var chunk in chunks)
-            {
-                var c = chunk["choices"]![0]!;
-                var d = c["delta"]!;
-                if (d["reasoning_content"]?.GetValue<string>() is { } r) reasoning += r;
-                if (d["content"]?.GetValue<string>() is { Length: > 0 } t) content += t;
-                foreach (var tc in d["tool_calls"]?.AsArray() ?? [])
-                    if (tc!["function"]!["name"] is { } name) calls.Add((name.GetValue<string>(), tc["function"]!["arguments"]!.GetValue<string>()));
-                    else calls[^1] = calls[^1] with { Args = calls[^1].Args + tc["function"]!["arguments"]!.GetValue<string>() };
-                finish = c["finish_reason"]?.GetValue<string>() ?? finish;
-            }
-        }
-        Assert.Equal("Need the weather.", reasoning);
-        Assert.True(string.IsNullOrEmpty(content), content);
-        Assert.Equal([("get_weather", "{\"city\":\"Paris\"}")], calls);
-        Assert.Equal("tool_calls", finish);
+        var reply = await s.ChatReplyAsync(body);
+        Assert.True(reply.Reasoning != null, reply.Source);
+        Assert.Equal("Need the weather.", reply.Reasoning);
+        Assert.True(string.IsNullOrEmpty(reply.Content), reply.Content);
+        Assert.Equal([("get_weather", "{\"city\":\"Paris\"}")], reply.Calls);
+        Assert.Equal("tool_calls", reply.FinishReason);
     }
 
     [Fact]
@@ -183,21 +143,9 @@ public class HarmonyApiTests
             ["seed"] = 3,
             ["stream"] = stream,
         };
-        string content = "";
-        if (!stream)
-        {
-            var msg = (await s.PostOkAsync("v1/chat/completions", body))["choices"]![0]!["message"]!;
-            content = msg["content"]!.GetValue<string>();
-            Assert.Null(msg["reasoning_content"]);
-        }
-        else
-        {
-            using var res = await s.PostStreamAsync("v1/chat/completions", body, TestContext.Current.CancellationToken);
-            var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
-            Assert.True(done);
-            foreach (var c in chunks)
-                if (c["choices"]![0]!["delta"]!["content"]?.GetValue<string>() is { } t) content += t;
-        }
+        var reply = await s.ChatReplyAsync(body);
+        if (!stream) Assert.Null(reply.Reasoning);
+        string content = reply.Content ?? "";
         // the client gets the final message's body: JSON of the schema, no harmony header
         Assert.True(content.StartsWith('{'), content);
         Assert.Contains(JsonNode.Parse(content)!["unit"]!.GetValue<string>(), new[] { "c", "f" });

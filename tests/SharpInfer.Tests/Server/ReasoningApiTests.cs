@@ -27,38 +27,24 @@ public class ReasoningApiTests
     public async Task ThinkBlockGoesToReasoningContent()
     {
         await using var s = await ServerHarness.StartAsync(ServerModels.Qwen);
-        var msg = (await s.PostOkAsync("v1/chat/completions", Body()))["choices"]![0]!["message"]!;
-        Assert.Equal("First, plan.\nThen answer.", msg["reasoning_content"]!.GetValue<string>());
-        Assert.Equal("The answer is 4.", msg["content"]!.GetValue<string>());
+        var reply = await s.ChatReplyAsync(Body());
+        Assert.Equal("First, plan.\nThen answer.", reply.Reasoning);
+        Assert.Equal("The answer is 4.", reply.Content);
 
-        var none = (await s.PostOkAsync("v1/chat/completions", Body("none")))["choices"]![0]!["message"]!;
-        Assert.Null(none["reasoning_content"]);
-        Assert.Equal(Reply, none["content"]!.GetValue<string>());
+        var none = await s.ChatReplyAsync(Body("none"));
+        Assert.Null(none.Reasoning);
+        Assert.Equal(Reply, none.Content);
     }
 
     [Fact]
     public async Task StreamedReasoningDeltasReassemble()
     {
         await using var s = await ServerHarness.StartAsync(ServerModels.Qwen);
-        using var res = await s.PostStreamAsync("v1/chat/completions", Body(stream: true), TestContext.Current.CancellationToken);
-        var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
-        Assert.True(done);
-        string reasoning = "", content = "";
-        int reasoningChunks = 0;
-        foreach (var c in chunks)
-        {
-            var d = c["choices"]![0]!["delta"]!;
-            if (d["reasoning_content"]?.GetValue<string>() is { } r)
-            {
-                reasoning += r;
-                reasoningChunks++;
-                Assert.Equal("", content);   // all reasoning comes before the answer
-            }
-            if (d["content"]?.GetValue<string>() is { } t) content += t;
-        }
-        Assert.Equal("First, plan.\nThen answer.", reasoning);
-        Assert.Equal("The answer is 4.", content);
-        Assert.True(reasoningChunks > 1, "reasoning is streamed as it comes, not in one piece at the end");
+        var reply = await s.ChatReplyAsync(Body(stream: true));
+        Assert.False(reply.ReasoningAfterContent, reply.Source);   // all reasoning comes before the answer
+        Assert.Equal("First, plan.\nThen answer.", reply.Reasoning);
+        Assert.Equal("The answer is 4.", reply.Content);
+        Assert.True(reply.ReasoningDeltas > 1, "reasoning is streamed as it comes, not in one piece at the end");
     }
 
     [Fact]

@@ -180,6 +180,18 @@ internal sealed class ServerHarness : IAsyncDisposable
         return (chunks, false);
     }
 
+    /// <summary>POSTs a chat completion (streamed when the body says <c>"stream": true</c>, and then it must end with
+    /// [DONE]) and returns its first choice as the client ends up with it.</summary>
+    public async Task<ChatReply> ChatReplyAsync(JsonObject body)
+    {
+        if (body["stream"]?.GetValue<bool>() != true)
+            return ChatReply.FromChoice((await PostOkAsync("v1/chat/completions", body))["choices"]![0]!);
+        using var res = await PostStreamAsync("v1/chat/completions", body, TestContext.Current.CancellationToken);
+        var (chunks, done) = await ReadAllSseAsync(res, TestContext.Current.CancellationToken);
+        Assert.True(done, "the stream ended without [DONE]");
+        return ChatReply.FromChunks(chunks);
+    }
+
     /// <summary>Waits (polling) until the engine holds no request and no KV block; false if that does not happen in time
     /// (the default limit is a hang guard, long enough for a loaded machine: an idle engine returns at once).</summary>
     public async Task<bool> WaitIdleAsync(TimeSpan? limit = null)

@@ -148,44 +148,17 @@ public class ToolCallingTests
         await using var s = await ServerHarness.StartAsync(ServerModels.Qwen);
         var body = Body(7, toolChoice);
         body["parallel_tool_calls"] = parallel;
-        var whole = (await s.PostOkAsync("v1/chat/completions", body))["choices"]![0]!;
+        var whole = await s.ChatReplyAsync(body);
 
         body["stream"] = true;
-        using var res = await s.PostStreamAsync("v1/chat/completions", body, TestContext.Current.CancellationToken);
-        var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
-        Assert.True(done);
-        string? content = null, finish = null;
-        var calls = new List<(string Id, string Name, string Args)>();
-        foreach (var chunk in chunks)
-        {
-            var c = chunk["choices"]![0]!;
-            var delta = c["delta"]!;
-            if (delta["content"]?.GetValue<string>() is { } t) content = (content ?? "") + t;
-            foreach (var tc in delta["tool_calls"]?.AsArray() ?? [])
-            {
-                int index = tc!["index"]!.GetValue<int>();
-                if (tc["id"] is { } id)
-                {
-                    // the header (index, id, type, name) comes first, and once per call
-                    Assert.Equal(calls.Count, index);
-                    Assert.Equal("function", tc["type"]!.GetValue<string>());
-                    calls.Add((id.GetValue<string>(), tc["function"]!["name"]!.GetValue<string>(), tc["function"]!["arguments"]!.GetValue<string>()));
-                }
-                else
-                {
-                    Assert.Null(tc["function"]!["name"]);
-                    calls[index] = calls[index] with { Args = calls[index].Args + tc["function"]!["arguments"]!.GetValue<string>() };
-                }
-            }
-            if (c["finish_reason"]?.GetValue<string>() is { } f) finish = f;
-        }
-        Assert.Equal(whole["finish_reason"]!.GetValue<string>(), finish);
-        var expected = whole["message"]!["tool_calls"]?.AsArray().Select(c => (c!["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())).ToList() ?? [];
-        Assert.Equal(expected, calls.Select(c => (c.Name, c.Args)).ToList());
+        var streamed = await s.ChatReplyAsync(body);
+        Assert.NotNull(whole.FinishReason);
+        Assert.Equal(whole.FinishReason, streamed.FinishReason);
+        Assert.Equal(whole.Calls, streamed.Calls);
         // the role chunk carries content "" (as OpenAI's first chunk does), so "" and null both mean none
         static string? Text(string? t) => string.IsNullOrEmpty(t) ? null : t;
-        Assert.Equal(Text(whole["message"]!["content"]?.GetValue<string>()), Text(content));
-        if (toolChoice == "required") Assert.NotEmpty(calls);
+        Assert.Equal(Text(whole.Content), Text(streamed.Content));
+        if (toolChoice == "required") Assert.NotEmpty(streamed.Calls);
     }
 
     [Theory]
@@ -201,34 +174,10 @@ public class ToolCallingTests
         var body = Body(1, "auto");
         body["grammar"] = "root ::= " + JsonSerializer.Serialize(reply);
         body["stream"] = stream;
-        string? content = null;
-        var calls = new List<(string Name, string Args)>();
-        string? finish = null;
-        if (!stream)
-        {
-            var choice = (await s.PostOkAsync("v1/chat/completions", body))["choices"]![0]!;
-            content = choice["message"]!["content"]!.GetValue<string>();
-            calls.AddRange(choice["message"]!["tool_calls"]!.AsArray().Select(c => (c!["function"]!["name"]!.GetValue<string>(), c["function"]!["arguments"]!.GetValue<string>())));
-            finish = choice["finish_reason"]!.GetValue<string>();
-        }
-        else
-        {
-            using var res = await s.PostStreamAsync("v1/chat/completions", body, TestContext.Current.CancellationToken);
-            var (chunks, done) = await ServerHarness.ReadAllSseAsync(res, TestContext.Current.CancellationToken);
-            Assert.True(done);
-            foreach (var chunk in chunks)
-            {
-                var c = chunk["choices"]![0]!;
-                if (c["delta"]!["content"]?.GetValue<string>() is { } t) content += t;
-                foreach (var tc in c["delta"]!["tool_calls"]?.AsArray() ?? [])
-                    if (tc!["function"]!["name"] is { } name) calls.Add((name.GetValue<string>(), tc["function"]!["arguments"]!.GetValue<string>()));
-                    else calls[^1] = calls[^1] with { Args = calls[^1].Args + tc["function"]!["arguments"]!.GetValue<string>() };
-                finish = c["finish_reason"]?.GetValue<string>() ?? finish;
-            }
-        }
-        Assert.Equal("Let me check.\n\nAlso <tool_call>{\"name\": 1}</tool_call> done.", content);
-        Assert.Equal([("get_weather", "{\"city\":\"Oslo\"}")], calls);
-        Assert.Equal("tool_calls", finish);
+        var answer = await s.ChatReplyAsync(body);
+        Assert.Equal("Let me check.\n\nAlso <tool_call>{\"name\": 1}</tool_call> done.", answer.Content);
+        Assert.Equal([("get_weather", "{\"city\":\"Oslo\"}")], answer.Calls);
+        Assert.Equal("tool_calls", answer.FinishReason);
     }
 
     [Fact]
