@@ -1,6 +1,6 @@
-using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Tensors;
+using SharpInfer.Tests.Tensors;
 using SharpInfer.Tests.Tensors.Kernels;
 
 namespace SharpInfer.Tests.Models;
@@ -20,23 +20,8 @@ public unsafe class GptOssTests
     public void SinksJoinTheSoftmaxDenominatorOnEveryPath(int bs, int group, int D, int first)
     {
         var rng = new Random(bs * 17 + group + first);
-        int length = 4 * bs + 3;
-        int nBlocks = (length + bs - 1) / bs;
-        using var cache = new PagedKvCache(1, 1, D, bs, nBlocks + 2, KvDataType.F32);
-        var table = new BlockTable();
-        foreach (var b in Enumerable.Range(0, nBlocks + 2).OrderBy(_ => rng.Next()).Take(nBlocks)) table.Add(b);
-        var keys = new float[length, D];
-        var values = new float[length, D];
-        for (int p = 0; p < length; p++)
-        {
-            float* kb = (float*)(cache.KeyBlock(0, table[p / bs], 0) + (p % bs) * cache.KeyFormat.RowBytes(D));
-            float* vb = (float*)(cache.ValueBlock(0, table[p / bs], 0) + (p % bs) * cache.ValueFormat.RowBytes(D));
-            for (int d = 0; d < D; d++)
-            {
-                kb[d] = keys[p, d] = (float)KernelHarness.Gaussian(rng);
-                vb[d] = values[p, d] = (float)KernelHarness.Gaussian(rng);
-            }
-        }
+        using var kv = new RandomKvSequence(rng, bs, D, 4 * bs + 3);
+        int length = kv.Length;
         var q = new float[group * D];
         for (int i = 0; i < q.Length; i++) q[i] = (float)KernelHarness.Gaussian(rng);
         float scale = 1f / MathF.Sqrt(D);
@@ -46,27 +31,13 @@ public unsafe class GptOssTests
         var scratch = new float[PagedAttention.ScratchFloats(group, D, bs)];
         var output = new float[group * D];
         var plain = new float[group * D];
-        var want = new double[group * D];
-        for (int h = 0; h < group; h++)
-        {
-            var s = new double[length];
-            for (int p = first; p < length; p++)
-            {
-                double dot = 0;
-                for (int d = 0; d < D; d++) dot += (double)q[h * D + d] * keys[p, d];
-                s[p] = dot * scale;
-            }
-            double max = Math.Max(s.Skip(first).Max(), sinks[h]), sum = Math.Exp(sinks[h] - max);
-            for (int p = first; p < length; p++) { s[p] = Math.Exp(s[p] - max); sum += s[p]; }
-            for (int p = first; p < length; p++)
-                for (int d = 0; d < D; d++) want[h * D + d] += s[p] / sum * values[p, d];
-        }
+        var want = kv.NaiveAttention(q, group, scale, first, sinks);
         foreach (var level in KernelHarness.Levels())
         {
             fixed (float* qp = q) fixed (float* op = output) fixed (float* pp = plain) fixed (float* sp = scratch) fixed (float* sk = sinks)
             {
-                PagedAttention.Attend(cache, 0, 0, table, length, qp, op, group, D, scale, sp, level, first, sk);
-                PagedAttention.Attend(cache, 0, 0, table, length, qp, pp, group, D, scale, sp, level, first);
+                PagedAttention.Attend(kv.Cache, 0, 0, kv.Table, length, qp, op, group, D, scale, sp, level, first, sk);
+                PagedAttention.Attend(kv.Cache, 0, 0, kv.Table, length, qp, pp, group, D, scale, sp, level, first);
             }
             for (int i = 0; i < output.Length; i++)
                 Assert.True(Math.Abs(output[i] - want[i]) <= 2e-6 + 2e-6 * Math.Abs(want[i]),

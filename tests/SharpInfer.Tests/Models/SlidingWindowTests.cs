@@ -3,6 +3,7 @@ using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
 using SharpInfer.Tensors;
+using SharpInfer.Tests.Tensors;
 using SharpInfer.Tests.Tensors.Kernels;
 
 namespace SharpInfer.Tests.Models;
@@ -37,23 +38,8 @@ public unsafe class SlidingWindowTests
     public void WindowedAttentionMatchesNaiveSoftmaxOverTheWindowOnEveryPath(int bs, int group, int D)
     {
         var rng = new Random(bs * 31 + group);
-        int length = 4 * bs + 3;
-        int nBlocks = (length + bs - 1) / bs;
-        using var cache = new PagedKvCache(1, 1, D, bs, nBlocks + 2, KvDataType.F32);
-        var table = new BlockTable();
-        foreach (var b in Enumerable.Range(0, nBlocks + 2).OrderBy(_ => rng.Next()).Take(nBlocks)) table.Add(b);
-        var keys = new float[length, D];
-        var values = new float[length, D];
-        for (int p = 0; p < length; p++)
-        {
-            float* kb = (float*)(cache.KeyBlock(0, table[p / bs], 0) + (p % bs) * cache.KeyFormat.RowBytes(D));
-            float* vb = (float*)(cache.ValueBlock(0, table[p / bs], 0) + (p % bs) * cache.ValueFormat.RowBytes(D));
-            for (int d = 0; d < D; d++)
-            {
-                kb[d] = keys[p, d] = (float)KernelHarness.Gaussian(rng) * (p % 7 == 3 ? 3f : 1f);
-                vb[d] = values[p, d] = (float)KernelHarness.Gaussian(rng);
-            }
-        }
+        using var kv = new RandomKvSequence(rng, bs, D, 4 * bs + 3, keyScale: p => p % 7 == 3 ? 3f : 1f);
+        int length = kv.Length;
         var q = new float[group * D];
         for (int i = 0; i < q.Length; i++) q[i] = (float)KernelHarness.Gaussian(rng);
         float scale = 1f / MathF.Sqrt(D);
@@ -61,25 +47,11 @@ public unsafe class SlidingWindowTests
         var output = new float[group * D];
         foreach (int first in new[] { 1, bs - 1, bs, bs + 2, length - 1 })
         {
-            var want = new double[group * D];
-            for (int h = 0; h < group; h++)
-            {
-                var s = new double[length];
-                for (int p = first; p < length; p++)
-                {
-                    double dot = 0;
-                    for (int d = 0; d < D; d++) dot += (double)q[h * D + d] * keys[p, d];
-                    s[p] = dot * scale;
-                }
-                double max = s.Skip(first).Max(), sum = 0;
-                for (int p = first; p < length; p++) { s[p] = Math.Exp(s[p] - max); sum += s[p]; }
-                for (int p = first; p < length; p++)
-                    for (int d = 0; d < D; d++) want[h * D + d] += s[p] / sum * values[p, d];
-            }
+            var want = kv.NaiveAttention(q, group, scale, first);
             foreach (var level in KernelHarness.Levels())
             {
                 fixed (float* qp = q) fixed (float* op = output) fixed (float* sp = scratch)
-                    PagedAttention.Attend(cache, 0, 0, table, length, qp, op, group, D, scale, sp, level, first);
+                    PagedAttention.Attend(kv.Cache, 0, 0, kv.Table, length, qp, op, group, D, scale, sp, level, first);
                 for (int i = 0; i < output.Length; i++)
                     Assert.True(Math.Abs(output[i] - want[i]) <= 2e-6 + 2e-6 * Math.Abs(want[i]),
                         $"bs {bs} group {group} D {D} first {first} head {i / D} dim {i % D} {level}: {output[i]:R} vs {want[i]:R}");
