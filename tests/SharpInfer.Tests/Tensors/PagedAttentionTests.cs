@@ -251,9 +251,9 @@ public unsafe class PagedAttentionTests
             using var att = new PagedAttention(pool, Config(heads, kvHeads, D), bs, level);
 
             // A alone, one batch
-            var whole = RunA(att, cacheA, tableA, qA, lenA, qd, [lenA]);
+            var whole = RunInChunks(att, cacheA, tableA, qA, lenA, qd, [lenA]);
             // A in chunks
-            var chunked = RunA(att, cacheA, tableA, qA, lenA, qd, [1, 7, 16, 2, 27]);
+            var chunked = RunInChunks(att, cacheA, tableA, qA, lenA, qd, [1, 7, 16, 2, 27]);
             Assert.Equal(whole, chunked);
             // A's last 20 tokens and all of B interleaved in one batch
             var batch = new ForwardBatch(lenA + lenB, 2);
@@ -272,7 +272,7 @@ public unsafe class PagedAttentionTests
             }
             var mixedOut = new float[qMixed.Length];
             fixed (float* qp = qMixed) fixed (float* op = mixedOut) att.Run(cacheA, batch, 0, 0, slots.Count, qp, op);
-            var bAlone = RunA(att, cacheA, tableB, qB, lenB, qd, [lenB]);
+            var bAlone = RunInChunks(att, cacheA, tableB, qB, lenB, qd, [lenB]);
             for (int t = 0; t < slots.Count; t++)
             {
                 var (seq, pos) = slots[t];
@@ -284,7 +284,9 @@ public unsafe class PagedAttentionTests
         }
     }
 
-    private static float[] RunA(PagedAttention att, IKvCache cache, BlockTable table, float[] q, int len, int qd, int[] chunks)
+    /// <summary>Attends one sequence's <paramref name="len"/> tokens through <see cref="PagedAttention.Run"/>, in chunks of
+    /// the given sizes (then whatever is left in one), and returns every token's output.</summary>
+    internal static float[] RunInChunks(PagedAttention att, IKvCache cache, BlockTable table, float[] q, int len, int qd, int[] chunks)
     {
         var batch = new ForwardBatch(len, 1);
         int s = batch.AddSequence(table);

@@ -1,5 +1,4 @@
 using SharpInfer.KvCache;
-using SharpInfer.Models;
 using SharpInfer.Runtime;
 using SharpInfer.Tensors;
 using SharpInfer.Tensors.Attention;
@@ -42,10 +41,10 @@ public unsafe class TileAttentionTests
         foreach (var level in KernelHarness.Levels())
         {
             using var att = new PagedAttention(pool, PagedAttentionTests.Config(heads, kvHeads, D), bs, level);
-            var alone = Run(att, cache, table, q, len, qd, Enumerable.Repeat(1, len).ToArray());
+            var alone = PagedAttentionTests.RunInChunks(att, cache, table, q, len, qd, Enumerable.Repeat(1, len).ToArray());
             foreach (var chunks in new[] { new[] { len }, new[] { 5, 8, 3, 11, 1, 2, 9 }, new[] { bs - 1, 2 * bs + 1 } })
             {
-                var tiled = Run(att, cache, table, q, len, qd, chunks);
+                var tiled = PagedAttentionTests.RunInChunks(att, cache, table, q, len, qd, chunks);
                 for (int i = 0; i < tiled.Length; i++)
                     Assert.True(BitConverter.SingleToInt32Bits(tiled[i]) == BitConverter.SingleToInt32Bits(alone[i]),
                         $"{level} chunks [{string.Join(",", chunks)}]: token {i / qd} head {i % qd / D} dim {i % D}: {tiled[i]:R} vs alone {alone[i]:R}");
@@ -82,24 +81,5 @@ public unsafe class TileAttentionTests
                                 $"tile at {first} of {tokens}: token {t} output {i}: {tile[t * G * D + i]:R} vs {one[i]:R}");
                     }
                 }
-    }
-
-    private static float[] Run(PagedAttention att, IKvCache cache, BlockTable table, float[] q, int len, int qd, int[] chunks)
-    {
-        var batch = new ForwardBatch(len, 1);
-        int s = batch.AddSequence(table);
-        for (int p = 0; p < len; p++) batch.AddToken(s, 0, p, false);
-        var output = new float[len * qd];
-        int start = 0;
-        fixed (float* qp = q) fixed (float* op = output)
-        {
-            for (int i = 0; start < len; i++)
-            {
-                int count = Math.Min(i < chunks.Length ? chunks[i] : len, len - start);
-                att.Run(cache, batch, 0, start, count, qp + start * qd, op + start * qd);
-                start += count;
-            }
-        }
-        return output;
     }
 }
