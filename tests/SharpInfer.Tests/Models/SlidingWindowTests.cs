@@ -1,4 +1,3 @@
-using SharpInfer.Engine;
 using SharpInfer.KvCache;
 using SharpInfer.Models;
 using SharpInfer.Runtime;
@@ -70,45 +69,14 @@ public unsafe class SlidingWindowTests
     {
         using var model = Model.Load(TestModels.GetLarge("gemma3-tiny", "f32"));
         Assert.Equal(Window, model.Config.SlidingWindow);
-        var prompt = Prompt(40, 7);
-        float[][] whole;
-        using (var r = new SequenceRunner(model, 64)) whole = r.Feed(prompt);
-        foreach (int chunk in new[] { 1, 7, 16 })
-        {
-            using var r = new SequenceRunner(model, 64);
-            var parts = new List<float[]>();
-            for (int i = 0; i < prompt.Length; i += chunk) parts.AddRange(r.Feed(prompt.AsSpan(i, Math.Min(chunk, prompt.Length - i))));
-            for (int i = 0; i < prompt.Length; i++) Assert.True(whole[i].SequenceEqual(parts[i]), $"chunk {chunk}: position {i} differs");
-        }
+        BatchInvariance.AssertChunkedPrefillMatchesWhole(model, Prompt(40, 7), [1, 7, 16], MatMulPrecision.Exact, "gemma3-tiny");
     }
 
     [Fact]
     public void ASequenceGivesIdenticalLogitsAloneAndBatchedWithAnother()
     {
         using var model = Model.Load(TestModels.GetLarge("gemma3-tiny", "f32"));
-        var a = Prompt(40, 11);
-        var b = Prompt(29, 12);
-        float[][] alone;
-        using (var r = new SequenceRunner(model, 64)) alone = r.Feed(a);
-
-        using var runner = new ModelRunner(model, 2, 128, 16, 16, KvDataType.F32, MatMulPrecision.Exact);
-        var ta = new BlockTable();
-        var tb = new BlockTable();
-        Assert.True(runner.Blocks.TryGrow(tb, b.Length));   // b's blocks first: a's land elsewhere than when alone
-        Assert.True(runner.Blocks.TryGrow(ta, a.Length));
-        var batch = new ForwardBatch(a.Length + b.Length, 2);
-        int sb = batch.AddSequence(tb), sa = batch.AddSequence(ta);
-        // interleaved, each sequence in position order
-        for (int i = 0; i < Math.Max(a.Length, b.Length); i++)
-        {
-            if (i < b.Length) batch.AddToken(sb, b[i], i, wantLogits: false);
-            if (i < a.Length) batch.AddToken(sa, a[i], i, wantLogits: true);
-        }
-        int V = model.Config.VocabSize;
-        var logits = new float[batch.LogitCount * V];
-        runner.Forward(batch, logits);
-        for (int i = 0; i < a.Length; i++)
-            Assert.True(logits.AsSpan(i * V, V).SequenceEqual(alone[i]), $"position {i} differs when batched");
+        BatchInvariance.AssertBatchedMatchesAlone(model, Prompt(40, 11), Prompt(29, 12), MatMulPrecision.Exact, "gemma3-tiny");
     }
 
     [Fact]
