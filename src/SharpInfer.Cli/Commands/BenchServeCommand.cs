@@ -351,7 +351,9 @@ internal static class BenchServe
             // a conversation: each turn sends the history (earlier messages and the answers received) plus a new message
             async Task<BenchRequestResult[]> Converse(int index)
             {
-                var rng = new Random(HashCode.Combine(options.Seed, index, 7));
+                // a seed of its own per conversation, the same in every process (HashCode.Combine is randomized per
+                // process, which made the conversations differ between the runs a comparison pairs)
+                var rng = new Random(unchecked(options.Seed * 1_000_003 + index * 7919 + 7));
                 var messages = new JsonArray();
                 var transcript = new StringBuilder();
                 var results = new BenchRequestResult[options.Turns];

@@ -31,6 +31,8 @@ internal sealed partial class LlmEngine : IDisposable
         public required StopStringMatcher Stops;
         public required Channel<RequestOutput> Channel;
         public long Arrival, FirstScheduled, FirstToken, LastToken;
+        /// <summary>When the first output with text was sent (a token can end inside a UTF-8 character: no text yet).</summary>
+        public long FirstText;
         public CancellationTokenRegistration Cancellation;
         public bool PromptCounted;
         /// <summary>This step's entry in the proposal batch (for the distributions its proposals were drawn from), or -1.</summary>
@@ -503,6 +505,12 @@ internal sealed partial class LlmEngine : IDisposable
         }
         long t1 = Stopwatch.GetTimestamp();
         double dt = Seconds(t0, t1);
+        if (TraceRequests)
+        {
+            int dec = 0, pre = 0;
+            foreach (var c in chunks) if (c.Count == 1) dec++; else pre += c.Count;
+            Console.Error.WriteLine(FormattableString.Invariant($"STEP at={Seconds(_t0, t0) * 1000:F0} ms={dt * 1000:F0} decodes={dec} prefill={pre} waiting={_scheduler.WaitingCount}"));
+        }
         _busySeconds += dt;
         _wasteIntegral += dt * _blocks.Waste(_scheduler.StoredTokens());
         PublishStats();
@@ -606,6 +614,7 @@ internal sealed partial class LlmEngine : IDisposable
             r.Stops.Push(r.Detokenizer.Flush(), _emit);
             _emit.Append(r.Stops.Flush());
         }
+        if (r.FirstText == 0 && _emit.Length > 0) r.FirstText = now;
         var output = new RequestOutput
         {
             RequestId = r.RequestId,
@@ -691,6 +700,7 @@ internal sealed partial class LlmEngine : IDisposable
             DraftAccepted = r.DraftAccepted,
         };
         Metrics.EndToEndLatency.Record(e2e);
+        if (TraceRequests) Console.Error.WriteLine(FormattableString.Invariant($"TRACE {r.RequestId} arr={Seconds(_t0, r.Arrival) * 1000:F0} queue={timings.QueueTime * 1000:F0} ttft={ttft * 1000:F0} text={(r.FirstText == 0 ? -1 : Seconds(r.Arrival, r.FirstText) * 1000):F0} e2e={e2e * 1000:F0} prompt={r.PromptLength} cached={r.CachedPromptTokens} out={r.OutputLength}"));
         if (r.Trace != null) EndTrace(r, reason, timings, now, error);
         if (Metrics.GenAiRequestDuration.Enabled) RecordGenAi(r, reason, timings, error);
         if (r.OutputLength > 1) Metrics.TimePerOutputToken.Record(timings.TimePerOutputToken);
@@ -773,6 +783,11 @@ internal sealed partial class LlmEngine : IDisposable
         };
     }
 
+    /// <summary>Diagnostics (SHARPINFER_TRACE_STEPS=1): one stderr line per step (its duration, decodes, prompt tokens,
+    /// queue) and per finished request (arrival, queue time, first token computed, first text, end) in milliseconds
+    /// since the engine started, to see where a request's time goes under load (docs/benchmarks.md, issue 11).</summary>
+    private static readonly bool TraceRequests = Environment.GetEnvironmentVariable("SHARPINFER_TRACE_STEPS") == "1";
+    private readonly long _t0 = Stopwatch.GetTimestamp();
     private static double Seconds(long from, long to) => (to - from) / (double)Stopwatch.Frequency;
 
     /// <summary>Graceful shutdown: stops accepting requests, lets running and queued ones finish for up to

@@ -17,6 +17,12 @@ namespace SharpInfer.KvCache;
 /// layers is bounded by the window. Cached blocks are registered per (hash, group), and a prefix hit needs every
 /// block of the prefix in the full-attention groups but only the blocks of the last window in a windowed group
 /// (vLLM's hybrid prefix-cache lookup); a preempted sequence comes back through the same lookup, or from scratch.</para>
+/// <para>Partly filled last blocks (one group of full attention only): vLLM caches full blocks alone, so every turn of a
+/// conversation recomputes the tokens of the previous turn's last, partial block (8 on average with 16-token blocks,
+/// a fifth of what a short turn computes). A finished sequence's partial block is kept too, evictable like a cached
+/// block (first in its sequence's eviction order), under the hash of the full block before it with the tokens it
+/// holds; a later sequence whose tokens continue the same way gets those keys and values copied into a block of its
+/// own (token-granular reuse, as SGLang's radix cache and llama-server's slots do). Such blocks never go to the store.</para>
 /// Engine-loop thread only.
 /// </summary>
 internal sealed class BlockManager : IDisposable
@@ -26,6 +32,11 @@ internal sealed class BlockManager : IDisposable
     private readonly UInt128[] _blockHash;
     private readonly int[] _blockGroup;
     private bool[] _fromStore = [];
+    // partial last blocks of finished sequences: the hash of the full block before one (or the sequence's root) →
+    // the block; per block, its tokens and how many (0: not such a block)
+    private readonly Dictionary<UInt128, int> _tails = [];
+    private readonly int[]?[] _tailTokens;
+    private readonly int[] _tailLength;
 
     public PagedKvCache Cache { get; }
     public bool PrefixCaching { get; }
@@ -39,6 +50,8 @@ internal sealed class BlockManager : IDisposable
     public int EvictableBlocks => _allocator.EvictableCount;
     /// <summary>Blocks registered in the prefix cache (in use or evictable).</summary>
     public int CachedBlocks => _cachedBlocks.Count;
+    /// <summary>Partly filled blocks kept from finished sequences (evictable, like cached blocks nobody uses).</summary>
+    public int TailBlocks => _tails.Count;
     /// <summary>Fraction of blocks in use (0..1).</summary>
     public double Usage => TotalBlocks == 0 ? 0 : (double)UsedBlocks / TotalBlocks;
     /// <summary>Longest sequence the whole cache holds on its own: every token slot without groups; with windowed
@@ -58,6 +71,8 @@ internal sealed class BlockManager : IDisposable
         _allocator = new BlockAllocator(cache.BlockCount);
         _blockHash = new UInt128[cache.BlockCount];
         _blockGroup = new int[cache.BlockCount];
+        _tailTokens = new int[]?[cache.BlockCount];
+        _tailLength = new int[cache.BlockCount];
         _allocator.Evicting = OnEvicting;
     }
 
@@ -148,6 +163,35 @@ internal sealed class BlockManager : IDisposable
         s.HashedBlocks = 0;
     }
 
+    /// <summary><see cref="Free(Sequence)"/> for a sequence that finished or was aborted: its partly filled last block
+    /// (computed keys and values of tokens that no full block holds) stays for a later sequence that continues the
+    /// same tokens, the next turn of a conversation above all (see the class remarks). Not for a preempted sequence
+    /// or one whose tokens changed: only here are its tokens and its computed keys and values known to agree.</summary>
+    public void FreeFinished(Sequence s)
+    {
+        KeepTail(s);
+        Free(s);
+    }
+
+    private void KeepTail(Sequence s)
+    {
+        if (!PrefixCaching || s.SkipsPrefixCache || !IsSingleFullGroup) return;
+        int computed = Math.Min(s.ComputedTokens, s.Length);
+        int full = computed / BlockSize, count = computed - full * BlockSize;
+        if (count == 0 || s.Blocks.Count <= full) return;
+        int b = s.Blocks[full];
+        if (_allocator.RefCount(b) != 1 || _allocator.IsCached(b)) return;   // only a block this sequence alone holds
+        var parent = full == 0 ? s.HashRoot : s.BlockHashAt(full - 1, BlockSize);
+        if (!_tails.TryAdd(parent, b)) return;   // one per parent: the one kept first stays
+        var tokens = _tailTokens[b] ??= new int[BlockSize];
+        s.Tokens.Slice(full * BlockSize, count).CopyTo(tokens);
+        _tailLength[b] = count;
+        _blockHash[b] = parent;
+        _allocator.SetCached(b, true);   // released by Free: to the back of the LRU queue, before the sequence's full blocks
+    }
+
+    private bool IsSingleFullGroup => Groups.GroupCount == 1 && Groups.Window(0) == 0;
+
     /// <summary>
     /// Gives back, in each sliding-window group, the blocks that end before the window of the next token of
     /// <paramref name="s"/> (position <see cref="Sequence.ComputedTokens"/>, which sees from ComputedTokens − window + 1):
@@ -180,10 +224,34 @@ internal sealed class BlockManager : IDisposable
         if (!PrefixCaching || s.SkipsPrefixCache || s.Blocks.Count != 0 || s.ComputedTokens != 0) return 0;
         s.UseGroups(Groups.GroupCount);
         int maxBlocks = (s.Length - 1) / BlockSize;
-        int n = Groups.GroupCount == 1 && Groups.Window(0) == 0 ? ClaimFullRun(s, maxBlocks) : ClaimGrouped(s, maxBlocks);
+        bool single = IsSingleFullGroup;
+        int n = single ? ClaimFullRun(s, maxBlocks) : ClaimGrouped(s, maxBlocks);
         s.HashedBlocks = n;
-        s.ComputedTokens = n * BlockSize;
+        s.ComputedTokens = n * BlockSize + (single ? ClaimTail(s, n) : 0);
         return s.ComputedTokens;
+    }
+
+    /// <summary>After <paramref name="n"/> full blocks: copies what a kept partial block (<see cref="FreeFinished"/>) under
+    /// the same parent has in common with the sequence's next tokens into a new block of the sequence, the last token
+    /// excepted; returns the tokens copied.</summary>
+    private int ClaimTail(Sequence s, int n)
+    {
+        int room = s.Length - 1 - n * BlockSize;
+        if (room <= 0 || _tails.Count == 0) return 0;
+        var parent = n == 0 ? s.HashRoot : s.BlockHashAt(n - 1, BlockSize);
+        if (!_tails.TryGetValue(parent, out int src)) return 0;
+        var kept = _tailTokens[src]!;
+        var next = s.Tokens.Slice(n * BlockSize, Math.Min(room, _tailLength[src]));
+        int m = 0;
+        while (m < next.Length && next[m] == kept[m]) m++;
+        if (m == 0) return 0;
+        _allocator.AddRef(src);   // held meanwhile, so that the allocation cannot evict the source
+        bool ok = _allocator.TryAllocate(out int dst);
+        if (ok) Cache.CopyTokens(src, dst, m);
+        _allocator.Release(src);
+        if (!ok) return 0;
+        s.Blocks.Add(dst);
+        return m;
     }
 
     /// <summary>One group of full attention: the longest run, stopping at the first block neither tier can give.</summary>
@@ -317,6 +385,14 @@ internal sealed class BlockManager : IDisposable
 
     private void OnEvicting(int block)
     {
+        if (_tailLength[block] > 0)
+        {
+            // a kept partial block: only memory has it
+            _tails.Remove(_blockHash[block]);
+            _tailLength[block] = 0;
+            Evictions++;
+            return;
+        }
         var h = _blockHash[block];
         int g = _blockGroup[block];
         _cachedBlocks.Remove((h, g));
@@ -343,7 +419,7 @@ internal sealed class BlockManager : IDisposable
     {
         if (Store == null) return;
         foreach (int b in _allocator.EvictionOrder().ToList())
-            Store.Spill(StoreKey(_blockHash[b], _blockGroup[b]), Cache, b, waitForRoom: true);
+            if (_tailLength[b] == 0) Store.Spill(StoreKey(_blockHash[b], _blockGroup[b]), Cache, b, waitForRoom: true);
     }
 
     public void Dispose()

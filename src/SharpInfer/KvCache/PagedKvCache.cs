@@ -116,6 +116,21 @@ internal sealed unsafe class PagedKvCache : IKvCache, IDisposable
         }
     }
 
+    /// <summary>Copies the keys and values of the first <paramref name="count"/> token slots of block
+    /// <paramref name="src"/> into block <paramref name="dst"/>, in every layer slot and head (the prefix cache's reuse of
+    /// a partly filled block: see <see cref="BlockManager.ClaimCachedPrefix"/>).</summary>
+    public void CopyTokens(int src, int dst, int count)
+    {
+        if ((uint)count > (uint)BlockSize) throw new ArgumentOutOfRangeException(nameof(count));
+        long kBytes = count * KeyFormat.RowBytes(HeadDim), vBytes = count * ValueFormat.RowBytes(HeadDim);
+        for (int l = 0; l < _keys.Length; l++)
+            for (int h = 0; h < KvHeadCount; h++)
+            {
+                Buffer.MemoryCopy(_keys[l] + src * _keyBlockBytes + h * _keyHeadBytes, _keys[l] + dst * _keyBlockBytes + h * _keyHeadBytes, kBytes, kBytes);
+                Buffer.MemoryCopy(_values[l] + src * _valueBlockBytes + h * _valueHeadBytes, _values[l] + dst * _valueBlockBytes + h * _valueHeadBytes, vBytes, vBytes);
+            }
+    }
+
     public byte* KeyBlock(int layer, int block, int kvHead) => _keys[Groups.SlotOf(layer)] + block * _keyBlockBytes + kvHead * _keyHeadBytes;
     public byte* ValueBlock(int layer, int block, int kvHead) => _values[Groups.SlotOf(layer)] + block * _valueBlockBytes + kvHead * _valueHeadBytes;
 

@@ -74,7 +74,7 @@ internal sealed class Scheduler
     public void Remove(Sequence s)
     {
         if (!_running.Remove(s)) _waiting.Remove(s);
-        _blocks.Free(s);
+        _blocks.FreeFinished(s);
         s.Status = SequenceStatus.Finished;
     }
 

@@ -52,7 +52,7 @@ public partial class ChatCommandTests
         var stats = Stats(r.Stderr);
         Assert.Equal(2, stats.Count);
         Assert.Equal(0, stats[0].Cached);
-        Assert.Equal(0, stats[1].Cached % 16);   // the prefix cache works in whole 16-token blocks
+        Assert.True(stats[1].Cached > 0, "turn 2 reuses turn 1");
         Assert.All(stats, s => Assert.Equal(ReplyTokens, s.Generated));
         Assert.DoesNotContain("> ", r.Stderr);                         // no prompts when input is piped
     }
@@ -68,7 +68,10 @@ public partial class ChatCommandTests
         Assert.Equal(2, stats.Count);
         // same prompt after /reset: the same tokens in total, its full blocks now served by the prefix cache
         Assert.Equal(stats[0].Processed, stats[1].Processed + stats[1].Cached);
-        Assert.Equal((stats[0].Processed - 1) / 16 * 16, stats[1].Cached);   // the last prompt token is always computed
+        // the last prompt token is always computed; turn 1 computed its prompt and all but its last reply token, so when
+        // those end in the block of the prompt's last token, that partial block is a hit too
+        int computed = stats[0].Processed + ReplyTokens - 1, full = (stats[0].Processed - 1) / 16;
+        Assert.Equal(computed / 16 == full ? stats[0].Processed - 1 : full * 16, stats[1].Cached);
 
         var noReset = Chat("hi\nhi\n");
         Assert.NotEqual(r.Stdout, noReset.Stdout);                       // without /reset the second "hi" is turn 2
@@ -85,9 +88,9 @@ public partial class ChatCommandTests
         Assert.Equal(expected[0] + "\n" + expected[1] + "\n", r.Stdout);
         var stats = Stats(r.Stderr);
         Assert.Equal(0, stats[0].Cached);
-        // turn 2 reuses every full 16-token block of turn 1's prompt (the reply's full blocks too), never a partial one
+        // turn 2 reuses every full 16-token block of turn 1's prompt (the reply's full blocks too), and of the partly
+        // filled last block what the new prompt repeats
         Assert.True(stats[1].Cached >= stats[0].Processed / 16 * 16 && stats[1].Cached >= 32, $"turn 2 cached {stats[1].Cached}");
-        Assert.Equal(0, stats[1].Cached % 16);
     }
 
     [Fact]

@@ -146,11 +146,31 @@ public class PrefixCachingExactnessTests
         // the conversation so far plus a new message: the whole previous prompt and answer is history
         var turn2 = turn1.Concat(first.Tokens).Concat(model.Tokenizer.Encode(" Tom said hello.")).ToArray();
         var second = await Collect(engine.AddRequest(new EngineRequest { PromptTokens = turn2, Sampling = Greedy(24) }));
-        // every full block the first turn computed is reused: its prompt and all but the last answer token
+        // everything the first turn computed is reused: its prompt and all but the last answer token, the full blocks
+        // and the partly filled last one
         int computed = turn1.Length + first.Tokens.Length - 1;
-        Assert.Equal(computed / 16 * 16, second.Cached);
+        Assert.NotEqual(0, computed % 16);   // so that the partial block is exercised
+        Assert.Equal(computed, second.Cached);
         Assert.True(second.Cached > turn1.Length, "the hit reaches into the answer's blocks");
         AssertSame(await Uncached(model, [turn2], 24), [second]);
+    }
+
+    [Fact]
+    public async Task ConversationsReusingPartialBlocksStayExactInABatch()
+    {
+        using var model = Model.Load(TestPaths.Stories260K);
+        var prompts = SharedPrefixPrompts(model)[..4];
+        using var engine = new LlmEngine(model, Options(caching: true, maxSeqs: 4));
+        // turn 1 of four conversations at once, then turn 2 of each (history + answer + a new message) at once
+        var firsts = await Task.WhenAll(prompts.Select(p => Collect(engine.AddRequest(new EngineRequest { PromptTokens = p, Sampling = Greedy(21) with { IgnoreEos = true } }))));
+        var more = model.Tokenizer.Encode(" Then they went home.");
+        var turn2 = prompts.Select((p, i) => p.Concat(firsts[i].Tokens).Concat(more).ToArray()).ToArray();
+        var seconds = await Task.WhenAll(turn2.Select(p => Collect(engine.AddRequest(new EngineRequest { PromptTokens = p, Sampling = Greedy(16) }))));
+        AssertSame(await Uncached(model, turn2, 16), seconds);
+        for (int i = 0; i < prompts.Length; i++)
+            Assert.Equal(prompts[i].Length + firsts[i].Tokens.Length - 1, seconds[i].Cached);
+        await EngineExactnessTests.WaitIdle(engine);
+        Assert.Equal(0, engine.Stats.KvBlocksUsed);
     }
 
     [Fact]
@@ -165,7 +185,11 @@ public class PrefixCachingExactnessTests
         Assert.Equal(0, (await Run("bob")).Cached);      // same tokens, other tenant: computed
         Assert.Equal(0, (await Run(null)).Cached);       // no salt is a tenant of its own
         var again = await Run("alice");
-        Assert.Equal((prompt.Length - 1) / 16 * 16, again.Cached);
+        // alice's first request computed the prompt and 7 answer tokens: the full blocks of the prompt are hits, and
+        // when those tokens end in the same block as the prompt, that partial block's share of the prompt too (its
+        // last token excepted)
+        int computed = prompt.Length + 7, full = (prompt.Length - 1) / 16;
+        Assert.Equal(computed / 16 == full ? prompt.Length - 1 : full * 16, again.Cached);
     }
 
     [Fact]

@@ -102,34 +102,121 @@ public class PrefixCacheTests
         Prefill(sched, b);
         var aBlocks = a.Blocks.Blocks.ToArray()[..3];
         var bBlocks = b.Blocks.Blocks.ToArray()[..2];
+        int aPartial = a.Blocks[3], bPartial = b.Blocks[2];   // each holds its prompt's last token
         sched.Remove(a);   // released first: evicted first
         sched.Remove(b);
-        Assert.Equal(5, bm.EvictableBlocks);
-        // within one request the tail goes before the head (a later request is likelier to share the head)
-        int[] expected = [aBlocks[2], aBlocks[1], aBlocks[0], bBlocks[1], bBlocks[0]];
+        Assert.Equal(7, bm.EvictableBlocks);
+        Assert.Equal(2, bm.TailBlocks);
+        // within one request the tail goes before the head (a later request is likelier to share the head); the kept
+        // partial block is the very last
+        int[] expected = [aPartial, aBlocks[2], aBlocks[1], aBlocks[0], bPartial, bBlocks[1], bBlocks[0]];
         Assert.Equal(expected, bm.EvictionOrder().ToArray());
 
         // a hit on a's head revives exactly that block: it leaves the queue, the rest keep their order
         var c = Seq(3, Tokens(BlockSize + 1, 0));
         Assert.Equal(BlockSize, bm.ClaimCachedPrefix(c));
         Assert.Equal(aBlocks[0], c.Blocks[0]);
-        Assert.Equal([aBlocks[2], aBlocks[1], bBlocks[1], bBlocks[0]], bm.EvictionOrder().ToArray());
+        Assert.Equal([aPartial, aBlocks[2], aBlocks[1], bPartial, bBlocks[1], bBlocks[0]], bm.EvictionOrder().ToArray());
 
         // allocations drain the never-used blocks first, then evict in that order
         long evictionsBefore = bm.Evictions;
         var table = new BlockTable();
         int neverUsed = bm.FreeBlocks - bm.EvictableBlocks;
-        Assert.True(bm.TryGrow(table, (neverUsed + 2) * BlockSize));
-        Assert.Equal(2, bm.Evictions - evictionsBefore);
-        Assert.Equal([bBlocks[1], bBlocks[0]], bm.EvictionOrder().ToArray());
+        Assert.True(bm.TryGrow(table, (neverUsed + 3) * BlockSize));
+        Assert.Equal(3, bm.Evictions - evictionsBefore);
+        Assert.Equal([bPartial, bBlocks[1], bBlocks[0]], bm.EvictionOrder().ToArray());
+        Assert.Contains(aPartial, table.Blocks.ToArray());
         Assert.Contains(aBlocks[2], table.Blocks.ToArray());
         Assert.Contains(aBlocks[1], table.Blocks.ToArray());
+        Assert.Equal(1, bm.TailBlocks);   // a's partial block went with its eviction
         // the evicted blocks are no longer hits: a's second block is gone, so a hit stops after its first
         var d = Seq(4, Tokens(3 * BlockSize + 1, 0));
         Assert.Equal(BlockSize, bm.ClaimCachedPrefix(d));
         bm.Free(d);
         bm.Free(c);
         bm.Free(table);
+    }
+
+    /// <summary>Writes a distinct byte pattern into every key and value slot of <paramref name="block"/>.</summary>
+    private static unsafe void Fill(PagedKvCache cache, int block, byte seed)
+    {
+        int k = (int)(cache.BlockSize * cache.KeyFormat.RowBytes(cache.HeadDim)), v = (int)(cache.BlockSize * cache.ValueFormat.RowBytes(cache.HeadDim));
+        for (int l = 0; l < cache.LayerCount; l++)
+            for (int h = 0; h < cache.KvHeadCount; h++)
+            {
+                for (int i = 0; i < k; i++) cache.KeyBlock(l, block, h)[i] = (byte)(seed + i + 7 * l + 13 * h);
+                for (int i = 0; i < v; i++) cache.ValueBlock(l, block, h)[i] = (byte)(seed + 3 * i + 7 * l + 13 * h);
+            }
+    }
+
+    /// <summary>Whether the first <paramref name="slots"/> token slots of two blocks hold the same keys and values.</summary>
+    private static unsafe bool SameSlots(PagedKvCache cache, int a, int b, int slots)
+    {
+        int k = (int)(slots * cache.KeyFormat.RowBytes(cache.HeadDim)), v = (int)(slots * cache.ValueFormat.RowBytes(cache.HeadDim));
+        for (int l = 0; l < cache.LayerCount; l++)
+            for (int h = 0; h < cache.KvHeadCount; h++)
+                if (!new ReadOnlySpan<byte>(cache.KeyBlock(l, a, h), k).SequenceEqual(new ReadOnlySpan<byte>(cache.KeyBlock(l, b, h), k))
+                    || !new ReadOnlySpan<byte>(cache.ValueBlock(l, a, h), v).SequenceEqual(new ReadOnlySpan<byte>(cache.ValueBlock(l, b, h), v)))
+                    return false;
+        return true;
+    }
+
+    [Fact]
+    public void AFinishedSequencesPartialBlockIsReusedTokenByToken()
+    {
+        using var cache = new PagedKvCache(2, 2, 4, BlockSize, 32, KvDataType.F32);
+        var bm = new BlockManager(cache, prefixCaching: true);
+        var sched = new Scheduler(bm, 4, 64, SchedulingMode.Continuous);
+        var prompt = Tokens(2 * BlockSize + 3);
+        var first = Seq(1, prompt);
+        Prefill(sched, first);
+        int partial = first.Blocks[2];
+        Fill(cache, partial, 42);   // stands for the keys and values the step wrote
+        sched.Remove(first);
+        Assert.Equal(1, bm.TailBlocks);
+        Assert.Equal(0, bm.UsedBlocks);
+
+        // the next turn continues the same tokens: 2 full blocks and the 3 tokens of the partial one, copied
+        var next = Seq(2, [.. prompt, 500, 501]);
+        Assert.Equal(2 * BlockSize + 3, bm.ClaimCachedPrefix(next));
+        Assert.Equal(3, next.Blocks.Count);
+        Assert.NotEqual(partial, next.Blocks[2]);               // a copy: the kept block stays for others
+        Assert.True(SameSlots(cache, partial, next.Blocks[2], 3));
+        Assert.Equal(1, bm.RefCount(next.Blocks[2]));
+        Assert.Equal(0, bm.RefCount(partial));
+        bm.Free(next);
+
+        // diverging after one token of the partial block: only that one
+        var diverging = Seq(3, [.. prompt[..(2 * BlockSize + 1)], 777, 778]);
+        Assert.Equal(2 * BlockSize + 1, bm.ClaimCachedPrefix(diverging));
+        bm.Free(diverging);
+        // the same prompt again: its last token is computed, so 2 of the 3
+        var same = Seq(4, prompt);
+        Assert.Equal(2 * BlockSize + 2, bm.ClaimCachedPrefix(same));
+        bm.Free(same);
+        // another tenant never sees it, not even the partial block
+        Assert.Equal(0, bm.ClaimCachedPrefix(Seq(5, [.. prompt, 500], "tenant-b")));
+        // a prompt shorter than the full blocks plus one token keeps to full blocks
+        var short1 = Seq(6, prompt[..(2 * BlockSize + 1)]);
+        Assert.Equal(2 * BlockSize, bm.ClaimCachedPrefix(short1));
+        bm.Free(short1);
+
+        // a preempted sequence keeps no partial block (its tokens may be about to change): only finished ones do
+        var other = Seq(7, Tokens(BlockSize + 2, 1000));
+        Assert.Equal(0, bm.ClaimCachedPrefix(other));
+        Assert.True(bm.TryGrow(other, other.Length));
+        other.ComputedTokens = other.Length;
+        bm.CacheFullBlocks(other);
+        bm.Free(other);
+        Assert.Equal(1, bm.TailBlocks);
+
+        // evicted like any cached block, after which the next turn gets the full blocks only
+        var table = new BlockTable();
+        Assert.True(bm.TryGrow(table, bm.FreeBlocks * BlockSize));
+        Assert.Equal(0, bm.TailBlocks);
+        bm.Free(table);
+        Assert.Equal(0, bm.ClaimCachedPrefix(Seq(8, [.. prompt, 500])));   // everything was evicted
+        Assert.Equal(0, bm.UsedBlocks);
     }
 
     [Theory]
@@ -207,7 +294,7 @@ public class PrefixCacheTests
         // every block is accounted for: none in use, every cached one evictable, all free for allocation
         Assert.Equal(0, bm.UsedBlocks);
         Assert.Equal(blocks, bm.FreeBlocks);
-        Assert.Equal(bm.CachedBlocks, bm.EvictableBlocks);
+        Assert.Equal(bm.CachedBlocks + bm.TailBlocks, bm.EvictableBlocks);
         Assert.Equal(bm.EvictableBlocks, bm.EvictionOrder().Distinct().Count());
         Assert.True(finished > 0 && aborted > 0 && hits > 0, $"finished {finished}, aborted {aborted}, hits {hits}");
         Assert.True(bm.PrefixHits > 0 && bm.PrefixHits <= bm.PrefixQueries);
