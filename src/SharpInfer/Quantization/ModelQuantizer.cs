@@ -90,6 +90,7 @@ internal static class ModelQuantizer
         long totalIn = Math.Max(1, plan.Tensors.Sum(t => t.Source.ByteSize)), doneIn = 0;
         var results = new List<QuantizedTensor>(plan.Tensors.Count);
         var buffer = Array.Empty<byte>();
+        var factors = new Gptq.GptqFactors(plan.Tensors.Where(t => t.Hessian != null).Select(t => t.Hessian!));
         for (int i = 0; i < plan.Tensors.Count; i++)
         {
             var t = plan.Tensors[i];
@@ -98,7 +99,8 @@ internal static class ModelQuantizer
             void Report(double fraction) =>
                 progress?.Invoke(new QuantizeProgress(index, plan.Tensors.Count, t.Source.Name, (before + fraction * t.Source.ByteSize) / totalIn));
             Report(0);
-            if (t.Converts) Convert(input, t, writer, threads, ref buffer, Report);
+            if (t.Hessian != null) ConvertGptq(input, t, factors.Take(t.Hessian, threads), writer, threads);
+            else if (t.Converts) Convert(input, t, writer, threads, ref buffer, Report);
             else Copy(input, t.Source, writer);
             doneIn += t.Source.ByteSize;
             results.Add(new QuantizedTensor(t.Source.Name, t.Output.Dims, t.Source.Type, t.Output.Type, t.Source.ByteSize, t.Output.ByteSize));
@@ -169,6 +171,30 @@ internal static class ModelQuantizer
             writer.WriteTensorData(output.AsSpan(0, count * outRow));
             report((double)(r0 + count) / rows);
         }
+    }
+
+    /// <summary>GPTQ needs the whole matrix at once: its rows are read (decoded if need be), rounded with error feedback
+    /// against the input's inverse-Hessian factor and written in one piece.</summary>
+    private static unsafe void ConvertGptq(GgufFile input, PlannedTensor t, Gptq.GptqFactors.Factor f, GgufStreamWriter writer, int threads)
+    {
+        var src = t.Source;
+        int n = (int)src.Dims[0];
+        int rows = (int)src.Rows;
+        int inRow = (int)GgmlTypeInfo.RowSize(src.Type, n);
+        var w = new float[(long)rows * n];
+        byte* basePtr = input.TensorData(src);
+        for (int r = 0; r < rows; r++)
+        {
+            var bytes = new ReadOnlySpan<byte>(basePtr + (long)r * inRow, inRow);
+            var x = w.AsSpan(r * n, n);
+            if (src.Type == GgmlType.F32) MemoryMarshal.Cast<byte, float>(bytes).CopyTo(x);
+            else Dequantize.Row(src.Type, bytes, x);
+            CheckFinite(x, src.Name, (long)r * n, n);
+        }
+        var output = new byte[t.Output.ByteSize];
+        Gptq.GptqQuantizer.Quantize(t.Output.Type, w, rows, n, f.U, WeightedQuantize.UsesWeights(t.Output.Type) ? f.Importance : null,
+            f.Dead, output, threads);
+        writer.WriteTensorData(output);
     }
 
     /// <summary>llama.cpp's loader rejects tensors holding NaN or infinity (they would poison every block scale).</summary>

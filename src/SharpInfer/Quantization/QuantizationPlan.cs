@@ -6,13 +6,15 @@ namespace SharpInfer.Quantization;
 /// <summary>What <c>quantize</c> is asked to do: llama-quantize's type and the options that change the result.</summary>
 /// <param name="Threads">Worker threads; the output does not depend on it.</param>
 /// <param name="Imatrix">Importance weights (llama-quantize's --imatrix), or null for plain rounding.</param>
+/// <param name="Hessians">GPTQ: the calibration Hessian of each matrix input by tensor name; the tensors found here
+/// in a type GPTQ covers are rounded with error feedback, the rest as without it.</param>
 internal sealed record QuantizeOptions(QuantFileType Type, int Threads = 1, bool Pure = false, bool LeaveOutputTensor = false,
                                      GgmlType? OutputTensorType = null, GgmlType? TokenEmbeddingType = null, bool AllowRequantize = false,
-                                     QuantImatrix? Imatrix = null);
+                                     QuantImatrix? Imatrix = null, IReadOnlyDictionary<string, Gptq.HessianEntry>? Hessians = null);
 
 /// <summary>One tensor of the output: where it comes from, what it becomes and, with an importance matrix, the
 /// per-column weights of each expert's rows (columns × experts) its quantizer gets.</summary>
-internal sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output, float[]? Weights = null)
+internal sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output, float[]? Weights = null, Gptq.HessianEntry? Hessian = null)
 {
     public bool Converts => Source.Type != Output.Type;
 }
@@ -61,7 +63,11 @@ internal sealed class QuantizationPlan
             var weights = t.Type == target ? null : options.Imatrix?.WeightsFor(t);
             Check(input, t, target, ftype, options, weights);
             var dims = t.Dims.Length == 0 ? [1L] : t.Dims[..TensorTypeRules.NDims(t.Dims)];
-            tensors.Add(new PlannedTensor(t, new GgufTensorSpec(t.Name, dims, target), weights));
+            Gptq.HessianEntry? hessian = null;
+            if (t.Type != target && dims.Length == 2 && Gptq.BlockCodes.IsSupported(target)
+                && options.Hessians != null && options.Hessians.TryGetValue(t.Name, out var he) && he.N == t.Dims[0])
+                hessian = he;
+            tensors.Add(new PlannedTensor(t, new GgufTensorSpec(t.Name, dims, target), weights, hessian));
         }
 
         var metadata = new List<GgufKeyValue>();
