@@ -25,8 +25,8 @@ internal static class QuantizeCommand
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (llama-imatrix's GGUF or legacy .dat file, or sharpinfer imatrix's)" };
         var includeWeights = new Option<string[]>("--include-weights") { Description = "Use the imatrix only for tensors whose name contains this (repeatable)", AllowMultipleArgumentsPerToken = false };
         var excludeWeights = new Option<string[]>("--exclude-weights") { Description = "Do not use the imatrix for tensors whose name contains this (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var method = new Option<string>("--method") { Description = "rtn (plain rounding, llama-quantize's bytes), imatrix (importance-weighted, matrix computed from --calibration), gptq (GPTQ error feedback from --calibration)", DefaultValueFactory = _ => "rtn" };
-        var calibration = new Option<string?>("--calibration") { Description = "Calibration text for --method imatrix|gptq" };
+        var method = new Option<string>("--method") { Description = "rtn (plain rounding, llama-quantize's bytes), imatrix (importance-weighted, matrix computed from --calibration), awq (per-channel scales folded into the norms, searched on --calibration), gptq (GPTQ error feedback from --calibration)", DefaultValueFactory = _ => "rtn" };
+        var calibration = new Option<string?>("--calibration") { Description = "Calibration text for --method imatrix|awq|gptq" };
         var calibrationCtx = new Option<int>("--calibration-ctx") { Description = "Tokens per calibration chunk", DefaultValueFactory = _ => 512 };
         var calibrationChunks = new Option<int?>("--calibration-chunks") { Description = "Use at most this many calibration chunks" };
         var cmd = new Command("quantize", "Quantize a GGUF model like llama-quantize (same types, same bytes)")
@@ -50,7 +50,7 @@ internal static class QuantizeCommand
             var quantMethod = ParseMethod(r.GetValue(method)!);
             string? calibrationPath = r.GetValue(calibration);
             if (quantMethod == QuantMethod.Rtn && calibrationPath != null)
-                throw new CliException("--calibration is used by --method imatrix|gptq; plain rounding (rtn) does not read it");
+                throw new CliException("--calibration is used by --method imatrix|awq|gptq; plain rounding (rtn) does not read it");
             if (quantMethod != QuantMethod.Rtn)
             {
                 string name = quantMethod.ToString().ToLowerInvariant();
@@ -75,7 +75,8 @@ internal static class QuantizeCommand
         "rtn" => QuantMethod.Rtn,
         "imatrix" => QuantMethod.Imatrix,
         "gptq" => QuantMethod.Gptq,
-        _ => throw new CliException($"unknown --method '{name}'; known: rtn, imatrix, gptq"),
+        "awq" => QuantMethod.Awq,
+        _ => throw new CliException($"unknown --method '{name}'; known: rtn, imatrix, awq, gptq"),
     };
 
     /// <summary>Runs the input model over the calibration text and returns the options with what the method needs.</summary>
@@ -88,7 +89,7 @@ internal static class QuantizeCommand
         using (var model = LoadProgress.LoadModel(inPath, io.Error))
             result = Calibration.Run(model, text, textPath, o, method, (i, n) => io.Error.WriteLine($"calibration: chunk {i}/{n}"));
         io.Error.WriteLine(string.Format(CultureInfo.InvariantCulture, "calibration: {0} matrix inputs in {1:F1} s", result.Imatrix.Weights.Count, clock.Elapsed.TotalSeconds));
-        return options with { Imatrix = result.Imatrix, Hessians = result.Hessians };
+        return options with { Imatrix = result.Imatrix, Hessians = result.Hessians, Method = method };
     }
 
     private static GgmlType? ParseGgmlType(string? name, string option)
@@ -119,6 +120,7 @@ internal static class QuantizeCommand
             });
         }
         foreach (var f in result.Fallbacks) io.Error.WriteLine($"warning: {f}");
+        foreach (var note in result.MethodNotes) io.Error.WriteLine(note);
         WriteSummary(io.Out, result, clock.Elapsed);
         return 0;
     }

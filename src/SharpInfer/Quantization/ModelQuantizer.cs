@@ -15,6 +15,9 @@ internal sealed record QuantizedTensor(string Name, long[] Dims, GgmlType From, 
 /// summary).</summary>
 internal sealed record QuantizeResult(LlamaFileType FileType, IReadOnlyList<QuantizedTensor> Tensors, IReadOnlyList<string> Fallbacks)
 {
+    /// <summary>What --method did: which tensors GPTQ rounded, the α AWQ chose per input.</summary>
+    public IReadOnlyList<string> MethodNotes { get; init; } = [];
+
     public long BytesBefore => Tensors.Sum(t => t.BytesBefore);
     public long BytesAfter => Tensors.Sum(t => t.BytesAfter);
     public long Elements => Tensors.Sum(t => t.Dims.Aggregate(1L, (a, b) => a * b));
@@ -64,7 +67,7 @@ internal static class ModelQuantizer
                 done = Write(input, plan, stream, options.Threads, progress);
             }
             File.Move(temp, fullOut, overwrite: true);
-            return new QuantizeResult(plan.FileType, done, plan.Fallbacks);
+            return new QuantizeResult(plan.FileType, done, plan.Fallbacks) { MethodNotes = MethodNotes(plan, options) };
         }
         catch (Exception e)
         {
@@ -73,6 +76,20 @@ internal static class ModelQuantizer
                 throw new QuantizationException($"writing {outputPath} failed: {e.Message}", e);
             throw;
         }
+    }
+
+    private static List<string> MethodNotes(QuantizationPlan plan, QuantizeOptions options)
+    {
+        var notes = new List<string>();
+        if (options.Method == QuantMethod.Gptq)
+        {
+            var converted = plan.Tensors.Where(t => t.Converts).ToList();
+            var others = converted.Where(t => t.Hessian == null).Select(t => $"{t.Source.Name} ({GgmlTypeInfo.Name(t.Output.Type)}, {(t.Weights != null ? "imatrix" : "rtn")})");
+            notes.Add($"gptq: {converted.Count(t => t.Hessian != null)} of {converted.Count} converted tensors; the others: {string.Join(", ", others)}");
+        }
+        if (options.Method == QuantMethod.Awq)
+            notes.Add($"awq: {plan.AwqAlphas.Count} norm inputs scaled ({string.Join("; ", plan.AwqAlphas)})");
+        return notes;
     }
 
     private static void TryDelete(string path)
@@ -100,7 +117,7 @@ internal static class ModelQuantizer
                 progress?.Invoke(new QuantizeProgress(index, plan.Tensors.Count, t.Source.Name, (before + fraction * t.Source.ByteSize) / totalIn));
             Report(0);
             if (t.Hessian != null) ConvertGptq(input, t, factors.Take(t.Hessian, threads), writer, threads);
-            else if (t.Converts) Convert(input, t, writer, threads, ref buffer, Report);
+            else if (t.Converts || t.ColumnScale != null) Convert(input, t, writer, threads, ref buffer, Report);
             else Copy(input, t.Source, writer);
             doneIn += t.Source.ByteSize;
             results.Add(new QuantizedTensor(t.Source.Name, t.Output.Dims, t.Source.Type, t.Output.Type, t.Source.ByteSize, t.Output.ByteSize));
@@ -136,6 +153,8 @@ internal static class ModelQuantizer
         var output = buffer;
         // With an importance matrix each expert (ne[2] slice) has its own columns' weights.
         var weights = t.Weights;
+        var columnScale = t.ColumnScale;
+        bool needScratch = src.Type != GgmlType.F32 || columnScale != null;
         long rowsPerExpert = src.Dims.Length > 1 ? src.Dims[1] : 1;
         for (long r0 = 0; r0 < rows; r0 += batchRows)
         {
@@ -155,16 +174,22 @@ internal static class ModelQuantizer
                         x = scratch;
                     }
                     CheckFinite(x, src.Name, r * n, n);
+                    if (columnScale != null)
+                    {
+                        // AWQ's fold: the norm gets 1/s, the matrices reading it W·diag(s) (exact before rounding).
+                        for (int j = 0; j < n; j++) scratch[j] = x[j] * columnScale[j];
+                        x = scratch;
+                    }
                     if (weights == null) Quantize.Row(to, x, output.AsSpan(i * outRow, outRow));
                     else WeightedQuantize.Row(to, x, weights.AsSpan((int)(r / rowsPerExpert * n), n), output.AsSpan(i * outRow, outRow));
                 }
             }
-            if (threads <= 1 || count == 1) Rows(0, count, src.Type == GgmlType.F32 ? Array.Empty<float>() : new float[n]);
+            if (threads <= 1 || count == 1) Rows(0, count, needScratch ? new float[n] : Array.Empty<float>());
             else
             {
                 int chunk = Math.Max(1, count / (threads * 4));
                 Parallel.ForEach(Partitioner.Create(0, count, chunk), new ParallelOptions { MaxDegreeOfParallelism = threads },
-                    () => src.Type == GgmlType.F32 ? Array.Empty<float>() : new float[n],
+                    () => needScratch ? new float[n] : Array.Empty<float>(),
                     (range, _, scratch) => { Rows(range.Item1, range.Item2, scratch); return scratch; },
                     _ => { });
             }

@@ -39,9 +39,9 @@ internal sealed class HessianEntry(int n)
 /// after the other (Q, K and V of a layer; gate and up) share one Hessian, so it is collected once. Expert tensors are
 /// not collected (GPTQ does not cover them; they fall back to importance-weighted rounding). The accumulation runs
 /// over the rows in groups of 32 and over H's rows in parallel; every element's sum has a fixed order, so the result
-/// does not depend on the thread count.
+/// does not depend on the thread count. <c>include</c> limits the collection to the tensor names it accepts.
 /// </summary>
-internal sealed unsafe class HessianCollector(int threads) : IActivationObserver
+internal sealed unsafe class HessianCollector(int threads, Func<string, bool>? include = null) : IActivationObserver
 {
     private const int RowGroup = 32;
     private readonly Dictionary<WeightMatrix, HessianEntry?> _byMatrix = new(ReferenceEqualityComparer.Instance);
@@ -78,7 +78,7 @@ internal sealed unsafe class HessianCollector(int threads) : IActivationObserver
         if (_byMatrix.TryGetValue(weight, out var e)) return e;
         int bracket = weight.Name.IndexOf('[');
         string name = bracket < 0 ? weight.Name : weight.Name[..bracket];
-        if (!name.StartsWith("blk.", StringComparison.Ordinal)) e = null;
+        if (!name.StartsWith("blk.", StringComparison.Ordinal) || (include != null && !include(name))) e = null;
         else if (!_byName.TryGetValue(name, out e))
         {
             // Seen right after another product on the same input (K after Q, up after gate): the same Hessian.
