@@ -25,9 +25,14 @@ internal static class QuantizeCommand
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (llama-imatrix's GGUF or legacy .dat file, or sharpinfer imatrix's)" };
         var includeWeights = new Option<string[]>("--include-weights") { Description = "Use the imatrix only for tensors whose name contains this (repeatable)", AllowMultipleArgumentsPerToken = false };
         var excludeWeights = new Option<string[]>("--exclude-weights") { Description = "Do not use the imatrix for tensors whose name contains this (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var method = new Option<string>("--method") { Description = "rtn (plain rounding, llama-quantize's bytes), imatrix (importance-weighted, matrix computed from --calibration), awq (per-channel scales folded into the norms, searched on --calibration), gptq (GPTQ error feedback from --calibration)", DefaultValueFactory = _ => "rtn" };
+        var calibration = new Option<string?>("--calibration") { Description = "Calibration text for --method imatrix|awq|gptq" };
+        var calibrationCtx = new Option<int>("--calibration-ctx") { Description = "Tokens per calibration chunk", DefaultValueFactory = _ => 512 };
+        var calibrationChunks = new Option<int?>("--calibration-chunks") { Description = "Use at most this many calibration chunks" };
         var cmd = new Command("quantize", "Quantize a GGUF model like llama-quantize (same types, same bytes)")
         {
             input, output, type, threads, pure, outputType, embdType, leaveOutput, requantize, imatrix, includeWeights, excludeWeights,
+            method, calibration, calibrationCtx, calibrationChunks,
         };
         cmd.SetAction(r =>
         {
@@ -42,13 +47,49 @@ internal static class QuantizeCommand
                 throw new CliException($"unknown quantization type '{typeName}'; known: {string.Join(", ", QuantFileType.All.Select(t => t.Name))}");
             int nThreads = r.GetValue(threads) ?? Environment.ProcessorCount;
             if (nThreads < 1) throw new CliException($"threads must be at least 1, got {nThreads}");
+            var quantMethod = ParseMethod(r.GetValue(method)!);
+            string? calibrationPath = r.GetValue(calibration);
+            if (quantMethod == QuantMethod.Rtn && calibrationPath != null)
+                throw new CliException("--calibration is used by --method imatrix|awq|gptq; plain rounding (rtn) does not read it");
+            if (quantMethod != QuantMethod.Rtn)
+            {
+                string name = quantMethod.ToString().ToLowerInvariant();
+                if (calibrationPath == null) throw new CliException($"--method {name} needs calibration text: pass --calibration FILE");
+                if (imatrixPath != null) throw new CliException($"--method {name} computes its importance matrix from --calibration; do not also pass --imatrix");
+                if (Directory.Exists(calibrationPath)) throw new CliException($"{calibrationPath} is a directory, not a text file");
+                if (!File.Exists(calibrationPath)) throw new CliException($"calibration text not found: {calibrationPath}");
+            }
             var options = new QuantizeOptions(fileType, nThreads, r.GetValue(pure), r.GetValue(leaveOutput),
                 ParseGgmlType(r.GetValue(outputType), "--output-tensor-type"), ParseGgmlType(r.GetValue(embdType), "--token-embedding-type"),
                 r.GetValue(requantize), imatrixPath == null ? null : QuantImatrix.Load(imatrixPath, include, exclude));
             string inPath = ModelFileCheck.Ensure(r.GetValue(input)!);
+            if (quantMethod != QuantMethod.Rtn)
+                options = Calibrate(inPath, calibrationPath!, quantMethod, new ImatrixOptions(r.GetValue(calibrationCtx), r.GetValue(calibrationChunks), nThreads), options, io);
             return Run(inPath, r.GetValue(output)!, options, io);
         });
         return cmd;
+    }
+
+    private static QuantMethod ParseMethod(string name) => name.ToLowerInvariant() switch
+    {
+        "rtn" => QuantMethod.Rtn,
+        "imatrix" => QuantMethod.Imatrix,
+        "gptq" => QuantMethod.Gptq,
+        "awq" => QuantMethod.Awq,
+        _ => throw new CliException($"unknown --method '{name}'; known: rtn, imatrix, awq, gptq"),
+    };
+
+    /// <summary>Runs the input model over the calibration text and returns the options with what the method needs.</summary>
+    private static QuantizeOptions Calibrate(string inPath, string textPath, QuantMethod method, ImatrixOptions o, QuantizeOptions options, CliIo io)
+    {
+        var clock = Stopwatch.StartNew();
+        string text = File.ReadAllText(textPath);
+        if (text.EndsWith('\n')) text = text[..^1];
+        CalibrationResult result;
+        using (var model = LoadProgress.LoadModel(inPath, io.Error))
+            result = Calibration.Run(model, text, textPath, o, method, (i, n) => io.Error.WriteLine($"calibration: chunk {i}/{n}"));
+        io.Error.WriteLine(string.Format(CultureInfo.InvariantCulture, "calibration: {0} matrix inputs in {1:F1} s", result.Imatrix.Weights.Count, clock.Elapsed.TotalSeconds));
+        return options with { Imatrix = result.Imatrix, Hessians = result.Hessians, Method = method };
     }
 
     private static GgmlType? ParseGgmlType(string? name, string option)
@@ -79,6 +120,7 @@ internal static class QuantizeCommand
             });
         }
         foreach (var f in result.Fallbacks) io.Error.WriteLine($"warning: {f}");
+        foreach (var note in result.MethodNotes) io.Error.WriteLine(note);
         WriteSummary(io.Out, result, clock.Elapsed);
         return 0;
     }

@@ -23,6 +23,15 @@ internal static class ImatrixComputation
 
     public static ImportanceMatrix Run(Model model, string text, string datasetName, ImatrixOptions o, Action<int, int>? onChunk = null)
     {
+        var collector = new ImatrixCollector();
+        Calibrate(model, text, o, collector, onChunk);
+        return collector.ToImportanceMatrix([datasetName], o.Context);
+    }
+
+    /// <summary>Runs the model over the calibration chunks with <paramref name="observer"/> seeing every weight
+    /// product's input (the imatrix collector; GPTQ's Hessians too).</summary>
+    public static void Calibrate(Model model, string text, ImatrixOptions o, IActivationObserver observer, Action<int, int>? onChunk = null)
+    {
         int ctx = o.Context;
         if (ctx < ImatrixCollector.MinDenseRows)
             throw new InvalidRequestException($"the context (-c) must be at least {ImatrixCollector.MinDenseRows} tokens (llama-imatrix ignores smaller batches), got {ctx}", "ctx-size");
@@ -36,38 +45,42 @@ internal static class ImatrixComputation
         bool addBos = model.Vocabulary.AddBos && bos >= 0;
         int pass = Math.Min(ctx, MicroBatch);
 
-        var collector = new ImatrixCollector();
         using var runner = new ModelRunner(model, o.Threads, pass, BlockSize, BlockTable.BlocksFor(ctx, BlockSize), KvDataType.F16, MatMulPrecision.Fast);   // llama.cpp's default cache type
-        runner.Transformer.ActivationObserver = collector;
+        runner.Transformer.ActivationObserver = observer;
         var batch = new ForwardBatch(pass, 1);
         var logits = new float[model.Config.VocabSize];
-        for (int c = 0; c < chunks; c++)
+        try
         {
-            var table = new BlockTable();
-            if (!runner.Blocks.TryGrow(table, ctx)) throw new InvalidOperationException("imatrix KV cache too small");
-            try
+            for (int c = 0; c < chunks; c++)
             {
-                for (int p0 = 0; p0 < ctx; p0 += pass)
+                var table = new BlockTable();
+                if (!runner.Blocks.TryGrow(table, ctx)) throw new InvalidOperationException("imatrix KV cache too small");
+                try
                 {
-                    int len = Math.Min(pass, ctx - p0);
-                    batch.Clear();
-                    int si = batch.AddSequence(table);
-                    for (int k = 0; k < len; k++)
+                    for (int p0 = 0; p0 < ctx; p0 += pass)
                     {
-                        int pos = p0 + k;
-                        int token = pos == 0 && addBos ? bos : tokens[c * ctx + pos];
-                        batch.AddToken(si, token, pos, wantLogits: k == len - 1);
+                        int len = Math.Min(pass, ctx - p0);
+                        batch.Clear();
+                        int si = batch.AddSequence(table);
+                        for (int k = 0; k < len; k++)
+                        {
+                            int pos = p0 + k;
+                            int token = pos == 0 && addBos ? bos : tokens[c * ctx + pos];
+                            batch.AddToken(si, token, pos, wantLogits: k == len - 1);
+                        }
+                        runner.Forward(batch, logits);
                     }
-                    runner.Forward(batch, logits);
                 }
+                finally
+                {
+                    runner.Blocks.Free(table);
+                }
+                onChunk?.Invoke(c + 1, chunks);
             }
-            finally
-            {
-                runner.Blocks.Free(table);
-            }
-            onChunk?.Invoke(c + 1, chunks);
         }
-        runner.Transformer.ActivationObserver = null;
-        return collector.ToImportanceMatrix([datasetName], ctx);
+        finally
+        {
+            runner.Transformer.ActivationObserver = null;
+        }
     }
 }

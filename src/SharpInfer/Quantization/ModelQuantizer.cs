@@ -15,6 +15,9 @@ internal sealed record QuantizedTensor(string Name, long[] Dims, GgmlType From, 
 /// summary).</summary>
 internal sealed record QuantizeResult(LlamaFileType FileType, IReadOnlyList<QuantizedTensor> Tensors, IReadOnlyList<string> Fallbacks)
 {
+    /// <summary>What --method did: which tensors GPTQ rounded, the α AWQ chose per input.</summary>
+    public IReadOnlyList<string> MethodNotes { get; init; } = [];
+
     public long BytesBefore => Tensors.Sum(t => t.BytesBefore);
     public long BytesAfter => Tensors.Sum(t => t.BytesAfter);
     public long Elements => Tensors.Sum(t => t.Dims.Aggregate(1L, (a, b) => a * b));
@@ -64,7 +67,7 @@ internal static class ModelQuantizer
                 done = Write(input, plan, stream, options.Threads, progress);
             }
             File.Move(temp, fullOut, overwrite: true);
-            return new QuantizeResult(plan.FileType, done, plan.Fallbacks);
+            return new QuantizeResult(plan.FileType, done, plan.Fallbacks) { MethodNotes = MethodNotes(plan, options) };
         }
         catch (Exception e)
         {
@@ -73,6 +76,20 @@ internal static class ModelQuantizer
                 throw new QuantizationException($"writing {outputPath} failed: {e.Message}", e);
             throw;
         }
+    }
+
+    private static List<string> MethodNotes(QuantizationPlan plan, QuantizeOptions options)
+    {
+        var notes = new List<string>();
+        if (options.Method == QuantMethod.Gptq)
+        {
+            var converted = plan.Tensors.Where(t => t.Converts).ToList();
+            var others = converted.Where(t => t.Hessian == null).Select(t => $"{t.Source.Name} ({GgmlTypeInfo.Name(t.Output.Type)}, {(t.Weights != null ? "imatrix" : "rtn")})");
+            notes.Add($"gptq: {converted.Count(t => t.Hessian != null)} of {converted.Count} converted tensors; the others: {string.Join(", ", others)}");
+        }
+        if (options.Method == QuantMethod.Awq)
+            notes.Add($"awq: {plan.AwqAlphas.Count} norm inputs scaled ({string.Join("; ", plan.AwqAlphas)})");
+        return notes;
     }
 
     private static void TryDelete(string path)
@@ -90,6 +107,7 @@ internal static class ModelQuantizer
         long totalIn = Math.Max(1, plan.Tensors.Sum(t => t.Source.ByteSize)), doneIn = 0;
         var results = new List<QuantizedTensor>(plan.Tensors.Count);
         var buffer = Array.Empty<byte>();
+        var factors = new Gptq.GptqFactors(plan.Tensors.Where(t => t.Hessian != null).Select(t => t.Hessian!));
         for (int i = 0; i < plan.Tensors.Count; i++)
         {
             var t = plan.Tensors[i];
@@ -98,7 +116,8 @@ internal static class ModelQuantizer
             void Report(double fraction) =>
                 progress?.Invoke(new QuantizeProgress(index, plan.Tensors.Count, t.Source.Name, (before + fraction * t.Source.ByteSize) / totalIn));
             Report(0);
-            if (t.Converts) Convert(input, t, writer, threads, ref buffer, Report);
+            if (t.Hessian != null) ConvertGptq(input, t, factors.Take(t.Hessian, threads), writer, threads);
+            else if (t.Converts || t.ColumnScale != null) Convert(input, t, writer, threads, ref buffer, Report);
             else Copy(input, t.Source, writer);
             doneIn += t.Source.ByteSize;
             results.Add(new QuantizedTensor(t.Source.Name, t.Output.Dims, t.Source.Type, t.Output.Type, t.Source.ByteSize, t.Output.ByteSize));
@@ -134,6 +153,8 @@ internal static class ModelQuantizer
         var output = buffer;
         // With an importance matrix each expert (ne[2] slice) has its own columns' weights.
         var weights = t.Weights;
+        var columnScale = t.ColumnScale;
+        bool needScratch = src.Type != GgmlType.F32 || columnScale != null;
         long rowsPerExpert = src.Dims.Length > 1 ? src.Dims[1] : 1;
         for (long r0 = 0; r0 < rows; r0 += batchRows)
         {
@@ -153,22 +174,52 @@ internal static class ModelQuantizer
                         x = scratch;
                     }
                     CheckFinite(x, src.Name, r * n, n);
+                    if (columnScale != null)
+                    {
+                        // AWQ's fold: the norm gets 1/s, the matrices reading it W·diag(s) (exact before rounding).
+                        for (int j = 0; j < n; j++) scratch[j] = x[j] * columnScale[j];
+                        x = scratch;
+                    }
                     if (weights == null) Quantize.Row(to, x, output.AsSpan(i * outRow, outRow));
                     else WeightedQuantize.Row(to, x, weights.AsSpan((int)(r / rowsPerExpert * n), n), output.AsSpan(i * outRow, outRow));
                 }
             }
-            if (threads <= 1 || count == 1) Rows(0, count, src.Type == GgmlType.F32 ? Array.Empty<float>() : new float[n]);
+            if (threads <= 1 || count == 1) Rows(0, count, needScratch ? new float[n] : Array.Empty<float>());
             else
             {
                 int chunk = Math.Max(1, count / (threads * 4));
                 Parallel.ForEach(Partitioner.Create(0, count, chunk), new ParallelOptions { MaxDegreeOfParallelism = threads },
-                    () => src.Type == GgmlType.F32 ? Array.Empty<float>() : new float[n],
+                    () => needScratch ? new float[n] : Array.Empty<float>(),
                     (range, _, scratch) => { Rows(range.Item1, range.Item2, scratch); return scratch; },
                     _ => { });
             }
             writer.WriteTensorData(output.AsSpan(0, count * outRow));
             report((double)(r0 + count) / rows);
         }
+    }
+
+    /// <summary>GPTQ needs the whole matrix at once: its rows are read (decoded if need be), rounded with error feedback
+    /// against the input's inverse-Hessian factor and written in one piece.</summary>
+    private static unsafe void ConvertGptq(GgufFile input, PlannedTensor t, Gptq.GptqFactors.Factor f, GgufStreamWriter writer, int threads)
+    {
+        var src = t.Source;
+        int n = (int)src.Dims[0];
+        int rows = (int)src.Rows;
+        int inRow = (int)GgmlTypeInfo.RowSize(src.Type, n);
+        var w = new float[(long)rows * n];
+        byte* basePtr = input.TensorData(src);
+        for (int r = 0; r < rows; r++)
+        {
+            var bytes = new ReadOnlySpan<byte>(basePtr + (long)r * inRow, inRow);
+            var x = w.AsSpan(r * n, n);
+            if (src.Type == GgmlType.F32) MemoryMarshal.Cast<byte, float>(bytes).CopyTo(x);
+            else Dequantize.Row(src.Type, bytes, x);
+            CheckFinite(x, src.Name, (long)r * n, n);
+        }
+        var output = new byte[t.Output.ByteSize];
+        Gptq.GptqQuantizer.Quantize(t.Output.Type, w, rows, n, f.U, WeightedQuantize.UsesWeights(t.Output.Type) ? f.Importance : null,
+            f.Dead, output, threads);
+        writer.WriteTensorData(output);
     }
 
     /// <summary>llama.cpp's loader rejects tensors holding NaN or infinity (they would poison every block scale).</summary>

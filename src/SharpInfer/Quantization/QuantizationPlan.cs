@@ -6,13 +6,19 @@ namespace SharpInfer.Quantization;
 /// <summary>What <c>quantize</c> is asked to do: llama-quantize's type and the options that change the result.</summary>
 /// <param name="Threads">Worker threads; the output does not depend on it.</param>
 /// <param name="Imatrix">Importance weights (llama-quantize's --imatrix), or null for plain rounding.</param>
+/// <param name="Hessians">GPTQ: the calibration Hessian of each matrix input by tensor name; the tensors found here
+/// in a type GPTQ covers are rounded with error feedback (<see cref="QuantMethod.Gptq"/>), or the inputs AWQ scales
+/// (<see cref="QuantMethod.Awq"/>).</param>
 internal sealed record QuantizeOptions(QuantFileType Type, int Threads = 1, bool Pure = false, bool LeaveOutputTensor = false,
                                      GgmlType? OutputTensorType = null, GgmlType? TokenEmbeddingType = null, bool AllowRequantize = false,
-                                     QuantImatrix? Imatrix = null);
+                                     QuantImatrix? Imatrix = null, IReadOnlyDictionary<string, Gptq.HessianEntry>? Hessians = null,
+                                     QuantMethod Method = QuantMethod.Rtn);
 
 /// <summary>One tensor of the output: where it comes from, what it becomes and, with an importance matrix, the
 /// per-column weights of each expert's rows (columns × experts) its quantizer gets.</summary>
-internal sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output, float[]? Weights = null)
+/// <param name="ColumnScale">AWQ: each column (element of a 1-D norm) is multiplied by this before rounding.</param>
+internal sealed record PlannedTensor(GgufTensorInfo Source, GgufTensorSpec Output, float[]? Weights = null, Gptq.HessianEntry? Hessian = null,
+    float[]? ColumnScale = null)
 {
     public bool Converts => Source.Type != Output.Type;
 }
@@ -38,6 +44,8 @@ internal sealed class QuantizationPlan
     public required int Alignment { get; init; }
     /// <summary>llama.cpp's warnings for tensors whose shape forced another type.</summary>
     public required IReadOnlyList<string> Fallbacks { get; init; }
+    /// <summary>AWQ: the α chosen for each scaled norm input.</summary>
+    public IReadOnlyList<string> AwqAlphas { get; init; } = [];
 
     public static QuantizationPlan Create(GgufFile input, QuantizeOptions options)
     {
@@ -61,8 +69,16 @@ internal sealed class QuantizationPlan
             var weights = t.Type == target ? null : options.Imatrix?.WeightsFor(t);
             Check(input, t, target, ftype, options, weights);
             var dims = t.Dims.Length == 0 ? [1L] : t.Dims[..TensorTypeRules.NDims(t.Dims)];
-            tensors.Add(new PlannedTensor(t, new GgufTensorSpec(t.Name, dims, target), weights));
+            Gptq.HessianEntry? hessian = null;
+            if (t.Type != target && dims.Length == 2 && Gptq.BlockCodes.IsSupported(target)
+                && options.Method == QuantMethod.Gptq && options.Hessians != null && options.Hessians.TryGetValue(t.Name, out var he) && he.N == t.Dims[0])
+                hessian = he;
+            tensors.Add(new PlannedTensor(t, new GgufTensorSpec(t.Name, dims, target), weights, hessian));
         }
+
+        var awqAlphas = new List<string>();
+        if (options.Method == QuantMethod.Awq && options.Hessians != null)
+            ApplyAwq(input, tensors, options, awqAlphas);
 
         var metadata = new List<GgufKeyValue>();
         foreach (var key in input.MetadataKeys)
@@ -85,7 +101,37 @@ internal sealed class QuantizationPlan
             Tensors = tensors,
             Alignment = input.Alignment,
             Fallbacks = rules.Fallbacks,
+            AwqAlphas = awqAlphas,
         };
+    }
+
+    /// <summary>AWQ: searches each norm-fed input's scale and attaches it to the norm (1/s) and its matrices (s, with
+    /// their importance weights divided by s²).</summary>
+    private static void ApplyAwq(GgufFile input, List<PlannedTensor> tensors, QuantizeOptions options, List<string> alphas)
+    {
+        var index = tensors.Select((t, i) => (t.Source.Name, i)).ToDictionary(x => x.Name, x => x.i, StringComparer.Ordinal);
+        foreach (var g in Awq.AwqScales.Groups(index.Keys))
+        {
+            var (s, alpha) = Awq.AwqScales.Search(input, g, name => tensors[index[name]].Output.Type, options.Hessians!, options.Threads);
+            if (s == null || input.Tensors.Single(t => t.Name == g.Norm).Type != GgmlType.F32) continue;
+            alphas.Add($"{g.Norm}: alpha {alpha:0.0}");
+            var inverse = s.Select(v => 1f / v).ToArray();
+            int ni = index[g.Norm];
+            tensors[ni] = tensors[ni] with { ColumnScale = inverse };
+            foreach (var m in g.Matrices)
+            {
+                int mi = index[m];
+                var w = tensors[mi].Weights;
+                float[]? scaledWeights = null;
+                if (w != null)
+                {
+                    int n = s.Length;
+                    scaledWeights = new float[w.Length];
+                    for (int k = 0; k < w.Length; k++) scaledWeights[k] = w[k] / (s[k % n] * s[k % n]);
+                }
+                tensors[mi] = tensors[mi] with { ColumnScale = s, Weights = scaledWeights };
+            }
+        }
     }
 
     private static List<GgufTensorInfo> Ordered(GgufFile input) =>
