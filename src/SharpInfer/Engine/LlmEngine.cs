@@ -37,6 +37,9 @@ internal sealed partial class LlmEngine : IDisposable
         public bool PromptCounted;
         /// <summary>This step's entry in the proposal batch (for the distributions its proposals were drawn from), or -1.</summary>
         public int ProposalEntry = -1;
+        /// <summary>Verifications in a row that accepted nothing, and the steps left without proposals (see
+        /// <see cref="AdaptiveDraftLimit.PauseAfter"/>).</summary>
+        public int SpecFailures, SpecPause;
         /// <summary>1 once the request's admission seat has been given back (at abort or finish, whichever is first).</summary>
         public int SeatReleased;
         /// <summary>A pooling request's gatherer (null for generation: then the sampler, detokenizer and stops are set).</summary>
@@ -496,6 +499,7 @@ internal sealed partial class LlmEngine : IDisposable
             if (r.Status == SequenceStatus.Finished) continue;
             _scheduler.CommitDrafts(r, accepted);
             r.DraftLimit = AdaptiveDraftLimit.Next(r.DraftLimit, c.Drafts, accepted, _spec!.NumSpeculativeTokens);
+            r.SpecPause = AdaptiveDraftLimit.PauseAfter(ref r.SpecFailures, accepted);
         }
         // context shifts, after every sequence of the step was sampled and its proposals committed
         for (int i = 0; i < chunks.Count; i++)
@@ -535,6 +539,11 @@ internal sealed partial class LlmEngine : IDisposable
         {
             var r = (Request)running[i];
             if (r.IsPrefilling) continue;
+            if (r.SpecPause > 0)   // backing off after failed proposals
+            {
+                r.SpecPause--;
+                continue;
+            }
             // the target's own token must fit after the proposals
             int room = Math.Min(r.Sampling.MaxTokens - r.OutputLength, r.MaxLength - r.Length) - 1;
             int limit = TileFriendly(Math.Min(r.DraftLimit, room));
@@ -554,10 +563,10 @@ internal sealed partial class LlmEngine : IDisposable
     }
 
     /// <summary>
-    /// The matmul kernels multiply tokens in tiles of 4 (and the rest one by one), so verifying 1 + d tokens costs
-    /// about the same for d = 3 as for d = 4, 5 or 6 minus the extra single-token passes: a limit of 3 or more is
-    /// rounded down to one less than a multiple of 4 (3, 7, 11, 15). Measured on the widened 1B target with the
-    /// stories260K draft (loaded machine): limits of 4 to 6 proposals gave 62–68 tokens/s, 3 gave 74–77.
+    /// The matmul kernels multiply tokens in tiles of 4 (the rest in one tile of 1–3), so 1 + d tokens take one pass
+    /// over the weights for d ≤ 3 and two for d = 4 to 7: a limit of 3 or more is rounded down to one less than a
+    /// multiple of 4 (3, 7, 11, 15). Measured on the widened 1B target with the stories260K draft (loaded machine,
+    /// before the rest tiles): limits of 4 to 6 proposals gave 62–68 tokens/s, 3 gave 74–77.
     /// </summary>
     private static int TileFriendly(int limit) => limit < 3 ? limit : (limit + 1) / 4 * 4 - 1;
 

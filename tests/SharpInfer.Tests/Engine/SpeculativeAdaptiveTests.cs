@@ -24,6 +24,24 @@ public class SpeculativeAdaptiveTests
         Assert.Equal(4, AdaptiveDraftLimit.Next(current: 3, proposed: 2, accepted: 2, max: 8));   // fewer proposed (n-gram), all stood
     }
 
+    [Fact]
+    public void FailingProposalsBackOffExponentiallyAndOneAcceptedTokenEndsIt()
+    {
+        int failures = 0;
+        for (int i = 1; i < AdaptiveDraftLimit.FailuresBeforePause; i++)
+            Assert.Equal(0, AdaptiveDraftLimit.PauseAfter(ref failures, accepted: 0));   // a few failures: no pause
+        var pauses = new List<int>();
+        for (int i = 0; i < 9; i++) pauses.Add(AdaptiveDraftLimit.PauseAfter(ref failures, accepted: 0));
+        Assert.Equal([1, 2, 4, 8, 16, 32, 32, 32, 32], pauses);                     // doubling, capped
+        Assert.Equal(0, AdaptiveDraftLimit.PauseAfter(ref failures, accepted: 1));   // anything accepted: back to normal
+        Assert.Equal(0, failures);
+        for (int i = 1; i < AdaptiveDraftLimit.FailuresBeforePause; i++)
+            Assert.Equal(0, AdaptiveDraftLimit.PauseAfter(ref failures, accepted: 0));
+        Assert.Equal(1, AdaptiveDraftLimit.PauseAfter(ref failures, accepted: 0));
+        for (int i = 0; i < 100; i++) AdaptiveDraftLimit.PauseAfter(ref failures, accepted: 0);
+        Assert.Equal(AdaptiveDraftLimit.MaxPause, AdaptiveDraftLimit.PauseAfter(ref failures, accepted: 0));   // no overflow
+    }
+
     private static (int[][] Tokens, EngineStats Stats) Generate(Model model, SpeculativeConfig? spec, int[][] prompts)
     {
         using var engine = new LlmEngine(model, new EngineOptions

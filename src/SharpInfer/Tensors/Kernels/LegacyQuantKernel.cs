@@ -65,13 +65,14 @@ internal unsafe interface ILegacyBlockFormat
 /// <item>3+ tokens (prefill, batched decode): groups of 8 rows are repacked into per-thread scratch (from the packed nibbles: a
 /// dword transpose, then AND/GFNI), 4-byte groups of the 8 rows interleaved so that lane r is row r, with the
 /// scales as floats; each vpdpbusd then takes a broadcast of 4 activation bytes. Tiles are 16 rows × 4 tokens on
-/// AVX-512 CPUs (the JIT's 32 vector registers hold 8 int and 8 float accumulators) and 8 × 4 on AVX2; a 1-token
-/// tile takes the remainder.</item>
+/// AVX-512 CPUs (the JIT's 32 vector registers hold 8 int and 8 float accumulators) and 8 × 4 on AVX2; tiles of 3, 2
+/// or 1 tokens take the remainder (LegacyQuantKernel.RestTiles.cs). Without VNNI, formats stored as u = q + 128 use
+/// ggml's sign trick instead (see <see cref="SignDot"/>).</item>
 /// </list>
 /// Row counts that are not a multiple of 8 (or 16) reuse the same code with the missing rows aliased to the last
 /// real row (their lanes are computed and dropped).
 /// </summary>
-internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlockFormat
+internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, ILegacyBlockFormat
 {
     /// <summary>Token count from which the vector paths repack weights (below it, each token streams the weights).</summary>
     public const int GemmMinTokens = 3;
@@ -106,7 +107,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         if (T < GemmMinTokens)
         {
             int* offsets = (int*)pack;
-            if (TF.Offset != 0)
+            if (SeedOffset != 0)
                 for (int t = 0; t < T; t++) GemvOffsets(x, t, nb, offsets + (long)t * nb * 8);
             for (int row = r0; row < r1; row += 8)
                 for (int t = 0; t < T; t++) Gemv8(w, row, Math.Min(8, r1 - row), x, t, nb, y + (long)t * yStride + row, offsets + (long)t * nb * 8);
@@ -122,7 +123,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
                 Repack(w, r, n, nb, pack, 2);
                 int t = 0;
                 for (; t + 4 <= T; t += 4) Gemm16x4(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
-                for (; t < T; t++) Gemm16x1(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
+                Rest16(pack, x, t, T - t, nb, y + (long)t * yStride + r, yStride, n);
             }
         }
         for (; r < r1; r += 8)
@@ -131,7 +132,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             Repack(w, r, n, nb, pack, 1);
             int t = 0;
             for (; t + 4 <= T; t += 4) Gemm8x4(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
-            for (; t < T; t++) Gemm8x1(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
+            Rest8(pack, x, t, T - t, nb, y + (long)t * yStride + r, yStride, n);
         }
     }
 
@@ -176,12 +177,12 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             if (rows == 16)
             {
                 for (; t + 4 <= T; t += 4) Gemm16x4(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
-                for (; t < T; t++) Gemm16x1(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
+                Rest16(pack, x, t, T - t, nb, yr + (long)t * yStride, yStride, n);
             }
             else
             {
                 for (; t + 4 <= T; t += 4) Gemm8x4(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
-                for (; t < T; t++) Gemm8x1(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
+                Rest8(pack, x, t, T - t, nb, yr + (long)t * yStride, yStride, n);
             }
         }
     }
@@ -235,10 +236,49 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
 
     // ---------------------------------------------------------------- AVX2 (+ AVX-VNNI)
 
-    /// <summary>acc + Σ over each 4 bytes of u·x (u unsigned, x signed int8 in [-127, 127]), exact in int32.</summary>
+    /// <summary>
+    /// Without VNNI, codes u = q + 128 (Q8_0, IQ4_NL) would need two vpmaddubsw per product (u up to 255 overflows
+    /// the int16 pair sums). ggml's sign trick instead multiplies |q| (at most 128, unsigned) by sign(x, q):
+    /// |q|·sign(x, q) = q·x, pair sums at most 2·128·127 &lt; 32768, so one vpmaddubsw is exact and no −128·Σx
+    /// seed is needed. The tiles' packed copies then hold the signed codes q, so |q| is taken once per weight
+    /// vector and shared by the tile's tokens: a 4-token tile costs about half the instructions it did.
+    /// </summary>
+    private static bool SignDot => TF.Offset == 128 && !AvxVnni.IsSupported;
+
+    /// <summary>The offset the integer sums are seeded with (−offset·Σx): none where <see cref="SignDot"/> forms q·x directly.</summary>
+    private static int SeedOffset => SignDot ? 0 : TF.Offset;
+
+    /// <summary>A code vector as the tiles store it: u, or under <see cref="SignDot"/> the signed q = u ^ 0x80.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Stored(Vector256<byte> u) => SignDot ? u ^ Vector256.Create((byte)0x80) : u;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> StoredMapped(Vector256<byte> nibbles) => Stored(TF.MapNibbles(nibbles));
+
+    /// <summary>The operand of <see cref="DotPacked"/> computed once per stored weight vector: |q| under
+    /// <see cref="SignDot"/>, else the vector itself (no instruction).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Magnitude(Vector256<byte> w) => SignDot ? Avx2.Abs(w.AsSByte()) : w;
+
+    /// <summary><see cref="Dot"/> on a stored weight vector <paramref name="w"/> with its <see cref="Magnitude"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> DotPacked(Vector256<int> acc, Vector256<byte> w, Vector256<byte> magnitude, Vector256<sbyte> xv)
+    {
+        if (!SignDot) return Dot(acc, w, xv);
+        var products = Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(xv, w.AsSByte()));
+        return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(products, Vector256.Create((short)1)));
+    }
+
+    /// <summary>acc + Σ over each 4 bytes of u·x (u unsigned, x signed int8 in [-127, 127]), exact in int32; under
+    /// <see cref="SignDot"/> the sum of q·x (q = u − 128) without the seed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> xv)
     {
+        if (SignDot)
+        {
+            var q = Stored(u);
+            return DotPacked(acc, q, Magnitude(q), xv);
+        }
         if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(acc, u, xv);
         var ones = Vector256.Create((short)1);
         // vpmaddubsw saturates pair sums to int16: exact for codes up to 128 (2·128·127 < 32768)
@@ -303,7 +343,7 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             TF.UnpackPair(p2 + o, p6 + o, out var l2, out var h2);
             TF.UnpackPair(p3 + o, p7 + o, out var l3, out var h3);
             // the offset enters through lane 0 of each 128-bit half, so after the reduction every row has it once
-            var init = TF.Offset != 0 ? Vector256.Load(offsets + b * 8) : Vector256<int>.Zero;
+            var init = SeedOffset != 0 ? Vector256.Load(offsets + b * 8) : Vector256<int>.Zero;
             var a0 = Dot(Dot(init, l0, xlo), h0, xhi);
             var a1 = Dot(Dot(init, l1, xlo), h1, xhi);
             var a2 = Dot(Dot(init, l2, xlo), h2, xhi);
@@ -377,21 +417,21 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
             var m = Vector256.Create((byte)0x0F);
             var c0 = Avx2.UnpackLow(e0, e2).AsByte(); var c1 = Avx2.UnpackHigh(e0, e2).AsByte();
             var c2 = Avx2.UnpackLow(e1, e3).AsByte(); var c3 = Avx2.UnpackHigh(e1, e3).AsByte();
-            Vector256.Store(TF.MapNibbles(c0 & m), dst);
-            Vector256.Store(TF.MapNibbles(c1 & m), dst + step);
-            Vector256.Store(TF.MapNibbles(c2 & m), dst + 2 * step);
-            Vector256.Store(TF.MapNibbles(c3 & m), dst + 3 * step);
-            Vector256.Store(TF.MapNibbles(HighNibbles(c0)), dst + 4 * step);
-            Vector256.Store(TF.MapNibbles(HighNibbles(c1)), dst + 5 * step);
-            Vector256.Store(TF.MapNibbles(HighNibbles(c2)), dst + 6 * step);
-            Vector256.Store(TF.MapNibbles(HighNibbles(c3)), dst + 7 * step);
+            Vector256.Store(StoredMapped(c0 & m), dst);
+            Vector256.Store(StoredMapped(c1 & m), dst + step);
+            Vector256.Store(StoredMapped(c2 & m), dst + 2 * step);
+            Vector256.Store(StoredMapped(c3 & m), dst + 3 * step);
+            Vector256.Store(StoredMapped(HighNibbles(c0)), dst + 4 * step);
+            Vector256.Store(StoredMapped(HighNibbles(c1)), dst + 5 * step);
+            Vector256.Store(StoredMapped(HighNibbles(c2)), dst + 6 * step);
+            Vector256.Store(StoredMapped(HighNibbles(c3)), dst + 7 * step);
         }
         else
         {
-            var u0 = TF.Unpack(p0 + o).AsInt32(); var u1 = TF.Unpack(p1 + o).AsInt32();
-            var u2 = TF.Unpack(p2 + o).AsInt32(); var u3 = TF.Unpack(p3 + o).AsInt32();
-            var u4 = TF.Unpack(p4 + o).AsInt32(); var u5 = TF.Unpack(p5 + o).AsInt32();
-            var u6 = TF.Unpack(p6 + o).AsInt32(); var u7 = TF.Unpack(p7 + o).AsInt32();
+            var u0 = Stored(TF.Unpack(p0 + o)).AsInt32(); var u1 = Stored(TF.Unpack(p1 + o)).AsInt32();
+            var u2 = Stored(TF.Unpack(p2 + o)).AsInt32(); var u3 = Stored(TF.Unpack(p3 + o)).AsInt32();
+            var u4 = Stored(TF.Unpack(p4 + o)).AsInt32(); var u5 = Stored(TF.Unpack(p5 + o)).AsInt32();
+            var u6 = Stored(TF.Unpack(p6 + o)).AsInt32(); var u7 = Stored(TF.Unpack(p7 + o)).AsInt32();
             // 8×8 dword transpose
             var t0 = Avx2.UnpackLow(u0, u1); var t1 = Avx2.UnpackHigh(u0, u1);
             var t2 = Avx2.UnpackLow(u2, u3); var t3 = Avx2.UnpackHigh(u2, u3);
@@ -432,82 +472,90 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b]) : Vector256<int>.Zero;
-            var i01 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b + 1 * nb]) : Vector256<int>.Zero;
-            var i02 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b + 2 * nb]) : Vector256<int>.Zero;
-            var i03 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b + 3 * nb]) : Vector256<int>.Zero;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
+            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
+            var i03 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 3 * nb]) : Vector256<int>.Zero;
             var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
             var x00 = Bcast4(xp + 0);
-            i00 = Dot(i00, w00, x00);
+            i00 = DotPacked(i00, w00, m00, x00);
             var x10 = Bcast4(xp + 1 * cols + 0);
-            i01 = Dot(i01, w00, x10);
+            i01 = DotPacked(i01, w00, m00, x10);
             var x20 = Bcast4(xp + 2 * cols + 0);
-            i02 = Dot(i02, w00, x20);
+            i02 = DotPacked(i02, w00, m00, x20);
             var x30 = Bcast4(xp + 3 * cols + 0);
-            i03 = Dot(i03, w00, x30);
+            i03 = DotPacked(i03, w00, m00, x30);
             var w01 = Vector256.Load(pb + 32);
+            var m01 = Magnitude(w01);
             var x01 = Bcast4(xp + 4);
-            i00 = Dot(i00, w01, x01);
+            i00 = DotPacked(i00, w01, m01, x01);
             var x11 = Bcast4(xp + 1 * cols + 4);
-            i01 = Dot(i01, w01, x11);
+            i01 = DotPacked(i01, w01, m01, x11);
             var x21 = Bcast4(xp + 2 * cols + 4);
-            i02 = Dot(i02, w01, x21);
+            i02 = DotPacked(i02, w01, m01, x21);
             var x31 = Bcast4(xp + 3 * cols + 4);
-            i03 = Dot(i03, w01, x31);
+            i03 = DotPacked(i03, w01, m01, x31);
             var w02 = Vector256.Load(pb + 64);
+            var m02 = Magnitude(w02);
             var x02 = Bcast4(xp + 8);
-            i00 = Dot(i00, w02, x02);
+            i00 = DotPacked(i00, w02, m02, x02);
             var x12 = Bcast4(xp + 1 * cols + 8);
-            i01 = Dot(i01, w02, x12);
+            i01 = DotPacked(i01, w02, m02, x12);
             var x22 = Bcast4(xp + 2 * cols + 8);
-            i02 = Dot(i02, w02, x22);
+            i02 = DotPacked(i02, w02, m02, x22);
             var x32 = Bcast4(xp + 3 * cols + 8);
-            i03 = Dot(i03, w02, x32);
+            i03 = DotPacked(i03, w02, m02, x32);
             var w03 = Vector256.Load(pb + 96);
+            var m03 = Magnitude(w03);
             var x03 = Bcast4(xp + 12);
-            i00 = Dot(i00, w03, x03);
+            i00 = DotPacked(i00, w03, m03, x03);
             var x13 = Bcast4(xp + 1 * cols + 12);
-            i01 = Dot(i01, w03, x13);
+            i01 = DotPacked(i01, w03, m03, x13);
             var x23 = Bcast4(xp + 2 * cols + 12);
-            i02 = Dot(i02, w03, x23);
+            i02 = DotPacked(i02, w03, m03, x23);
             var x33 = Bcast4(xp + 3 * cols + 12);
-            i03 = Dot(i03, w03, x33);
+            i03 = DotPacked(i03, w03, m03, x33);
             var w04 = Vector256.Load(pb + 128);
+            var m04 = Magnitude(w04);
             var x04 = Bcast4(xp + 16);
-            i00 = Dot(i00, w04, x04);
+            i00 = DotPacked(i00, w04, m04, x04);
             var x14 = Bcast4(xp + 1 * cols + 16);
-            i01 = Dot(i01, w04, x14);
+            i01 = DotPacked(i01, w04, m04, x14);
             var x24 = Bcast4(xp + 2 * cols + 16);
-            i02 = Dot(i02, w04, x24);
+            i02 = DotPacked(i02, w04, m04, x24);
             var x34 = Bcast4(xp + 3 * cols + 16);
-            i03 = Dot(i03, w04, x34);
+            i03 = DotPacked(i03, w04, m04, x34);
             var w05 = Vector256.Load(pb + 160);
+            var m05 = Magnitude(w05);
             var x05 = Bcast4(xp + 20);
-            i00 = Dot(i00, w05, x05);
+            i00 = DotPacked(i00, w05, m05, x05);
             var x15 = Bcast4(xp + 1 * cols + 20);
-            i01 = Dot(i01, w05, x15);
+            i01 = DotPacked(i01, w05, m05, x15);
             var x25 = Bcast4(xp + 2 * cols + 20);
-            i02 = Dot(i02, w05, x25);
+            i02 = DotPacked(i02, w05, m05, x25);
             var x35 = Bcast4(xp + 3 * cols + 20);
-            i03 = Dot(i03, w05, x35);
+            i03 = DotPacked(i03, w05, m05, x35);
             var w06 = Vector256.Load(pb + 192);
+            var m06 = Magnitude(w06);
             var x06 = Bcast4(xp + 24);
-            i00 = Dot(i00, w06, x06);
+            i00 = DotPacked(i00, w06, m06, x06);
             var x16 = Bcast4(xp + 1 * cols + 24);
-            i01 = Dot(i01, w06, x16);
+            i01 = DotPacked(i01, w06, m06, x16);
             var x26 = Bcast4(xp + 2 * cols + 24);
-            i02 = Dot(i02, w06, x26);
+            i02 = DotPacked(i02, w06, m06, x26);
             var x36 = Bcast4(xp + 3 * cols + 24);
-            i03 = Dot(i03, w06, x36);
+            i03 = DotPacked(i03, w06, m06, x36);
             var w07 = Vector256.Load(pb + 224);
+            var m07 = Magnitude(w07);
             var x07 = Bcast4(xp + 28);
-            i00 = Dot(i00, w07, x07);
+            i00 = DotPacked(i00, w07, m07, x07);
             var x17 = Bcast4(xp + 1 * cols + 28);
-            i01 = Dot(i01, w07, x17);
+            i01 = DotPacked(i01, w07, m07, x17);
             var x27 = Bcast4(xp + 2 * cols + 28);
-            i02 = Dot(i02, w07, x27);
+            i02 = DotPacked(i02, w07, m07, x27);
             var x37 = Bcast4(xp + 3 * cols + 28);
-            i03 = Dot(i03, w07, x37);
+            i03 = DotPacked(i03, w07, m07, x37);
             var dw0 = Vector256.Load((float*)(pb + 256));
             var dx0 = Vector256.Create(dp[b]);
             f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
@@ -536,6 +584,8 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         Store8(f03, y + 3L * yStride, n);
     }
 
+
+
     /// <summary>8 repacked rows × 1 token: per block, 8 steps of 1 weight vector × 1 broadcast activation dword.</summary>
     private static void Gemm8x1(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
     {
@@ -549,31 +599,39 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b]) : Vector256<int>.Zero;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
             var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
             var x00 = Bcast4(xp + 0);
-            i00 = Dot(i00, w00, x00);
+            i00 = DotPacked(i00, w00, m00, x00);
             var w01 = Vector256.Load(pb + 32);
+            var m01 = Magnitude(w01);
             var x01 = Bcast4(xp + 4);
-            i00 = Dot(i00, w01, x01);
+            i00 = DotPacked(i00, w01, m01, x01);
             var w02 = Vector256.Load(pb + 64);
+            var m02 = Magnitude(w02);
             var x02 = Bcast4(xp + 8);
-            i00 = Dot(i00, w02, x02);
+            i00 = DotPacked(i00, w02, m02, x02);
             var w03 = Vector256.Load(pb + 96);
+            var m03 = Magnitude(w03);
             var x03 = Bcast4(xp + 12);
-            i00 = Dot(i00, w03, x03);
+            i00 = DotPacked(i00, w03, m03, x03);
             var w04 = Vector256.Load(pb + 128);
+            var m04 = Magnitude(w04);
             var x04 = Bcast4(xp + 16);
-            i00 = Dot(i00, w04, x04);
+            i00 = DotPacked(i00, w04, m04, x04);
             var w05 = Vector256.Load(pb + 160);
+            var m05 = Magnitude(w05);
             var x05 = Bcast4(xp + 20);
-            i00 = Dot(i00, w05, x05);
+            i00 = DotPacked(i00, w05, m05, x05);
             var w06 = Vector256.Load(pb + 192);
+            var m06 = Magnitude(w06);
             var x06 = Bcast4(xp + 24);
-            i00 = Dot(i00, w06, x06);
+            i00 = DotPacked(i00, w06, m06, x06);
             var w07 = Vector256.Load(pb + 224);
+            var m07 = Magnitude(w07);
             var x07 = Bcast4(xp + 28);
-            i00 = Dot(i00, w07, x07);
+            i00 = DotPacked(i00, w07, m07, x07);
             var dw0 = Vector256.Load((float*)(pb + 256));
             var dx0 = Vector256.Create(dp[b]);
             f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
@@ -601,126 +659,142 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b]) : Vector256<int>.Zero;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
             var i10 = i00;
-            var i01 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
             var i11 = i01;
-            var i02 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b + 2 * nb]) : Vector256<int>.Zero;
+            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
             var i12 = i02;
-            var i03 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b + 3 * nb]) : Vector256<int>.Zero;
+            var i03 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 3 * nb]) : Vector256<int>.Zero;
             var i13 = i03;
             var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
             var w10 = Vector256.Load(pb + 32);
+            var m10 = Magnitude(w10);
             var x00 = Bcast4(xp + 0);
-            i00 = Dot(i00, w00, x00);
-            i10 = Dot(i10, w10, x00);
+            i00 = DotPacked(i00, w00, m00, x00);
+            i10 = DotPacked(i10, w10, m10, x00);
             var x10 = Bcast4(xp + 1 * cols + 0);
-            i01 = Dot(i01, w00, x10);
-            i11 = Dot(i11, w10, x10);
+            i01 = DotPacked(i01, w00, m00, x10);
+            i11 = DotPacked(i11, w10, m10, x10);
             var x20 = Bcast4(xp + 2 * cols + 0);
-            i02 = Dot(i02, w00, x20);
-            i12 = Dot(i12, w10, x20);
+            i02 = DotPacked(i02, w00, m00, x20);
+            i12 = DotPacked(i12, w10, m10, x20);
             var x30 = Bcast4(xp + 3 * cols + 0);
-            i03 = Dot(i03, w00, x30);
-            i13 = Dot(i13, w10, x30);
+            i03 = DotPacked(i03, w00, m00, x30);
+            i13 = DotPacked(i13, w10, m10, x30);
             var w01 = Vector256.Load(pb + 64);
+            var m01 = Magnitude(w01);
             var w11 = Vector256.Load(pb + 96);
+            var m11 = Magnitude(w11);
             var x01 = Bcast4(xp + 4);
-            i00 = Dot(i00, w01, x01);
-            i10 = Dot(i10, w11, x01);
+            i00 = DotPacked(i00, w01, m01, x01);
+            i10 = DotPacked(i10, w11, m11, x01);
             var x11 = Bcast4(xp + 1 * cols + 4);
-            i01 = Dot(i01, w01, x11);
-            i11 = Dot(i11, w11, x11);
+            i01 = DotPacked(i01, w01, m01, x11);
+            i11 = DotPacked(i11, w11, m11, x11);
             var x21 = Bcast4(xp + 2 * cols + 4);
-            i02 = Dot(i02, w01, x21);
-            i12 = Dot(i12, w11, x21);
+            i02 = DotPacked(i02, w01, m01, x21);
+            i12 = DotPacked(i12, w11, m11, x21);
             var x31 = Bcast4(xp + 3 * cols + 4);
-            i03 = Dot(i03, w01, x31);
-            i13 = Dot(i13, w11, x31);
+            i03 = DotPacked(i03, w01, m01, x31);
+            i13 = DotPacked(i13, w11, m11, x31);
             var w02 = Vector256.Load(pb + 128);
+            var m02 = Magnitude(w02);
             var w12 = Vector256.Load(pb + 160);
+            var m12 = Magnitude(w12);
             var x02 = Bcast4(xp + 8);
-            i00 = Dot(i00, w02, x02);
-            i10 = Dot(i10, w12, x02);
+            i00 = DotPacked(i00, w02, m02, x02);
+            i10 = DotPacked(i10, w12, m12, x02);
             var x12 = Bcast4(xp + 1 * cols + 8);
-            i01 = Dot(i01, w02, x12);
-            i11 = Dot(i11, w12, x12);
+            i01 = DotPacked(i01, w02, m02, x12);
+            i11 = DotPacked(i11, w12, m12, x12);
             var x22 = Bcast4(xp + 2 * cols + 8);
-            i02 = Dot(i02, w02, x22);
-            i12 = Dot(i12, w12, x22);
+            i02 = DotPacked(i02, w02, m02, x22);
+            i12 = DotPacked(i12, w12, m12, x22);
             var x32 = Bcast4(xp + 3 * cols + 8);
-            i03 = Dot(i03, w02, x32);
-            i13 = Dot(i13, w12, x32);
+            i03 = DotPacked(i03, w02, m02, x32);
+            i13 = DotPacked(i13, w12, m12, x32);
             var w03 = Vector256.Load(pb + 192);
+            var m03 = Magnitude(w03);
             var w13 = Vector256.Load(pb + 224);
+            var m13 = Magnitude(w13);
             var x03 = Bcast4(xp + 12);
-            i00 = Dot(i00, w03, x03);
-            i10 = Dot(i10, w13, x03);
+            i00 = DotPacked(i00, w03, m03, x03);
+            i10 = DotPacked(i10, w13, m13, x03);
             var x13 = Bcast4(xp + 1 * cols + 12);
-            i01 = Dot(i01, w03, x13);
-            i11 = Dot(i11, w13, x13);
+            i01 = DotPacked(i01, w03, m03, x13);
+            i11 = DotPacked(i11, w13, m13, x13);
             var x23 = Bcast4(xp + 2 * cols + 12);
-            i02 = Dot(i02, w03, x23);
-            i12 = Dot(i12, w13, x23);
+            i02 = DotPacked(i02, w03, m03, x23);
+            i12 = DotPacked(i12, w13, m13, x23);
             var x33 = Bcast4(xp + 3 * cols + 12);
-            i03 = Dot(i03, w03, x33);
-            i13 = Dot(i13, w13, x33);
+            i03 = DotPacked(i03, w03, m03, x33);
+            i13 = DotPacked(i13, w13, m13, x33);
             var w04 = Vector256.Load(pb + 256);
+            var m04 = Magnitude(w04);
             var w14 = Vector256.Load(pb + 288);
+            var m14 = Magnitude(w14);
             var x04 = Bcast4(xp + 16);
-            i00 = Dot(i00, w04, x04);
-            i10 = Dot(i10, w14, x04);
+            i00 = DotPacked(i00, w04, m04, x04);
+            i10 = DotPacked(i10, w14, m14, x04);
             var x14 = Bcast4(xp + 1 * cols + 16);
-            i01 = Dot(i01, w04, x14);
-            i11 = Dot(i11, w14, x14);
+            i01 = DotPacked(i01, w04, m04, x14);
+            i11 = DotPacked(i11, w14, m14, x14);
             var x24 = Bcast4(xp + 2 * cols + 16);
-            i02 = Dot(i02, w04, x24);
-            i12 = Dot(i12, w14, x24);
+            i02 = DotPacked(i02, w04, m04, x24);
+            i12 = DotPacked(i12, w14, m14, x24);
             var x34 = Bcast4(xp + 3 * cols + 16);
-            i03 = Dot(i03, w04, x34);
-            i13 = Dot(i13, w14, x34);
+            i03 = DotPacked(i03, w04, m04, x34);
+            i13 = DotPacked(i13, w14, m14, x34);
             var w05 = Vector256.Load(pb + 320);
+            var m05 = Magnitude(w05);
             var w15 = Vector256.Load(pb + 352);
+            var m15 = Magnitude(w15);
             var x05 = Bcast4(xp + 20);
-            i00 = Dot(i00, w05, x05);
-            i10 = Dot(i10, w15, x05);
+            i00 = DotPacked(i00, w05, m05, x05);
+            i10 = DotPacked(i10, w15, m15, x05);
             var x15 = Bcast4(xp + 1 * cols + 20);
-            i01 = Dot(i01, w05, x15);
-            i11 = Dot(i11, w15, x15);
+            i01 = DotPacked(i01, w05, m05, x15);
+            i11 = DotPacked(i11, w15, m15, x15);
             var x25 = Bcast4(xp + 2 * cols + 20);
-            i02 = Dot(i02, w05, x25);
-            i12 = Dot(i12, w15, x25);
+            i02 = DotPacked(i02, w05, m05, x25);
+            i12 = DotPacked(i12, w15, m15, x25);
             var x35 = Bcast4(xp + 3 * cols + 20);
-            i03 = Dot(i03, w05, x35);
-            i13 = Dot(i13, w15, x35);
+            i03 = DotPacked(i03, w05, m05, x35);
+            i13 = DotPacked(i13, w15, m15, x35);
             var w06 = Vector256.Load(pb + 384);
+            var m06 = Magnitude(w06);
             var w16 = Vector256.Load(pb + 416);
+            var m16 = Magnitude(w16);
             var x06 = Bcast4(xp + 24);
-            i00 = Dot(i00, w06, x06);
-            i10 = Dot(i10, w16, x06);
+            i00 = DotPacked(i00, w06, m06, x06);
+            i10 = DotPacked(i10, w16, m16, x06);
             var x16 = Bcast4(xp + 1 * cols + 24);
-            i01 = Dot(i01, w06, x16);
-            i11 = Dot(i11, w16, x16);
+            i01 = DotPacked(i01, w06, m06, x16);
+            i11 = DotPacked(i11, w16, m16, x16);
             var x26 = Bcast4(xp + 2 * cols + 24);
-            i02 = Dot(i02, w06, x26);
-            i12 = Dot(i12, w16, x26);
+            i02 = DotPacked(i02, w06, m06, x26);
+            i12 = DotPacked(i12, w16, m16, x26);
             var x36 = Bcast4(xp + 3 * cols + 24);
-            i03 = Dot(i03, w06, x36);
-            i13 = Dot(i13, w16, x36);
+            i03 = DotPacked(i03, w06, m06, x36);
+            i13 = DotPacked(i13, w16, m16, x36);
             var w07 = Vector256.Load(pb + 448);
+            var m07 = Magnitude(w07);
             var w17 = Vector256.Load(pb + 480);
+            var m17 = Magnitude(w17);
             var x07 = Bcast4(xp + 28);
-            i00 = Dot(i00, w07, x07);
-            i10 = Dot(i10, w17, x07);
+            i00 = DotPacked(i00, w07, m07, x07);
+            i10 = DotPacked(i10, w17, m17, x07);
             var x17 = Bcast4(xp + 1 * cols + 28);
-            i01 = Dot(i01, w07, x17);
-            i11 = Dot(i11, w17, x17);
+            i01 = DotPacked(i01, w07, m07, x17);
+            i11 = DotPacked(i11, w17, m17, x17);
             var x27 = Bcast4(xp + 2 * cols + 28);
-            i02 = Dot(i02, w07, x27);
-            i12 = Dot(i12, w17, x27);
+            i02 = DotPacked(i02, w07, m07, x27);
+            i12 = DotPacked(i12, w17, m17, x27);
             var x37 = Bcast4(xp + 3 * cols + 28);
-            i03 = Dot(i03, w07, x37);
-            i13 = Dot(i13, w17, x37);
+            i03 = DotPacked(i03, w07, m07, x37);
+            i13 = DotPacked(i13, w17, m17, x37);
             var dw0 = Vector256.Load((float*)(pb + 512));
             var dw1 = Vector256.Load((float*)(pb + 544));
             var dx0 = Vector256.Create(dp[b]);
@@ -763,6 +837,8 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         Store8(f13, y + 3L * yStride + 8, Math.Min(8, n - 8));
     }
 
+
+
     /// <summary>16 repacked rows × 1 token: per block, 8 steps of 2 weight vectors × 1 broadcast activation dword.</summary>
     private static void Gemm16x1(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
     {
@@ -777,48 +853,64 @@ internal static unsafe class LegacyQuantKernel<TF> where TF : struct, ILegacyBlo
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = TF.Offset != 0 ? Vector256.Create(-TF.Offset * cp[b]) : Vector256<int>.Zero;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
             var i10 = i00;
             var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
             var w10 = Vector256.Load(pb + 32);
+            var m10 = Magnitude(w10);
             var x00 = Bcast4(xp + 0);
-            i00 = Dot(i00, w00, x00);
-            i10 = Dot(i10, w10, x00);
+            i00 = DotPacked(i00, w00, m00, x00);
+            i10 = DotPacked(i10, w10, m10, x00);
             var w01 = Vector256.Load(pb + 64);
+            var m01 = Magnitude(w01);
             var w11 = Vector256.Load(pb + 96);
+            var m11 = Magnitude(w11);
             var x01 = Bcast4(xp + 4);
-            i00 = Dot(i00, w01, x01);
-            i10 = Dot(i10, w11, x01);
+            i00 = DotPacked(i00, w01, m01, x01);
+            i10 = DotPacked(i10, w11, m11, x01);
             var w02 = Vector256.Load(pb + 128);
+            var m02 = Magnitude(w02);
             var w12 = Vector256.Load(pb + 160);
+            var m12 = Magnitude(w12);
             var x02 = Bcast4(xp + 8);
-            i00 = Dot(i00, w02, x02);
-            i10 = Dot(i10, w12, x02);
+            i00 = DotPacked(i00, w02, m02, x02);
+            i10 = DotPacked(i10, w12, m12, x02);
             var w03 = Vector256.Load(pb + 192);
+            var m03 = Magnitude(w03);
             var w13 = Vector256.Load(pb + 224);
+            var m13 = Magnitude(w13);
             var x03 = Bcast4(xp + 12);
-            i00 = Dot(i00, w03, x03);
-            i10 = Dot(i10, w13, x03);
+            i00 = DotPacked(i00, w03, m03, x03);
+            i10 = DotPacked(i10, w13, m13, x03);
             var w04 = Vector256.Load(pb + 256);
+            var m04 = Magnitude(w04);
             var w14 = Vector256.Load(pb + 288);
+            var m14 = Magnitude(w14);
             var x04 = Bcast4(xp + 16);
-            i00 = Dot(i00, w04, x04);
-            i10 = Dot(i10, w14, x04);
+            i00 = DotPacked(i00, w04, m04, x04);
+            i10 = DotPacked(i10, w14, m14, x04);
             var w05 = Vector256.Load(pb + 320);
+            var m05 = Magnitude(w05);
             var w15 = Vector256.Load(pb + 352);
+            var m15 = Magnitude(w15);
             var x05 = Bcast4(xp + 20);
-            i00 = Dot(i00, w05, x05);
-            i10 = Dot(i10, w15, x05);
+            i00 = DotPacked(i00, w05, m05, x05);
+            i10 = DotPacked(i10, w15, m15, x05);
             var w06 = Vector256.Load(pb + 384);
+            var m06 = Magnitude(w06);
             var w16 = Vector256.Load(pb + 416);
+            var m16 = Magnitude(w16);
             var x06 = Bcast4(xp + 24);
-            i00 = Dot(i00, w06, x06);
-            i10 = Dot(i10, w16, x06);
+            i00 = DotPacked(i00, w06, m06, x06);
+            i10 = DotPacked(i10, w16, m16, x06);
             var w07 = Vector256.Load(pb + 448);
+            var m07 = Magnitude(w07);
             var w17 = Vector256.Load(pb + 480);
+            var m17 = Magnitude(w17);
             var x07 = Bcast4(xp + 28);
-            i00 = Dot(i00, w07, x07);
-            i10 = Dot(i10, w17, x07);
+            i00 = DotPacked(i00, w07, m07, x07);
+            i10 = DotPacked(i10, w17, m17, x07);
             var dw0 = Vector256.Load((float*)(pb + 512));
             var dw1 = Vector256.Load((float*)(pb + 544));
             var dx0 = Vector256.Create(dp[b]);

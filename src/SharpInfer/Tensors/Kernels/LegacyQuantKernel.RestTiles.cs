@@ -1,0 +1,502 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace SharpInfer.Tensors.Kernels;
+
+/// <summary>
+/// The tiles for the 1–3 tokens left after the 4-token tiles (speculative verification runs 2–8 tokens, rarely a
+/// multiple of 4): each weight vector is loaded (and, under <see cref="SignDot"/>, its magnitude taken) once for all
+/// of them, instead of once per token. Written from the 4-token tiles with the lines of the missing tokens left out,
+/// so every (row, token) pair goes through the same operations in the same order as in the 4-token tile: outputs do
+/// not depend on how the tokens were split into tiles.
+/// </summary>
+internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, ILegacyBlockFormat
+{
+    /// <summary>The <paramref name="count"/> (0–3) tokens from <paramref name="t"/> of an 8-row group.</summary>
+    private static void Rest8(byte* pack, in ActivationView x, int t, int count, int nb, float* y, int yStride, int n)
+    {
+        switch (count)
+        {
+            case 3: Gemm8x3(pack, x, t, nb, y, yStride, n); break;
+            case 2: Gemm8x2(pack, x, t, nb, y, yStride, n); break;
+            case 1: Gemm8x1(pack, x, t, nb, y, yStride, n); break;
+        }
+    }
+
+    /// <summary>The <paramref name="count"/> (0–3) tokens from <paramref name="t"/> of a 16-row group.</summary>
+    private static void Rest16(byte* pack, in ActivationView x, int t, int count, int nb, float* y, int yStride, int n)
+    {
+        switch (count)
+        {
+            case 3: Gemm16x3(pack, x, t, nb, y, yStride, n); break;
+            case 2: Gemm16x2(pack, x, t, nb, y, yStride, n); break;
+            case 1: Gemm16x1(pack, x, t, nb, y, yStride, n); break;
+        }
+    }
+
+    /// <summary>8 repacked rows × 3 tokens (the rest after 4-token tiles): per block, 8 steps of 1 weight vector × 3 broadcast activation dwords.</summary>
+    private static void Gemm8x3(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
+    {
+        long cols = x.Cols;
+        sbyte* xp = x.Q + t * cols;
+        float* dp = x.D + (long)t * nb;
+        float* sp = x.S + (long)t * nb;
+        int* cp = x.Sums + (long)t * nb;
+        int stride = PackStride * 1;
+        Vector256<float> f00 = default, f01 = default, f02 = default;
+        for (int b = 0; b < nb; b++, xp += 32)
+        {
+            byte* pb = pack + (long)b * stride;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
+            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
+            var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
+            var x00 = Bcast4(xp + 0);
+            i00 = DotPacked(i00, w00, m00, x00);
+            var x10 = Bcast4(xp + 1 * cols + 0);
+            i01 = DotPacked(i01, w00, m00, x10);
+            var x20 = Bcast4(xp + 2 * cols + 0);
+            i02 = DotPacked(i02, w00, m00, x20);
+            var w01 = Vector256.Load(pb + 32);
+            var m01 = Magnitude(w01);
+            var x01 = Bcast4(xp + 4);
+            i00 = DotPacked(i00, w01, m01, x01);
+            var x11 = Bcast4(xp + 1 * cols + 4);
+            i01 = DotPacked(i01, w01, m01, x11);
+            var x21 = Bcast4(xp + 2 * cols + 4);
+            i02 = DotPacked(i02, w01, m01, x21);
+            var w02 = Vector256.Load(pb + 64);
+            var m02 = Magnitude(w02);
+            var x02 = Bcast4(xp + 8);
+            i00 = DotPacked(i00, w02, m02, x02);
+            var x12 = Bcast4(xp + 1 * cols + 8);
+            i01 = DotPacked(i01, w02, m02, x12);
+            var x22 = Bcast4(xp + 2 * cols + 8);
+            i02 = DotPacked(i02, w02, m02, x22);
+            var w03 = Vector256.Load(pb + 96);
+            var m03 = Magnitude(w03);
+            var x03 = Bcast4(xp + 12);
+            i00 = DotPacked(i00, w03, m03, x03);
+            var x13 = Bcast4(xp + 1 * cols + 12);
+            i01 = DotPacked(i01, w03, m03, x13);
+            var x23 = Bcast4(xp + 2 * cols + 12);
+            i02 = DotPacked(i02, w03, m03, x23);
+            var w04 = Vector256.Load(pb + 128);
+            var m04 = Magnitude(w04);
+            var x04 = Bcast4(xp + 16);
+            i00 = DotPacked(i00, w04, m04, x04);
+            var x14 = Bcast4(xp + 1 * cols + 16);
+            i01 = DotPacked(i01, w04, m04, x14);
+            var x24 = Bcast4(xp + 2 * cols + 16);
+            i02 = DotPacked(i02, w04, m04, x24);
+            var w05 = Vector256.Load(pb + 160);
+            var m05 = Magnitude(w05);
+            var x05 = Bcast4(xp + 20);
+            i00 = DotPacked(i00, w05, m05, x05);
+            var x15 = Bcast4(xp + 1 * cols + 20);
+            i01 = DotPacked(i01, w05, m05, x15);
+            var x25 = Bcast4(xp + 2 * cols + 20);
+            i02 = DotPacked(i02, w05, m05, x25);
+            var w06 = Vector256.Load(pb + 192);
+            var m06 = Magnitude(w06);
+            var x06 = Bcast4(xp + 24);
+            i00 = DotPacked(i00, w06, m06, x06);
+            var x16 = Bcast4(xp + 1 * cols + 24);
+            i01 = DotPacked(i01, w06, m06, x16);
+            var x26 = Bcast4(xp + 2 * cols + 24);
+            i02 = DotPacked(i02, w06, m06, x26);
+            var w07 = Vector256.Load(pb + 224);
+            var m07 = Magnitude(w07);
+            var x07 = Bcast4(xp + 28);
+            i00 = DotPacked(i00, w07, m07, x07);
+            var x17 = Bcast4(xp + 1 * cols + 28);
+            i01 = DotPacked(i01, w07, m07, x17);
+            var x27 = Bcast4(xp + 2 * cols + 28);
+            i02 = DotPacked(i02, w07, m07, x27);
+            var dw0 = Vector256.Load((float*)(pb + 256));
+            var dx0 = Vector256.Create(dp[b]);
+            f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
+            var dx1 = Vector256.Create(dp[b + 1 * nb]);
+            f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
+            var dx2 = Vector256.Create(dp[b + 2 * nb]);
+            f02 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx2), Avx.ConvertToVector256Single(i02), f02);
+            if (TF.HasMin)
+            {
+                var m0 = Vector256.Load((float*)(pb + 288));
+                var sx0 = Vector256.Create(sp[b]);
+                f00 = Fma.MultiplyAdd(m0, sx0, f00);
+                var sx1 = Vector256.Create(sp[b + 1 * nb]);
+                f01 = Fma.MultiplyAdd(m0, sx1, f01);
+                var sx2 = Vector256.Create(sp[b + 2 * nb]);
+                f02 = Fma.MultiplyAdd(m0, sx2, f02);
+            }
+        }
+        Store8(f00, y, n);
+        Store8(f01, y + 1L * yStride, n);
+        Store8(f02, y + 2L * yStride, n);
+    }
+
+    /// <summary>8 repacked rows × 2 tokens (the rest after 4-token tiles): per block, 8 steps of 1 weight vector × 2 broadcast activation dwords.</summary>
+    private static void Gemm8x2(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
+    {
+        long cols = x.Cols;
+        sbyte* xp = x.Q + t * cols;
+        float* dp = x.D + (long)t * nb;
+        float* sp = x.S + (long)t * nb;
+        int* cp = x.Sums + (long)t * nb;
+        int stride = PackStride * 1;
+        Vector256<float> f00 = default, f01 = default;
+        for (int b = 0; b < nb; b++, xp += 32)
+        {
+            byte* pb = pack + (long)b * stride;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
+            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
+            var x00 = Bcast4(xp + 0);
+            i00 = DotPacked(i00, w00, m00, x00);
+            var x10 = Bcast4(xp + 1 * cols + 0);
+            i01 = DotPacked(i01, w00, m00, x10);
+            var w01 = Vector256.Load(pb + 32);
+            var m01 = Magnitude(w01);
+            var x01 = Bcast4(xp + 4);
+            i00 = DotPacked(i00, w01, m01, x01);
+            var x11 = Bcast4(xp + 1 * cols + 4);
+            i01 = DotPacked(i01, w01, m01, x11);
+            var w02 = Vector256.Load(pb + 64);
+            var m02 = Magnitude(w02);
+            var x02 = Bcast4(xp + 8);
+            i00 = DotPacked(i00, w02, m02, x02);
+            var x12 = Bcast4(xp + 1 * cols + 8);
+            i01 = DotPacked(i01, w02, m02, x12);
+            var w03 = Vector256.Load(pb + 96);
+            var m03 = Magnitude(w03);
+            var x03 = Bcast4(xp + 12);
+            i00 = DotPacked(i00, w03, m03, x03);
+            var x13 = Bcast4(xp + 1 * cols + 12);
+            i01 = DotPacked(i01, w03, m03, x13);
+            var w04 = Vector256.Load(pb + 128);
+            var m04 = Magnitude(w04);
+            var x04 = Bcast4(xp + 16);
+            i00 = DotPacked(i00, w04, m04, x04);
+            var x14 = Bcast4(xp + 1 * cols + 16);
+            i01 = DotPacked(i01, w04, m04, x14);
+            var w05 = Vector256.Load(pb + 160);
+            var m05 = Magnitude(w05);
+            var x05 = Bcast4(xp + 20);
+            i00 = DotPacked(i00, w05, m05, x05);
+            var x15 = Bcast4(xp + 1 * cols + 20);
+            i01 = DotPacked(i01, w05, m05, x15);
+            var w06 = Vector256.Load(pb + 192);
+            var m06 = Magnitude(w06);
+            var x06 = Bcast4(xp + 24);
+            i00 = DotPacked(i00, w06, m06, x06);
+            var x16 = Bcast4(xp + 1 * cols + 24);
+            i01 = DotPacked(i01, w06, m06, x16);
+            var w07 = Vector256.Load(pb + 224);
+            var m07 = Magnitude(w07);
+            var x07 = Bcast4(xp + 28);
+            i00 = DotPacked(i00, w07, m07, x07);
+            var x17 = Bcast4(xp + 1 * cols + 28);
+            i01 = DotPacked(i01, w07, m07, x17);
+            var dw0 = Vector256.Load((float*)(pb + 256));
+            var dx0 = Vector256.Create(dp[b]);
+            f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
+            var dx1 = Vector256.Create(dp[b + 1 * nb]);
+            f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
+            if (TF.HasMin)
+            {
+                var m0 = Vector256.Load((float*)(pb + 288));
+                var sx0 = Vector256.Create(sp[b]);
+                f00 = Fma.MultiplyAdd(m0, sx0, f00);
+                var sx1 = Vector256.Create(sp[b + 1 * nb]);
+                f01 = Fma.MultiplyAdd(m0, sx1, f01);
+            }
+        }
+        Store8(f00, y, n);
+        Store8(f01, y + 1L * yStride, n);
+    }
+
+    /// <summary>16 repacked rows × 3 tokens (the rest after 4-token tiles): per block, 8 steps of 2 weight vectors × 3 broadcast activation dwords.</summary>
+    private static void Gemm16x3(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
+    {
+        long cols = x.Cols;
+        sbyte* xp = x.Q + t * cols;
+        float* dp = x.D + (long)t * nb;
+        float* sp = x.S + (long)t * nb;
+        int* cp = x.Sums + (long)t * nb;
+        int stride = PackStride * 2;
+        Vector256<float> f00 = default, f01 = default, f02 = default;
+        Vector256<float> f10 = default, f11 = default, f12 = default;
+        for (int b = 0; b < nb; b++, xp += 32)
+        {
+            byte* pb = pack + (long)b * stride;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
+            var i10 = i00;
+            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var i11 = i01;
+            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
+            var i12 = i02;
+            var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
+            var w10 = Vector256.Load(pb + 32);
+            var m10 = Magnitude(w10);
+            var x00 = Bcast4(xp + 0);
+            i00 = DotPacked(i00, w00, m00, x00);
+            i10 = DotPacked(i10, w10, m10, x00);
+            var x10 = Bcast4(xp + 1 * cols + 0);
+            i01 = DotPacked(i01, w00, m00, x10);
+            i11 = DotPacked(i11, w10, m10, x10);
+            var x20 = Bcast4(xp + 2 * cols + 0);
+            i02 = DotPacked(i02, w00, m00, x20);
+            i12 = DotPacked(i12, w10, m10, x20);
+            var w01 = Vector256.Load(pb + 64);
+            var m01 = Magnitude(w01);
+            var w11 = Vector256.Load(pb + 96);
+            var m11 = Magnitude(w11);
+            var x01 = Bcast4(xp + 4);
+            i00 = DotPacked(i00, w01, m01, x01);
+            i10 = DotPacked(i10, w11, m11, x01);
+            var x11 = Bcast4(xp + 1 * cols + 4);
+            i01 = DotPacked(i01, w01, m01, x11);
+            i11 = DotPacked(i11, w11, m11, x11);
+            var x21 = Bcast4(xp + 2 * cols + 4);
+            i02 = DotPacked(i02, w01, m01, x21);
+            i12 = DotPacked(i12, w11, m11, x21);
+            var w02 = Vector256.Load(pb + 128);
+            var m02 = Magnitude(w02);
+            var w12 = Vector256.Load(pb + 160);
+            var m12 = Magnitude(w12);
+            var x02 = Bcast4(xp + 8);
+            i00 = DotPacked(i00, w02, m02, x02);
+            i10 = DotPacked(i10, w12, m12, x02);
+            var x12 = Bcast4(xp + 1 * cols + 8);
+            i01 = DotPacked(i01, w02, m02, x12);
+            i11 = DotPacked(i11, w12, m12, x12);
+            var x22 = Bcast4(xp + 2 * cols + 8);
+            i02 = DotPacked(i02, w02, m02, x22);
+            i12 = DotPacked(i12, w12, m12, x22);
+            var w03 = Vector256.Load(pb + 192);
+            var m03 = Magnitude(w03);
+            var w13 = Vector256.Load(pb + 224);
+            var m13 = Magnitude(w13);
+            var x03 = Bcast4(xp + 12);
+            i00 = DotPacked(i00, w03, m03, x03);
+            i10 = DotPacked(i10, w13, m13, x03);
+            var x13 = Bcast4(xp + 1 * cols + 12);
+            i01 = DotPacked(i01, w03, m03, x13);
+            i11 = DotPacked(i11, w13, m13, x13);
+            var x23 = Bcast4(xp + 2 * cols + 12);
+            i02 = DotPacked(i02, w03, m03, x23);
+            i12 = DotPacked(i12, w13, m13, x23);
+            var w04 = Vector256.Load(pb + 256);
+            var m04 = Magnitude(w04);
+            var w14 = Vector256.Load(pb + 288);
+            var m14 = Magnitude(w14);
+            var x04 = Bcast4(xp + 16);
+            i00 = DotPacked(i00, w04, m04, x04);
+            i10 = DotPacked(i10, w14, m14, x04);
+            var x14 = Bcast4(xp + 1 * cols + 16);
+            i01 = DotPacked(i01, w04, m04, x14);
+            i11 = DotPacked(i11, w14, m14, x14);
+            var x24 = Bcast4(xp + 2 * cols + 16);
+            i02 = DotPacked(i02, w04, m04, x24);
+            i12 = DotPacked(i12, w14, m14, x24);
+            var w05 = Vector256.Load(pb + 320);
+            var m05 = Magnitude(w05);
+            var w15 = Vector256.Load(pb + 352);
+            var m15 = Magnitude(w15);
+            var x05 = Bcast4(xp + 20);
+            i00 = DotPacked(i00, w05, m05, x05);
+            i10 = DotPacked(i10, w15, m15, x05);
+            var x15 = Bcast4(xp + 1 * cols + 20);
+            i01 = DotPacked(i01, w05, m05, x15);
+            i11 = DotPacked(i11, w15, m15, x15);
+            var x25 = Bcast4(xp + 2 * cols + 20);
+            i02 = DotPacked(i02, w05, m05, x25);
+            i12 = DotPacked(i12, w15, m15, x25);
+            var w06 = Vector256.Load(pb + 384);
+            var m06 = Magnitude(w06);
+            var w16 = Vector256.Load(pb + 416);
+            var m16 = Magnitude(w16);
+            var x06 = Bcast4(xp + 24);
+            i00 = DotPacked(i00, w06, m06, x06);
+            i10 = DotPacked(i10, w16, m16, x06);
+            var x16 = Bcast4(xp + 1 * cols + 24);
+            i01 = DotPacked(i01, w06, m06, x16);
+            i11 = DotPacked(i11, w16, m16, x16);
+            var x26 = Bcast4(xp + 2 * cols + 24);
+            i02 = DotPacked(i02, w06, m06, x26);
+            i12 = DotPacked(i12, w16, m16, x26);
+            var w07 = Vector256.Load(pb + 448);
+            var m07 = Magnitude(w07);
+            var w17 = Vector256.Load(pb + 480);
+            var m17 = Magnitude(w17);
+            var x07 = Bcast4(xp + 28);
+            i00 = DotPacked(i00, w07, m07, x07);
+            i10 = DotPacked(i10, w17, m17, x07);
+            var x17 = Bcast4(xp + 1 * cols + 28);
+            i01 = DotPacked(i01, w07, m07, x17);
+            i11 = DotPacked(i11, w17, m17, x17);
+            var x27 = Bcast4(xp + 2 * cols + 28);
+            i02 = DotPacked(i02, w07, m07, x27);
+            i12 = DotPacked(i12, w17, m17, x27);
+            var dw0 = Vector256.Load((float*)(pb + 512));
+            var dw1 = Vector256.Load((float*)(pb + 544));
+            var dx0 = Vector256.Create(dp[b]);
+            f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
+            f10 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx0), Avx.ConvertToVector256Single(i10), f10);
+            var dx1 = Vector256.Create(dp[b + 1 * nb]);
+            f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
+            f11 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx1), Avx.ConvertToVector256Single(i11), f11);
+            var dx2 = Vector256.Create(dp[b + 2 * nb]);
+            f02 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx2), Avx.ConvertToVector256Single(i02), f02);
+            f12 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx2), Avx.ConvertToVector256Single(i12), f12);
+            if (TF.HasMin)
+            {
+                var m0 = Vector256.Load((float*)(pb + 576));
+                var m1 = Vector256.Load((float*)(pb + 608));
+                var sx0 = Vector256.Create(sp[b]);
+                f00 = Fma.MultiplyAdd(m0, sx0, f00);
+                f10 = Fma.MultiplyAdd(m1, sx0, f10);
+                var sx1 = Vector256.Create(sp[b + 1 * nb]);
+                f01 = Fma.MultiplyAdd(m0, sx1, f01);
+                f11 = Fma.MultiplyAdd(m1, sx1, f11);
+                var sx2 = Vector256.Create(sp[b + 2 * nb]);
+                f02 = Fma.MultiplyAdd(m0, sx2, f02);
+                f12 = Fma.MultiplyAdd(m1, sx2, f12);
+            }
+        }
+        Store8(f00, y + 0, Math.Min(8, n - 0));
+        Store8(f10, y + 8, Math.Min(8, n - 8));
+        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
+        Store8(f11, y + 1L * yStride + 8, Math.Min(8, n - 8));
+        Store8(f02, y + 2L * yStride + 0, Math.Min(8, n - 0));
+        Store8(f12, y + 2L * yStride + 8, Math.Min(8, n - 8));
+    }
+
+    /// <summary>16 repacked rows × 2 tokens (the rest after 4-token tiles): per block, 8 steps of 2 weight vectors × 2 broadcast activation dwords.</summary>
+    private static void Gemm16x2(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
+    {
+        long cols = x.Cols;
+        sbyte* xp = x.Q + t * cols;
+        float* dp = x.D + (long)t * nb;
+        float* sp = x.S + (long)t * nb;
+        int* cp = x.Sums + (long)t * nb;
+        int stride = PackStride * 2;
+        Vector256<float> f00 = default, f01 = default;
+        Vector256<float> f10 = default, f11 = default;
+        for (int b = 0; b < nb; b++, xp += 32)
+        {
+            byte* pb = pack + (long)b * stride;
+            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
+            var i10 = i00;
+            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var i11 = i01;
+            var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
+            var w10 = Vector256.Load(pb + 32);
+            var m10 = Magnitude(w10);
+            var x00 = Bcast4(xp + 0);
+            i00 = DotPacked(i00, w00, m00, x00);
+            i10 = DotPacked(i10, w10, m10, x00);
+            var x10 = Bcast4(xp + 1 * cols + 0);
+            i01 = DotPacked(i01, w00, m00, x10);
+            i11 = DotPacked(i11, w10, m10, x10);
+            var w01 = Vector256.Load(pb + 64);
+            var m01 = Magnitude(w01);
+            var w11 = Vector256.Load(pb + 96);
+            var m11 = Magnitude(w11);
+            var x01 = Bcast4(xp + 4);
+            i00 = DotPacked(i00, w01, m01, x01);
+            i10 = DotPacked(i10, w11, m11, x01);
+            var x11 = Bcast4(xp + 1 * cols + 4);
+            i01 = DotPacked(i01, w01, m01, x11);
+            i11 = DotPacked(i11, w11, m11, x11);
+            var w02 = Vector256.Load(pb + 128);
+            var m02 = Magnitude(w02);
+            var w12 = Vector256.Load(pb + 160);
+            var m12 = Magnitude(w12);
+            var x02 = Bcast4(xp + 8);
+            i00 = DotPacked(i00, w02, m02, x02);
+            i10 = DotPacked(i10, w12, m12, x02);
+            var x12 = Bcast4(xp + 1 * cols + 8);
+            i01 = DotPacked(i01, w02, m02, x12);
+            i11 = DotPacked(i11, w12, m12, x12);
+            var w03 = Vector256.Load(pb + 192);
+            var m03 = Magnitude(w03);
+            var w13 = Vector256.Load(pb + 224);
+            var m13 = Magnitude(w13);
+            var x03 = Bcast4(xp + 12);
+            i00 = DotPacked(i00, w03, m03, x03);
+            i10 = DotPacked(i10, w13, m13, x03);
+            var x13 = Bcast4(xp + 1 * cols + 12);
+            i01 = DotPacked(i01, w03, m03, x13);
+            i11 = DotPacked(i11, w13, m13, x13);
+            var w04 = Vector256.Load(pb + 256);
+            var m04 = Magnitude(w04);
+            var w14 = Vector256.Load(pb + 288);
+            var m14 = Magnitude(w14);
+            var x04 = Bcast4(xp + 16);
+            i00 = DotPacked(i00, w04, m04, x04);
+            i10 = DotPacked(i10, w14, m14, x04);
+            var x14 = Bcast4(xp + 1 * cols + 16);
+            i01 = DotPacked(i01, w04, m04, x14);
+            i11 = DotPacked(i11, w14, m14, x14);
+            var w05 = Vector256.Load(pb + 320);
+            var m05 = Magnitude(w05);
+            var w15 = Vector256.Load(pb + 352);
+            var m15 = Magnitude(w15);
+            var x05 = Bcast4(xp + 20);
+            i00 = DotPacked(i00, w05, m05, x05);
+            i10 = DotPacked(i10, w15, m15, x05);
+            var x15 = Bcast4(xp + 1 * cols + 20);
+            i01 = DotPacked(i01, w05, m05, x15);
+            i11 = DotPacked(i11, w15, m15, x15);
+            var w06 = Vector256.Load(pb + 384);
+            var m06 = Magnitude(w06);
+            var w16 = Vector256.Load(pb + 416);
+            var m16 = Magnitude(w16);
+            var x06 = Bcast4(xp + 24);
+            i00 = DotPacked(i00, w06, m06, x06);
+            i10 = DotPacked(i10, w16, m16, x06);
+            var x16 = Bcast4(xp + 1 * cols + 24);
+            i01 = DotPacked(i01, w06, m06, x16);
+            i11 = DotPacked(i11, w16, m16, x16);
+            var w07 = Vector256.Load(pb + 448);
+            var m07 = Magnitude(w07);
+            var w17 = Vector256.Load(pb + 480);
+            var m17 = Magnitude(w17);
+            var x07 = Bcast4(xp + 28);
+            i00 = DotPacked(i00, w07, m07, x07);
+            i10 = DotPacked(i10, w17, m17, x07);
+            var x17 = Bcast4(xp + 1 * cols + 28);
+            i01 = DotPacked(i01, w07, m07, x17);
+            i11 = DotPacked(i11, w17, m17, x17);
+            var dw0 = Vector256.Load((float*)(pb + 512));
+            var dw1 = Vector256.Load((float*)(pb + 544));
+            var dx0 = Vector256.Create(dp[b]);
+            f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
+            f10 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx0), Avx.ConvertToVector256Single(i10), f10);
+            var dx1 = Vector256.Create(dp[b + 1 * nb]);
+            f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
+            f11 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx1), Avx.ConvertToVector256Single(i11), f11);
+            if (TF.HasMin)
+            {
+                var m0 = Vector256.Load((float*)(pb + 576));
+                var m1 = Vector256.Load((float*)(pb + 608));
+                var sx0 = Vector256.Create(sp[b]);
+                f00 = Fma.MultiplyAdd(m0, sx0, f00);
+                f10 = Fma.MultiplyAdd(m1, sx0, f10);
+                var sx1 = Vector256.Create(sp[b + 1 * nb]);
+                f01 = Fma.MultiplyAdd(m0, sx1, f01);
+                f11 = Fma.MultiplyAdd(m1, sx1, f11);
+            }
+        }
+        Store8(f00, y + 0, Math.Min(8, n - 0));
+        Store8(f10, y + 8, Math.Min(8, n - 8));
+        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
+        Store8(f11, y + 1L * yStride + 8, Math.Min(8, n - 8));
+    }
+}
