@@ -11,7 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${TMPDIR:-/tmp}/sharpinfer-kernel-micro"
 mkdir -p "$dir"
-dotnet build "$root/src/SharpInfer/SharpInfer.csproj" -c Release -v q -nologo >/dev/null
+dotnet build "$root/src/SharpInfer/SharpInfer.csproj" -c Release -v q -nologo
 dll="${SHARPINFER_DLL:-$root/src/SharpInfer/bin/Release/net10.0/SharpInfer.dll}"
 cat > "$dir/micro.csproj" <<PROJ
 <Project Sdk="Microsoft.NET.Sdk">
@@ -103,6 +103,6 @@ static long CpuNs()
 [DllImport("libc")] static extern int clock_gettime(int clk, out Timespec ts);
 [StructLayout(LayoutKind.Sequential)] struct Timespec { public long sec; public long nsec; }
 CS
-dotnet build "$dir/micro.csproj" -c Release -o "$dir/out" -v q -nologo >/dev/null
+dotnet build "$dir/micro.csproj" -c Release -o "$dir/out" -v q -nologo
 cp "$dll" "$dir/out/SharpInfer.dll"
 "$dir/out/SharpInfer.Server" "$@"
