@@ -4,14 +4,20 @@ using SharpInfer.Tensors.Kernels;
 namespace SharpInfer.Tensors;
 
 /// <summary>
-/// Load-time repacking (what llama.cpp's CPU "repack" buffers do): each Q8_0 matrix is copied once into the
-/// interleaved layout that <see cref="LegacyQuantKernel{TF}"/>'s tiles read (groups of 16 rows on AVX-512, 8 on
-/// AVX2; per 32-column block, 4-byte groups of the rows side by side and the scales as floats), so a batched step
-/// multiplies straight from it instead of repacking every matrix on every call, and decode streams one
-/// contiguous buffer instead of 8–16 separate rows. The copy is 6% larger than the Q8_0 rows (float scales); the
-/// mapped rows stay in place for embedding lookups and for kernels at another instruction level. Q4_0-style
-/// formats are not packed: their tiles take one byte per weight, twice the nibble-packed size, which would cost
-/// decode more bandwidth than the batched steps gain. <c>SHARPINFER_NO_REPACK=1</c> turns packing off (like
+/// Load-time repacking (what llama.cpp's CPU "repack" buffers do), into layouts the kernels read without per-call
+/// unpacking. The mapped rows stay in place for embedding lookups and for kernels at another instruction level.
+/// <list type="bullet">
+/// <item>Q8_0: copied once into the interleaved layout that <see cref="LegacyQuantKernel{TF}"/>'s tiles read (groups of
+/// 16 rows on AVX-512, 8 on AVX2; per 32-column block, 4-byte groups of the rows side by side and the scales as
+/// floats), so a batched step multiplies straight from it instead of repacking every matrix on every call, and decode
+/// streams one contiguous buffer instead of 8–16 separate rows. The copy is 6% larger than the Q8_0 rows (float
+/// scales).</item>
+/// <item>Q4_K: each super-block rewritten as <see cref="Q4_KPackedFormat"/> (scales and mins pre-expanded to bytes,
+/// nibbles ordered for one-mask unpacking of 64 elements), rows kept in order (<see cref="WeightMatrix.PackRows"/> =
+/// 1, the same layout for every instruction level); 148 instead of 144 bytes per 256 weights.</item>
+/// </list>
+/// Q4_0-style formats are not packed: their tiles take one byte per weight, twice the nibble-packed size, which would
+/// cost decode more bandwidth than the batched steps gain. <c>SHARPINFER_NO_REPACK=1</c> turns packing off (like
 /// llama.cpp's <c>--no-repack</c>).
 /// </summary>
 internal sealed unsafe class WeightPacking : IDisposable
@@ -25,7 +31,30 @@ internal sealed unsafe class WeightPacking : IDisposable
 
     public static bool Disabled => Environment.GetEnvironmentVariable("SHARPINFER_NO_REPACK") == "1";
 
-    public static bool Supports(WeightMatrix w) => w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0;
+    public static bool Supports(WeightMatrix w) => (w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0) || (w.Type == GgmlType.Q4_K && w.Cols % 256 == 0);
+
+    /// <summary>Rows per packed group of <paramref name="w"/> at <paramref name="level"/> (0: no packed layout there).</summary>
+    public static int PackRowsFor(WeightMatrix w, IsaLevel level) =>
+        !Supports(w) ? 0 : w.Type == GgmlType.Q4_K ? 1 : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
+
+    /// <summary>Bytes of the packed copy of <paramref name="w"/> with <paramref name="packRows"/>-row groups.</summary>
+    public static long PackedBytes(WeightMatrix w, int packRows) => w.Type == GgmlType.Q4_K
+        ? (long)w.Rows * Q4_KPackedRowBytes(w.Cols)
+        : LegacyQuantKernel<Q8_0Format>.PackedBytes(w.Rows, w.Cols, packRows);
+
+    /// <summary>Row stride of a packed Q4_K matrix.</summary>
+    public static long Q4_KPackedRowBytes(int cols) => (long)(cols / 256) * Q4_KPackedFormat.Size;
+
+    /// <summary>Packs groups g0..g1 of <paramref name="m"/> into its copy at <paramref name="dst"/>.</summary>
+    private static void PackGroups(WeightMatrix m, int packRows, int g0, int g1, byte* dst)
+    {
+        if (m.Type == GgmlType.Q8_0) { LegacyQuantKernel<Q8_0Format>.Pack(m, packRows, g0, g1, dst); return; }
+        int nb = m.Cols / 256;
+        long rowBytes = Q4_KPackedRowBytes(m.Cols);
+        for (int r = g0; r < g1; r++)
+            for (int b = 0; b < nb; b++)
+                Q4_KPackedFormat.PackBlock(m.Row(r) + (long)b * BlockQ4_K.Size, dst + r * rowBytes + (long)b * Q4_KPackedFormat.Size);
+    }
 
     /// <summary>Packs every supported matrix not packed yet, for the tiles of <paramref name="level"/>. Safe to call
     /// again (a no-op for packed matrices) and from several threads. <paramref name="rowsAreFileMapped"/>: the rows
@@ -33,16 +62,16 @@ internal sealed unsafe class WeightPacking : IDisposable
     /// <paramref name="chunkDone"/> (done, total) is called from the packing threads as each chunk of rows is copied.</summary>
     public void Pack(IEnumerable<WeightMatrix> matrices, IsaLevel level, bool rowsAreFileMapped = false, Action<int, int>? chunkDone = null)
     {
-        int rows = LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
-        if (rows == 0 || Disabled) return;
+        if (Disabled) return;
         lock (_lock)
         {
-            var todo = matrices.Distinct().Where(m => Supports(m) && m.Packed == null).ToArray();
+            var todo = matrices.Distinct().Where(m => m.Packed == null && PackRowsFor(m, level) > 0).ToArray();
+            if (todo.Length == 0) return;
+            var rowsOf = todo.Select(m => PackRowsFor(m, level)).ToArray();
             // one arena for all of them (2 MiB pages for the whole stream; a buffer per matrix would round each up)
             var offsets = new long[todo.Length + 1];
             for (int i = 0; i < todo.Length; i++)
-                offsets[i + 1] = offsets[i] + ((LegacyQuantKernel<Q8_0Format>.PackedBytes(todo[i].Rows, todo[i].Cols, rows) + 4095) & ~4095L);
-            if (todo.Length == 0) return;
+                offsets[i + 1] = offsets[i] + ((PackedBytes(todo[i], rowsOf[i]) + 4095) & ~4095L);
             byte* arena = HugePages.Alloc(offsets[^1]);
             _arenas.Add((nint)arena);
             Bytes += offsets[^1];
@@ -52,8 +81,9 @@ internal sealed unsafe class WeightPacking : IDisposable
             {
                 buffers[i] = (nint)(arena + offsets[i]);
                 _packed.Add(todo[i]);
-                int groups = (todo[i].Rows + rows - 1) / rows;
-                for (int g = 0; g < groups; g += 64) chunks.Add((i, g, Math.Min(groups, g + 64)));
+                int groups = (todo[i].Rows + rowsOf[i] - 1) / rowsOf[i];
+                int per = rowsOf[i] == 1 ? 1024 : 64;   // chunks of 1024 rows (Q8_0: 64 groups, as before)
+                for (int g = 0; g < groups; g += per) chunks.Add((i, g, Math.Min(groups, g + per)));
             }
             // load time, once: the cores share the copying (the step loop's pool is not involved)
             // The matmuls will read the copies, so each chunk's mapped rows leave resident memory as soon as they are
@@ -63,7 +93,8 @@ internal sealed unsafe class WeightPacking : IDisposable
             Parallel.ForEach(chunks, c =>
             {
                 var m = todo[c.Matrix];
-                LegacyQuantKernel<Q8_0Format>.Pack(m, rows, c.G0, c.G1, (byte*)buffers[c.Matrix]);
+                int rows = rowsOf[c.Matrix];
+                PackGroups(m, rows, c.G0, c.G1, (byte*)buffers[c.Matrix]);
                 if (rowsAreFileMapped)
                 {
                     int r0 = c.G0 * rows, r1 = Math.Min(m.Rows, c.G1 * rows);
@@ -71,7 +102,7 @@ internal sealed unsafe class WeightPacking : IDisposable
                 }
                 chunkDone?.Invoke(Interlocked.Increment(ref done), chunks.Count);
             });
-            for (int i = 0; i < todo.Length; i++) todo[i].SetPacked((byte*)buffers[i], rows);
+            for (int i = 0; i < todo.Length; i++) todo[i].SetPacked((byte*)buffers[i], rowsOf[i]);
             if (rowsAreFileMapped)   // pages shared by two chunks
                 foreach (var m in todo) MappedPages.Release(m.Data, m.ByteSize);
         }

@@ -24,6 +24,9 @@ internal unsafe interface IKQuantFormat
     static abstract bool HasMins { get; }
     static abstract float D(byte* blk);
     static abstract float DMin(byte* blk);
+    /// <summary>Byte offset of the half d (followed by the half dmin with mins) in a block, or −1: the decode tiles then
+    /// widen d (and dmin) of four rows with one vector conversion instead of four (eight) table lookups.</summary>
+    static virtual int DmOffset => -1;
 
     /// <summary>Scalar: codes[256] (element order), scales[16] and extra[16] per 16-element group.</summary>
     static abstract void Unpack(byte* blk, byte* codes, int* scales, int* extra);
@@ -66,12 +69,16 @@ internal unsafe interface IKQuantFormat
 /// </summary>
 internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
 {
-    public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level)
+    public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level) =>
+        Compute(new KRows(w.Data, w.RowBytes), w.Cols, w.Name, x, y, yStride, r0, r1, level);
+
+    /// <summary>The same on rows stored in <typeparamref name="TF"/>'s blocks at <paramref name="rows"/> (a packed copy).</summary>
+    public static void Compute(KRows rows, int cols, string name, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level)
     {
-        if (w.Cols % 256 != 0) throw new ArgumentException($"{w.Name}: {w.Cols} columns is not a multiple of 256");
-        if (level >= IsaLevel.Avx512 && Avx512BW.IsSupported && Avx512F.VL.IsSupported) Run512(w, x, y, yStride, r0, r1);
-        else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported) Run256(w, x, y, yStride, r0, r1);
-        else RunScalar(w, x, y, yStride, r0, r1, level >= IsaLevel.Portable);
+        if (cols % 256 != 0) throw new ArgumentException($"{name}: {cols} columns is not a multiple of 256");
+        if (level >= IsaLevel.Avx512 && Avx512BW.IsSupported && Avx512F.VL.IsSupported) Run512(rows, cols, x, y, yStride, r0, r1);
+        else if (level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported) Run256(rows, cols, x, y, yStride, r0, r1);
+        else RunScalar(rows, cols, x, y, yStride, r0, r1, level >= IsaLevel.Portable);
     }
 
     /// <summary>The per-super-block float step of one pair (the definition every vector lane reproduces).</summary>
@@ -88,9 +95,9 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
     // ---------------------------------------------------------------- scalar and portable
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunScalar(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, bool portable)
+    private static void RunScalar(KRows w, int cols, in ActivationView x, float* y, int yStride, int r0, int r1, bool portable)
     {
-        int cols = w.Cols, nb = cols / 256, T = x.Tokens;
+        int nb = cols / 256, T = x.Tokens;
         byte* codes = stackalloc byte[256];
         int* sc = stackalloc int[16];
         int* ex = stackalloc int[16];
@@ -158,6 +165,26 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         return TF.HasMins ? Vector128.Create(dw, -TF.DMin(blk), dw, -TF.DMin(blk)) : Vector128.Create(dw);
     }
 
+    /// <summary>[d0, −dmin0, d1, −dmin1, .., d3, −dmin3] of four blocks with (d, dmin) halves at <c>TF.DmOffset</c>: the
+    /// same floats as <see cref="Fp16.ToFloat"/> (an exact widening) and the same sign flip as the scalar negation.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Dm4(byte* b0, byte* b1, byte* b2, byte* b3)
+    {
+        int o = TF.DmOffset;
+        var h = Vector128.Create(*(uint*)(b0 + o), *(uint*)(b1 + o), *(uint*)(b2 + o), *(uint*)(b3 + o));
+        var f = FloatConvert.HalfToSingle(Avx2.ConvertToVector256Int32(h.AsUInt16()).AsUInt32());
+        return (f.AsUInt32() ^ Vector256.Create(0u, 0x80000000u, 0u, 0x80000000u, 0u, 0x80000000u, 0u, 0x80000000u)).AsSingle();
+    }
+
+    /// <summary>[d0, d1, d2, d3] of four blocks (formats without mins), exactly as <see cref="Fp16.ToFloat"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> D4(byte* b0, byte* b1, byte* b2, byte* b3)
+    {
+        int o = TF.DmOffset;
+        var h = Vector128.Create(*(ushort*)(b0 + o), *(ushort*)(b1 + o), *(ushort*)(b2 + o), *(ushort*)(b3 + o), 0, 0, 0, 0);
+        return FloatConvert.HalfToSingle(Vector128.WidenLower(h).AsUInt32());
+    }
+
     /// <summary>Output of one pair from its (acc0, acc1) lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Out(Vector128<float> v, int lane) => Final(v.GetElement(lane), v.GetElement(lane + 1));
@@ -165,9 +192,9 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
     // ---------------------------------------------------------------- AVX2 (+ AVX-VNNI)
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run256(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
+    private static void Run256(KRows w, int cols, in ActivationView x, float* y, int yStride, int r0, int r1)
     {
-        int cols = w.Cols, nb = cols / 256, T = x.Tokens;
+        int nb = cols / 256, T = x.Tokens;
         float[]? heap = nb > MaxStackBlocks ? new float[8 * nb] : null;
         float* stack = stackalloc float[heap == null ? 8 * nb : 0];
         fixed (float* hp = heap)
@@ -284,7 +311,7 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
 
     /// <summary>4 rows (r..r+3) × 1 token: the decode tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile256Rows4(WeightMatrix w, int r, in ActivationView x, int t, int nb, float* y)
+    private static void Tile256Rows4(KRows w, int r, in ActivationView x, int t, int nb, float* y)
     {
         byte* w0 = w.Row(r), w1 = w.Row(r + 1), w2 = w.Row(r + 2), w3 = w.Row(r + 3);
         sbyte* xq = x.Q + (long)t * x.Cols;
@@ -306,7 +333,11 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
             if (!TF.HasMins) { i0 = Avx2.Add(i0, m0); i1 = Avx2.Add(i1, m1); i2 = Avx2.Add(i2, m2); i3 = Avx2.Add(i3, m3); }
             // pairs in the lane order [r0, r0, r2, r2 | r1, r1, r3, r3]
             var f = Finish256(Fold256(i0, i1), Fold256(i2, i3), Fold256(m0, m1), Fold256(m2, m3));
-            var dwm = TF.HasMins
+            var dwm = TF.HasMins && TF.DmOffset >= 0
+                ? Avx2.PermuteVar8x32(Dm4(b0, b1, b2, b3), Vector256.Create(0, 1, 4, 5, 2, 3, 6, 7))
+                : TF.DmOffset >= 0
+                ? Avx2.PermuteVar8x32(D4(b0, b1, b2, b3).ToVector256Unsafe(), Vector256.Create(0, 0, 2, 2, 1, 1, 3, 3))
+                : TF.HasMins
                 ? Vector256.Create(TF.D(b0), -TF.DMin(b0), TF.D(b2), -TF.DMin(b2), TF.D(b1), -TF.DMin(b1), TF.D(b3), -TF.DMin(b3))
                 : Vector256.Create(TF.D(b0), TF.D(b0), TF.D(b2), TF.D(b2), TF.D(b1), TF.D(b1), TF.D(b3), TF.D(b3));
             acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(f), Avx.Multiply(dwm, Vector256.Create(xd[b])), acc);
@@ -337,9 +368,9 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
     // ---------------------------------------------------------------- AVX-512
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run512(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
+    private static void Run512(KRows w, int cols, in ActivationView x, float* y, int yStride, int r0, int r1)
     {
-        int cols = w.Cols, nb = cols / 256, T = x.Tokens;
+        int nb = cols / 256, T = x.Tokens;
         float[]? heap = nb > MaxStackBlocks ? new float[16 * nb] : null;
         float* stack = stackalloc float[heap == null ? 16 * nb : 0];
         fixed (float* hp = heap)
@@ -456,7 +487,7 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
 
     /// <summary>4 rows (r..r+3) × 1 token: the decode tile. Row k's pair ends up in 128-bit lane k as [I, M, I, M].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile512Rows4(WeightMatrix w, int r, in ActivationView x, int t, int nb, float* y)
+    private static void Tile512Rows4(KRows w, int r, in ActivationView x, int t, int nb, float* y)
     {
         byte* w0 = w.Row(r), w1 = w.Row(r + 1), w2 = w.Row(r + 2), w3 = w.Row(r + 3);
         sbyte* xq = x.Q + (long)t * x.Cols;
@@ -491,7 +522,11 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
                 var wv = Avx512F.Add(i, Avx512F.Shuffle(i, 0b01_00_11_10));
                 f = Avx512F.Add(wv, Avx512F.Shuffle(wv, 0b10_11_00_01));                       // [I, I, I, I]
             }
-            var dwm = Vector512.Create(Vector256.Create(Dwm128(b0), Dwm128(b1)), Vector256.Create(Dwm128(b2), Dwm128(b3)));
+            var dwm = TF.HasMins && TF.DmOffset >= 0
+                ? Avx512F.PermuteVar16x32(Dm4(b0, b1, b2, b3).ToVector512Unsafe(), Vector512.Create(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7))
+                : TF.DmOffset >= 0
+                ? Avx512F.PermuteVar16x32(D4(b0, b1, b2, b3).ToVector256Unsafe().ToVector512Unsafe(), Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3))
+                : Vector512.Create(Vector256.Create(Dwm128(b0), Dwm128(b1)), Vector256.Create(Dwm128(b2), Dwm128(b3)));
             acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(f), Avx512F.Multiply(dwm, Vector512.Create(xd[b])), acc);
         }
         y[0] = Out(acc.GetLower().GetLower(), 0); y[1] = Out(acc.GetLower().GetUpper(), 0);
@@ -516,4 +551,13 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         }
         return Final(acc0, acc1);
     }
+}
+
+/// <summary>Where a K-quant kernel reads its rows: the mapped matrix or a packed copy with its own row stride.</summary>
+internal readonly unsafe struct KRows(byte* data, long rowBytes)
+{
+    public long RowBytes => rowBytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte* Row(int r) => data + r * rowBytes;
 }

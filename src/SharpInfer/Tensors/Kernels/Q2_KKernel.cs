@@ -21,6 +21,7 @@ internal unsafe struct Q2_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ2_K.Size;
     public static bool HasMins => true;
+    public static int DmOffset => BlockQ2_K.OffsetD;   // dmin follows at OffsetDMin = OffsetD + 2
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float D(byte* blk) => Fp16.ToFloat(*(ushort*)(blk + BlockQ2_K.OffsetD));

@@ -22,6 +22,7 @@ internal unsafe struct Q3_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ3_K.Size;
     public static bool HasMins => false;
+    public static int DmOffset => BlockQ3_K.OffsetD;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float D(byte* blk) => Fp16.ToFloat(*(ushort*)(blk + BlockQ3_K.OffsetD));

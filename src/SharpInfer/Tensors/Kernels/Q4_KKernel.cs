@@ -11,8 +11,16 @@ internal sealed unsafe class Q4_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
-    public override void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch) =>
-        KQuant<Q4_KFormat>.Compute(w, x, y, yStride, r0, r1, level);
+    /// <summary>Reads the copy packed at load (<see cref="Q4_KPackedFormat"/>) when there is one: the same bits, less
+    /// unpacking per block.</summary>
+    public override void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
+    {
+        byte* packed = w.Packed;
+        if (packed != null && w.Type == GgmlType.Q4_K)
+            KQuant<Q4_KPackedFormat>.Compute(new KRows(packed, WeightPacking.Q4_KPackedRowBytes(w.Cols)), w.Cols, w.Name, x, y, yStride, r0, r1, level);
+        else
+            KQuant<Q4_KFormat>.Compute(w, x, y, yStride, r0, r1, level);
+    }
 }
 
 /// <summary>Unpacking of block_q4_K (see <see cref="BlockQ4_K"/>) for <see cref="KQuant{TF}"/>.</summary>
@@ -20,6 +28,7 @@ internal unsafe struct Q4_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ4_K.Size;
     public static bool HasMins => true;
+    public static int DmOffset => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float D(byte* blk) => Fp16.ToFloat(*(ushort*)blk);

@@ -22,6 +22,7 @@ internal unsafe struct Q5_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ5_K.Size;
     public static bool HasMins => true;
+    public static int DmOffset => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float D(byte* blk) => Fp16.ToFloat(*(ushort*)blk);

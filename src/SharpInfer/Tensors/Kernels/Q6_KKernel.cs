@@ -21,6 +21,7 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
 {
     public static int BlockBytes => BlockQ6_K.Size;
     public static bool HasMins => false;
+    public static int DmOffset => BlockQ6_K.OffsetD;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float D(byte* blk) => Fp16.ToFloat(*(ushort*)(blk + BlockQ6_K.OffsetD));

@@ -6,7 +6,7 @@ using SharpInfer.Tests.Models;
 
 namespace SharpInfer.Tests.Tensors.Kernels;
 
-/// <summary>Q8_0 matrices packed at load (<see cref="WeightPacking"/>): the kernels read the packed copy for every
+/// <summary>Q8_0 and Q4_K matrices packed at load (<see cref="WeightPacking"/>): the kernels read the packed copy for every
 /// token count and give the same bits as from the mapped rows, for row counts that do not fill the last group, row
 /// ranges split at group boundaries, and at the model level.</summary>
 public class PackedWeightTests
@@ -60,6 +60,87 @@ public class PackedWeightTests
                         AssertSameBits(want, a, $"rows {rows} T={tokens} {level} split at {split}");
                     }
             }
+    }
+
+    /// <summary>Q4_K packed as <see cref="Q4_KPackedFormat"/>: on every instruction path (scalar, portable, AVX2,
+    /// AVX-512 where the CPU has them) the same bits as from the mapped block_q4_K rows, for 1..9 tokens (the 4-row
+    /// decode tile, its 1-row remainder, the 4- and 8-token tiles and their remainders), row counts that are not a
+    /// multiple of 4 and row ranges split anywhere.</summary>
+    [Fact]
+    public unsafe void PackedQ4_KGivesTheBitsOfTheMappedRows()
+    {
+        var kernel = KernelRegistry.For(GgmlType.Q4_K, MatMulPrecision.Fast);
+        foreach (var (rows, cols) in new[] { (1, 256), (5, 512), (9, 768), (16, 256), (19, 1280) })
+        {
+            long rowBytes = GgmlTypeInfo.RowSize(GgmlType.Q4_K, cols);
+            var rng = new Random(rows * 31 + cols);
+            var w = new byte[rowBytes * rows];
+            var f = new float[cols];
+            for (int r = 0; r < rows; r++)
+            {
+                for (int i = 0; i < cols; i++) f[i] = (float)KernelHarness.Gaussian(rng) * (r % 3 == 0 ? 1e-3f : 1f) + (r % 4 == 1 ? 0.7f : 0f);
+                if (r % 5 == 2) f.AsSpan(0, 64).Fill(-3f);   // sub-blocks at the extremes of the codes and scales
+                Quantize.Row(GgmlType.Q4_K, f, w.AsSpan((int)(r * rowBytes), (int)rowBytes));
+            }
+            fixed (byte* wp = w)
+                for (int tokens = 1; tokens <= 9; tokens++)
+                {
+                    var x = new float[tokens * cols];
+                    for (int i = 0; i < x.Length; i++) x[i] = (float)(KernelHarness.Gaussian(rng) * (i % 13 == 0 ? 6 : 1));
+                    using var input = new KernelHarness.QuantizedInput(kernel.Format, x, tokens, cols);
+                    var mapped = new WeightMatrix("w", GgmlType.Q4_K, rows, cols, wp);
+                    var packed = new WeightMatrix("w", GgmlType.Q4_K, rows, cols, wp);
+                    using var packing = new WeightPacking();
+                    packing.Pack([packed], IsaLevel.Scalar);   // one layout for every level
+                    if (WeightPacking.Disabled) return;
+                    Assert.True(packed.Packed != null && packed.PackRows == 1);
+                    Assert.Equal((rows * (cols / 256) * 148L + 4095) & ~4095L, packing.Bytes);
+                    float[]? scalar = null;
+                    foreach (var level in KernelHarness.Levels())
+                    {
+                        var want = Compute(kernel, mapped, input.View, level, [], 0, rows);
+                        scalar ??= want;
+                        AssertSameBits(scalar, want, $"mapped rows {rows}x{cols} T={tokens} {level} vs the scalar path");
+                        AssertSameBits(want, Compute(kernel, packed, input.View, level, [], 0, rows), $"rows {rows}x{cols} T={tokens} {level}");
+                        // split as two threads would, at a row that is not a multiple of the 4-row tile
+                        int split = rows / 2 + (rows > 2 ? 1 : 0);
+                        var a = Compute(kernel, packed, input.View, level, [], 0, split);
+                        var b = Compute(kernel, packed, input.View, level, [], split, rows);
+                        for (int t = 0; t < tokens; t++)
+                            for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
+                        AssertSameBits(want, a, $"rows {rows}x{cols} T={tokens} {level} split at {split}");
+                    }
+                }
+        }
+    }
+
+    /// <summary>Packing rewrites every block of a Q4_K row and nothing else: the packed codes, scales, mins and halves
+    /// give back the block_q4_K values (checked element by element through the scalar unpacking).</summary>
+    [Fact]
+    public unsafe void Q4_KPackedBlocksHoldTheSameCodesAndScales()
+    {
+        var blk = new byte[BlockQ4_K.Size];
+        var dst = new byte[Q4_KPackedFormat.Size];
+        var rng = new Random(3);
+        byte* c1 = stackalloc byte[256]; byte* c2 = stackalloc byte[256];
+        int* s1 = stackalloc int[16]; int* s2 = stackalloc int[16]; int* e1 = stackalloc int[16]; int* e2 = stackalloc int[16];
+        for (int n = 0; n < 50; n++)
+        {
+            rng.NextBytes(blk);
+            fixed (byte* src = blk) fixed (byte* p = dst)
+            {
+                Q4_KPackedFormat.PackBlock(src, p);
+                Q4_KFormat.Unpack(src, c1, s1, e1);
+                Q4_KPackedFormat.Unpack(p, c2, s2, e2);
+                Assert.True(new ReadOnlySpan<byte>(c1, 256).SequenceEqual(new ReadOnlySpan<byte>(c2, 256)), "codes");
+                Assert.True(new ReadOnlySpan<int>(s1, 16).SequenceEqual(new ReadOnlySpan<int>(s2, 16)), "scales");
+                Assert.True(new ReadOnlySpan<int>(e1, 16).SequenceEqual(new ReadOnlySpan<int>(e2, 16)), "mins");
+                Assert.Equal(BitConverter.SingleToInt32Bits(Q4_KFormat.D(src)), BitConverter.SingleToInt32Bits(Q4_KPackedFormat.D(p)));
+                Assert.Equal(BitConverter.SingleToInt32Bits(Q4_KFormat.DMin(src)), BitConverter.SingleToInt32Bits(Q4_KPackedFormat.DMin(p)));
+                Q4_KPackedFormat.CodesPortable(p, c2);
+                Assert.True(new ReadOnlySpan<byte>(c1, 256).SequenceEqual(new ReadOnlySpan<byte>(c2, 256)), "portable codes");
+            }
+        }
     }
 
     [Fact]
