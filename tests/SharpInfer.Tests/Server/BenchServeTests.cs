@@ -143,8 +143,11 @@ public class BenchServeTests
         foreach (var turns in perConversation)
         {
             for (int t = 1; t < 4; t++) Assert.True(turns[t].PromptTokens > turns[t - 1].PromptTokens + 10, "turn prompts must hold the history");
-            Assert.Equal(0, turns[0].CachedTokens);
-            Assert.All(turns[1..], r => Assert.True(r.CachedTokens >= 16, $"cached {r.CachedTokens} of {r.PromptTokens}"));
+            // a first turn shares with other conversations at most the chat template's header, which the tiny model's
+            // character-level vocabulary spreads over one block; a later turn reuses at least half its history
+            Assert.InRange(turns[0].CachedTokens ?? -1, 0, 16);
+            for (int t = 1; t < 4; t++)
+                Assert.True(turns[t].CachedTokens >= turns[t - 1].PromptTokens / 2, $"turn {t}: cached {turns[t].CachedTokens} of {turns[t].PromptTokens}, previous prompt {turns[t - 1].PromptTokens}");
         }
         Assert.NotNull(result.CacheHitRate);
         Assert.InRange(result.CacheHitRate!.Value, 0.2, 1.0);
