@@ -260,30 +260,33 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> Magnitude(Vector256<byte> w) => SignDot ? Avx2.Abs(w.AsSByte()) : w;
 
-    /// <summary><see cref="Dot"/> on a stored weight vector <paramref name="w"/> with its <see cref="Magnitude"/>.</summary>
+    /// <summary><see cref="Dot"/> on a stored weight vector <paramref name="w"/> with its <see cref="Magnitude"/>.
+    /// (Every helper on this path is one expression: an inlined method with several returns leaves a return temp
+    /// the JIT keeps on the stack, which put a store and a reload around every vpdpbusd of the tiles, 3× slower.)</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> DotPacked(Vector256<int> acc, Vector256<byte> w, Vector256<byte> magnitude, Vector256<sbyte> xv)
-    {
-        if (!SignDot) return Dot(acc, w, xv);
-        var products = Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(xv, w.AsSByte()));
-        return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(products, Vector256.Create((short)1)));
-    }
+    private static Vector256<int> DotPacked(Vector256<int> acc, Vector256<byte> w, Vector256<byte> magnitude, Vector256<sbyte> xv) =>
+        SignDot ? SignedDot(acc, w, magnitude, xv) : Dot(acc, w, xv);
+
+    /// <summary>ggml's sign trick: |q| · sign(x, q) = q·x, pair sums exact in int16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> SignedDot(Vector256<int> acc, Vector256<byte> q, Vector256<byte> magnitude, Vector256<sbyte> xv) =>
+        Avx2.Add(acc, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(xv, q.AsSByte())), Vector256.Create((short)1)));
 
     /// <summary>acc + Σ over each 4 bytes of u·x (u unsigned, x signed int8 in [-127, 127]), exact in int32; under
     /// <see cref="SignDot"/> the sum of q·x (q = u − 128) without the seed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> xv)
-    {
-        if (SignDot)
-        {
-            var q = Stored(u);
-            return DotPacked(acc, q, Magnitude(q), xv);
-        }
-        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(acc, u, xv);
-        var ones = Vector256.Create((short)1);
+    private static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> xv) =>
+        SignDot ? SignedDot(acc, Stored(u), Magnitude(Stored(u)), xv)
+        : AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, u, xv)
         // vpmaddubsw saturates pair sums to int16: exact for codes up to 128 (2·128·127 < 32768)
-        if (!TF.WideCodes) return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, xv), ones));
-        // wider codes (IQ4_NL's u up to 241): split u = (u & 127) + (u & 128), each part exact
+        : !TF.WideCodes ? Avx2.Add(acc, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, xv), Vector256.Create((short)1)))
+        : WideDot(acc, u, xv);
+
+    /// <summary>Wider codes (IQ4_NL's u up to 241) without VNNI: u = (u &amp; 127) + (u &amp; 128), each part exact.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> WideDot(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> xv)
+    {
+        var ones = Vector256.Create((short)1);
         var lo = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u & Vector256.Create((byte)127), xv), ones);
         var hi = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u & Vector256.Create((byte)128), xv), ones);
         return Avx2.Add(acc, Avx2.Add(lo, hi));
@@ -476,86 +479,21 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
             var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
             var i03 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 3 * nb]) : Vector256<int>.Zero;
-            var w00 = Vector256.Load(pb + 0);
-            var m00 = Magnitude(w00);
-            var x00 = Bcast4(xp + 0);
-            i00 = DotPacked(i00, w00, m00, x00);
-            var x10 = Bcast4(xp + 1 * cols + 0);
-            i01 = DotPacked(i01, w00, m00, x10);
-            var x20 = Bcast4(xp + 2 * cols + 0);
-            i02 = DotPacked(i02, w00, m00, x20);
-            var x30 = Bcast4(xp + 3 * cols + 0);
-            i03 = DotPacked(i03, w00, m00, x30);
-            var w01 = Vector256.Load(pb + 32);
-            var m01 = Magnitude(w01);
-            var x01 = Bcast4(xp + 4);
-            i00 = DotPacked(i00, w01, m01, x01);
-            var x11 = Bcast4(xp + 1 * cols + 4);
-            i01 = DotPacked(i01, w01, m01, x11);
-            var x21 = Bcast4(xp + 2 * cols + 4);
-            i02 = DotPacked(i02, w01, m01, x21);
-            var x31 = Bcast4(xp + 3 * cols + 4);
-            i03 = DotPacked(i03, w01, m01, x31);
-            var w02 = Vector256.Load(pb + 64);
-            var m02 = Magnitude(w02);
-            var x02 = Bcast4(xp + 8);
-            i00 = DotPacked(i00, w02, m02, x02);
-            var x12 = Bcast4(xp + 1 * cols + 8);
-            i01 = DotPacked(i01, w02, m02, x12);
-            var x22 = Bcast4(xp + 2 * cols + 8);
-            i02 = DotPacked(i02, w02, m02, x22);
-            var x32 = Bcast4(xp + 3 * cols + 8);
-            i03 = DotPacked(i03, w02, m02, x32);
-            var w03 = Vector256.Load(pb + 96);
-            var m03 = Magnitude(w03);
-            var x03 = Bcast4(xp + 12);
-            i00 = DotPacked(i00, w03, m03, x03);
-            var x13 = Bcast4(xp + 1 * cols + 12);
-            i01 = DotPacked(i01, w03, m03, x13);
-            var x23 = Bcast4(xp + 2 * cols + 12);
-            i02 = DotPacked(i02, w03, m03, x23);
-            var x33 = Bcast4(xp + 3 * cols + 12);
-            i03 = DotPacked(i03, w03, m03, x33);
-            var w04 = Vector256.Load(pb + 128);
-            var m04 = Magnitude(w04);
-            var x04 = Bcast4(xp + 16);
-            i00 = DotPacked(i00, w04, m04, x04);
-            var x14 = Bcast4(xp + 1 * cols + 16);
-            i01 = DotPacked(i01, w04, m04, x14);
-            var x24 = Bcast4(xp + 2 * cols + 16);
-            i02 = DotPacked(i02, w04, m04, x24);
-            var x34 = Bcast4(xp + 3 * cols + 16);
-            i03 = DotPacked(i03, w04, m04, x34);
-            var w05 = Vector256.Load(pb + 160);
-            var m05 = Magnitude(w05);
-            var x05 = Bcast4(xp + 20);
-            i00 = DotPacked(i00, w05, m05, x05);
-            var x15 = Bcast4(xp + 1 * cols + 20);
-            i01 = DotPacked(i01, w05, m05, x15);
-            var x25 = Bcast4(xp + 2 * cols + 20);
-            i02 = DotPacked(i02, w05, m05, x25);
-            var x35 = Bcast4(xp + 3 * cols + 20);
-            i03 = DotPacked(i03, w05, m05, x35);
-            var w06 = Vector256.Load(pb + 192);
-            var m06 = Magnitude(w06);
-            var x06 = Bcast4(xp + 24);
-            i00 = DotPacked(i00, w06, m06, x06);
-            var x16 = Bcast4(xp + 1 * cols + 24);
-            i01 = DotPacked(i01, w06, m06, x16);
-            var x26 = Bcast4(xp + 2 * cols + 24);
-            i02 = DotPacked(i02, w06, m06, x26);
-            var x36 = Bcast4(xp + 3 * cols + 24);
-            i03 = DotPacked(i03, w06, m06, x36);
-            var w07 = Vector256.Load(pb + 224);
-            var m07 = Magnitude(w07);
-            var x07 = Bcast4(xp + 28);
-            i00 = DotPacked(i00, w07, m07, x07);
-            var x17 = Bcast4(xp + 1 * cols + 28);
-            i01 = DotPacked(i01, w07, m07, x17);
-            var x27 = Bcast4(xp + 2 * cols + 28);
-            i02 = DotPacked(i02, w07, m07, x27);
-            var x37 = Bcast4(xp + 3 * cols + 28);
-            i03 = DotPacked(i03, w07, m07, x37);
+            for (int k = 0; k < 8; k++)
+            {
+                byte* pk = pb + 32 * k;
+                var w0 = Vector256.Load(pk);
+                var m0 = Magnitude(w0);
+                sbyte* xk = xp + 4 * k;
+                var x0 = Bcast4(xk);
+                i00 = DotPacked(i00, w0, m0, x0);
+                var x1 = Bcast4(xk + cols);
+                i01 = DotPacked(i01, w0, m0, x1);
+                var x2 = Bcast4(xk + 2 * cols);
+                i02 = DotPacked(i02, w0, m0, x2);
+                var x3 = Bcast4(xk + 3 * cols);
+                i03 = DotPacked(i03, w0, m0, x3);
+            }
             var dw0 = Vector256.Load((float*)(pb + 256));
             var dx0 = Vector256.Create(dp[b]);
             f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
@@ -578,10 +516,10 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 f03 = Fma.MultiplyAdd(m0, sx3, f03);
             }
         }
-        Store8(f00, y, n);
-        Store8(f01, y + 1L * yStride, n);
-        Store8(f02, y + 2L * yStride, n);
-        Store8(f03, y + 3L * yStride, n);
+        Store8(f00, y + 0, Math.Min(8, n - 0));
+        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
+        Store8(f02, y + 2L * yStride + 0, Math.Min(8, n - 0));
+        Store8(f03, y + 3L * yStride + 0, Math.Min(8, n - 0));
     }
 
 
@@ -600,38 +538,15 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         {
             byte* pb = pack + (long)b * stride;
             var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
-            var w00 = Vector256.Load(pb + 0);
-            var m00 = Magnitude(w00);
-            var x00 = Bcast4(xp + 0);
-            i00 = DotPacked(i00, w00, m00, x00);
-            var w01 = Vector256.Load(pb + 32);
-            var m01 = Magnitude(w01);
-            var x01 = Bcast4(xp + 4);
-            i00 = DotPacked(i00, w01, m01, x01);
-            var w02 = Vector256.Load(pb + 64);
-            var m02 = Magnitude(w02);
-            var x02 = Bcast4(xp + 8);
-            i00 = DotPacked(i00, w02, m02, x02);
-            var w03 = Vector256.Load(pb + 96);
-            var m03 = Magnitude(w03);
-            var x03 = Bcast4(xp + 12);
-            i00 = DotPacked(i00, w03, m03, x03);
-            var w04 = Vector256.Load(pb + 128);
-            var m04 = Magnitude(w04);
-            var x04 = Bcast4(xp + 16);
-            i00 = DotPacked(i00, w04, m04, x04);
-            var w05 = Vector256.Load(pb + 160);
-            var m05 = Magnitude(w05);
-            var x05 = Bcast4(xp + 20);
-            i00 = DotPacked(i00, w05, m05, x05);
-            var w06 = Vector256.Load(pb + 192);
-            var m06 = Magnitude(w06);
-            var x06 = Bcast4(xp + 24);
-            i00 = DotPacked(i00, w06, m06, x06);
-            var w07 = Vector256.Load(pb + 224);
-            var m07 = Magnitude(w07);
-            var x07 = Bcast4(xp + 28);
-            i00 = DotPacked(i00, w07, m07, x07);
+            for (int k = 0; k < 8; k++)
+            {
+                byte* pk = pb + 32 * k;
+                var w0 = Vector256.Load(pk);
+                var m0 = Magnitude(w0);
+                sbyte* xk = xp + 4 * k;
+                var x0 = Bcast4(xk);
+                i00 = DotPacked(i00, w0, m0, x0);
+            }
             var dw0 = Vector256.Load((float*)(pb + 256));
             var dx0 = Vector256.Create(dp[b]);
             f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
@@ -642,7 +557,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 f00 = Fma.MultiplyAdd(m0, sx0, f00);
             }
         }
-        Store8(f00, y, n);
+        Store8(f00, y + 0, Math.Min(8, n - 0));
     }
 
     /// <summary>16 repacked rows × 4 tokens: per block, 8 steps of 2 weight vectors × 4 broadcast activation dwords.</summary>
@@ -667,134 +582,27 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             var i12 = i02;
             var i03 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 3 * nb]) : Vector256<int>.Zero;
             var i13 = i03;
-            var w00 = Vector256.Load(pb + 0);
-            var m00 = Magnitude(w00);
-            var w10 = Vector256.Load(pb + 32);
-            var m10 = Magnitude(w10);
-            var x00 = Bcast4(xp + 0);
-            i00 = DotPacked(i00, w00, m00, x00);
-            i10 = DotPacked(i10, w10, m10, x00);
-            var x10 = Bcast4(xp + 1 * cols + 0);
-            i01 = DotPacked(i01, w00, m00, x10);
-            i11 = DotPacked(i11, w10, m10, x10);
-            var x20 = Bcast4(xp + 2 * cols + 0);
-            i02 = DotPacked(i02, w00, m00, x20);
-            i12 = DotPacked(i12, w10, m10, x20);
-            var x30 = Bcast4(xp + 3 * cols + 0);
-            i03 = DotPacked(i03, w00, m00, x30);
-            i13 = DotPacked(i13, w10, m10, x30);
-            var w01 = Vector256.Load(pb + 64);
-            var m01 = Magnitude(w01);
-            var w11 = Vector256.Load(pb + 96);
-            var m11 = Magnitude(w11);
-            var x01 = Bcast4(xp + 4);
-            i00 = DotPacked(i00, w01, m01, x01);
-            i10 = DotPacked(i10, w11, m11, x01);
-            var x11 = Bcast4(xp + 1 * cols + 4);
-            i01 = DotPacked(i01, w01, m01, x11);
-            i11 = DotPacked(i11, w11, m11, x11);
-            var x21 = Bcast4(xp + 2 * cols + 4);
-            i02 = DotPacked(i02, w01, m01, x21);
-            i12 = DotPacked(i12, w11, m11, x21);
-            var x31 = Bcast4(xp + 3 * cols + 4);
-            i03 = DotPacked(i03, w01, m01, x31);
-            i13 = DotPacked(i13, w11, m11, x31);
-            var w02 = Vector256.Load(pb + 128);
-            var m02 = Magnitude(w02);
-            var w12 = Vector256.Load(pb + 160);
-            var m12 = Magnitude(w12);
-            var x02 = Bcast4(xp + 8);
-            i00 = DotPacked(i00, w02, m02, x02);
-            i10 = DotPacked(i10, w12, m12, x02);
-            var x12 = Bcast4(xp + 1 * cols + 8);
-            i01 = DotPacked(i01, w02, m02, x12);
-            i11 = DotPacked(i11, w12, m12, x12);
-            var x22 = Bcast4(xp + 2 * cols + 8);
-            i02 = DotPacked(i02, w02, m02, x22);
-            i12 = DotPacked(i12, w12, m12, x22);
-            var x32 = Bcast4(xp + 3 * cols + 8);
-            i03 = DotPacked(i03, w02, m02, x32);
-            i13 = DotPacked(i13, w12, m12, x32);
-            var w03 = Vector256.Load(pb + 192);
-            var m03 = Magnitude(w03);
-            var w13 = Vector256.Load(pb + 224);
-            var m13 = Magnitude(w13);
-            var x03 = Bcast4(xp + 12);
-            i00 = DotPacked(i00, w03, m03, x03);
-            i10 = DotPacked(i10, w13, m13, x03);
-            var x13 = Bcast4(xp + 1 * cols + 12);
-            i01 = DotPacked(i01, w03, m03, x13);
-            i11 = DotPacked(i11, w13, m13, x13);
-            var x23 = Bcast4(xp + 2 * cols + 12);
-            i02 = DotPacked(i02, w03, m03, x23);
-            i12 = DotPacked(i12, w13, m13, x23);
-            var x33 = Bcast4(xp + 3 * cols + 12);
-            i03 = DotPacked(i03, w03, m03, x33);
-            i13 = DotPacked(i13, w13, m13, x33);
-            var w04 = Vector256.Load(pb + 256);
-            var m04 = Magnitude(w04);
-            var w14 = Vector256.Load(pb + 288);
-            var m14 = Magnitude(w14);
-            var x04 = Bcast4(xp + 16);
-            i00 = DotPacked(i00, w04, m04, x04);
-            i10 = DotPacked(i10, w14, m14, x04);
-            var x14 = Bcast4(xp + 1 * cols + 16);
-            i01 = DotPacked(i01, w04, m04, x14);
-            i11 = DotPacked(i11, w14, m14, x14);
-            var x24 = Bcast4(xp + 2 * cols + 16);
-            i02 = DotPacked(i02, w04, m04, x24);
-            i12 = DotPacked(i12, w14, m14, x24);
-            var x34 = Bcast4(xp + 3 * cols + 16);
-            i03 = DotPacked(i03, w04, m04, x34);
-            i13 = DotPacked(i13, w14, m14, x34);
-            var w05 = Vector256.Load(pb + 320);
-            var m05 = Magnitude(w05);
-            var w15 = Vector256.Load(pb + 352);
-            var m15 = Magnitude(w15);
-            var x05 = Bcast4(xp + 20);
-            i00 = DotPacked(i00, w05, m05, x05);
-            i10 = DotPacked(i10, w15, m15, x05);
-            var x15 = Bcast4(xp + 1 * cols + 20);
-            i01 = DotPacked(i01, w05, m05, x15);
-            i11 = DotPacked(i11, w15, m15, x15);
-            var x25 = Bcast4(xp + 2 * cols + 20);
-            i02 = DotPacked(i02, w05, m05, x25);
-            i12 = DotPacked(i12, w15, m15, x25);
-            var x35 = Bcast4(xp + 3 * cols + 20);
-            i03 = DotPacked(i03, w05, m05, x35);
-            i13 = DotPacked(i13, w15, m15, x35);
-            var w06 = Vector256.Load(pb + 384);
-            var m06 = Magnitude(w06);
-            var w16 = Vector256.Load(pb + 416);
-            var m16 = Magnitude(w16);
-            var x06 = Bcast4(xp + 24);
-            i00 = DotPacked(i00, w06, m06, x06);
-            i10 = DotPacked(i10, w16, m16, x06);
-            var x16 = Bcast4(xp + 1 * cols + 24);
-            i01 = DotPacked(i01, w06, m06, x16);
-            i11 = DotPacked(i11, w16, m16, x16);
-            var x26 = Bcast4(xp + 2 * cols + 24);
-            i02 = DotPacked(i02, w06, m06, x26);
-            i12 = DotPacked(i12, w16, m16, x26);
-            var x36 = Bcast4(xp + 3 * cols + 24);
-            i03 = DotPacked(i03, w06, m06, x36);
-            i13 = DotPacked(i13, w16, m16, x36);
-            var w07 = Vector256.Load(pb + 448);
-            var m07 = Magnitude(w07);
-            var w17 = Vector256.Load(pb + 480);
-            var m17 = Magnitude(w17);
-            var x07 = Bcast4(xp + 28);
-            i00 = DotPacked(i00, w07, m07, x07);
-            i10 = DotPacked(i10, w17, m17, x07);
-            var x17 = Bcast4(xp + 1 * cols + 28);
-            i01 = DotPacked(i01, w07, m07, x17);
-            i11 = DotPacked(i11, w17, m17, x17);
-            var x27 = Bcast4(xp + 2 * cols + 28);
-            i02 = DotPacked(i02, w07, m07, x27);
-            i12 = DotPacked(i12, w17, m17, x27);
-            var x37 = Bcast4(xp + 3 * cols + 28);
-            i03 = DotPacked(i03, w07, m07, x37);
-            i13 = DotPacked(i13, w17, m17, x37);
+            for (int k = 0; k < 8; k++)
+            {
+                byte* pk = pb + 64 * k;
+                var w0 = Vector256.Load(pk);
+                var m0 = Magnitude(w0);
+                var w1 = Vector256.Load(pk + 32);
+                var m1 = Magnitude(w1);
+                sbyte* xk = xp + 4 * k;
+                var x0 = Bcast4(xk);
+                i00 = DotPacked(i00, w0, m0, x0);
+                i10 = DotPacked(i10, w1, m1, x0);
+                var x1 = Bcast4(xk + cols);
+                i01 = DotPacked(i01, w0, m0, x1);
+                i11 = DotPacked(i11, w1, m1, x1);
+                var x2 = Bcast4(xk + 2 * cols);
+                i02 = DotPacked(i02, w0, m0, x2);
+                i12 = DotPacked(i12, w1, m1, x2);
+                var x3 = Bcast4(xk + 3 * cols);
+                i03 = DotPacked(i03, w0, m0, x3);
+                i13 = DotPacked(i13, w1, m1, x3);
+            }
             var dw0 = Vector256.Load((float*)(pb + 512));
             var dw1 = Vector256.Load((float*)(pb + 544));
             var dx0 = Vector256.Create(dp[b]);
@@ -855,62 +663,18 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             byte* pb = pack + (long)b * stride;
             var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
             var i10 = i00;
-            var w00 = Vector256.Load(pb + 0);
-            var m00 = Magnitude(w00);
-            var w10 = Vector256.Load(pb + 32);
-            var m10 = Magnitude(w10);
-            var x00 = Bcast4(xp + 0);
-            i00 = DotPacked(i00, w00, m00, x00);
-            i10 = DotPacked(i10, w10, m10, x00);
-            var w01 = Vector256.Load(pb + 64);
-            var m01 = Magnitude(w01);
-            var w11 = Vector256.Load(pb + 96);
-            var m11 = Magnitude(w11);
-            var x01 = Bcast4(xp + 4);
-            i00 = DotPacked(i00, w01, m01, x01);
-            i10 = DotPacked(i10, w11, m11, x01);
-            var w02 = Vector256.Load(pb + 128);
-            var m02 = Magnitude(w02);
-            var w12 = Vector256.Load(pb + 160);
-            var m12 = Magnitude(w12);
-            var x02 = Bcast4(xp + 8);
-            i00 = DotPacked(i00, w02, m02, x02);
-            i10 = DotPacked(i10, w12, m12, x02);
-            var w03 = Vector256.Load(pb + 192);
-            var m03 = Magnitude(w03);
-            var w13 = Vector256.Load(pb + 224);
-            var m13 = Magnitude(w13);
-            var x03 = Bcast4(xp + 12);
-            i00 = DotPacked(i00, w03, m03, x03);
-            i10 = DotPacked(i10, w13, m13, x03);
-            var w04 = Vector256.Load(pb + 256);
-            var m04 = Magnitude(w04);
-            var w14 = Vector256.Load(pb + 288);
-            var m14 = Magnitude(w14);
-            var x04 = Bcast4(xp + 16);
-            i00 = DotPacked(i00, w04, m04, x04);
-            i10 = DotPacked(i10, w14, m14, x04);
-            var w05 = Vector256.Load(pb + 320);
-            var m05 = Magnitude(w05);
-            var w15 = Vector256.Load(pb + 352);
-            var m15 = Magnitude(w15);
-            var x05 = Bcast4(xp + 20);
-            i00 = DotPacked(i00, w05, m05, x05);
-            i10 = DotPacked(i10, w15, m15, x05);
-            var w06 = Vector256.Load(pb + 384);
-            var m06 = Magnitude(w06);
-            var w16 = Vector256.Load(pb + 416);
-            var m16 = Magnitude(w16);
-            var x06 = Bcast4(xp + 24);
-            i00 = DotPacked(i00, w06, m06, x06);
-            i10 = DotPacked(i10, w16, m16, x06);
-            var w07 = Vector256.Load(pb + 448);
-            var m07 = Magnitude(w07);
-            var w17 = Vector256.Load(pb + 480);
-            var m17 = Magnitude(w17);
-            var x07 = Bcast4(xp + 28);
-            i00 = DotPacked(i00, w07, m07, x07);
-            i10 = DotPacked(i10, w17, m17, x07);
+            for (int k = 0; k < 8; k++)
+            {
+                byte* pk = pb + 64 * k;
+                var w0 = Vector256.Load(pk);
+                var m0 = Magnitude(w0);
+                var w1 = Vector256.Load(pk + 32);
+                var m1 = Magnitude(w1);
+                sbyte* xk = xp + 4 * k;
+                var x0 = Bcast4(xk);
+                i00 = DotPacked(i00, w0, m0, x0);
+                i10 = DotPacked(i10, w1, m1, x0);
+            }
             var dw0 = Vector256.Load((float*)(pb + 512));
             var dw1 = Vector256.Load((float*)(pb + 544));
             var dx0 = Vector256.Create(dp[b]);
