@@ -50,19 +50,70 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
             var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
             var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
-            for (int k = 0; k < 8; k++)
-            {
-                byte* pk = pb + 32 * k;
-                var w0 = Vector256.Load(pk);
-                var m0 = Magnitude(w0);
-                sbyte* xk = xp + 4 * k;
-                var x0 = Bcast4(xk);
-                i00 = DotPacked(i00, w0, m0, x0);
-                var x1 = Bcast4(xk + cols);
-                i01 = DotPacked(i01, w0, m0, x1);
-                var x2 = Bcast4(xk + 2 * cols);
-                i02 = DotPacked(i02, w0, m0, x2);
-            }
+            var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
+            var x00 = Bcast4(xp + 0);
+            i00 = DotPacked(i00, w00, m00, x00);
+            var x10 = Bcast4(xp + 1 * cols + 0);
+            i01 = DotPacked(i01, w00, m00, x10);
+            var x20 = Bcast4(xp + 2 * cols + 0);
+            i02 = DotPacked(i02, w00, m00, x20);
+            var w01 = Vector256.Load(pb + 32);
+            var m01 = Magnitude(w01);
+            var x01 = Bcast4(xp + 4);
+            i00 = DotPacked(i00, w01, m01, x01);
+            var x11 = Bcast4(xp + 1 * cols + 4);
+            i01 = DotPacked(i01, w01, m01, x11);
+            var x21 = Bcast4(xp + 2 * cols + 4);
+            i02 = DotPacked(i02, w01, m01, x21);
+            var w02 = Vector256.Load(pb + 64);
+            var m02 = Magnitude(w02);
+            var x02 = Bcast4(xp + 8);
+            i00 = DotPacked(i00, w02, m02, x02);
+            var x12 = Bcast4(xp + 1 * cols + 8);
+            i01 = DotPacked(i01, w02, m02, x12);
+            var x22 = Bcast4(xp + 2 * cols + 8);
+            i02 = DotPacked(i02, w02, m02, x22);
+            var w03 = Vector256.Load(pb + 96);
+            var m03 = Magnitude(w03);
+            var x03 = Bcast4(xp + 12);
+            i00 = DotPacked(i00, w03, m03, x03);
+            var x13 = Bcast4(xp + 1 * cols + 12);
+            i01 = DotPacked(i01, w03, m03, x13);
+            var x23 = Bcast4(xp + 2 * cols + 12);
+            i02 = DotPacked(i02, w03, m03, x23);
+            var w04 = Vector256.Load(pb + 128);
+            var m04 = Magnitude(w04);
+            var x04 = Bcast4(xp + 16);
+            i00 = DotPacked(i00, w04, m04, x04);
+            var x14 = Bcast4(xp + 1 * cols + 16);
+            i01 = DotPacked(i01, w04, m04, x14);
+            var x24 = Bcast4(xp + 2 * cols + 16);
+            i02 = DotPacked(i02, w04, m04, x24);
+            var w05 = Vector256.Load(pb + 160);
+            var m05 = Magnitude(w05);
+            var x05 = Bcast4(xp + 20);
+            i00 = DotPacked(i00, w05, m05, x05);
+            var x15 = Bcast4(xp + 1 * cols + 20);
+            i01 = DotPacked(i01, w05, m05, x15);
+            var x25 = Bcast4(xp + 2 * cols + 20);
+            i02 = DotPacked(i02, w05, m05, x25);
+            var w06 = Vector256.Load(pb + 192);
+            var m06 = Magnitude(w06);
+            var x06 = Bcast4(xp + 24);
+            i00 = DotPacked(i00, w06, m06, x06);
+            var x16 = Bcast4(xp + 1 * cols + 24);
+            i01 = DotPacked(i01, w06, m06, x16);
+            var x26 = Bcast4(xp + 2 * cols + 24);
+            i02 = DotPacked(i02, w06, m06, x26);
+            var w07 = Vector256.Load(pb + 224);
+            var m07 = Magnitude(w07);
+            var x07 = Bcast4(xp + 28);
+            i00 = DotPacked(i00, w07, m07, x07);
+            var x17 = Bcast4(xp + 1 * cols + 28);
+            i01 = DotPacked(i01, w07, m07, x17);
+            var x27 = Bcast4(xp + 2 * cols + 28);
+            i02 = DotPacked(i02, w07, m07, x27);
             var dw0 = Vector256.Load((float*)(pb + 256));
             var dx0 = Vector256.Create(dp[b]);
             f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
@@ -81,9 +132,9 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 f02 = Fma.MultiplyAdd(m0, sx2, f02);
             }
         }
-        Store8(f00, y + 0, Math.Min(8, n - 0));
-        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
-        Store8(f02, y + 2L * yStride + 0, Math.Min(8, n - 0));
+        Store8(f00, y, n);
+        Store8(f01, y + 1L * yStride, n);
+        Store8(f02, y + 2L * yStride, n);
     }
 
     /// <summary>8 repacked rows × 2 tokens (the rest after 4-token tiles): per block, 8 steps of 1 weight vector × 2 broadcast activation dwords.</summary>
@@ -101,17 +152,54 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             byte* pb = pack + (long)b * stride;
             var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
             var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
-            for (int k = 0; k < 8; k++)
-            {
-                byte* pk = pb + 32 * k;
-                var w0 = Vector256.Load(pk);
-                var m0 = Magnitude(w0);
-                sbyte* xk = xp + 4 * k;
-                var x0 = Bcast4(xk);
-                i00 = DotPacked(i00, w0, m0, x0);
-                var x1 = Bcast4(xk + cols);
-                i01 = DotPacked(i01, w0, m0, x1);
-            }
+            var w00 = Vector256.Load(pb + 0);
+            var m00 = Magnitude(w00);
+            var x00 = Bcast4(xp + 0);
+            i00 = DotPacked(i00, w00, m00, x00);
+            var x10 = Bcast4(xp + 1 * cols + 0);
+            i01 = DotPacked(i01, w00, m00, x10);
+            var w01 = Vector256.Load(pb + 32);
+            var m01 = Magnitude(w01);
+            var x01 = Bcast4(xp + 4);
+            i00 = DotPacked(i00, w01, m01, x01);
+            var x11 = Bcast4(xp + 1 * cols + 4);
+            i01 = DotPacked(i01, w01, m01, x11);
+            var w02 = Vector256.Load(pb + 64);
+            var m02 = Magnitude(w02);
+            var x02 = Bcast4(xp + 8);
+            i00 = DotPacked(i00, w02, m02, x02);
+            var x12 = Bcast4(xp + 1 * cols + 8);
+            i01 = DotPacked(i01, w02, m02, x12);
+            var w03 = Vector256.Load(pb + 96);
+            var m03 = Magnitude(w03);
+            var x03 = Bcast4(xp + 12);
+            i00 = DotPacked(i00, w03, m03, x03);
+            var x13 = Bcast4(xp + 1 * cols + 12);
+            i01 = DotPacked(i01, w03, m03, x13);
+            var w04 = Vector256.Load(pb + 128);
+            var m04 = Magnitude(w04);
+            var x04 = Bcast4(xp + 16);
+            i00 = DotPacked(i00, w04, m04, x04);
+            var x14 = Bcast4(xp + 1 * cols + 16);
+            i01 = DotPacked(i01, w04, m04, x14);
+            var w05 = Vector256.Load(pb + 160);
+            var m05 = Magnitude(w05);
+            var x05 = Bcast4(xp + 20);
+            i00 = DotPacked(i00, w05, m05, x05);
+            var x15 = Bcast4(xp + 1 * cols + 20);
+            i01 = DotPacked(i01, w05, m05, x15);
+            var w06 = Vector256.Load(pb + 192);
+            var m06 = Magnitude(w06);
+            var x06 = Bcast4(xp + 24);
+            i00 = DotPacked(i00, w06, m06, x06);
+            var x16 = Bcast4(xp + 1 * cols + 24);
+            i01 = DotPacked(i01, w06, m06, x16);
+            var w07 = Vector256.Load(pb + 224);
+            var m07 = Magnitude(w07);
+            var x07 = Bcast4(xp + 28);
+            i00 = DotPacked(i00, w07, m07, x07);
+            var x17 = Bcast4(xp + 1 * cols + 28);
+            i01 = DotPacked(i01, w07, m07, x17);
             var dw0 = Vector256.Load((float*)(pb + 256));
             var dx0 = Vector256.Create(dp[b]);
             f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
@@ -126,8 +214,8 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 f01 = Fma.MultiplyAdd(m0, sx1, f01);
             }
         }
-        Store8(f00, y + 0, Math.Min(8, n - 0));
-        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
+        Store8(f00, y, n);
+        Store8(f01, y + 1L * yStride, n);
     }
 
     /// <summary>16 repacked rows × 3 tokens (the rest after 4-token tiles): per block, 8 steps of 2 weight vectors × 3 broadcast activation dwords.</summary>
