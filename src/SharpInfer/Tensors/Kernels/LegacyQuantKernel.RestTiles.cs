@@ -6,8 +6,9 @@ namespace SharpInfer.Tensors.Kernels;
 /// <summary>
 /// The tiles for the 1–3 tokens left after the 4-token tiles (speculative verification runs 2–8 tokens, rarely a
 /// multiple of 4): each weight vector is loaded (and, under <see cref="SignDot"/>, its magnitude taken) once for all
-/// of them, instead of once per token. Written from the 4-token tiles with the lines of the missing tokens left out,
-/// so every (row, token) pair goes through the same operations in the same order as in the 4-token tile: outputs do
+/// of them, instead of once per token. The 8-row ones are written from the 4-token tile with the lines of the missing
+/// tokens left out; the 16-row ones are the 4-token tile's own body (<c>Gemm16&lt;TN&gt;</c>) compiled per count. Either
+/// way every (row, token) pair goes through the same operations in the same order as in the 4-token tile: outputs do
 /// not depend on how the tokens were split into tiles.
 /// </summary>
 internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, ILegacyBlockFormat
@@ -23,14 +24,21 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         }
     }
 
+    /// <summary>A tile's token count as a type, so each count of <c>Gemm16&lt;TN&gt;</c> is compiled with its constant.</summary>
+    private interface ITokenCount { static abstract int Count { get; } }
+    private struct One : ITokenCount { public static int Count => 1; }
+    private struct Two : ITokenCount { public static int Count => 2; }
+    private struct Three : ITokenCount { public static int Count => 3; }
+    private struct Four : ITokenCount { public static int Count => 4; }
+
     /// <summary>The <paramref name="count"/> (0–3) tokens from <paramref name="t"/> of a 16-row group.</summary>
     private static void Rest16(byte* pack, in ActivationView x, int t, int count, int nb, float* y, int yStride, int n)
     {
         switch (count)
         {
-            case 3: Gemm16x3(pack, x, t, nb, y, yStride, n); break;
-            case 2: Gemm16x2(pack, x, t, nb, y, yStride, n); break;
-            case 1: Gemm16x1(pack, x, t, nb, y, yStride, n); break;
+            case 3: Gemm16<Three>(pack, x, t, nb, y, yStride, n); break;
+            case 2: Gemm16<Two>(pack, x, t, nb, y, yStride, n); break;
+            case 1: Gemm16<One>(pack, x, t, nb, y, yStride, n); break;
         }
     }
 
@@ -47,9 +55,9 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
-            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
-            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
+            var i00 = Seed(cp, b);
+            var i01 = Seed(cp, b + 1 * nb);
+            var i02 = Seed(cp, b + 2 * nb);
             var w00 = Vector256.Load(pb + 0);
             var m00 = Magnitude(w00);
             var x00 = Bcast4(xp + 0);
@@ -150,8 +158,8 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
-            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var i00 = Seed(cp, b);
+            var i01 = Seed(cp, b + 1 * nb);
             var w00 = Vector256.Load(pb + 0);
             var m00 = Magnitude(w00);
             var x00 = Bcast4(xp + 0);
@@ -218,134 +226,4 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         Store8(f01, y + 1L * yStride, n);
     }
 
-    /// <summary>16 repacked rows × 3 tokens (the rest after 4-token tiles): per block, 8 steps of 2 weight vectors × 3 broadcast activation dwords.</summary>
-    private static void Gemm16x3(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
-    {
-        long cols = x.Cols;
-        sbyte* xp = x.Q + t * cols;
-        float* dp = x.D + (long)t * nb;
-        float* sp = x.S + (long)t * nb;
-        int* cp = x.Sums + (long)t * nb;
-        int stride = PackStride * 2;
-        Vector256<float> f00 = default, f01 = default, f02 = default;
-        Vector256<float> f10 = default, f11 = default, f12 = default;
-        for (int b = 0; b < nb; b++, xp += 32)
-        {
-            byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
-            var i10 = i00;
-            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
-            var i11 = i01;
-            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
-            var i12 = i02;
-            for (int k = 0; k < 8; k++)
-            {
-                byte* pk = pb + 64 * k;
-                var w0 = Vector256.Load(pk);
-                var m0 = Magnitude(w0);
-                var w1 = Vector256.Load(pk + 32);
-                var m1 = Magnitude(w1);
-                sbyte* xk = xp + 4 * k;
-                var x0 = Bcast4(xk);
-                i00 = DotPacked(i00, w0, m0, x0);
-                i10 = DotPacked(i10, w1, m1, x0);
-                var x1 = Bcast4(xk + cols);
-                i01 = DotPacked(i01, w0, m0, x1);
-                i11 = DotPacked(i11, w1, m1, x1);
-                var x2 = Bcast4(xk + 2 * cols);
-                i02 = DotPacked(i02, w0, m0, x2);
-                i12 = DotPacked(i12, w1, m1, x2);
-            }
-            var dw0 = Vector256.Load((float*)(pb + 512));
-            var dw1 = Vector256.Load((float*)(pb + 544));
-            var dx0 = Vector256.Create(dp[b]);
-            f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
-            f10 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx0), Avx.ConvertToVector256Single(i10), f10);
-            var dx1 = Vector256.Create(dp[b + 1 * nb]);
-            f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
-            f11 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx1), Avx.ConvertToVector256Single(i11), f11);
-            var dx2 = Vector256.Create(dp[b + 2 * nb]);
-            f02 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx2), Avx.ConvertToVector256Single(i02), f02);
-            f12 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx2), Avx.ConvertToVector256Single(i12), f12);
-            if (TF.HasMin)
-            {
-                var m0 = Vector256.Load((float*)(pb + 576));
-                var m1 = Vector256.Load((float*)(pb + 608));
-                var sx0 = Vector256.Create(sp[b]);
-                f00 = Fma.MultiplyAdd(m0, sx0, f00);
-                f10 = Fma.MultiplyAdd(m1, sx0, f10);
-                var sx1 = Vector256.Create(sp[b + 1 * nb]);
-                f01 = Fma.MultiplyAdd(m0, sx1, f01);
-                f11 = Fma.MultiplyAdd(m1, sx1, f11);
-                var sx2 = Vector256.Create(sp[b + 2 * nb]);
-                f02 = Fma.MultiplyAdd(m0, sx2, f02);
-                f12 = Fma.MultiplyAdd(m1, sx2, f12);
-            }
-        }
-        Store8(f00, y + 0, Math.Min(8, n - 0));
-        Store8(f10, y + 8, Math.Min(8, n - 8));
-        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
-        Store8(f11, y + 1L * yStride + 8, Math.Min(8, n - 8));
-        Store8(f02, y + 2L * yStride + 0, Math.Min(8, n - 0));
-        Store8(f12, y + 2L * yStride + 8, Math.Min(8, n - 8));
-    }
-
-    /// <summary>16 repacked rows × 2 tokens (the rest after 4-token tiles): per block, 8 steps of 2 weight vectors × 2 broadcast activation dwords.</summary>
-    private static void Gemm16x2(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
-    {
-        long cols = x.Cols;
-        sbyte* xp = x.Q + t * cols;
-        float* dp = x.D + (long)t * nb;
-        float* sp = x.S + (long)t * nb;
-        int* cp = x.Sums + (long)t * nb;
-        int stride = PackStride * 2;
-        Vector256<float> f00 = default, f01 = default;
-        Vector256<float> f10 = default, f11 = default;
-        for (int b = 0; b < nb; b++, xp += 32)
-        {
-            byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
-            var i10 = i00;
-            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
-            var i11 = i01;
-            for (int k = 0; k < 8; k++)
-            {
-                byte* pk = pb + 64 * k;
-                var w0 = Vector256.Load(pk);
-                var m0 = Magnitude(w0);
-                var w1 = Vector256.Load(pk + 32);
-                var m1 = Magnitude(w1);
-                sbyte* xk = xp + 4 * k;
-                var x0 = Bcast4(xk);
-                i00 = DotPacked(i00, w0, m0, x0);
-                i10 = DotPacked(i10, w1, m1, x0);
-                var x1 = Bcast4(xk + cols);
-                i01 = DotPacked(i01, w0, m0, x1);
-                i11 = DotPacked(i11, w1, m1, x1);
-            }
-            var dw0 = Vector256.Load((float*)(pb + 512));
-            var dw1 = Vector256.Load((float*)(pb + 544));
-            var dx0 = Vector256.Create(dp[b]);
-            f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
-            f10 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx0), Avx.ConvertToVector256Single(i10), f10);
-            var dx1 = Vector256.Create(dp[b + 1 * nb]);
-            f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
-            f11 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx1), Avx.ConvertToVector256Single(i11), f11);
-            if (TF.HasMin)
-            {
-                var m0 = Vector256.Load((float*)(pb + 576));
-                var m1 = Vector256.Load((float*)(pb + 608));
-                var sx0 = Vector256.Create(sp[b]);
-                f00 = Fma.MultiplyAdd(m0, sx0, f00);
-                f10 = Fma.MultiplyAdd(m1, sx0, f10);
-                var sx1 = Vector256.Create(sp[b + 1 * nb]);
-                f01 = Fma.MultiplyAdd(m0, sx1, f01);
-                f11 = Fma.MultiplyAdd(m1, sx1, f11);
-            }
-        }
-        Store8(f00, y + 0, Math.Min(8, n - 0));
-        Store8(f10, y + 8, Math.Min(8, n - 8));
-        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
-        Store8(f11, y + 1L * yStride + 8, Math.Min(8, n - 8));
-    }
 }

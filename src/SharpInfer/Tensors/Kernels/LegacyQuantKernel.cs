@@ -125,7 +125,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 int n = Math.Min(16, r1 - r);
                 Repack(w, r, n, nb, pack, 2);
                 int t = 0;
-                for (; t + 4 <= T; t += 4) Gemm16x4(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
+                for (; t + 4 <= T; t += 4) Gemm16<Four>(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
                 Rest16(pack, x, t, T - t, nb, y + (long)t * yStride + r, yStride, n);
             }
         }
@@ -179,7 +179,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             int t = 0;
             if (rows == 16)
             {
-                for (; t + 4 <= T; t += 4) Gemm16x4(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
+                for (; t + 4 <= T; t += 4) Gemm16<Four>(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
                 Rest16(pack, x, t, T - t, nb, yr + (long)t * yStride, yStride, n);
             }
             else
@@ -478,10 +478,10 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
-            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
-            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
-            var i03 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 3 * nb]) : Vector256<int>.Zero;
+            var i00 = Seed(cp, b);
+            var i01 = Seed(cp, b + 1 * nb);
+            var i02 = Seed(cp, b + 2 * nb);
+            var i03 = Seed(cp, b + 3 * nb);
             var w00 = Vector256.Load(pb + 0);
             var m00 = Magnitude(w00);
             var x00 = Bcast4(xp + 0);
@@ -605,7 +605,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
+            var i00 = Seed(cp, b);
             var w00 = Vector256.Load(pb + 0);
             var m00 = Magnitude(w00);
             var x00 = Bcast4(xp + 0);
@@ -651,8 +651,11 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         Store8(f00, y, n);
     }
 
-    /// <summary>16 repacked rows × 4 tokens: per block, 8 steps of 2 weight vectors × 4 broadcast activation dwords.</summary>
-    private static void Gemm16x4(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
+    /// <summary>16 repacked rows × <typeparamref name="TN"/> (1–4) tokens: per block, 8 steps of 2 weight vectors × TN
+    /// broadcast activation dwords. One body for every token count: TN is a struct, so the JIT compiles each count
+    /// separately with the other tokens' lines removed, and every (row, token) pair goes through the same operations in
+    /// the same order whatever the count (outputs do not depend on how tokens were split into tiles).</summary>
+    private static void Gemm16<TN>(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n) where TN : struct, ITokenCount
     {
         long cols = x.Cols;
         sbyte* xp = x.Q + t * cols;
@@ -665,13 +668,13 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         for (int b = 0; b < nb; b++, xp += 32)
         {
             byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
+            var i00 = Seed(cp, b);
             var i10 = i00;
-            var i01 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 1 * nb]) : Vector256<int>.Zero;
+            var i01 = TN.Count > 1 ? Seed(cp, b + 1 * nb) : default;
             var i11 = i01;
-            var i02 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 2 * nb]) : Vector256<int>.Zero;
+            var i02 = TN.Count > 2 ? Seed(cp, b + 2 * nb) : default;
             var i12 = i02;
-            var i03 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b + 3 * nb]) : Vector256<int>.Zero;
+            var i03 = TN.Count > 3 ? Seed(cp, b + 3 * nb) : default;
             var i13 = i03;
             for (int k = 0; k < 8; k++)
             {
@@ -684,30 +687,48 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 var x0 = Bcast4(xk);
                 i00 = DotPacked(i00, w0, m0, x0);
                 i10 = DotPacked(i10, w1, m1, x0);
-                var x1 = Bcast4(xk + cols);
-                i01 = DotPacked(i01, w0, m0, x1);
-                i11 = DotPacked(i11, w1, m1, x1);
-                var x2 = Bcast4(xk + 2 * cols);
-                i02 = DotPacked(i02, w0, m0, x2);
-                i12 = DotPacked(i12, w1, m1, x2);
-                var x3 = Bcast4(xk + 3 * cols);
-                i03 = DotPacked(i03, w0, m0, x3);
-                i13 = DotPacked(i13, w1, m1, x3);
+                if (TN.Count > 1)
+                {
+                    var x1 = Bcast4(xk + cols);
+                    i01 = DotPacked(i01, w0, m0, x1);
+                    i11 = DotPacked(i11, w1, m1, x1);
+                }
+                if (TN.Count > 2)
+                {
+                    var x2 = Bcast4(xk + 2 * cols);
+                    i02 = DotPacked(i02, w0, m0, x2);
+                    i12 = DotPacked(i12, w1, m1, x2);
+                }
+                if (TN.Count > 3)
+                {
+                    var x3 = Bcast4(xk + 3 * cols);
+                    i03 = DotPacked(i03, w0, m0, x3);
+                    i13 = DotPacked(i13, w1, m1, x3);
+                }
             }
             var dw0 = Vector256.Load((float*)(pb + 512));
             var dw1 = Vector256.Load((float*)(pb + 544));
             var dx0 = Vector256.Create(dp[b]);
             f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
             f10 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx0), Avx.ConvertToVector256Single(i10), f10);
-            var dx1 = Vector256.Create(dp[b + 1 * nb]);
-            f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
-            f11 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx1), Avx.ConvertToVector256Single(i11), f11);
-            var dx2 = Vector256.Create(dp[b + 2 * nb]);
-            f02 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx2), Avx.ConvertToVector256Single(i02), f02);
-            f12 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx2), Avx.ConvertToVector256Single(i12), f12);
-            var dx3 = Vector256.Create(dp[b + 3 * nb]);
-            f03 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx3), Avx.ConvertToVector256Single(i03), f03);
-            f13 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx3), Avx.ConvertToVector256Single(i13), f13);
+            if (TN.Count > 1)
+            {
+                var dx1 = Vector256.Create(dp[b + 1 * nb]);
+                f01 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx1), Avx.ConvertToVector256Single(i01), f01);
+                f11 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx1), Avx.ConvertToVector256Single(i11), f11);
+            }
+            if (TN.Count > 2)
+            {
+                var dx2 = Vector256.Create(dp[b + 2 * nb]);
+                f02 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx2), Avx.ConvertToVector256Single(i02), f02);
+                f12 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx2), Avx.ConvertToVector256Single(i12), f12);
+            }
+            if (TN.Count > 3)
+            {
+                var dx3 = Vector256.Create(dp[b + 3 * nb]);
+                f03 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx3), Avx.ConvertToVector256Single(i03), f03);
+                f13 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx3), Avx.ConvertToVector256Single(i13), f13);
+            }
             if (TF.HasMin)
             {
                 var m0 = Vector256.Load((float*)(pb + 576));
@@ -715,75 +736,48 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 var sx0 = Vector256.Create(sp[b]);
                 f00 = Fma.MultiplyAdd(m0, sx0, f00);
                 f10 = Fma.MultiplyAdd(m1, sx0, f10);
-                var sx1 = Vector256.Create(sp[b + 1 * nb]);
-                f01 = Fma.MultiplyAdd(m0, sx1, f01);
-                f11 = Fma.MultiplyAdd(m1, sx1, f11);
-                var sx2 = Vector256.Create(sp[b + 2 * nb]);
-                f02 = Fma.MultiplyAdd(m0, sx2, f02);
-                f12 = Fma.MultiplyAdd(m1, sx2, f12);
-                var sx3 = Vector256.Create(sp[b + 3 * nb]);
-                f03 = Fma.MultiplyAdd(m0, sx3, f03);
-                f13 = Fma.MultiplyAdd(m1, sx3, f13);
+                if (TN.Count > 1)
+                {
+                    var sx1 = Vector256.Create(sp[b + 1 * nb]);
+                    f01 = Fma.MultiplyAdd(m0, sx1, f01);
+                    f11 = Fma.MultiplyAdd(m1, sx1, f11);
+                }
+                if (TN.Count > 2)
+                {
+                    var sx2 = Vector256.Create(sp[b + 2 * nb]);
+                    f02 = Fma.MultiplyAdd(m0, sx2, f02);
+                    f12 = Fma.MultiplyAdd(m1, sx2, f12);
+                }
+                if (TN.Count > 3)
+                {
+                    var sx3 = Vector256.Create(sp[b + 3 * nb]);
+                    f03 = Fma.MultiplyAdd(m0, sx3, f03);
+                    f13 = Fma.MultiplyAdd(m1, sx3, f13);
+                }
             }
         }
         Store8(f00, y + 0, Math.Min(8, n - 0));
         Store8(f10, y + 8, Math.Min(8, n - 8));
-        Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
-        Store8(f11, y + 1L * yStride + 8, Math.Min(8, n - 8));
-        Store8(f02, y + 2L * yStride + 0, Math.Min(8, n - 0));
-        Store8(f12, y + 2L * yStride + 8, Math.Min(8, n - 8));
-        Store8(f03, y + 3L * yStride + 0, Math.Min(8, n - 0));
-        Store8(f13, y + 3L * yStride + 8, Math.Min(8, n - 8));
-    }
-
-
-
-    /// <summary>16 repacked rows × 1 token: per block, 8 steps of 2 weight vectors × 1 broadcast activation dword.</summary>
-    private static void Gemm16x1(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
-    {
-        long cols = x.Cols;
-        sbyte* xp = x.Q + t * cols;
-        float* dp = x.D + (long)t * nb;
-        float* sp = x.S + (long)t * nb;
-        int* cp = x.Sums + (long)t * nb;
-        int stride = PackStride * 2;
-        Vector256<float> f00 = default;
-        Vector256<float> f10 = default;
-        for (int b = 0; b < nb; b++, xp += 32)
+        if (TN.Count > 1)
         {
-            byte* pb = pack + (long)b * stride;
-            var i00 = SeedOffset != 0 ? Vector256.Create(-SeedOffset * cp[b]) : Vector256<int>.Zero;
-            var i10 = i00;
-            for (int k = 0; k < 8; k++)
-            {
-                byte* pk = pb + 64 * k;
-                var w0 = Vector256.Load(pk);
-                var m0 = Magnitude(w0);
-                var w1 = Vector256.Load(pk + 32);
-                var m1 = Magnitude(w1);
-                sbyte* xk = xp + 4 * k;
-                var x0 = Bcast4(xk);
-                i00 = DotPacked(i00, w0, m0, x0);
-                i10 = DotPacked(i10, w1, m1, x0);
-            }
-            var dw0 = Vector256.Load((float*)(pb + 512));
-            var dw1 = Vector256.Load((float*)(pb + 544));
-            var dx0 = Vector256.Create(dp[b]);
-            f00 = Fma.MultiplyAdd(Avx.Multiply(dw0, dx0), Avx.ConvertToVector256Single(i00), f00);
-            f10 = Fma.MultiplyAdd(Avx.Multiply(dw1, dx0), Avx.ConvertToVector256Single(i10), f10);
-            if (TF.HasMin)
-            {
-                var m0 = Vector256.Load((float*)(pb + 576));
-                var m1 = Vector256.Load((float*)(pb + 608));
-                var sx0 = Vector256.Create(sp[b]);
-                f00 = Fma.MultiplyAdd(m0, sx0, f00);
-                f10 = Fma.MultiplyAdd(m1, sx0, f10);
-            }
+            Store8(f01, y + 1L * yStride + 0, Math.Min(8, n - 0));
+            Store8(f11, y + 1L * yStride + 8, Math.Min(8, n - 8));
         }
-        Store8(f00, y + 0, Math.Min(8, n - 0));
-        Store8(f10, y + 8, Math.Min(8, n - 8));
+        if (TN.Count > 2)
+        {
+            Store8(f02, y + 2L * yStride + 0, Math.Min(8, n - 0));
+            Store8(f12, y + 2L * yStride + 8, Math.Min(8, n - 8));
+        }
+        if (TN.Count > 3)
+        {
+            Store8(f03, y + 3L * yStride + 0, Math.Min(8, n - 0));
+            Store8(f13, y + 3L * yStride + 8, Math.Min(8, n - 8));
+        }
     }
 
+    /// <summary>The integer sums' seed for one token's block: −offset·Σx (zero where there is no offset).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Seed(int* sums, long i) => SeedOffset != 0 ? Vector256.Create(-SeedOffset * sums[i]) : Vector256<int>.Zero;
 
     // ---------------------------------------------------------------- unpacking helpers for the formats
 
