@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -43,6 +44,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     }
 
     /// <summary>8 repacked rows × 3 tokens (the rest after 4-token tiles): per block, 8 steps of 1 weight vector × 3 broadcast activation dwords.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemm8x3(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
     {
         long cols = x.Cols;
@@ -146,6 +148,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     }
 
     /// <summary>8 repacked rows × 2 tokens (the rest after 4-token tiles): per block, 8 steps of 1 weight vector × 2 broadcast activation dwords.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemm8x2(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
     {
         long cols = x.Cols;

@@ -80,7 +80,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     /// <summary>Token count from which the vector paths repack weights (below it, each token streams the weights).</summary>
     public const int GemmMinTokens = 3;
     /// <summary>Repacked bytes per block of 8 rows: 8 × 32 code bytes, 8 float scales, (Q4_1) 8 float minimums.</summary>
-    private static int PackStride => TF.HasMin ? 320 : 288;
+    private static int PackStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TF.HasMin ? 320 : 288; }
 
     /// <summary>Two 8-row groups of repacked blocks (prefill), or the seeds of up to 2 tokens (decode).</summary>
     public static long ScratchFloats(int cols) => (long)(cols / 32) * Math.Max(PackStride / 2, 8 * (GemmMinTokens - 1)) + 16;
@@ -167,6 +167,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     /// <summary>The tiles over a matrix packed at load, for every token count: no per-call repack. The first tile of a
     /// group streams it from memory; the group's other tiles find it in L1/L2. A task's groups are one contiguous
     /// stream, which the hardware prefetchers follow on their own (software prefetch ahead measured slower).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ComputePacked(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
     {
         int nb = w.Cols / 32, T = x.Tokens, rows = w.PackRows;
@@ -246,10 +247,10 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     /// seed is needed. The tiles' packed copies then hold the signed codes q, so |q| is taken once per weight
     /// vector and shared by the tile's tokens: a 4-token tile costs about half the instructions it did.
     /// </summary>
-    private static bool SignDot => TF.Offset == 128 && !AvxVnni.IsSupported;
+    private static bool SignDot { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TF.Offset == 128 && !AvxVnni.IsSupported; }
 
     /// <summary>The offset the integer sums are seeded with (−offset·Σx): none where <see cref="SignDot"/> forms q·x directly.</summary>
-    private static int SeedOffset => SignDot ? 0 : TF.Offset;
+    private static int SeedOffset { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => SignDot ? 0 : TF.Offset; }
 
     /// <summary>A code vector as the tiles store it: u, or under <see cref="SignDot"/> the signed q = u ^ 0x80.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -317,9 +318,10 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
 
     /// <summary>Blocks per software prefetch of each row in <see cref="Gemv8"/>: one per 64-byte line (3 for 18-byte Q4_0
     /// blocks, 1 for 34-byte Q8_0 blocks).</summary>
-    private static int PrefetchEvery => Math.Max(1, 64 / TF.BlockBytes);
+    private static int PrefetchEvery { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Math.Max(1, 64 / TF.BlockBytes); }
 
     /// <summary>8 rows (n real) × 1 token, straight from the weights.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemv8(WeightMatrix w, int r, int n, in ActivationView x, int t, int nb, float* y, int* offsets)
     {
         long rb = w.RowBytes;
@@ -378,6 +380,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     /// <summary>Repacks <paramref name="groups"/> × 8 rows from <paramref name="r"/> (n real; the others alias the last real
     /// row) for the prefill tiles. Per block: for k = 0..7 and each group g, 32 bytes whose dword i is row 8g+i's u of
     /// elements 4k..4k+3; then each group's 8 scales as floats; then (Q4_1) each group's 8 minimums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Repack(WeightMatrix w, int r, int n, int nb, byte* pack, int groups)
     {
         // block by block, all groups (each block's bytes are written once, whole cache lines)
@@ -466,6 +469,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     private static Vector256<sbyte> Bcast4(sbyte* p) => Vector256.Create(*(int*)p).AsSByte();
 
     /// <summary>8 repacked rows × 4 tokens: per block, 8 steps of 1 weight vector × 4 broadcast activation dwords.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemm8x4(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
     {
         long cols = x.Cols;
@@ -593,6 +597,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
 
 
     /// <summary>8 repacked rows × 1 token: per block, 8 steps of 1 weight vector × 1 broadcast activation dword.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemm8x1(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n)
     {
         long cols = x.Cols;
@@ -655,6 +660,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     /// broadcast activation dwords. One body for every token count: TN is a struct, so the JIT compiles each count
     /// separately with the other tokens' lines removed, and every (row, token) pair goes through the same operations in
     /// the same order whatever the count (outputs do not depend on how tokens were split into tiles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemm16<TN>(byte* pack, in ActivationView x, int t, int nb, float* y, int yStride, int n) where TN : struct, ITokenCount
     {
         long cols = x.Cols;
