@@ -126,6 +126,7 @@ internal static class BenchThroughputCommand
             ["prompt_tokens"] = promptTokens,
             ["output_tokens"] = outputTokens,
             ["max_concurrency"] = st.MaxConcurrency,
+            ["mean_concurrency"] = Math.Round(st.TimeAveragedConcurrency, 3),
             ["max_num_seqs"] = options.MaxNumSeqs,
             ["block_size"] = options.BlockSize,
             ["kv_cache_tokens"] = engine.KvCapacityTokens,
@@ -145,7 +146,7 @@ internal static class BenchThroughputCommand
         o.WriteLine($"mode {r["mode"]}: {r["num_prompts"]} requests in {r["elapsed_s"]} s");
         o.WriteLine($"  throughput: {r["requests_per_s"]} requests/s, {r["output_tokens_per_s"]} output tokens/s, {r["total_tokens_per_s"]} total tokens/s");
         o.WriteLine($"  tokens: {r["prompt_tokens"]} prompt, {r["output_tokens"]} output");
-        o.WriteLine($"  concurrency: max {r["max_concurrency"]} of {r["max_num_seqs"]}; {r["steps"]} steps; {r["preemptions"]} preemptions");
+        o.WriteLine($"  concurrency: max {r["max_concurrency"]} of {r["max_num_seqs"]}, mean {r["mean_concurrency"]}; {r["steps"]} steps; {r["preemptions"]} preemptions");
         o.WriteLine($"  KV cache: {r["kv_cache_tokens"]} tokens in blocks of {r["block_size"]}; time-averaged internal waste {(double)r["kv_waste_time_averaged"] * 100:F2}%");
         o.WriteLine($"  KV held at most: {ByteSize.Format((long)r["kv_peak_bytes"])} of {ByteSize.Format((long)r["kv_cache_bytes"])}{((bool)r["swa_full"] ? " (--swa-full)" : "")}");
     }

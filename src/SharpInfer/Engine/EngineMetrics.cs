@@ -91,6 +91,10 @@ internal sealed record EngineStats
     public double TimeAveragedKvWaste { get; init; }
     /// <summary>Most sequences that ran in one step.</summary>
     public int MaxConcurrency { get; init; }
+    /// <summary>Sequences per step averaged over busy time (each step weighted by its duration): how many sequences
+    /// the cache kept running, which a peak does not show (a sequence admitted for one prompt chunk and preempted at
+    /// once counts in the peak).</summary>
+    public double TimeAveragedConcurrency { get; init; }
     public long FinishedRequests { get; init; }
     /// <summary>Prefix cache, in tokens: looked up at admission, found (memory or disk), found on disk; blocks evicted
     /// from memory; blocks registered now.</summary>

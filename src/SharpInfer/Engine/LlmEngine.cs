@@ -88,7 +88,7 @@ internal sealed partial class LlmEngine : IDisposable
     private readonly ManualResetEventSlim _stepsAllowed = new(true);
     private Exception? _fatal;
     private EngineStats _stats = new();
-    private double _wasteIntegral, _busySeconds;
+    private double _wasteIntegral, _busySeconds, _concurrencyIntegral;
     private int _maxConcurrency, _kvBlocksPeak;
     private long _promptTokens, _generationTokens, _steps, _finished;
 
@@ -516,6 +516,7 @@ internal sealed partial class LlmEngine : IDisposable
             Console.Error.WriteLine(FormattableString.Invariant($"STEP at={Seconds(_t0, t0) * 1000:F0} ms={dt * 1000:F0} decodes={dec} prefill={pre} waiting={_scheduler.WaitingCount}"));
         }
         _busySeconds += dt;
+        _concurrencyIntegral += dt * chunks.Count;
         _wasteIntegral += dt * _blocks.Waste(_scheduler.StoredTokens());
         PublishStats();
     }
@@ -780,6 +781,7 @@ internal sealed partial class LlmEngine : IDisposable
             Steps = _steps,
             TimeAveragedKvWaste = _busySeconds > 0 ? _wasteIntegral / _busySeconds : 0,
             MaxConcurrency = _maxConcurrency,
+            TimeAveragedConcurrency = _busySeconds > 0 ? _concurrencyIntegral / _busySeconds : 0,
             FinishedRequests = _finished,
             PrefixCacheQueries = _blocks.PrefixQueries,
             PrefixCacheHits = _blocks.PrefixHits,
