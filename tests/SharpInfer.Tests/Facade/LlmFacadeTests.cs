@@ -65,6 +65,9 @@ public class LlmFacadeTests
         Assert.Equal(alone, together);
         await EngineExactnessTests.WaitIdle(llm.Engine);
         Assert.Equal(prompts.Length, llm.Engine.Stats.MaxConcurrency);
+        // the time-averaged concurrency mixes the four runs alone (1 sequence per step) with the batched steps
+        double mean = llm.Engine.Stats.TimeAveragedConcurrency;
+        Assert.True(mean > 1 && mean < prompts.Length, $"mean concurrency {mean} should lie strictly between 1 and {prompts.Length}");
     }
 
     [Fact]
