@@ -110,9 +110,15 @@ internal abstract unsafe class KvFormat
         public override bool WriteRow(float* src, byte* dst, int headDim, IsaLevel level)
         {
             int L = QuantBlockLength(headDim);
+            bool avx512 = L == 32 && level >= IsaLevel.Avx512 && Avx512F.IsSupported;
             for (int b0 = 0; b0 < headDim; b0 += L)
             {
                 float* x = src + b0;
+                if (avx512 && WriteBlock512(x, dst))
+                {
+                    dst += 2 + L;
+                    continue;
+                }
                 float amax = 0;
                 for (int j = 0; j < L; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
                 float d = amax / 127f;
@@ -123,6 +129,39 @@ internal abstract unsafe class KvFormat
                 dst += 2 + L;
             }
             return AllFinite(src, headDim);
+        }
+
+        /// <summary>One 32-value block of finite values, the scalar loop's bits: the same amax (a maximum is exact in
+        /// any order), d, 1/d and products x·id, and round-half-away-from-zero as trunc(v) plus ±1 where
+        /// |v − trunc(v)| ≥ 0.5 (that difference is exact). Returns false, writing nothing, for a block holding an
+        /// infinity or NaN (the scalar loop's NaN propagation then decides).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static bool WriteBlock512(float* x, byte* dst)
+        {
+            var a = Vector512.Load(x);
+            var b = Vector512.Load(x + 16);
+            if (!Vector512.EqualsAll((a - a) + (b - b), Vector512<float>.Zero)) return false;   // x − x is NaN for inf/NaN
+            var m = Vector512.Max(Vector512.Abs(a), Vector512.Abs(b));
+            var m8 = Vector256.Max(m.GetLower(), m.GetUpper());
+            var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+            float amax = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
+            float d = amax / 127f;
+            float id = d != 0f ? 1f / d : 0f;
+            *(ushort*)dst = Fp16.FromFloat(d);
+            var vid = Vector512.Create(id);
+            Avx512F.ConvertToVector128SByte(RoundAway(a * vid)).Store((sbyte*)(dst + 2));
+            Avx512F.ConvertToVector128SByte(RoundAway(b * vid)).Store((sbyte*)(dst + 18));
+            return true;
+        }
+
+        /// <summary>MathF.Round(v, MidpointRounding.AwayFromZero) per lane, as integers (|v| well inside int range).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<int> RoundAway(Vector512<float> v)
+        {
+            var t = Avx512F.RoundScale(v, 0x0B);   // toward zero, no precision exception
+            var half = Vector512.GreaterThanOrEqual(Vector512.Abs(v - t), Vector512.Create(0.5f));
+            var step = Vector512.CopySign(Vector512<float>.One, v) & half;
+            return Avx512F.ConvertToVector512Int32WithTruncation(t + step);
         }
 
         public override float* Widen(byte* src, float* dst, int rows, int headDim, IsaLevel level, bool finite)

@@ -39,6 +39,45 @@ public unsafe class KvFormatTests
         }
     }
 
+    /// <summary>Q8_0 rows are the scalar path's bytes on every instruction path: random rows, blocks whose products land
+    /// exactly on and next to halves (amax 127 makes the scale 1, so x·id = x: rounding half away from zero is
+    /// visible), and blocks with an infinity or a NaN.</summary>
+    [Fact]
+    public void Q8_0_rows_are_the_scalar_paths_bytes_on_every_path_including_ties_and_non_finite_blocks()
+    {
+        const int D = 128;
+        var rng = new Random(5);
+        var rows = new List<float[]>();
+        for (int r = 0; r < 64; r++) rows.Add(Enumerable.Range(0, D).Select(_ => (float)(rng.NextDouble() * 2 - 1) * (r + 1) * 0.37f).ToArray());
+        float[] ties = [0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 126.5f, -126.5f, 0.49999997f, -0.49999997f, 0.50000006f, 3.4999998f, 3.5000002f, 0f, -0f, 64.5f];
+        var tieRow = new float[D];
+        for (int i = 0; i < D; i++) tieRow[i] = i % 32 == 0 ? 127f : ties[i % ties.Length];
+        rows.Add(tieRow);
+        var bad = (float[])rows[3].Clone();
+        bad[5] = float.PositiveInfinity;
+        bad[40] = float.NaN;
+        bad[100] = float.NegativeInfinity;
+        rows.Add(bad);
+        var format = KvFormat.Q8_0;
+        long rowBytes = format.RowBytes(D);
+        foreach (var row in rows)
+        {
+            var expected = new byte[rowBytes];
+            fixed (float* x = row) fixed (byte* e = expected) format.WriteRow(x, e, D, IsaLevel.Scalar);
+            foreach (var level in KernelHarness.Levels())
+            {
+                var got = new byte[rowBytes];
+                fixed (float* x = row) fixed (byte* o = got) format.WriteRow(x, o, D, level);
+                Assert.True(expected.AsSpan().SequenceEqual(got), $"{level}: {Convert.ToHexString(got)} vs scalar {Convert.ToHexString(expected)}");
+            }
+        }
+        // the tie row's codes: half away from zero (0.5 → 1, −0.5 → −1, 2.5 → 3), just below a half stays
+        var codes = new byte[rowBytes];
+        fixed (float* x = tieRow) fixed (byte* o = codes) format.WriteRow(x, o, D, IsaLevel.Avx512);
+        Assert.Equal(new sbyte[] { 127, -1, 2, -2, 3, -3, 127, -127, 0, 0, 1, 3, 4, 0, 0, 65 },
+                     codes.Skip(2).Take(16).Select(c => (sbyte)c).ToArray());
+    }
+
     [Theory]
     [InlineData(KvDataType.Q8_0, 8, 1 / 127.0)]
     [InlineData(KvDataType.Q4_0, 8, 1 / 8.0)]
