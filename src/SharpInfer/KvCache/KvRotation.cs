@@ -62,7 +62,21 @@ internal static unsafe class KvRotation
         }
         for (; i < n; i++) x[i] *= scale;
         int len = 1;
-        // spans below a vector width go element by element; the elementwise + and − round the same either way
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            // spans 1, 2 and 4 inside each 8-value vector: lane i meets lane i ^ len; the lower lane of a pair keeps
+            // u + v, the upper one gets u − v (written b − a there, the same operands): ggml's bits
+            for (int j = 0; j < n; j += 8)
+            {
+                var a = Vector256.Load(x + j);
+                a = Butterfly(a, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6), Vector256.Create(0, -1, 0, -1, 0, -1, 0, -1));
+                a = Butterfly(a, Vector256.Create(2, 3, 0, 1, 6, 7, 4, 5), Vector256.Create(0, 0, -1, -1, 0, 0, -1, -1));
+                a = Butterfly(a, Vector256.Create(4, 5, 6, 7, 0, 1, 2, 3), Vector256.Create(0, 0, 0, 0, -1, -1, -1, -1));
+                a.Store(x + j);
+            }
+            len = 8;
+        }
+        // (without vectors) spans below a vector width go element by element; + and − round the same either way
         for (; len < n && (len < 8 || !Vector256.IsHardwareAccelerated); len <<= 1)
             for (int b = 0; b < n; b += 2 * len)
                 for (int j = b; j < b + len; j++)
@@ -80,5 +94,14 @@ internal static unsafe class KvRotation
                     (u + v).Store(x + j);
                     (u - v).Store(x + j + len);
                 }
+    }
+
+    /// <summary>One butterfly stage within a vector: partner lanes from <paramref name="partner"/>, upper lanes marked
+    /// in <paramref name="upper"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Butterfly(Vector256<float> a, Vector256<int> partner, Vector256<int> upper)
+    {
+        var b = Vector256.Shuffle(a, partner);
+        return Vector256.ConditionalSelect(upper.AsSingle(), b - a, a + b);
     }
 }

@@ -66,6 +66,34 @@ public unsafe class KvRotationTests
         for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(y[i] - x[i]) <= 1e-5f * (1 + Math.Abs(x[i])), $"H·H·x at {i}: {y[i]} vs {x[i]}");
     }
 
+    /// <summary>ggml_compute_forward_fwht_f32's arithmetic, element by element: scale first, then butterflies of span
+    /// 1, 2, 4, …; the vector path must give these bits exactly (batch invariance rests on it).</summary>
+    [Theory]
+    [InlineData(64)]
+    [InlineData(128)]
+    public void RotateGivesTheScalarButterflysBits(int n)
+    {
+        var x = Gaussian(4 * n, seed: 100 + n);
+        for (int i = 0; i < x.Length; i += 7) x[i] *= 1000;   // outliers: rounding differences would show
+        var want = (float[])x.Clone();
+        float scale = 1f / MathF.Sqrt(n);
+        for (int p = 0; p < want.Length; p += n)
+        {
+            for (int i = 0; i < n; i++) want[p + i] *= scale;
+            for (int len = 1; len < n; len <<= 1)
+                for (int b = 0; b < n; b += 2 * len)
+                    for (int j = b; j < b + len; j++)
+                    {
+                        float u = want[p + j], v = want[p + j + len];
+                        want[p + j] = u + v;
+                        want[p + j + len] = u - v;
+                    }
+        }
+        Rotate(x, n);
+        for (int i = 0; i < x.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(x[i]) == BitConverter.SingleToInt32Bits(want[i]), $"element {i}: {x[i]} vs {want[i]}");
+    }
+
     [Fact]
     public void RotateRejectsSizesThatAreNotPowersOfTwoDividingTheRow()
     {
