@@ -76,7 +76,7 @@ internal static unsafe class KvRotation
             }
             len = 8;
         }
-        // (without vectors) spans below a vector width go element by element; + and − round the same either way
+        // without vectors (or for pieces shorter than one), the small spans go element by element; + and − round the same
         for (; len < n && (len < 8 || !Vector256.IsHardwareAccelerated); len <<= 1)
             for (int b = 0; b < n; b += 2 * len)
                 for (int j = b; j < b + len; j++)
