@@ -261,6 +261,21 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         return Avx2.Add(Avx2.UnpackLow(u.AsInt64(), v.AsInt64()).AsInt32(), Avx2.UnpackHigh(u.AsInt64(), v.AsInt64()).AsInt32());
     }
 
+    /// <summary>Chunk <paramref name="c"/> (32 elements) of one super-block into four tokens' int32 lanes (integer sums:
+    /// the order of chunks does not change them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Chunk256x4(byte* blk, Vector256<byte> info, int c, sbyte* xb, long xs,
+                                   ref Vector256<int> ia, ref Vector256<int> ib, ref Vector256<int> ic, ref Vector256<int> id)
+    {
+        var wv = TF.W256(blk, c);
+        var sc = TF.S256(info, c);
+        sbyte* xp = xb + 32 * c;
+        ia = Dot256(ia, wv, xp, sc);
+        ib = Dot256(ib, wv, xp + xs, sc);
+        ic = Dot256(ic, wv, xp + 2 * xs, sc);
+        id = Dot256(id, wv, xp + 3 * xs, sc);
+    }
+
     /// <summary>1 row × 4 tokens (t..t+3): each weight chunk is unpacked once for the four tokens.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile256x4(byte* row, in ActivationView x, int t, int nb, float* dx, float* y, int yStride)
@@ -277,10 +292,17 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
             sbyte* xb = xq + b * 256;
             short* bsb = bs + b * 16;
             var e = TF.E256(blk, info);
-            var ia = Block256(blk, info, xb);
-            var ib = Block256(blk, info, xb + xs);
-            var ic = Block256(blk, info, xb + 2 * xs);
-            var id = Block256(blk, info, xb + 3 * xs);
+            // chunk by chunk, each unpacked chunk feeding the four tokens' accumulators (7 live vectors: as four
+            // whole-block dot products the JIT kept all 16 unpacked chunks live and spilled every partial sum)
+            Vector256<int> ia = default, ib = default, ic = default, id = default;
+            Chunk256x4(blk, info, 0, xb, xs, ref ia, ref ib, ref ic, ref id);
+            Chunk256x4(blk, info, 1, xb, xs, ref ia, ref ib, ref ic, ref id);
+            Chunk256x4(blk, info, 2, xb, xs, ref ia, ref ib, ref ic, ref id);
+            Chunk256x4(blk, info, 3, xb, xs, ref ia, ref ib, ref ic, ref id);
+            Chunk256x4(blk, info, 4, xb, xs, ref ia, ref ib, ref ic, ref id);
+            Chunk256x4(blk, info, 5, xb, xs, ref ia, ref ib, ref ic, ref id);
+            Chunk256x4(blk, info, 6, xb, xs, ref ia, ref ib, ref ic, ref id);
+            Chunk256x4(blk, info, 7, xb, xs, ref ia, ref ib, ref ic, ref id);
             var ma = Avx2.MultiplyAddAdjacent(Vector256.Load(bsb), e);
             var mb = Avx2.MultiplyAddAdjacent(Vector256.Load(bsb + bss), e);
             var mc = Avx2.MultiplyAddAdjacent(Vector256.Load(bsb + 2 * bss), e);

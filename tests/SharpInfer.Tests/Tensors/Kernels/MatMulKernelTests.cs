@@ -30,6 +30,7 @@ public class MatMulKernelTests
                 d.Add(type, precision, 7, block * 5, 19);
                 d.Add(type, precision, 3, block * 2, 8);
                 d.Add(type, precision, 5, block * 22, 12);
+                foreach (int tokens in new[] { 2, 31, 33 }) d.Add(type, precision, 3, block * 2, tokens);
             }
         }
         // the int8 kernels for 32-element formats: decode (1-3 tokens) and repacked prefill tiles (4+), full and
