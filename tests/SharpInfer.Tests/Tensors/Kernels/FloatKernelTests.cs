@@ -86,6 +86,10 @@ public unsafe class FloatKernelTests
             d.Add(type, 5, FloatKernel.KBlock + 16, 7);
             d.Add(type, 12, 3 * FloatKernel.KBlock + 33, 3);
             d.Add(type, 4, 96, FloatKernel.TokenBlock * 2 + 3);
+            // AVX2's 3-row panels and 3 × 2 tiles: row counts on each side of a multiple of 3, odd and even token
+            // counts around 32
+            foreach (int tokens in new[] { 31, 32, 33 }) d.Add(type, 10, 48, tokens);
+            d.Add(type, 11, 64, 2);
         }
         return d;
     }
