@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Thread-CPU-time microbenchmark of one matmul kernel on DRAM-resident weights (24 random 2048×5632 matrices,
-# ~156 MB for Q4_K), M tokens, one thread: prints GB/s of weight bytes per second of thread CPU time, so other
+# ~156 MB for Q4_K), M tokens, one thread: prints GB/s of weight bytes (decode) and GFLOP/s (prefill, large M)
+# per second of thread CPU time, so other
 # load on the machine disturbs it less than wall-clock numbers (it still shares the memory bus).
 #   bench/kernel-micro.sh TYPE [M] [pack 0|1] [IsaLevel]        e.g. bench/kernel-micro.sh Q4_K 1 1
 # The harness is written to a temporary folder outside the repository (it is not part of the solution) and
@@ -54,6 +55,8 @@ unsafe
             if (type == GgmlType.Q4_K || type == GgmlType.Q5_K) { *(ushort*)blk = Fp16.FromFloat(0.01f); *(ushort*)(blk + 2) = Fp16.FromFloat(0.02f); }
             else if (type == GgmlType.Q6_K) *(ushort*)(blk + bb - 2) = Fp16.FromFloat(0.01f);
         }
+        if (type == GgmlType.F16) // finite halves in [-1, 1)
+            for (long e = 0; e < rowBytes * rows / 2; e++) ((ushort*)p)[e] = Fp16.FromFloat((float)(rng.NextDouble() * 2 - 1));
         if (type == GgmlType.Q4_0 || type == GgmlType.Q8_0)
         {
             int b32 = type == GgmlType.Q4_0 ? 18 : 34;
@@ -75,7 +78,7 @@ unsafe
     fixed (float* yp = y) fixed (float* scp = scratch)
     {
         int bsz = kernel.Format == ActivationFormat.Q8_K ? 256 : 32;
-        for (int t = 0; t < M; t++)
+        for (int t = 0; t < M && kernel.Format != ActivationFormat.F32; t++)
             ActivationQuantizer.Row(kernel.Format, xp + t * cols, cols, qp + t * cols, dp + t * (cols / bsz), sp + t * (cols / 32), bp + t * (cols / 16), level, up + t * (cols / 32));
         var view = new ActivationView { F32 = xp, Tokens = M, Cols = cols, Q = qp, D = dp, S = sp, BSums = bp, Sums = up };
         double best = 0;
@@ -87,7 +90,8 @@ unsafe
             long t1 = CpuNs();
             double gbs = 3.0 * nmat * rowBytes * rows / (t1 - t0);
             best = Math.Max(best, gbs);
-            Console.WriteLine($"  rep {rep}: {gbs:F2} GB/s (thread CPU), {(t1 - t0) / 1e6 / (3 * nmat):F3} ms per matrix");
+            double gflops = 2.0 * rows * cols * M * 3 * nmat / (t1 - t0);
+            Console.WriteLine($"  rep {rep}: {gbs:F2} GB/s (thread CPU), {(t1 - t0) / 1e6 / (3 * nmat):F3} ms per matrix, {gflops:F1} GFLOP/s");
         }
         Console.WriteLine($"best {best:F2} GB/s  y[5]={y[5]}");
     }
