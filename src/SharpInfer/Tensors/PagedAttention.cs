@@ -31,7 +31,8 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
     private readonly ComputePool _pool;
     private readonly NativeBuffer<float>[] _scratch;
     private readonly int _groupSize, _headDim, _kvHeads, _qStride;
-    /// <summary>Prefill runs of consecutive tokens of one sequence go to <see cref="TileAttention512"/>.</summary>
+    /// <summary>Prefill runs of consecutive tokens of one sequence go to <see cref="TileAttention512"/> (AVX-512) or to
+    /// the AVX2 path's tile (each block widened once per tile).</summary>
     private readonly bool _tiles;
     // current job's tiles: first batch token and token count of each (grown with the batch, never per token)
     private int[] _tileStart = new int[64], _tileCount = new int[64];
@@ -60,8 +61,10 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         _kvHeads = c.KvHeadCount;
         _qStride = c.QueryDim;
         Level = level ?? Isa.Level;
-        _tiles = Level >= IsaLevel.Avx512 && TileAttention512.Supports(_headDim, blockSize);
+        _tiles = Level >= IsaLevel.Avx512 ? TileAttention512.Supports(_headDim, blockSize)
+            : Level == IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported;
         long scratch = ScratchFloats(_groupSize, _headDim, blockSize);
+        // (also enough for the AVX2 tile: its widened block, one token's scores and a softmax state per token)
         if (_tiles) scratch = Math.Max(scratch, TileAttention512.ScratchFloats(_groupSize, _headDim, blockSize));
         // a rotated copy of a tile's queries, laid out like the batch rows (token stride _qStride)
         _rotatedQueryOffset = (scratch + 15) & ~15L;
@@ -154,8 +157,10 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 Attend(_cache, _layer, g, table, position + 1, q, o, _groupSize, _headDim, _scale, scratch, Level, first,
                     sinks == null ? null : sinks + g * _groupSize);
         }
-        else
+        else if (Level >= IsaLevel.Avx512)
             TileAttention512.Attend(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, scratch);
+        else
+            Avx2Path.AttendTile(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, scratch);
         // values are stored rotated: Σ p·Hv = H·Σ p·v, and H·H = I
         if (_valueRotation > 0)
             for (int i = 0; i < tokens; i++) KvRotation.Rotate(o + (long)i * _qStride, groupFloats, _valueRotation);
@@ -571,7 +576,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                                   float* q, float* output, int groupSize, int D, float scale, float* scratch, int first,
                                   float* sinks = null)
         {
-            int bs = cache.BlockSize, sp = Pad16(bs), D8 = D & ~7;
+            int bs = cache.BlockSize, sp = Pad16(bs);
             float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
             Init(m, l, output, groupSize, D);
             int nBlocks = (length + bs - 1) / bs;
@@ -579,9 +584,53 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
             {
                 int n = Math.Min(bs, length - b * bs), masked = Math.Max(0, first - b * bs);
                 PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
-                int n4 = Math.Min(bs, (n + 3) & ~3);
                 float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, n, IsaLevel.Avx2);
                 float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, n, IsaLevel.Avx2);
+                Block(K, V, n, masked, bs, q, output, m, l, corrs, scAll, groupSize, D, scale);
+            }
+            if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
+            Normalize(output, l, groupSize, D);
+        }
+
+        /// <summary>Prefill tile: tokens at positions [position, position + tokens) of one sequence (queries and
+        /// outputs <paramref name="qStride"/> apart), each block's keys and values widened once for all of them
+        /// instead of once per token. Every token runs exactly <see cref="Attend"/>'s steps on the blocks it sees, so
+        /// its bits are those of attending it alone.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void AttendTile(IKvCache cache, int layer, int kvHead, BlockTable table, int position, int tokens,
+                                      float* q, float* output, int qStride, int groupSize, int D, float scale, float* scratch)
+        {
+            int bs = cache.BlockSize, sp = Pad16(bs), G3 = 3 * groupSize;
+            float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, state = scAll + groupSize * sp;
+            for (int i = 0; i < tokens; i++)
+                Init(state + i * G3, state + i * G3 + groupSize, output + (long)i * qStride, groupSize, D);
+            int lengthLast = position + tokens, nBlocks = (lengthLast + bs - 1) / bs;
+            for (int b = 0; b < nBlocks; b++)
+            {
+                int nMax = Math.Min(bs, lengthLast - b * bs);
+                PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, lengthLast);
+                float* K = BlockFloats(cache, cache.KeyFormat, cache.KeyBlock(layer, table[b], kvHead), kf, nMax, IsaLevel.Avx2);
+                float* V = BlockFloats(cache, cache.ValueFormat, cache.ValueBlock(layer, table[b], kvHead), vf, nMax, IsaLevel.Avx2);
+                // token i sees position + i + 1 keys: this block only when it starts before that
+                for (int i = Math.Max(0, b * bs - position); i < tokens; i++)
+                {
+                    int n = Math.Min(bs, position + i + 1 - b * bs);
+                    float* m = state + i * G3;
+                    Block(K, V, n, 0, bs, q + (long)i * qStride, output + (long)i * qStride, m, m + groupSize, m + 2 * groupSize, scAll, groupSize, D, scale);
+                }
+            }
+            for (int i = 0; i < tokens; i++) Normalize(output + (long)i * qStride, state + i * G3 + groupSize, groupSize, D);
+        }
+
+        /// <summary>One block of keys and values (n rows seen, the first <paramref name="masked"/> of them masked) into
+        /// one token's running softmax state and outputs.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Block(float* K, float* V, int n, int masked, int bs, float* q, float* output, float* m, float* l, float* corrs,
+                                  float* scAll, int groupSize, int D, float scale)
+        {
+            int sp = Pad16(bs), D8 = D & ~7;
+            {
+                int n4 = Math.Min(bs, (n + 3) & ~3);
                 // phase 1: every head's scores (independent chains per head overlap)
                 for (int h = 0; h < groupSize; h++)
                 {
@@ -665,8 +714,6 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
                 }
             }
-            if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
-            Normalize(output, l, groupSize, D);
         }
     }
 

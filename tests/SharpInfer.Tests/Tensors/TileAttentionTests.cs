@@ -7,8 +7,8 @@ using SharpInfer.Tests.Tensors.Kernels;
 namespace SharpInfer.Tests.Tensors;
 
 /// <summary>
-/// Prefill query tiles (<see cref="TileAttention512"/>, taken by <see cref="PagedAttention.Run"/> for runs of
-/// consecutive tokens of one sequence on AVX-512): every token's output is bit-identical to the same token attended
+/// Prefill query tiles (<see cref="TileAttention512"/> on AVX-512, the AVX2 path's tile on AVX2, taken by
+/// <see cref="PagedAttention.Run"/> for runs of consecutive tokens of one sequence): every token's output is bit-identical to the same token attended
 /// alone (the per-token path, already checked against a naive softmax), whatever the tile it lands in — prompts cut
 /// into ragged chunks so tiles start and end anywhere relative to the blocks, GQA groups whose row count is not a
 /// multiple of the 4-row kernels, head sizes 64 and 128, block sizes 4 to 32, every KV format, every instruction path.
