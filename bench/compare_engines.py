@@ -8,7 +8,8 @@ Each engine's number for a test is the median over the rounds; the range (min-ma
 the ratio columns divide SharpInfer's median by each other engine's.
 
 Engines are given as  PATH  or  NAME=PATH  or  NAME=PATH::EXTRA ARGS  (extra llama-bench arguments, e.g.
-"ik-rtr=/x/ik_llama.cpp/build/bin/llama-bench::-rtr 1"). Called by bench/compare-llamacpp.sh.
+"ik-rtr=/x/ik_llama.cpp/build/bin/llama-bench::-rtr 1"); a PATH ending in .dll is another build of SharpInfer's CLI
+(e.g. "prev=/tmp/prev/SharpInfer.Cli.dll", the previous commit). Called by bench/compare-llamacpp.sh.
 """
 import argparse
 import json
@@ -43,8 +44,10 @@ def run_engine(engine, model, args):
     common += ["-p", ",".join(map(str, args.p)), "-n", ",".join(map(str, args.n))]
     if args.d:
         common += ["-d", ",".join(map(str, args.d))]
-    if path is None:
-        cmd = [os.path.join(ROOT, "sharpinfer"), "bench", "-m", model, "-t", str(args.threads), "-r", str(args.reps),
+    if path is None or path.endswith(".dll"):
+        # this checkout's sharpinfer, or another build of it (NAME=path/to/SharpInfer.Cli.dll, e.g. the previous commit)
+        exe = [os.path.join(ROOT, "sharpinfer")] if path is None else ["dotnet", path]
+        cmd = [*exe, "bench", "-m", model, "-t", str(args.threads), "-r", str(args.reps),
                "-p", *map(str, args.p), "-n", *map(str, args.n), "--json"]
         if args.d:
             cmd += ["-d", *map(str, args.d)]
