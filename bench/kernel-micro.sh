@@ -4,6 +4,7 @@
 # per second of thread CPU time, so other
 # load on the machine disturbs it less than wall-clock numbers (it still shares the memory bus).
 #   bench/kernel-micro.sh TYPE [M] [pack 0|1] [IsaLevel]        e.g. bench/kernel-micro.sh Q4_K 1 1
+# MICRO_ROWS / MICRO_COLS (default 2048 × 5632) set another matrix shape, e.g. a model's ffn_gate (5632 × 2048).
 # The harness is written to a temporary folder outside the repository (it is not part of the solution) and
 # references this checkout's Release build of SharpInfer.dll; it takes the assembly name of a friend assembly
 # (SharpInfer.Server) to reach the internal kernel types. For an A/B, run it with the DLL of another commit
@@ -38,7 +39,9 @@ unsafe
     int M = args.Length > 1 ? int.Parse(args[1]) : 1;
     bool pack = args.Length > 2 && args[2] == "1";
     var level = args.Length > 3 ? Enum.Parse<IsaLevel>(args[3]) : Isa.Level;
-    const int rows = 2048, cols = 5632, nmat = 24;
+    int rows = int.TryParse(Environment.GetEnvironmentVariable("MICRO_ROWS"), out var er) ? er : 2048;
+    int cols = int.TryParse(Environment.GetEnvironmentVariable("MICRO_COLS"), out var ec) ? ec : 5632;
+    const int nmat = 24;
     long rowBytes = GgmlTypeInfo.RowSize(type, cols);
     var rng = new Random(1);
     var mats = new WeightMatrix[nmat];
