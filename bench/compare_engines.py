@@ -57,6 +57,12 @@ def run_engine(engine, model, args):
         cmd = [path, *common, "-o", "json", *extra]
         env = os.environ
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0 and path is not None and not path.endswith(".dll") and args.d and 0 in args.d:
+        # a llama-bench without -d (ik_llama.cpp's: use its llama-sweep-bench for depth) still gives the depth-0 rows
+        plain = list(cmd)
+        i = plain.index("-d")
+        del plain[i:i + 2]
+        out = subprocess.run(plain, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         print(f"warning: {name} failed on {os.path.basename(model)} (exit {out.returncode}): "
               f"{out.stderr.strip().splitlines()[-1:] or ''}", file=sys.stderr)
@@ -79,7 +85,7 @@ def main():
     ints = lambda v: [int(x) for x in v.split(",")]  # noqa: E731  (comma lists, as llama-bench takes them)
     ap.add_argument("-p", type=ints, default=[512], help="prompt lengths, e.g. 512,2048 (0 skips pp)")
     ap.add_argument("-n", type=ints, default=[128], help="generation lengths, e.g. 128 (0 skips tg)")
-    ap.add_argument("-d", type=ints, default=[], help="depths, e.g. 0,2048 (llama-bench -d; an engine without it gets no row)")
+    ap.add_argument("-d", type=ints, default=[], help="depths, e.g. 0,2048 (llama-bench -d; an engine without it gets only the depth-0 rows)")
     ap.add_argument("--ours-args", default="", help="extra arguments for sharpinfer bench")
     args = ap.parse_args()
     if args.rounds < 1 or args.reps < 1:
