@@ -4,7 +4,8 @@
 # per second of thread CPU time, so other
 # load on the machine disturbs it less than wall-clock numbers (it still shares the memory bus).
 #   bench/kernel-micro.sh TYPE [M] [pack 0|1] [IsaLevel]        e.g. bench/kernel-micro.sh Q4_K 1 1
-# MICRO_ROWS / MICRO_COLS (default 2048 × 5632) set another matrix shape, e.g. a model's ffn_gate (5632 × 2048).
+# MICRO_ROWS / MICRO_COLS (default 2048 × 5632) set another matrix shape, e.g. a model's ffn_gate (5632 × 2048);
+# MICRO_NMAT (default 24) fewer matrices, e.g. 2 to run from the last-level cache instead of DRAM.
 # The harness is written to a temporary folder outside the repository (it is not part of the solution) and
 # references this checkout's Release build of SharpInfer.dll; it takes the assembly name of a friend assembly
 # (SharpInfer.Server) to reach the internal kernel types. For an A/B, run it with the DLL of another commit
@@ -41,7 +42,7 @@ unsafe
     var level = args.Length > 3 ? Enum.Parse<IsaLevel>(args[3]) : Isa.Level;
     int rows = int.TryParse(Environment.GetEnvironmentVariable("MICRO_ROWS"), out var er) ? er : 2048;
     int cols = int.TryParse(Environment.GetEnvironmentVariable("MICRO_COLS"), out var ec) ? ec : 5632;
-    const int nmat = 24;
+    int nmat = int.TryParse(Environment.GetEnvironmentVariable("MICRO_NMAT"), out var en) ? en : 24;
     long rowBytes = GgmlTypeInfo.RowSize(type, cols);
     var rng = new Random(1);
     var mats = new WeightMatrix[nmat];
