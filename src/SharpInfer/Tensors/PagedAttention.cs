@@ -629,90 +629,88 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                                   float* scAll, int groupSize, int D, float scale)
         {
             int sp = Pad16(bs), D8 = D & ~7;
+            int n4 = Math.Min(bs, (n + 3) & ~3);
+            // phase 1: every head's scores (independent chains per head overlap)
+            for (int h = 0; h < groupSize; h++)
             {
-                int n4 = Math.Min(bs, (n + 3) & ~3);
-                // phase 1: every head's scores (independent chains per head overlap)
-                for (int h = 0; h < groupSize; h++)
+                float* qh = q + h * D, sc = scAll + h * sp;
+                int j = 0;
+                for (; j + 4 <= n4; j += 4)
                 {
-                    float* qh = q + h * D, sc = scAll + h * sp;
-                    int j = 0;
-                    for (; j + 4 <= n4; j += 4)
-                    {
-                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
-                        for (int c = 0; c < D8; c += 8)
-                        {
-                            var qv = Vector256.Load(qh + c);
-                            a0 = Fma.MultiplyAdd(qv, Vector256.Load(k0 + c), a0);
-                            a1 = Fma.MultiplyAdd(qv, Vector256.Load(k1 + c), a1);
-                            a2 = Fma.MultiplyAdd(qv, Vector256.Load(k2 + c), a2);
-                            a3 = Fma.MultiplyAdd(qv, Vector256.Load(k3 + c), a3);
-                        }
-                        var s = Vector128.Create(Kernels.MatMulKernel.HorizontalSum(a0), Kernels.MatMulKernel.HorizontalSum(a1),
-                                                 Kernels.MatMulKernel.HorizontalSum(a2), Kernels.MatMulKernel.HorizontalSum(a3));
-                        if (D8 < D) s = DimTail(s, qh, k0, D8, D);
-                        (s * Vector128.Create(scale)).Store(sc + j);
-                    }
-                    for (; j < n; j++)
-                    {
-                        var a = Vector256<float>.Zero;
-                        float* kj = K + j * D;
-                        for (int c = 0; c < D8; c += 8) a = Fma.MultiplyAdd(Vector256.Load(qh + c), Vector256.Load(kj + c), a);
-                        float s = Kernels.MatMulKernel.HorizontalSum(a);
-                        for (int d = D8; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
-                        sc[j] = s * scale;
-                    }
-                    for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
-
-                }
-                if (masked > 0) MaskBefore(scAll, sp, groupSize, masked);
-                // phase 2: running max, correction, p = e^(s - m), running sum
-                for (int h = 0; h < groupSize; h++)
-                {
-                    float* sc = scAll + h * sp;
-                    var mx = Vector256.Load(sc);
-                    for (int c = 8; c < sp; c += 8) mx = Vector256.Max(mx, Vector256.Load(sc + c));
-                    var g4 = Vector128.Max(mx.GetLower(), mx.GetUpper());
-                    float mOld = m[h], mNew = MathF.Max(mOld, MathF.Max(MathF.Max(g4[0], g4[1]), MathF.Max(g4[2], g4[3])));
-                    float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
-                    var vm = Vector256.Create(mNew);
-                    var psum = Vector256<float>.Zero;
-                    for (int c = 0; c < sp; c += 8)
-                    {
-                        var p = VecMath.Exp(Vector256.Load(sc + c) - vm);
-                        p.Store(sc + c);
-                        psum += p;
-                    }
-                    l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
-                    m[h] = mNew;
-                    corrs[h] = corr;
-                }
-                // phase 3: o = o·corr + Σ p_j v_j
-                for (int h = 0; h < groupSize; h++)
-                {
-                    float* sc = scAll + h * sp, oh = output + h * D;
-                    float corr = corrs[h];
-
-                    var vcorr = Vector256.Create(corr);
+                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
                     for (int c = 0; c < D8; c += 8)
                     {
-                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        float* vc = V + c;
-                        int jj = 0;
-                        for (; jj + 4 <= n; jj += 4)
-                        {
-                            a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
-                            a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
-                            a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
-                            a3 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 3]), Vector256.Load(vc + (jj + 3) * D), a3);
-                        }
-                        if (jj < n) a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
-                        if (jj + 1 < n) a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
-                        if (jj + 2 < n) a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
-                        Fma.MultiplyAdd(Vector256.Load(oh + c), vcorr, (a0 + a1) + (a2 + a3)).Store(oh + c);
+                        var qv = Vector256.Load(qh + c);
+                        a0 = Fma.MultiplyAdd(qv, Vector256.Load(k0 + c), a0);
+                        a1 = Fma.MultiplyAdd(qv, Vector256.Load(k1 + c), a1);
+                        a2 = Fma.MultiplyAdd(qv, Vector256.Load(k2 + c), a2);
+                        a3 = Fma.MultiplyAdd(qv, Vector256.Load(k3 + c), a3);
                     }
-                    if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
+                    var s = Vector128.Create(Kernels.MatMulKernel.HorizontalSum(a0), Kernels.MatMulKernel.HorizontalSum(a1),
+                                             Kernels.MatMulKernel.HorizontalSum(a2), Kernels.MatMulKernel.HorizontalSum(a3));
+                    if (D8 < D) s = DimTail(s, qh, k0, D8, D);
+                    (s * Vector128.Create(scale)).Store(sc + j);
                 }
+                for (; j < n; j++)
+                {
+                    var a = Vector256<float>.Zero;
+                    float* kj = K + j * D;
+                    for (int c = 0; c < D8; c += 8) a = Fma.MultiplyAdd(Vector256.Load(qh + c), Vector256.Load(kj + c), a);
+                    float s = Kernels.MatMulKernel.HorizontalSum(a);
+                    for (int d = D8; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
+                    sc[j] = s * scale;
+                }
+                for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
+
+            }
+            if (masked > 0) MaskBefore(scAll, sp, groupSize, masked);
+            // phase 2: running max, correction, p = e^(s - m), running sum
+            for (int h = 0; h < groupSize; h++)
+            {
+                float* sc = scAll + h * sp;
+                var mx = Vector256.Load(sc);
+                for (int c = 8; c < sp; c += 8) mx = Vector256.Max(mx, Vector256.Load(sc + c));
+                var g4 = Vector128.Max(mx.GetLower(), mx.GetUpper());
+                float mOld = m[h], mNew = MathF.Max(mOld, MathF.Max(MathF.Max(g4[0], g4[1]), MathF.Max(g4[2], g4[3])));
+                float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                var vm = Vector256.Create(mNew);
+                var psum = Vector256<float>.Zero;
+                for (int c = 0; c < sp; c += 8)
+                {
+                    var p = VecMath.Exp(Vector256.Load(sc + c) - vm);
+                    p.Store(sc + c);
+                    psum += p;
+                }
+                l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
+                m[h] = mNew;
+                corrs[h] = corr;
+            }
+            // phase 3: o = o·corr + Σ p_j v_j
+            for (int h = 0; h < groupSize; h++)
+            {
+                float* sc = scAll + h * sp, oh = output + h * D;
+                float corr = corrs[h];
+
+                var vcorr = Vector256.Create(corr);
+                for (int c = 0; c < D8; c += 8)
+                {
+                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    float* vc = V + c;
+                    int jj = 0;
+                    for (; jj + 4 <= n; jj += 4)
+                    {
+                        a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
+                        a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
+                        a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
+                        a3 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 3]), Vector256.Load(vc + (jj + 3) * D), a3);
+                    }
+                    if (jj < n) a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
+                    if (jj + 1 < n) a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
+                    if (jj + 2 < n) a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
+                    Fma.MultiplyAdd(Vector256.Load(oh + c), vcorr, (a0 + a1) + (a2 + a3)).Store(oh + c);
+                }
+                if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
             }
         }
     }
