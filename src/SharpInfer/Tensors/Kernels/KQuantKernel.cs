@@ -221,9 +221,13 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Dot256(Vector256<int> acc, Vector256<byte> wv, sbyte* xp, Vector256<short> s)
+    private static Vector256<int> Dot256(Vector256<int> acc, Vector256<byte> wv, sbyte* xp, Vector256<short> s) =>
+        Dot256(acc, wv, Vector256.Load(xp), s);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Dot256(Vector256<int> acc, Vector256<byte> wv, Vector256<sbyte> xv, Vector256<short> s)
     {
-        var p = Avx2.MultiplyAddAdjacent(wv, Vector256.Load(xp));   // q·x pairs: |.| <= 2·63·128 < 2^15
+        var p = Avx2.MultiplyAddAdjacent(wv, xv);   // q·x pairs: |.| <= 2·63·128 < 2^15
         if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(acc, p, s);
         return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(p, s));
     }
@@ -331,6 +335,23 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
         Sse.Prefetch0(p + TF.BlockBytes - 1);
     }
 
+    /// <summary>Chunk <paramref name="c"/> (32 elements) of four rows' super-blocks against one token's activations
+    /// (integer sums: the order of chunks does not change them). <paramref name="barrier"/>: a store to the tile's own
+    /// output slot (overwritten at the end) that ends the JIT's reuse of loads from before it, so no vector loaded for
+    /// one chunk stays live (and spills) into the next; reloading from L1 costs less than a spill.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Chunk256Rows4(byte* b0, byte* b1, byte* b2, byte* b3, Vector256<byte> f0, Vector256<byte> f1,
+                                      Vector256<byte> f2, Vector256<byte> f3, int c, sbyte* xb, float* barrier,
+                                      ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+    {
+        *barrier = 0f;
+        var xv = Vector256.Load(xb + 32 * c);
+        i0 = Dot256(i0, TF.W256(b0, c), xv, TF.S256(f0, c));
+        i1 = Dot256(i1, TF.W256(b1, c), xv, TF.S256(f1, c));
+        i2 = Dot256(i2, TF.W256(b2, c), xv, TF.S256(f2, c));
+        i3 = Dot256(i3, TF.W256(b3, c), xv, TF.S256(f3, c));
+    }
+
     /// <summary>4 rows (r..r+3) × 1 token: the decode tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile256Rows4(KRows w, int r, in ActivationView x, int t, int nb, float* y)
@@ -349,7 +370,19 @@ internal static unsafe class KQuant<TF> where TF : struct, IKQuantFormat
             sbyte* xb = xq + b * 256;
             var bsv = Vector256.Load(bs + b * 16);
             var f0 = TF.Info256(b0); var f1 = TF.Info256(b1); var f2 = TF.Info256(b2); var f3 = TF.Info256(b3);
-            var i0 = Block256(b0, f0, xb); var i1 = Block256(b1, f1, xb); var i2 = Block256(b2, f2, xb); var i3 = Block256(b3, f3, xb);
+            // chunk by chunk, each activation chunk loaded once for the four rows. Compiled without PGO (the CLI runs
+            // with TieredCompilation off; native AOT), the JIT turned repeated loads into common subexpressions held
+            // across the block — all eight activation chunks of four whole-block dot products, or Q6_K's ql/qh
+            // vectors shared by several chunks — and spilled them: Q4_K_M decode ran ~35% slower than under PGO.
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 0, xb, y, ref i0, ref i1, ref i2, ref i3);
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 1, xb, y, ref i0, ref i1, ref i2, ref i3);
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 2, xb, y, ref i0, ref i1, ref i2, ref i3);
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 3, xb, y, ref i0, ref i1, ref i2, ref i3);
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 4, xb, y, ref i0, ref i1, ref i2, ref i3);
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 5, xb, y, ref i0, ref i1, ref i2, ref i3);
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 6, xb, y, ref i0, ref i1, ref i2, ref i3);
+            Chunk256Rows4(b0, b1, b2, b3, f0, f1, f2, f3, 7, xb, y, ref i0, ref i1, ref i2, ref i3);
             var m0 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b0, f0)); var m1 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b1, f1));
             var m2 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b2, f2)); var m3 = Avx2.MultiplyAddAdjacent(bsv, TF.E256(b3, f3));
             if (!TF.HasMins) { i0 = Avx2.Add(i0, m0); i1 = Avx2.Add(i1, m1); i2 = Avx2.Add(i2, m2); i3 = Avx2.Add(i3, m3); }
