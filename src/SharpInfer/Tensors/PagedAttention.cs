@@ -49,7 +49,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
     /// <summary>Hadamard rotation sizes of the cache's keys and values (<see cref="KvRotation"/>; 0: stored as is).</summary>
     private int _keyRotation, _valueRotation;
     /// <summary>Where in each thread's scratch the rotated copy of a tile's queries goes.</summary>
-    private readonly long _rotatedQueryOffset;
+    private readonly long _rotatedQueryOffset, _packedTileOffset;
     private int[]? _firstVisible;
     private float[]? _sinks;
 
@@ -69,6 +69,9 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         // a rotated copy of a tile's queries, laid out like the batch rows (token stride _qStride)
         _rotatedQueryOffset = (scratch + 15) & ~15L;
         scratch = _rotatedQueryOffset + (long)(TileAttention512.MaxTokens - 1) * _qStride + (long)_groupSize * _headDim;
+        // the AVX2 tile's queries and outputs, packed (see Execute)
+        _packedTileOffset = (scratch + 15) & ~15L;
+        scratch = _packedTileOffset + 2L * TileAttention512.MaxTokens * _groupSize * _headDim;
         _scratch = new NativeBuffer<float>[pool.Threads];
         for (int i = 0; i < _scratch.Length; i++)
             _scratch[i] = new NativeBuffer<float>(scratch);
@@ -160,7 +163,17 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         else if (Level >= IsaLevel.Avx512)
             TileAttention512.Attend(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, scratch);
         else
-            Avx2Path.AttendTile(_cache, _layer, g, table, position, tokens, q, o, _qStride, _groupSize, _headDim, _scale, scratch);
+        {
+            // The tile reads its tokens' queries and writes their outputs packed together: at the batch rows' stride
+            // (the query width, a multiple of 4 KiB for 8+ heads of 128) every token's rows fall into the same L1
+            // sets, and with the widened block they overflowed the 8 ways (measured: attention at depth ~1.6× slower)
+            float* pq = scratch + _packedTileOffset, po = pq + (long)TileAttention512.MaxTokens * groupFloats;
+            for (int i = 0; i < tokens; i++)
+                Buffer.MemoryCopy(q + (long)i * _qStride, pq + (long)i * groupFloats, 4L * groupFloats, 4L * groupFloats);
+            Avx2Path.AttendTile(_cache, _layer, g, table, position, tokens, pq, po, groupFloats, _groupSize, _headDim, _scale, scratch);
+            for (int i = 0; i < tokens; i++)
+                Buffer.MemoryCopy(po + (long)i * groupFloats, o + (long)i * _qStride, 4L * groupFloats, 4L * groupFloats);
+        }
         // values are stored rotated: Σ p·Hv = H·Σ p·v, and H·H = I
         if (_valueRotation > 0)
             for (int i = 0; i < tokens; i++) KvRotation.Rotate(o + (long)i * _qStride, groupFloats, _valueRotation);
@@ -628,42 +641,14 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         private static void Block(float* K, float* V, int n, int masked, int bs, float* q, float* output, float* m, float* l, float* corrs,
                                   float* scAll, int groupSize, int D, float scale)
         {
-            int sp = Pad16(bs), D8 = D & ~7;
+            int sp = Pad16(bs);
             int n4 = Math.Min(bs, (n + 3) & ~3);
-            // phase 1: every head's scores (independent chains per head overlap)
-            for (int h = 0; h < groupSize; h++)
-            {
-                float* qh = q + h * D, sc = scAll + h * sp;
-                int j = 0;
-                for (; j + 4 <= n4; j += 4)
-                {
-                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
-                    for (int c = 0; c < D8; c += 8)
-                    {
-                        var qv = Vector256.Load(qh + c);
-                        a0 = Fma.MultiplyAdd(qv, Vector256.Load(k0 + c), a0);
-                        a1 = Fma.MultiplyAdd(qv, Vector256.Load(k1 + c), a1);
-                        a2 = Fma.MultiplyAdd(qv, Vector256.Load(k2 + c), a2);
-                        a3 = Fma.MultiplyAdd(qv, Vector256.Load(k3 + c), a3);
-                    }
-                    var s = Vector128.Create(Kernels.MatMulKernel.HorizontalSum(a0), Kernels.MatMulKernel.HorizontalSum(a1),
-                                             Kernels.MatMulKernel.HorizontalSum(a2), Kernels.MatMulKernel.HorizontalSum(a3));
-                    if (D8 < D) s = DimTail(s, qh, k0, D8, D);
-                    (s * Vector128.Create(scale)).Store(sc + j);
-                }
-                for (; j < n; j++)
-                {
-                    var a = Vector256<float>.Zero;
-                    float* kj = K + j * D;
-                    for (int c = 0; c < D8; c += 8) a = Fma.MultiplyAdd(Vector256.Load(qh + c), Vector256.Load(kj + c), a);
-                    float s = Kernels.MatMulKernel.HorizontalSum(a);
-                    for (int d = D8; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
-                    sc[j] = s * scale;
-                }
-                for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
-
-            }
+            // phase 1: every head's scores, two heads at a time (each key vector loaded once for both; per head the
+            // same operations as alone)
+            int h2 = groupSize & ~1;
+            for (int h = 0; h < h2; h += 2)
+                ScoresPair(K, q + h * D, q + (h + 1) * D, scAll + h * sp, scAll + (h + 1) * sp, n, n4, sp, D, scale);
+            if (h2 < groupSize) ScoresOne(K, q + h2 * D, scAll + h2 * sp, n, n4, sp, D, scale);
             if (masked > 0) MaskBefore(scAll, sp, groupSize, masked);
             // phase 2: running max, correction, p = e^(s - m), running sum
             for (int h = 0; h < groupSize; h++)
@@ -686,31 +671,199 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 m[h] = mNew;
                 corrs[h] = corr;
             }
-            // phase 3: o = o·corr + Σ p_j v_j
-            for (int h = 0; h < groupSize; h++)
-            {
-                float* sc = scAll + h * sp, oh = output + h * D;
-                float corr = corrs[h];
+            // phase 3: o = o·corr + Σ p_j v_j, two heads at a time (each value vector loaded once for both)
+            for (int h = 0; h < h2; h += 2)
+                PvPair(V, scAll + h * sp, scAll + (h + 1) * sp, output + h * D, output + (h + 1) * D, corrs[h], corrs[h + 1], n, D);
+            if (h2 < groupSize) PvOne(V, scAll + h2 * sp, output + h2 * D, corrs[h2], n, D);
+        }
 
-                var vcorr = Vector256.Create(corr);
+        /// <summary>One head's scaled scores against keys [0, n) of a widened block (−∞ up to the padded width):
+        /// groups of 4 keys (one accumulator each over the head dimension, then <see cref="Kernels.MatMulKernel.HorizontalSum(Vector256{float})"/>),
+        /// the rest one key at a time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void ScoresOne(float* K, float* qh, float* sc, int n, int n4, int sp, int D, float scale)
+        {
+            int D8 = D & ~7, j = 0;
+            for (; j + 4 <= n4; j += 4)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
                 for (int c = 0; c < D8; c += 8)
                 {
-                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    float* vc = V + c;
-                    int jj = 0;
-                    for (; jj + 4 <= n; jj += 4)
-                    {
-                        a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
-                        a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
-                        a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
-                        a3 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 3]), Vector256.Load(vc + (jj + 3) * D), a3);
-                    }
-                    if (jj < n) a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
-                    if (jj + 1 < n) a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
-                    if (jj + 2 < n) a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
-                    Fma.MultiplyAdd(Vector256.Load(oh + c), vcorr, (a0 + a1) + (a2 + a3)).Store(oh + c);
+                    var qv = Vector256.Load(qh + c);
+                    a0 = Fma.MultiplyAdd(qv, Vector256.Load(k0 + c), a0);
+                    a1 = Fma.MultiplyAdd(qv, Vector256.Load(k1 + c), a1);
+                    a2 = Fma.MultiplyAdd(qv, Vector256.Load(k2 + c), a2);
+                    a3 = Fma.MultiplyAdd(qv, Vector256.Load(k3 + c), a3);
                 }
-                if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
+                Scores4(a0, a1, a2, a3, qh, k0, sc + j, D, scale);
+            }
+            ScoresTail(K, qh, sc, j, n, sp, D, scale);
+        }
+
+        /// <summary><see cref="ScoresOne"/> for two heads: 8 accumulators, each key vector loaded once.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void ScoresPair(float* K, float* qa, float* qb, float* sca, float* scb, int n, int n4, int sp, int D, float scale)
+        {
+            int D8 = D & ~7, j = 0;
+            for (; j + 4 <= n4; j += 4)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
+                for (int c = 0; c < D8; c += 8)
+                {
+                    var qva = Vector256.Load(qa + c);
+                    var qvb = Vector256.Load(qb + c);
+                    var x = Vector256.Load(k0 + c);
+                    a0 = Fma.MultiplyAdd(qva, x, a0);
+                    b0 = Fma.MultiplyAdd(qvb, x, b0);
+                    x = Vector256.Load(k1 + c);
+                    a1 = Fma.MultiplyAdd(qva, x, a1);
+                    b1 = Fma.MultiplyAdd(qvb, x, b1);
+                    x = Vector256.Load(k2 + c);
+                    a2 = Fma.MultiplyAdd(qva, x, a2);
+                    b2 = Fma.MultiplyAdd(qvb, x, b2);
+                    x = Vector256.Load(k3 + c);
+                    a3 = Fma.MultiplyAdd(qva, x, a3);
+                    b3 = Fma.MultiplyAdd(qvb, x, b3);
+                }
+                Scores4(a0, a1, a2, a3, qa, k0, sca + j, D, scale);
+                Scores4(b0, b1, b2, b3, qb, k0, scb + j, D, scale);
+            }
+            ScoresTail(K, qa, sca, j, n, sp, D, scale);
+            ScoresTail(K, qb, scb, j, n, sp, D, scale);
+        }
+
+        /// <summary>Four keys' accumulators (keys k0, k0 + D, ..) reduced, the head dimension's tail added, scaled and stored.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Scores4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+                                    float* qh, float* k0, float* sc, int D, float scale)
+        {
+            int D8 = D & ~7;
+            var s = Reduce4(a0, a1, a2, a3);
+            if (D8 < D) s = DimTail(s, qh, k0, D8, D);
+            (s * Vector128.Create(scale)).Store(sc);
+        }
+
+        /// <summary>[HorizontalSum(a0), .., HorizontalSum(a3)] (<see cref="Kernels.MatMulKernel.HorizontalSum(Vector256{float})"/>:
+        /// h = lo + hi, then (h₀ + h₂) + (h₁ + h₃)) with the same additions done for the four at once after a 4 × 4
+        /// transpose, instead of lane extractions and scalar adds (which cost half as many instructions as the FMAs).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        internal static Vector128<float> Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+        {
+            var h0 = a0.GetLower() + a0.GetUpper();
+            var h1 = a1.GetLower() + a1.GetUpper();
+            var h2 = a2.GetLower() + a2.GetUpper();
+            var h3 = a3.GetLower() + a3.GetUpper();
+            var t0 = Sse.UnpackLow(h0, h1);    // h0[0] h1[0] h0[1] h1[1]
+            var t1 = Sse.UnpackHigh(h0, h1);   // h0[2] h1[2] h0[3] h1[3]
+            var t2 = Sse.UnpackLow(h2, h3);
+            var t3 = Sse.UnpackHigh(h2, h3);
+            var c0 = Sse.MoveLowToHigh(t0, t2);   // lane i: h_i[0]
+            var c1 = Sse.MoveHighToLow(t2, t0);   // h_i[1]
+            var c2 = Sse.MoveLowToHigh(t1, t3);   // h_i[2]
+            var c3 = Sse.MoveHighToLow(t3, t1);   // h_i[3]
+            return (c0 + c2) + (c1 + c3);
+        }
+
+        /// <summary>Keys [j, n) one at a time, then −∞ up to the padded width <paramref name="sp"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void ScoresTail(float* K, float* qh, float* sc, int j, int n, int sp, int D, float scale)
+        {
+            int D8 = D & ~7;
+            for (; j < n; j++)
+            {
+                var a = Vector256<float>.Zero;
+                float* kj = K + j * D;
+                for (int c = 0; c < D8; c += 8) a = Fma.MultiplyAdd(Vector256.Load(qh + c), Vector256.Load(kj + c), a);
+                float s = Kernels.MatMulKernel.HorizontalSum(a);
+                for (int d = D8; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
+                sc[j] = s * scale;
+            }
+            for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
+        }
+
+        /// <summary>o = o·corr + Σ_{j &lt; n} p_j·v_j for one head: per 8 output columns, four accumulators taking the
+        /// positions in turn.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void PvOne(float* V, float* sc, float* oh, float corr, int n, int D)
+        {
+            int D8 = D & ~7;
+            var vcorr = Vector256.Create(corr);
+            for (int c = 0; c < D8; c += 8)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* vc = V + c;
+                int jj = 0;
+                for (; jj + 4 <= n; jj += 4)
+                {
+                    a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
+                    a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
+                    a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
+                    a3 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 3]), Vector256.Load(vc + (jj + 3) * D), a3);
+                }
+                if (jj < n) a0 = Fma.MultiplyAdd(Vector256.Create(sc[jj]), Vector256.Load(vc + jj * D), a0);
+                if (jj + 1 < n) a1 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 1]), Vector256.Load(vc + (jj + 1) * D), a1);
+                if (jj + 2 < n) a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
+                Fma.MultiplyAdd(Vector256.Load(oh + c), vcorr, (a0 + a1) + (a2 + a3)).Store(oh + c);
+            }
+            if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
+        }
+
+        /// <summary><see cref="PvOne"/> for two heads: each value vector loaded once for both.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void PvPair(float* V, float* pa, float* pb, float* oa, float* ob, float corrA, float corrB, int n, int D)
+        {
+            int D8 = D & ~7;
+            var vca = Vector256.Create(corrA);
+            var vcb = Vector256.Create(corrB);
+            for (int c = 0; c < D8; c += 8)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                float* vc = V + c;
+                int jj = 0;
+                for (; jj + 4 <= n; jj += 4)
+                {
+                    var v = Vector256.Load(vc + jj * D);
+                    a0 = Fma.MultiplyAdd(Vector256.Create(pa[jj]), v, a0);
+                    b0 = Fma.MultiplyAdd(Vector256.Create(pb[jj]), v, b0);
+                    v = Vector256.Load(vc + (jj + 1) * D);
+                    a1 = Fma.MultiplyAdd(Vector256.Create(pa[jj + 1]), v, a1);
+                    b1 = Fma.MultiplyAdd(Vector256.Create(pb[jj + 1]), v, b1);
+                    v = Vector256.Load(vc + (jj + 2) * D);
+                    a2 = Fma.MultiplyAdd(Vector256.Create(pa[jj + 2]), v, a2);
+                    b2 = Fma.MultiplyAdd(Vector256.Create(pb[jj + 2]), v, b2);
+                    v = Vector256.Load(vc + (jj + 3) * D);
+                    a3 = Fma.MultiplyAdd(Vector256.Create(pa[jj + 3]), v, a3);
+                    b3 = Fma.MultiplyAdd(Vector256.Create(pb[jj + 3]), v, b3);
+                }
+                if (jj < n)
+                {
+                    var v = Vector256.Load(vc + jj * D);
+                    a0 = Fma.MultiplyAdd(Vector256.Create(pa[jj]), v, a0);
+                    b0 = Fma.MultiplyAdd(Vector256.Create(pb[jj]), v, b0);
+                }
+                if (jj + 1 < n)
+                {
+                    var v = Vector256.Load(vc + (jj + 1) * D);
+                    a1 = Fma.MultiplyAdd(Vector256.Create(pa[jj + 1]), v, a1);
+                    b1 = Fma.MultiplyAdd(Vector256.Create(pb[jj + 1]), v, b1);
+                }
+                if (jj + 2 < n)
+                {
+                    var v = Vector256.Load(vc + (jj + 2) * D);
+                    a2 = Fma.MultiplyAdd(Vector256.Create(pa[jj + 2]), v, a2);
+                    b2 = Fma.MultiplyAdd(Vector256.Create(pb[jj + 2]), v, b2);
+                }
+                Fma.MultiplyAdd(Vector256.Load(oa + c), vca, (a0 + a1) + (a2 + a3)).Store(oa + c);
+                Fma.MultiplyAdd(Vector256.Load(ob + c), vcb, (b0 + b1) + (b2 + b3)).Store(ob + c);
+            }
+            if (D8 < D)
+            {
+                PvTail(pa, V, oa, n, D8, D, corrA);
+                PvTail(pb, V, ob, n, D8, D, corrB);
             }
         }
     }
