@@ -6,6 +6,8 @@
 #   bench/kernel-micro.sh TYPE [M] [pack 0|1] [IsaLevel]        e.g. bench/kernel-micro.sh Q4_K 1 1
 # MICRO_ROWS / MICRO_COLS (default 2048 × 5632) set another matrix shape, e.g. a model's ffn_gate (5632 × 2048);
 # MICRO_NMAT (default 24) fewer matrices, e.g. 2 to run from the last-level cache instead of DRAM.
+# The harness runs with tiered compilation off, like the sharpinfer CLI (no PGO: the JIT allocates registers
+# differently without it, see docs/dotnet.md "JIT tiering"), so it measures the code users get.
 # The harness is written to a temporary folder outside the repository (it is not part of the solution) and
 # references this checkout's Release build of SharpInfer.dll; it takes the assembly name of a friend assembly
 # (SharpInfer.Server) to reach the internal kernel types. For an A/B, run it with the DLL of another commit
@@ -20,7 +22,7 @@ cat > "$dir/micro.csproj" <<PROJ
 <Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup>
     <OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><AllowUnsafeBlocks>true</AllowUnsafeBlocks>
-    <AssemblyName>SharpInfer.Server</AssemblyName><Nullable>disable</Nullable><TieredPGO>true</TieredPGO>
+    <AssemblyName>SharpInfer.Server</AssemblyName><Nullable>disable</Nullable><TieredCompilation>false</TieredCompilation>
   </PropertyGroup>
   <ItemGroup><Reference Include="SharpInfer"><HintPath>$root/src/SharpInfer/bin/Release/net10.0/SharpInfer.dll</HintPath></Reference></ItemGroup>
 </Project>
