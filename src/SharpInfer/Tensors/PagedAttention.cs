@@ -441,7 +441,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         /// <summary>Scores of two heads (q0 and q0 + D, rows sc0 and sc0 + sp) against a block of finite F16 keys: each
         /// key vector is widened once in registers and used by both heads. Per head the same operations in the same
         /// order as the one-head loop over widened keys, so the bits are the same.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void ScoresPair(ushort* K, float* q0, float* sc0, int sp, int n, int n4, int D, Vector128<float> vscale)
         {
             float* q1 = q0 + D, sc1 = sc0 + sp;
@@ -680,7 +680,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         /// <summary>One head's scaled scores against keys [0, n) of a widened block (−∞ up to the padded width):
         /// groups of 4 keys (one accumulator each over the head dimension, then <see cref="Kernels.MatMulKernel.HorizontalSum(Vector256{float})"/>),
         /// the rest one key at a time.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void ScoresOne(float* K, float* qh, float* sc, int n, int n4, int sp, int D, float scale)
         {
             int D8 = D & ~7, j = 0;
@@ -696,13 +696,13 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     a2 = Fma.MultiplyAdd(qv, Vector256.Load(k2 + c), a2);
                     a3 = Fma.MultiplyAdd(qv, Vector256.Load(k3 + c), a3);
                 }
-                Scores4(a0, a1, a2, a3, qh, k0, sc + j, D, scale);
+                StoreScores(Reduce4(a0, a1, a2, a3), qh, k0, sc + j, D, scale);
             }
             ScoresTail(K, qh, sc, j, n, sp, D, scale);
         }
 
         /// <summary><see cref="ScoresOne"/> for two heads: 8 accumulators, each key vector loaded once.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void ScoresPair(float* K, float* qa, float* qb, float* sca, float* scb, int n, int n4, int sp, int D, float scale)
         {
             int D8 = D & ~7, j = 0;
@@ -728,20 +728,22 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     a3 = Fma.MultiplyAdd(qva, x, a3);
                     b3 = Fma.MultiplyAdd(qvb, x, b3);
                 }
-                Scores4(a0, a1, a2, a3, qa, k0, sca + j, D, scale);
-                Scores4(b0, b1, b2, b3, qb, k0, scb + j, D, scale);
+                // both groups reduced before the head-dimension tail, a call: accumulators live across a call are
+                // kept on the stack, and the JIT then stored the second head's four at every step of the loop above
+                var sa = Reduce4(a0, a1, a2, a3);
+                var sb = Reduce4(b0, b1, b2, b3);
+                StoreScores(sa, qa, k0, sca + j, D, scale);
+                StoreScores(sb, qb, k0, scb + j, D, scale);
             }
             ScoresTail(K, qa, sca, j, n, sp, D, scale);
             ScoresTail(K, qb, scb, j, n, sp, D, scale);
         }
 
-        /// <summary>Four keys' accumulators (keys k0, k0 + D, ..) reduced, the head dimension's tail added, scaled and stored.</summary>
+        /// <summary>Four keys' reduced sums (keys k0, k0 + D, ..) with the head dimension's tail added, scaled and stored.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Scores4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
-                                    float* qh, float* k0, float* sc, int D, float scale)
+        private static void StoreScores(Vector128<float> s, float* qh, float* k0, float* sc, int D, float scale)
         {
             int D8 = D & ~7;
-            var s = Reduce4(a0, a1, a2, a3);
             if (D8 < D) s = DimTail(s, qh, k0, D8, D);
             (s * Vector128.Create(scale)).Store(sc);
         }
@@ -786,7 +788,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
         /// <summary>o = o·corr + Σ_{j &lt; n} p_j·v_j for one head: per 8 output columns, four accumulators taking the
         /// positions in turn.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void PvOne(float* V, float* sc, float* oh, float corr, int n, int D)
         {
             int D8 = D & ~7;
@@ -812,7 +814,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         }
 
         /// <summary><see cref="PvOne"/> for two heads: each value vector loaded once for both.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void PvPair(float* V, float* pa, float* pb, float* oa, float* ob, float corrA, float corrB, int n, int D)
         {
             int D8 = D & ~7;
