@@ -166,7 +166,8 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         {
             // The tile reads its tokens' queries and writes their outputs packed together: at the batch rows' stride
             // (the query width, a multiple of 4 KiB for 8+ heads of 128) every token's rows fall into the same L1
-            // sets, and with the widened block they overflowed the 8 ways (measured: attention at depth ~1.6× slower)
+            // sets beside the widened block (measured with the head pairs of the same commit: attention at depth ~5%
+            // less time for both together; docs/benchmarks.md)
             float* pq = scratch + _packedTileOffset, po = pq + (long)TileAttention512.MaxTokens * groupFloats;
             for (int i = 0; i < tokens; i++)
                 Buffer.MemoryCopy(q + (long)i * _qStride, pq + (long)i * groupFloats, 4L * groupFloats, 4L * groupFloats);
@@ -752,7 +753,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         /// h = lo + hi, then (h₀ + h₂) + (h₁ + h₃)) with the same additions done for the four at once after a 4 × 4
         /// transpose, instead of lane extractions and scalar adds (which cost half as many instructions as the FMAs).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        internal static Vector128<float> Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+        private static Vector128<float> Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
         {
             var h0 = a0.GetLower() + a0.GetUpper();
             var h1 = a1.GetLower() + a1.GetUpper();
