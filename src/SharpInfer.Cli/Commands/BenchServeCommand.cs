@@ -28,13 +28,19 @@ internal static class BenchServeCommand
         var dataset = new Option<string>("--dataset")
         {
             Description = "random | shared-prefix (every prompt starts with the same --prefix-len words) | multi-turn (--num-prompts conversations of " +
-                          "--turns turns; each turn sends the whole history plus a new --input-len message)",
+                          "--turns turns; each turn sends the whole history plus a new --input-len message; the first message opens with " +
+                          "the --prefix-len words all conversations share and --conversation-prefix-len words of its own, as vLLM's " +
+                          "multi-turn benchmark's common_prefix_num_tokens and prefix_num_tokens)",
             DefaultValueFactory = _ => "random",
         };
         var turns = new Option<int>("--turns") { Description = "Turns per conversation of the multi-turn dataset", DefaultValueFactory = _ => 6 };
         var inputLen = new Option<string>("--input-len") { Description = "Prompt words (≈ tokens) per request: N or MIN:MAX (uniform)", DefaultValueFactory = _ => "128" };
         var outputLen = new Option<string>("--output-len") { Description = "Tokens to generate per request: N or MIN:MAX (uniform)", DefaultValueFactory = _ => "32" };
         var prefixLen = new Option<int?>("--prefix-len") { Description = "Shared prefix words before each prompt (default 0; 256 for shared-prefix)" };
+        var conversationPrefixLen = new Option<string?>("--conversation-prefix-len")
+        {
+            Description = "Multi-turn: words of a conversation's own context (a document, a persona) that open its first message: N or MIN:MAX (default none)",
+        };
         var endpoint = new Option<string>("--endpoint") { Description = "/v1/completions or /v1/chat/completions", DefaultValueFactory = _ => "/v1/completions" };
         var seed = new Option<int>("--seed") { Description = "Random seed for prompts and arrivals", DefaultValueFactory = _ => 0 };
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer key (default: $OPENAI_API_KEY)" };
@@ -42,7 +48,7 @@ internal static class BenchServeCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object with every number" };
         var cmd = new Command("serve", "Load-test an OpenAI-compatible server (like vLLM's benchmark_serving)")
         {
-            baseUrl, model, numPrompts, rate, concurrency, dataset, turns, inputLen, outputLen, prefixLen, endpoint, seed, apiKey, timeout, json,
+            baseUrl, model, numPrompts, rate, concurrency, dataset, turns, inputLen, outputLen, prefixLen, conversationPrefixLen, endpoint, seed, apiKey, timeout, json,
         };
         cmd.SetAction(r =>
         {
@@ -58,6 +64,7 @@ internal static class BenchServeCommand
                 InputLen = ParseRange(r.GetValue(inputLen)!, "input-len"),
                 OutputLen = ParseRange(r.GetValue(outputLen)!, "output-len"),
                 PrefixLen = r.GetValue(prefixLen),
+                ConversationPrefixLen = r.GetValue(conversationPrefixLen) is { } cp ? ParseRange(cp, "conversation-prefix-len") : null,
                 Endpoint = r.GetValue(endpoint)!,
                 Seed = r.GetValue(seed),
                 ApiKey = r.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("OPENAI_API_KEY"),
@@ -105,6 +112,8 @@ internal sealed record BenchServeOptions
     public (int Min, int Max) InputLen { get; init; } = (128, 128);
     public (int Min, int Max) OutputLen { get; init; } = (32, 32);
     public int? PrefixLen { get; init; }
+    /// <summary>Multi-turn: words of each conversation's own opening context (vLLM's prefix_num_tokens), or none.</summary>
+    public (int Min, int Max)? ConversationPrefixLen { get; init; }
     public string Endpoint { get; init; } = "/v1/completions";
     public int Seed { get; init; }
     public string? ApiKey { get; init; }
@@ -118,6 +127,10 @@ internal sealed record BenchServeOptions
             throw new InvalidRequestException($"--dataset must be random, shared-prefix or multi-turn, got '{Dataset}'", "dataset");
         if (Turns is < 1 or > 1000) throw new InvalidRequestException($"--turns must be between 1 and 1000, got {Turns}", "turns");
         if (PrefixLen is < 0) throw new InvalidRequestException("--prefix-len must not be negative", "prefix_len");
+        if (ConversationPrefixLen is { } cp && (cp.Min < 1 || cp.Max < cp.Min))
+            throw new InvalidRequestException("--conversation-prefix-len must be N or MIN:MAX with 1 <= MIN <= MAX", "conversation_prefix_len");
+        if (ConversationPrefixLen != null && !IsMultiTurn)
+            throw new InvalidRequestException("--conversation-prefix-len applies to --dataset multi-turn only", "conversation_prefix_len");
         if (!Uri.TryCreate(BaseUrl, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https"))
             throw new InvalidRequestException($"--base-url must be an http(s) URL, got '{BaseUrl}'", "base_url");
         if (!(RequestRate > 0)) throw new InvalidRequestException("--request-rate must be positive", "request_rate");
@@ -202,6 +215,7 @@ internal sealed record BenchServeResult
             ["output_len"] = $"{Options.OutputLen.Min}:{Options.OutputLen.Max}",
             ["prefix_len"] = Options.EffectivePrefixLen,
             ["turns"] = Options.IsMultiTurn ? Options.Turns : null,
+            ["conversation_prefix_len"] = Options.ConversationPrefixLen is { } cp ? $"{cp.Min}:{cp.Max}" : null,
             ["completed"] = Completed,
             ["failed"] = Failed,
             ["duration"] = Math.Round(Duration, 6),
@@ -289,11 +303,15 @@ internal static class BenchServe
         return sb.ToString();
     }
 
+    /// <summary>The words every prompt (every conversation, for multi-turn) starts with: "" without --prefix-len.</summary>
+    public static string CommonPrefix(BenchServeOptions o) => o.EffectivePrefixLen > 0 ? RandomWords(new Random(o.Seed), o.EffectivePrefixLen) : "";
+
     /// <summary>The prompts and output lengths of a run (deterministic for a seed).</summary>
     public static List<(string Prompt, int Words, int OutputLen)> BuildDataset(BenchServeOptions o)
     {
         var rng = new Random(o.Seed);
         int prefixLen = o.EffectivePrefixLen;
+        // the same words as CommonPrefix: drawn first from the same generator, which then goes on to the suffixes
         string prefix = prefixLen > 0 ? RandomWords(rng, prefixLen) : "";
         var list = new List<(string, int, int)>(o.NumPrompts);
         for (int i = 0; i < o.NumPrompts; i++)
@@ -322,6 +340,7 @@ internal static class BenchServe
             var baseUrl = options.BaseUrl.TrimEnd('/');
             var model = options.Model ?? await FirstModelAsync(client, baseUrl, options.ApiKey, ct).ConfigureAwait(false);
             var dataset = BuildDataset(options);
+            var commonPrefix = CommonPrefix(options);
             var arrivals = new Random(options.Seed + 1);
             using var gate = options.MaxConcurrency is { } c ? new SemaphoreSlim(c, c) : null;
             int inFlight = 0, peak = 0, done = 0, total = options.TotalRequests;
@@ -358,11 +377,22 @@ internal static class BenchServe
                 var transcript = new StringBuilder();
                 var results = new BenchRequestResult[options.Turns];
                 int words = 0;
+                // the first message opens with the shared words and then the conversation's own context (vLLM's
+                // multi-turn generator: common prefix, per-conversation prefix, then the turn's text)
+                var opening = commonPrefix;
+                words += options.EffectivePrefixLen;
+                if (options.ConversationPrefixLen is { } cp)
+                {
+                    int n = rng.Next(cp.Min, cp.Max + 1);
+                    opening = opening.Length > 0 ? opening + " " + RandomWords(rng, n) : RandomWords(rng, n);
+                    words += n;
+                }
                 for (int t = 0; t < options.Turns; t++)
                 {
                     int inLen = rng.Next(options.InputLen.Min, options.InputLen.Max + 1);
                     int outLen = rng.Next(options.OutputLen.Min, options.OutputLen.Max + 1);
                     var user = RandomWords(rng, inLen);
+                    if (t == 0 && opening.Length > 0) user = opening + " " + user;
                     words += inLen;
                     messages.Add((JsonNode)new JsonObject { ["role"] = "user", ["content"] = user });
                     transcript.Append("User: ").Append(user).Append("\nAssistant:");

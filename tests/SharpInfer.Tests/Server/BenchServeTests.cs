@@ -158,4 +158,52 @@ public class BenchServeTests
         result.Print(printed);
         Assert.Contains("Prefix cache hit rate:", printed.ToString());
     }
+
+    [Fact]
+    public async Task MultiTurnOpeningsShareTheCommonPrefixAndKeepTheirOwnContext()
+    {
+        await using var s = await ServerHarness.StartAsync(loopback: true);
+        var options = new BenchServeOptions
+        {
+            BaseUrl = s.BaseAddress.ToString(),
+            Endpoint = "/v1/chat/completions",
+            Dataset = "multi-turn",
+            NumPrompts = 3,
+            Turns = 2,
+            MaxConcurrency = 1,   // one request at a time: every first turn after the first finds the common prefix cached
+            PrefixLen = 40,
+            ConversationPrefixLen = (30, 40),
+            InputLen = (5, 8),
+            OutputLen = (4, 4),
+            Seed = 9,
+        };
+        var result = await BenchServe.RunAsync(options, ct: TestContext.Current.CancellationToken);
+        Assert.Equal(6, result.Completed);
+        var tokenizer = s.Engine.Model.Tokenizer;
+        var common = BenchServe.CommonPrefix(options);
+        Assert.Equal(40, common.Split(' ').Length);
+        int commonTokens = tokenizer.Encode(common).Length;
+        var firstTurns = result.Requests.Chunk(2).Select(c => c[0]).ToList();
+        // every opening holds the common prefix, the conversation's own context and the message
+        Assert.All(firstTurns, r => Assert.True(r.PromptTokens > commonTokens + 30, $"first prompt {r.PromptTokens} tokens, common prefix {commonTokens}"));
+        // the first conversation served finds nothing cached but the template header; every later one at least the
+        // common prefix less a block (cached runs are whole blocks), but never its own context (no one sent it before)
+        var cached = firstTurns.Select(r => r.CachedTokens ?? -1).Order().ToList();
+        Assert.InRange(cached[0], 0, 16);
+        // (the chat template's header comes before the common prefix, so a hit may reach a block past it)
+        foreach (var c in cached.Skip(1)) Assert.InRange(c, commonTokens - 16, commonTokens + 32);
+        Assert.All(firstTurns, r => Assert.True(r.CachedTokens < r.PromptTokens - 30, $"cached {r.CachedTokens} of {r.PromptTokens}: own context reused"));
+        var json = result.ToJson();
+        Assert.Equal("30:40", json["conversation_prefix_len"]!.GetValue<string>());
+        Assert.Equal(40, json["prefix_len"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void ConversationPrefixIsRejectedOutsideMultiTurn()
+    {
+        var options = new BenchServeOptions { Dataset = "random", ConversationPrefixLen = (10, 20) };
+        var e = Assert.Throws<InvalidRequestException>(() => options.Validate());
+        Assert.Contains("multi-turn", e.Message);
+        Assert.Throws<InvalidRequestException>(() => BenchServeCommand.ParseRange("0:5", "conversation-prefix-len"));
+    }
 }
