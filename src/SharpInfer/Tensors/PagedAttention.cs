@@ -102,7 +102,13 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         _pool.Run(this, _tileTotal * _kvHeads);
     }
 
-    /// <summary>Cuts the job's tokens into tiles: runs of up to <see cref="TileAttention512.MaxTokens"/> tokens of one
+    /// <summary>Query tokens per tile on the AVX2 path (its 16 registers hold half the AVX-512 tile's work; measured
+    /// there: tiles of 2 or 4 tokens slower than 8; 16 not measured on an AVX2 machine). The scratch is sized for
+    /// <see cref="TileAttention512.MaxTokens"/>, the larger.</summary>
+    private const int Avx2TileTokens = 8;
+
+    /// <summary>Cuts the job's tokens into tiles: runs of up to <see cref="TileAttention512.MaxTokens"/> (AVX-512) or
+    /// <see cref="Avx2TileTokens"/> tokens of one
     /// sequence at consecutive positions (one token a tile without the tiled kernel). A token's bits do not depend
     /// on its tile, so neither does the result on the batch's composition.</summary>
     private void MakeTiles(int count)
@@ -113,7 +119,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
             _tileCount = new int[count];
         }
         // sliding-window layers and attention sinks go token by token (the tiled kernel has neither yet)
-        int max = _tiles && _firstVisible == null && _sinks == null ? TileAttention512.MaxTokens : 1, n = 0;
+        int max = _tiles && _firstVisible == null && _sinks == null ? (Level >= IsaLevel.Avx512 ? TileAttention512.MaxTokens : Avx2TileTokens) : 1, n = 0;
         for (int t = 0; t < count;)
         {
             int bt = _tokenOffset + t, len = 1;
