@@ -419,30 +419,92 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
             Normalize(output, l, groupSize, D);
         }
 
-        /// <summary>Per head: the block max, the correction c = e^(m_old − m_new), p = e^(s − m_new) in place of the
-        /// scores, and l = l·c + Σp.</summary>
+        /// <summary>Per row (query head): the block max, the correction c = e^(m_old − m_new), p = e^(s − m_new) in place
+        /// of the scores, and l = l·c + Σp. In three passes over the rows, so that the rows' short dependency chains
+        /// overlap and the corrections of 16 rows take one exp (lane for lane the one-value exp: VecMath's widths agree
+        /// bit for bit) and the sums of 4 rows one <see cref="Reduce4"/> (the tree of
+        /// <see cref="Kernels.MatMulKernel.HorizontalSum(Vector512{float})"/>): the same bits as row by row.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        internal static void Softmax(float* scAll, int sp, float* m, float* l, float* corrs, int groupSize)
+        internal static void Softmax(float* scAll, int sp, float* m, float* l, float* corrs, int rows)
         {
-            for (int h = 0; h < groupSize; h++)
+            if (rows < 4) SoftmaxRows(scAll, sp, m, l, corrs, rows);
+            else SoftmaxTile(scAll, sp, m, l, corrs, rows);
+        }
+
+        /// <summary><see cref="Softmax"/> row by row, for a decode step's group (one or two heads; small enough to
+        /// inline into the decode kernels).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void SoftmaxRows(float* scAll, int sp, float* m, float* l, float* corrs, int rows)
+        {
+                for (int h = 0; h < rows; h++)
+                {
+                    float* sc = scAll + h * sp;
+                    var mx = Vector512.Load(sc);
+                    for (int c = 16; c < sp; c += 16) mx = Vector512.Max(mx, Vector512.Load(sc + c));
+                    float mOld = m[h], mNew = MathF.Max(mOld, MaxLanes(mx));
+                    float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                    l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(ExpRow(sc, sp, mNew));
+                    m[h] = mNew;
+                    corrs[h] = corr;
+                }
+        }
+
+        /// <summary><see cref="Softmax"/> for a tile's rows, in passes.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+        private static void SoftmaxTile(float* scAll, int sp, float* m, float* l, float* corrs, int rows)
+        {
+            // pass 1: each row's new running max, parked in corrs
+            for (int h = 0; h < rows; h++)
             {
                 float* sc = scAll + h * sp;
                 var mx = Vector512.Load(sc);
                 for (int c = 16; c < sp; c += 16) mx = Vector512.Max(mx, Vector512.Load(sc + c));
-                float mOld = m[h], mNew = MathF.Max(mOld, MaxLanes(mx));
-                float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
-                var vm = Vector512.Create(mNew);
-                var psum = Vector512<float>.Zero;
-                for (int c = 0; c < sp; c += 16)
-                {
-                    var p = VecMath.Exp(Vector512.Load(sc + c) - vm);
-                    p.Store(sc + c);
-                    psum += p;
-                }
-                l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
-                m[h] = mNew;
-                corrs[h] = corr;
+                corrs[h] = MathF.Max(m[h], MaxLanes(mx));
             }
+            // pass 2: c = e^(m_old − m_new), 0 for a row that has seen nothing yet (m_old = −∞); m = m_new
+            int v = 0;
+            for (; v + 16 <= rows; v += 16)
+            {
+                var mOld = Vector512.Load(m + v);
+                var mNew = Vector512.Load(corrs + v);
+                var corr = Vector512.ConditionalSelect(Vector512.Equals(mOld, Vector512.Create(float.NegativeInfinity)),
+                                                       Vector512<float>.Zero, VecMath.Exp(mOld - mNew));
+                mNew.Store(m + v);
+                corr.Store(corrs + v);
+            }
+            for (; v < rows; v++)
+            {
+                float mOld = m[v], mNew = corrs[v];
+                corrs[v] = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                m[v] = mNew;
+            }
+            // pass 3: p = e^(s − m_new) in place, l = l·c + Σp (4 rows a reduction)
+            int r = 0;
+            for (; r + 4 <= rows; r += 4)
+            {
+                var s0 = ExpRow(scAll + r * sp, sp, m[r]);
+                var s1 = ExpRow(scAll + (r + 1) * sp, sp, m[r + 1]);
+                var s2 = ExpRow(scAll + (r + 2) * sp, sp, m[r + 2]);
+                var s3 = ExpRow(scAll + (r + 3) * sp, sp, m[r + 3]);
+                (Vector128.Load(l + r) * Vector128.Load(corrs + r) + Reduce4(s0, s1, s2, s3)).Store(l + r);
+            }
+            for (; r < rows; r++)
+                l[r] = l[r] * corrs[r] + Kernels.MatMulKernel.HorizontalSum(ExpRow(scAll + r * sp, sp, m[r]));
+        }
+
+        /// <summary>p = e^(s − max) over one row of scores, in place; returns the lane sums of p.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<float> ExpRow(float* sc, int sp, float max)
+        {
+            var vm = Vector512.Create(max);
+            var psum = Vector512<float>.Zero;
+            for (int c = 0; c < sp; c += 16)
+            {
+                var p = VecMath.Exp(Vector512.Load(sc + c) - vm);
+                p.Store(sc + c);
+                psum += p;
+            }
+            return psum;
         }
 
         /// <summary>Scores of two heads (q0 and q0 + D, rows sc0 and sc0 + sp) against a block of finite F16 keys: each
@@ -457,7 +519,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
                 ushort* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
-                for (int c = 0; c < D; c += 16)
+                for (nint c = 0; c < D; c += 16)
                 {
                     var qa = Vector512.Load(q0 + c);
                     var qb = Vector512.Load(q1 + c);
@@ -545,6 +607,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
             return Avx512F.PermuteVar16x32(s, Vector512.Create(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)).GetLower().GetLower();
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static float MaxLanes(Vector512<float> v)
         {
             var h = Vector256.Max(v.GetLower(), v.GetUpper());

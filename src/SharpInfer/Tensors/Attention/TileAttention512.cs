@@ -127,7 +127,7 @@ internal static unsafe class TileAttention512
         {
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
-            for (int c = 0; c < D; c += 16)
+            for (nint c = 0; c < D; c += 16)
             {
                 var qv = Vector512.Load(qh + c);
                 a0 = Avx512F.FusedMultiplyAdd(qv, Vector512.Load(k0 + c), a0);
@@ -151,7 +151,7 @@ internal static unsafe class TileAttention512
             Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
             Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default;
             float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
-            for (int c = 0; c < D; c += 16)
+            for (nint c = 0; c < D; c += 16)
             {
                 var x0 = Vector512.Load(k0 + c);
                 var x1 = Vector512.Load(k1 + c);
@@ -222,29 +222,30 @@ internal static unsafe class TileAttention512
             Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
             Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
             Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default;
-            float* vc = V + c;
-            for (int jj = 0; jj < n; jj += 4)
+            // pointers that step (rather than indices scaled inside the loop): the JIT keeps them in registers
+            float* vr = V + c, pa = p, pb = p1, pc = p2, pd = p3;
+            for (int jj = 0; jj < n; jj += 4, vr += 4 * D, pa += 4, pb += 4, pc += 4, pd += 4)
             {
-                var v0 = Vector512.Load(vc + jj * D);
-                var v1 = Vector512.Load(vc + (jj + 1) * D);
-                var v2 = Vector512.Load(vc + (jj + 2) * D);
-                var v3 = Vector512.Load(vc + (jj + 3) * D);
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[jj]), v0, a0);
-                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[jj + 1]), v1, a1);
-                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[jj + 2]), v2, a2);
-                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[jj + 3]), v3, a3);
-                b0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj]), v0, b0);
-                b1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 1]), v1, b1);
-                b2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 2]), v2, b2);
-                b3 = Avx512F.FusedMultiplyAdd(Vector512.Create(p1[jj + 3]), v3, b3);
-                c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p2[jj]), v0, c0);
-                c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p2[jj + 1]), v1, c1);
-                c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p2[jj + 2]), v2, c2);
-                c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(p2[jj + 3]), v3, c3);
-                d0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p3[jj]), v0, d0);
-                d1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p3[jj + 1]), v1, d1);
-                d2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p3[jj + 2]), v2, d2);
-                d3 = Avx512F.FusedMultiplyAdd(Vector512.Create(p3[jj + 3]), v3, d3);
+                var v0 = Vector512.Load(vr);
+                var v1 = Vector512.Load(vr + D);
+                var v2 = Vector512.Load(vr + 2 * D);
+                var v3 = Vector512.Load(vr + 3 * D);
+                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(pa[0]), v0, a0);
+                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(pa[1]), v1, a1);
+                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(pa[2]), v2, a2);
+                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(pa[3]), v3, a3);
+                b0 = Avx512F.FusedMultiplyAdd(Vector512.Create(pb[0]), v0, b0);
+                b1 = Avx512F.FusedMultiplyAdd(Vector512.Create(pb[1]), v1, b1);
+                b2 = Avx512F.FusedMultiplyAdd(Vector512.Create(pb[2]), v2, b2);
+                b3 = Avx512F.FusedMultiplyAdd(Vector512.Create(pb[3]), v3, b3);
+                c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(pc[0]), v0, c0);
+                c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(pc[1]), v1, c1);
+                c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(pc[2]), v2, c2);
+                c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(pc[3]), v3, c3);
+                d0 = Avx512F.FusedMultiplyAdd(Vector512.Create(pd[0]), v0, d0);
+                d1 = Avx512F.FusedMultiplyAdd(Vector512.Create(pd[1]), v1, d1);
+                d2 = Avx512F.FusedMultiplyAdd(Vector512.Create(pd[2]), v2, d2);
+                d3 = Avx512F.FusedMultiplyAdd(Vector512.Create(pd[3]), v3, d3);
             }
             Avx512F.FusedMultiplyAdd(Vector512.Load(o0 + c), Vector512.Create(corr[0]), (a0 + a1) + (a2 + a3)).Store(o0 + c);
             Avx512F.FusedMultiplyAdd(Vector512.Load(o1 + c), Vector512.Create(corr[1]), (b0 + b1) + (b2 + b3)).Store(o1 + c);
