@@ -436,17 +436,17 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void SoftmaxRows(float* scAll, int sp, float* m, float* l, float* corrs, int rows)
         {
-                for (int h = 0; h < rows; h++)
-                {
-                    float* sc = scAll + h * sp;
-                    var mx = Vector512.Load(sc);
-                    for (int c = 16; c < sp; c += 16) mx = Vector512.Max(mx, Vector512.Load(sc + c));
-                    float mOld = m[h], mNew = MathF.Max(mOld, MaxLanes(mx));
-                    float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
-                    l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(ExpRow(sc, sp, mNew));
-                    m[h] = mNew;
-                    corrs[h] = corr;
-                }
+            for (int h = 0; h < rows; h++)
+            {
+                float* sc = scAll + h * sp;
+                var mx = Vector512.Load(sc);
+                for (int c = 16; c < sp; c += 16) mx = Vector512.Max(mx, Vector512.Load(sc + c));
+                float mOld = m[h], mNew = MathF.Max(mOld, MaxLanes(mx));
+                float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(ExpRow(sc, sp, mNew));
+                m[h] = mNew;
+                corrs[h] = corr;
+            }
         }
 
         /// <summary><see cref="Softmax"/> for a tile's rows, in passes.</summary>
