@@ -37,8 +37,18 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
     // current job's tiles: first batch token and token count of each (grown with the batch, never per token)
     private int[] _tileStart = new int[64], _tileCount = new int[64];
     private int _tileTotal;
+    /// <summary>The job's work items: tiles, and groups of decode tokens sharing cached prefix blocks (cascade).</summary>
+    private readonly CascadePlan _plan = new();
+    /// <summary>Cascade attention is available (the AVX-512 tiles) and not switched off (SHARPINFER_NO_CASCADE=1, a
+    /// diagnostic switch for A/B measurements; the results are the same bits either way).</summary>
+    private readonly bool _cascade;
+    /// <summary>Per thread: a cascade group's query and output row addresses.</summary>
+    private readonly nint[][] _rowQ, _rowO;
 
     public IsaLevel Level { get; }
+
+    /// <summary>Cascade groups (decode tokens sharing prefix blocks, attended together) in the last <see cref="Run"/>.</summary>
+    internal int LastCascadeGroups { get; private set; }
 
     // current job
     private IKvCache _cache = null!;
@@ -75,6 +85,14 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         _scratch = new NativeBuffer<float>[pool.Threads];
         for (int i = 0; i < _scratch.Length; i++)
             _scratch[i] = new NativeBuffer<float>(scratch);
+        _cascade = _tiles && Level >= IsaLevel.Avx512 && Environment.GetEnvironmentVariable("SHARPINFER_NO_CASCADE") != "1";
+        _rowQ = new nint[pool.Threads][];
+        _rowO = new nint[pool.Threads][];
+        for (int i = 0; i < pool.Threads; i++)
+        {
+            _rowQ[i] = new nint[TileAttention512.MaxTokens * _groupSize];
+            _rowO[i] = new nint[TileAttention512.MaxTokens * _groupSize];
+        }
     }
 
     /// <summary>Scratch floats <see cref="Attend(IKvCache, int, int, BlockTable, int, float*, float*, int, int, float, float*, IsaLevel)"/> needs.</summary>
@@ -99,7 +117,12 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         _keyRotation = KvRotation.KeySize(cache.KeyFormat, _headDim);
         _valueRotation = KvRotation.ValueSize(cache.ValueFormat, _headDim);
         MakeTiles(count);
-        _pool.Run(this, _tileTotal * _kvHeads);
+        // rotated caches attend with rotated query copies per tile, windows and sinks per token: those stay tile by tile
+        bool cascade = _cascade && firstVisible == null && sinks == null && _keyRotation == 0 && _valueRotation == 0;
+        _plan.Plan(_tileTotal, _tileStart, _tileCount, batch, tokenOffset, cache.GroupOf(layer), cache.BlockSize,
+                   TileAttention512.MaxTokens, cascade);
+        LastCascadeGroups = _plan.Groups;
+        _pool.Run(this, _plan.Total * _kvHeads);
     }
 
     /// <summary>Query tokens per tile on the AVX2 path (its 16 registers hold half the AVX-512 tile's work; measured
@@ -135,8 +158,50 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
 
     public void Execute(int task, int thread)
     {
-        // latest tiles first: they see the most keys, so the long tasks start early and the short ones fill the end
-        int tile = _tileTotal - 1 - task / _kvHeads, g = task % _kvHeads;
+        // latest items first: they see the most keys, so the long tasks start early and the short ones fill the end
+        int item = _plan.Total - 1 - task / _kvHeads, g = task % _kvHeads;
+        if (_plan.Count[item] == 1) ExecuteTile(_plan.Members[_plan.First[item]], g, thread);
+        else ExecuteGroup(item, g, thread);
+    }
+
+    /// <summary>A cascade group on KV head g: its decode tokens walk the blocks they share together
+    /// (<see cref="TileAttention512.AttendShared"/>), then each its own (<see cref="Avx512Path.AttendFrom"/>).</summary>
+    private void ExecuteGroup(int item, int g, int thread)
+    {
+        int first = _plan.First[item], count = _plan.Count[item], shared = _plan.Shared[item];
+        int G = _groupSize, D = _headDim, R = count * G, groupFloats = G * D;
+        float* scratch = _scratch[thread].Pointer;
+        // the rows' running state sits where the tile kernel keeps it, above the widened block and the rows' scores
+        float* m = scratch + 2L * _cache.BlockSize * D + (long)R * Pad16(_cache.BlockSize), l = m + R, corrs = l + R;
+        nint[] rowQ = _rowQ[thread], rowO = _rowO[thread];
+        int kvGroup = _cache.GroupOf(_layer);
+        for (int i = 0; i < count; i++)
+        {
+            int t = _tileStart[_plan.Members[first + i]];
+            float* q = _q + (long)t * _qStride + g * groupFloats, o = _out + (long)t * _qStride + g * groupFloats;
+            new Span<float>(o, groupFloats).Clear();
+            for (int h = 0; h < G; h++)
+            {
+                rowQ[i * G + h] = (nint)(q + h * D);
+                rowO[i * G + h] = (nint)(o + h * D);
+                m[i * G + h] = float.NegativeInfinity;
+                l[i * G + h] = 0;
+            }
+        }
+        var leader = _batch.Table(_batch.SequenceOf[_tokenOffset + _tileStart[_plan.Members[first]]], kvGroup);
+        fixed (nint* pq = rowQ, po = rowO)
+            TileAttention512.AttendShared(_cache, _layer, g, leader, shared, pq, po, R, D, _scale, scratch, m, l, corrs);
+        for (int i = 0; i < count; i++)
+        {
+            int bt = _tokenOffset + _tileStart[_plan.Members[first + i]];
+            var table = _batch.Table(_batch.SequenceOf[bt], kvGroup);
+            Avx512Path.AttendFrom(_cache, _layer, g, table, _batch.Positions[bt] + 1, (float*)rowQ[i * G], (float*)rowO[i * G],
+                G, D, _scale, scratch, shared, m + i * G, l + i * G, corrs + i * G);
+        }
+    }
+
+    private void ExecuteTile(int tile, int g, int thread)
+    {
         int t = _tileStart[tile], tokens = _tileCount[tile];
         int bt = _tokenOffset + t;
         int position = _batch.Positions[bt];
@@ -327,14 +392,40 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                                   float* q, float* output, int groupSize, int D, float scale, float* scratch, int first,
                                   float* sinks = null)
         {
-            int bs = cache.BlockSize, sp = Pad16(bs), D16 = D & ~15;
-            float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + groupSize * sp, l = m + groupSize, corrs = l + groupSize;
+            int bs = cache.BlockSize, sp = Pad16(bs);
+            float* m = scratch + 2L * bs * D + (long)groupSize * sp, l = m + groupSize, corrs = l + groupSize;
             Init(m, l, output, groupSize, D);
+            Blocks(cache, layer, kvHead, table, length, q, output, groupSize, D, scale, scratch, first, first / bs, m, l, corrs);
+            if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
+            Normalize(output, l, groupSize, D);
+        }
+
+        /// <summary>The rest of a token's attention after a cascade's shared blocks (<see cref="TileAttention512.AttendShared"/>):
+        /// blocks from <paramref name="fromBlock"/> on, continuing the running max <paramref name="m"/>, sum
+        /// <paramref name="l"/> and output accumulators of the group's heads, then the normalization — the same
+        /// operations the token's own <see cref="Attend"/> applies to those blocks, so the same bits. Scratch: the first
+        /// <see cref="ScratchFloats"/> floats less the state (<paramref name="m"/>, <paramref name="l"/>,
+        /// <paramref name="corrs"/> live elsewhere).</summary>
+        public static void AttendFrom(IKvCache cache, int layer, int kvHead, BlockTable table, int length, float* q, float* output,
+                                      int groupSize, int D, float scale, float* scratch, int fromBlock, float* m, float* l, float* corrs)
+        {
+            Blocks(cache, layer, kvHead, table, length, q, output, groupSize, D, scale, scratch, 0, fromBlock, m, l, corrs);
+            Normalize(output, l, groupSize, D);
+        }
+
+        /// <summary>Online-softmax updates over blocks [fromBlock, ⌈length / bs⌉) of the sequence; positions before
+        /// <paramref name="first"/> are masked (sliding windows).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void Blocks(IKvCache cache, int layer, int kvHead, BlockTable table, int length, float* q, float* output,
+                                   int groupSize, int D, float scale, float* scratch, int first, int fromBlock, float* m, float* l, float* corrs)
+        {
+            int bs = cache.BlockSize, sp = Pad16(bs), D16 = D & ~15;
+            float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D;
             var vscale = Vector128.Create(scale);
             int nBlocks = (length + bs - 1) / bs;
             // finite F16 blocks with whole vectors and 4-position steps: head pairs read the halves directly
             bool pairs = cache.KeyFormat.IsF16 && cache.ValueFormat.IsF16 && !cache.MayHoldNonFinite && groupSize is 2 or 4 && D % 16 == 0 && bs % 4 == 0;
-            for (int b = first / bs; b < nBlocks; b++)
+            for (int b = fromBlock; b < nBlocks; b++)
             {
                 int n = Math.Min(bs, length - b * bs), masked = Math.Max(0, first - b * bs);
                 PrefetchBlock(cache, layer, kvHead, table, b + 1, nBlocks, length);
@@ -415,8 +506,6 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                     if (D16 < D) PvTail(sc, V, oh, n, D16, D, corr);
                 }
             }
-            if (sinks != null) FoldSinks(output, m, l, sinks, groupSize, D);
-            Normalize(output, l, groupSize, D);
         }
 
         /// <summary>Per row (query head): the block max, the correction c = e^(m_old − m_new), p = e^(s − m_new) in place

@@ -103,6 +103,40 @@ internal static unsafe class TileAttention512
         }
     }
 
+    /// <summary>Cascade attention's shared part: <paramref name="R"/> rows of tokens of several sequences whose block
+    /// tables start with the same <paramref name="blocks"/> physical blocks (a prefix-cache hit they all share), every
+    /// one of them seen whole by every row, walk those blocks together, so each block is read and widened once for all
+    /// the rows instead of once per sequence. Row r's query is at qRows[r], its output (the accumulator, zeroed by the
+    /// caller) at oRows[r]; <paramref name="m"/> and <paramref name="l"/> (−∞ and 0 to start) carry each row's state on
+    /// to <see cref="PagedAttention.Avx512Path.AttendFrom"/> for the row's own blocks. Per row these are the whole-block
+    /// operations of <see cref="Attend"/>, so each token gets the bits of attending alone. Scratch: the widened block
+    /// and the rows' scores, below m, l and corrs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AttendShared(IKvCache cache, int layer, int kvHead, BlockTable table, int blocks, nint* qRows, nint* oRows,
+                                    int R, int D, float scale, float* scratch, float* m, float* l, float* corrs)
+    {
+        int bs = cache.BlockSize, sp = Pad16(bs), r4 = R & ~3;
+        float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D;
+        var vscale = Vector128.Create(scale);
+        bool finite = !cache.MayHoldNonFinite;
+        for (int b = 0; b < blocks; b++)
+        {
+            PrefetchBlock(cache, layer, kvHead, table, b + 1, blocks, blocks * bs);
+            float* K = cache.KeyFormat.Widen(cache.KeyBlock(layer, table[b], kvHead), kf, bs, D, IsaLevel.Avx512, finite);
+            float* V = cache.ValueFormat.Widen(cache.ValueBlock(layer, table[b], kvHead), vf, bs, D, IsaLevel.Avx512, finite);
+            for (int r = 0; r < r4; r += 4)
+                ScoresQuad(K, (float*)qRows[r], (float*)qRows[r + 1], (float*)qRows[r + 2], (float*)qRows[r + 3], scAll + r * sp, sp, bs, D, vscale);
+            for (int r = r4; r < R; r++) ScoresRow(K, (float*)qRows[r], scAll + r * sp, bs, bs, D, vscale);
+            if (sp > bs)
+                for (int r = 0; r < R; r++)
+                    for (int j = bs; j < sp; j++) scAll[r * sp + j] = float.NegativeInfinity;
+            PagedAttention.Avx512Path.Softmax(scAll, sp, m, l, corrs, R);
+            for (int r = 0; r < r4; r += 4)
+                PvQuad(V, scAll + r * sp, sp, (float*)oRows[r], (float*)oRows[r + 1], (float*)oRows[r + 2], (float*)oRows[r + 3], corrs + r, bs, D);
+            for (int r = r4; r < R; r++) PvRow(V, scAll + r * sp, (float*)oRows[r], corrs[r], bs, D);
+        }
+    }
+
     /// <summary>Row r (token r / G, head r % G) of a [tokens × rowStride] query or output array.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float* Row(float* p, int r, int G, int D, int rowStride) => p + (long)(r / G) * rowStride + (r % G) * D;
