@@ -48,11 +48,15 @@ internal static unsafe class TileAttention512
     {
         int bs = cache.BlockSize, sp = Pad16(bs), R = tokens * G;
         float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D, m = scAll + R * sp, l = m + R, corrs = l + R;
+        // each row's query and output address, once (the block loop and AttendShared's rows read them alike)
+        nint* qRows = stackalloc nint[R], oRows = stackalloc nint[R];
         for (int r = 0; r < R; r++)
         {
+            qRows[r] = (nint)Row(q, r, G, D, rowStride);
+            oRows[r] = (nint)Row(output, r, G, D, rowStride);
             m[r] = float.NegativeInfinity;
             l[r] = 0;
-            new Span<float>(Row(output, r, G, D, rowStride), D).Clear();
+            new Span<float>((float*)oRows[r], D).Clear();
         }
         var vscale = Vector128.Create(scale);
         const int first = 0;                       // first key any row sees (a window would raise it per token)
@@ -73,31 +77,18 @@ internal static unsafe class TileAttention512
             {
                 int seen = firstPosition + r / G + 1 - start;
                 float* sc = scAll + r * sp;
-                ScoresRow(K, Row(q, r, G, D, rowStride), sc, seen, Math.Min(bs, (seen + 3) & ~3), D, vscale);
+                ScoresRow(K, (float*)qRows[r], sc, seen, Math.Min(bs, (seen + 3) & ~3), D, vscale);
                 for (int j = seen; j < sp; j++) sc[j] = float.NegativeInfinity;
                 PagedAttention.Avx512Path.Softmax(sc, sp, m + r, l + r, corrs + r, 1);
-                PvRow(V, sc, Row(output, r, G, D, rowStride), corrs[r], seen, D);
+                PvRow(V, sc, (float*)oRows[r], corrs[r], seen, D);
             }
             int r0 = tWhole * G;
-            if (r0 == R) continue;
-            // rows that see the whole block: 4 rows at a time, then the rest one by one
-            int r4 = r0 + ((R - r0) & ~3);
-            for (int r = r0; r < r4; r += 4)
-                ScoresQuad(K, Row(q, r, G, D, rowStride), Row(q, r + 1, G, D, rowStride), Row(q, r + 2, G, D, rowStride),
-                           Row(q, r + 3, G, D, rowStride), scAll + r * sp, sp, bs, D, vscale);
-            for (int r = r4; r < R; r++) ScoresRow(K, Row(q, r, G, D, rowStride), scAll + r * sp, bs, bs, D, vscale);
-            if (sp > bs)
-                for (int r = r0; r < R; r++)
-                    for (int j = bs; j < sp; j++) scAll[r * sp + j] = float.NegativeInfinity;
-            PagedAttention.Avx512Path.Softmax(scAll + r0 * sp, sp, m + r0, l + r0, corrs + r0, R - r0);
-            for (int r = r0; r < r4; r += 4)
-                PvQuad(V, scAll + r * sp, sp, Row(output, r, G, D, rowStride), Row(output, r + 1, G, D, rowStride),
-                       Row(output, r + 2, G, D, rowStride), Row(output, r + 3, G, D, rowStride), corrs + r, bs, D);
-            for (int r = r4; r < R; r++) PvRow(V, scAll + r * sp, Row(output, r, G, D, rowStride), corrs[r], bs, D);
+            if (r0 < R)
+                WholeBlock(K, V, qRows + r0, oRows + r0, R - r0, scAll + r0 * sp, sp, bs, D, vscale, m + r0, l + r0, corrs + r0);
         }
         for (int r = 0; r < R; r++)
         {
-            float* o = Row(output, r, G, D, rowStride);
+            float* o = (float*)oRows[r];
             var inv = Vector512.Create(1.0f / l[r]);
             for (int c = 0; c < D; c += 16) (Vector512.Load(o + c) * inv).Store(o + c);
         }
@@ -115,7 +106,7 @@ internal static unsafe class TileAttention512
     public static void AttendShared(IKvCache cache, int layer, int kvHead, BlockTable table, int blocks, nint* qRows, nint* oRows,
                                     int R, int D, float scale, float* scratch, float* m, float* l, float* corrs)
     {
-        int bs = cache.BlockSize, sp = Pad16(bs), r4 = R & ~3;
+        int bs = cache.BlockSize, sp = Pad16(bs);
         float* kf = scratch, vf = kf + bs * D, scAll = vf + bs * D;
         var vscale = Vector128.Create(scale);
         bool finite = !cache.MayHoldNonFinite;
@@ -124,17 +115,28 @@ internal static unsafe class TileAttention512
             PrefetchBlock(cache, layer, kvHead, table, b + 1, blocks, blocks * bs);
             float* K = cache.KeyFormat.Widen(cache.KeyBlock(layer, table[b], kvHead), kf, bs, D, IsaLevel.Avx512, finite);
             float* V = cache.ValueFormat.Widen(cache.ValueBlock(layer, table[b], kvHead), vf, bs, D, IsaLevel.Avx512, finite);
-            for (int r = 0; r < r4; r += 4)
-                ScoresQuad(K, (float*)qRows[r], (float*)qRows[r + 1], (float*)qRows[r + 2], (float*)qRows[r + 3], scAll + r * sp, sp, bs, D, vscale);
-            for (int r = r4; r < R; r++) ScoresRow(K, (float*)qRows[r], scAll + r * sp, bs, bs, D, vscale);
-            if (sp > bs)
-                for (int r = 0; r < R; r++)
-                    for (int j = bs; j < sp; j++) scAll[r * sp + j] = float.NegativeInfinity;
-            PagedAttention.Avx512Path.Softmax(scAll, sp, m, l, corrs, R);
-            for (int r = 0; r < r4; r += 4)
-                PvQuad(V, scAll + r * sp, sp, (float*)oRows[r], (float*)oRows[r + 1], (float*)oRows[r + 2], (float*)oRows[r + 3], corrs + r, bs, D);
-            for (int r = r4; r < R; r++) PvRow(V, scAll + r * sp, (float*)oRows[r], corrs[r], bs, D);
+            WholeBlock(K, V, qRows, oRows, R, scAll, sp, bs, D, vscale, m, l, corrs);
         }
+    }
+
+    /// <summary>One block for <paramref name="R"/> rows that all see it whole: scores (4 rows at a time, then the rest
+    /// one by one), the online-softmax update, and p·V. Row r's query is at qRows[r], its output at oRows[r]; its scores
+    /// at scAll + r·sp and its state at m[r], l[r], corrs[r].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WholeBlock(float* K, float* V, nint* qRows, nint* oRows, int R, float* scAll, int sp, int bs, int D,
+                                   Vector128<float> vscale, float* m, float* l, float* corrs)
+    {
+        int r4 = R & ~3;
+        for (int r = 0; r < r4; r += 4)
+            ScoresQuad(K, (float*)qRows[r], (float*)qRows[r + 1], (float*)qRows[r + 2], (float*)qRows[r + 3], scAll + r * sp, sp, bs, D, vscale);
+        for (int r = r4; r < R; r++) ScoresRow(K, (float*)qRows[r], scAll + r * sp, bs, bs, D, vscale);
+        if (sp > bs)
+            for (int r = 0; r < R; r++)
+                for (int j = bs; j < sp; j++) scAll[r * sp + j] = float.NegativeInfinity;
+        PagedAttention.Avx512Path.Softmax(scAll, sp, m, l, corrs, R);
+        for (int r = 0; r < r4; r += 4)
+            PvQuad(V, scAll + r * sp, sp, (float*)oRows[r], (float*)oRows[r + 1], (float*)oRows[r + 2], (float*)oRows[r + 3], corrs + r, bs, D);
+        for (int r = r4; r < R; r++) PvRow(V, scAll + r * sp, (float*)oRows[r], corrs[r], bs, D);
     }
 
     /// <summary>Row r (token r / G, head r % G) of a [tokens × rowStride] query or output array.</summary>
