@@ -10,20 +10,8 @@
 # LAYERS (default 28) fewer layers, e.g. 1 to run from the caches instead of DRAM; REPS (default 8).
 # The harness is written to a temporary folder outside the repository, like bench/kernel-micro.sh.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dir="${TMPDIR:-/tmp}/sharpinfer-attention-micro"
-mkdir -p "$dir"
-dotnet build "$root/src/SharpInfer/SharpInfer.csproj" -c Release -v q -nologo >/dev/null
-dll="${SHARPINFER_DLL:-$root/src/SharpInfer/bin/Release/net10.0/SharpInfer.dll}"
-cat > "$dir/micro.csproj" <<PROJ
-<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup>
-    <OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><AllowUnsafeBlocks>true</AllowUnsafeBlocks>
-    <AssemblyName>SharpInfer.Server</AssemblyName><Nullable>disable</Nullable><TieredCompilation>false</TieredCompilation>
-  </PropertyGroup>
-  <ItemGroup><Reference Include="SharpInfer"><HintPath>$root/src/SharpInfer/bin/Release/net10.0/SharpInfer.dll</HintPath></Reference></ItemGroup>
-</Project>
-PROJ
+. "$(dirname "${BASH_SOURCE[0]}")/micro-harness.sh"
+micro_project attention-micro
 cat > "$dir/Program.cs" <<'CS'
 using System;
 using System.Diagnostics;
@@ -76,6 +64,4 @@ unsafe
         + $"{best * 1e6 / work:F2} ns per token·position·KV head, {work * G * D * 2 / best / 1e6:F1} GFMA/s  (o[0] = {o[0]:R})");
 }
 CS
-dotnet build "$dir/micro.csproj" -c Release -o "$dir/out" -v q -nologo >/dev/null
-cp "$dll" "$dir/out/SharpInfer.dll"
-"$dir/out/SharpInfer.Server" "$@"
+micro_run "$@"

@@ -13,20 +13,8 @@
 # (SharpInfer.Server) to reach the internal kernel types. For an A/B, run it with the DLL of another commit
 # copied over out/SharpInfer.dll (SHARPINFER_DLL=path).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dir="${TMPDIR:-/tmp}/sharpinfer-kernel-micro"
-mkdir -p "$dir"
-dotnet build "$root/src/SharpInfer/SharpInfer.csproj" -c Release -v q -nologo
-dll="${SHARPINFER_DLL:-$root/src/SharpInfer/bin/Release/net10.0/SharpInfer.dll}"
-cat > "$dir/micro.csproj" <<PROJ
-<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup>
-    <OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><AllowUnsafeBlocks>true</AllowUnsafeBlocks>
-    <AssemblyName>SharpInfer.Server</AssemblyName><Nullable>disable</Nullable><TieredCompilation>false</TieredCompilation>
-  </PropertyGroup>
-  <ItemGroup><Reference Include="SharpInfer"><HintPath>$root/src/SharpInfer/bin/Release/net10.0/SharpInfer.dll</HintPath></Reference></ItemGroup>
-</Project>
-PROJ
+. "$(dirname "${BASH_SOURCE[0]}")/micro-harness.sh"
+micro_project kernel-micro
 cat > "$dir/Program.cs" <<'CS'
 using System;
 // Thread-CPU-time microbenchmark of the matrix-vector kernels (decode, M tokens) on DRAM-resident weights.
@@ -113,6 +101,4 @@ static long CpuNs()
 [DllImport("libc")] static extern int clock_gettime(int clk, out Timespec ts);
 [StructLayout(LayoutKind.Sequential)] struct Timespec { public long sec; public long nsec; }
 CS
-dotnet build "$dir/micro.csproj" -c Release -o "$dir/out" -v q -nologo
-cp "$dll" "$dir/out/SharpInfer.dll"
-"$dir/out/SharpInfer.Server" "$@"
+micro_run "$@"
