@@ -20,7 +20,7 @@ internal static class BenchBatchedCommand
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file" };
         var npp = new Option<int>("--n-prompt", "-npp") { Description = "Prompt tokens per sequence", DefaultValueFactory = _ => 128 };
         var ntg = new Option<int>("--n-gen", "-ntg") { Description = "Generated tokens per sequence", DefaultValueFactory = _ => 64 };
-        var npl = new Option<int[]>("--parallel", "-npl") { Description = "Numbers of parallel sequences", DefaultValueFactory = _ => [1, 4, 16], AllowMultipleArgumentsPerToken = true };
+        var npl = IntListOption.Create("--parallel", "-npl", "Numbers of parallel sequences, e.g. 1,4,16 (like llama-batched-bench)", [1, 4, 16]);
         var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
         var ubatch = new Option<int>("--ubatch-size", "-ub") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 512 };
         var cacheType = new Option<string>("--cache-type") { Description = "KV cache type f16|f32", DefaultValueFactory = _ => "f16" };

@@ -18,10 +18,10 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file" };
-        var nPrompt = new Option<int[]>("--n-prompt", "-p") { Description = "Prompt lengths to test (pp); 0 skips", DefaultValueFactory = _ => [512], AllowMultipleArgumentsPerToken = true };
-        var nGen = new Option<int[]>("--n-gen", "-n") { Description = "Generation lengths to test (tg); 0 skips", DefaultValueFactory = _ => [128], AllowMultipleArgumentsPerToken = true };
+        var nPrompt = IntListOption.Create("--n-prompt", "-p", "Prompt lengths to test (pp), e.g. 128,512; 0 skips", [512]);
+        var nGen = IntListOption.Create("--n-gen", "-n", "Generation lengths to test (tg), e.g. 32,128; 0 skips", [128]);
         var threads = new Option<int>("--threads", "-t") { Description = "Threads", DefaultValueFactory = _ => ComputePool.DefaultThreads };
-        var depth = new Option<int[]>("--n-depth", "-d") { Description = "Tokens already in the KV cache when each test runs (like llama-bench -d)", DefaultValueFactory = _ => [0], AllowMultipleArgumentsPerToken = true };
+        var depth = IntListOption.Create("--n-depth", "-d", "Tokens already in the KV cache when each test runs, e.g. 0,4096 (like llama-bench -d)", [0]);
         var reps = new Option<int>("--repetitions", "-r") { Description = "Repetitions of each test", DefaultValueFactory = _ => 5 };
         var ubatch = new Option<int>("--ubatch-size", "-ub") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 512 };
         var cacheType = new KvCacheTypeOptions();
@@ -43,6 +43,7 @@ internal static class BenchCommand
     {
         if (reps < 1) throw new InvalidRequestException("--repetitions must be at least 1", "repetitions");
         depths = depths is { Length: > 0 } ? depths : [0];
+        if (prompts.Any(p => p < 0) || gens.Any(g => g < 0)) throw new InvalidRequestException("--n-prompt and --n-gen values must not be negative", "n-prompt");
         if (depths.Any(d => d < 0 || d > 1 << 20)) throw new InvalidRequestException("--n-depth values must be between 0 and 1048576", "n-depth");
         using var model = LoadProgress.LoadModel(path, stderr, exact ? MatMulPrecision.Exact : MatMulPrecision.Fast);
         int maxTokens = Math.Max(prompts.DefaultIfEmpty(0).Max(), 1) + Math.Max(gens.DefaultIfEmpty(0).Max(), 1);
