@@ -82,8 +82,13 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     /// <summary>Repacked bytes per block of 8 rows: 8 × 32 code bytes, 8 float scales, (Q4_1) 8 float minimums.</summary>
     private static int PackStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TF.HasMin ? 320 : 288; }
 
-    /// <summary>Two 8-row groups of repacked blocks (prefill), or the seeds of up to 2 tokens (decode).</summary>
-    public static long ScratchFloats(int cols) => (long)(cols / 32) * Math.Max(PackStride / 2, 8 * (GemmMinTokens - 1)) + 16;
+    /// <summary>Two 8-row groups of repacked blocks (prefill), or the seeds of up to 2 tokens (decode); then a
+    /// 4-token tile's negated activations (<see cref="Gemm16Wide{TN}"/>: 4·cols bytes).</summary>
+    public static long ScratchFloats(int cols) => (long)(cols / 32) * Math.Max(PackStride / 2, 8 * (GemmMinTokens - 1)) + cols + 32;
+
+    /// <summary>Where in the scratch the negated activations of <see cref="Gemm16Wide{TN}"/> go: after two 8-row groups
+    /// of repacked blocks (64-byte aligned; <paramref name="pack"/> is).</summary>
+    private static sbyte* NegatedScratch(byte* pack, int nb) => (sbyte*)(pack + ((2L * nb * PackStride + 63) & ~63L));
 
     public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
     {
@@ -103,7 +108,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         }
         if (w.Packed != null && w.PackRows == PackRowsFor(level) && r0 % w.PackRows == 0)
         {
-            ComputePacked(w, x, y, yStride, r0, r1);
+            ComputePacked(w, x, y, yStride, r0, r1, NegatedScratch((byte*)(((nint)scratch + 63) & ~(nint)63), 0));
             return;
         }
         byte* pack = (byte*)(((nint)scratch + 63) & ~(nint)63);
@@ -125,8 +130,8 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 int n = Math.Min(16, r1 - r);
                 Repack(w, r, n, nb, pack, 2);
                 int t = 0;
-                for (; t + 4 <= T; t += 4) Gemm16<Four>(pack, x, t, nb, y + (long)t * yStride + r, yStride, n);
-                Rest16(pack, x, t, T - t, nb, y + (long)t * yStride + r, yStride, n);
+                for (; t + 4 <= T; t += 4) Tile16<Four>(pack, NegatedScratch(pack, nb), x, t, nb, y + (long)t * yStride + r, yStride, n);
+                Rest16(pack, NegatedScratch(pack, nb), x, t, T - t, nb, y + (long)t * yStride + r, yStride, n);
             }
         }
         for (; r < r1; r += 8)
@@ -168,7 +173,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     /// group streams it from memory; the group's other tiles find it in L1/L2. A task's groups are one contiguous
     /// stream, which the hardware prefetchers follow on their own (software prefetch ahead measured slower).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ComputePacked(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1)
+    private static void ComputePacked(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, sbyte* negated)
     {
         int nb = w.Cols / 32, T = x.Tokens, rows = w.PackRows;
         long groupBytes = (long)nb * PackStride * (rows / 8);
@@ -180,8 +185,8 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             int t = 0;
             if (rows == 16)
             {
-                for (; t + 4 <= T; t += 4) Gemm16<Four>(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
-                Rest16(pack, x, t, T - t, nb, yr + (long)t * yStride, yStride, n);
+                for (; t + 4 <= T; t += 4) Tile16<Four>(pack, negated, x, t, nb, yr + (long)t * yStride, yStride, n);
+                Rest16(pack, negated, x, t, T - t, nb, yr + (long)t * yStride, yStride, n);
             }
             else
             {

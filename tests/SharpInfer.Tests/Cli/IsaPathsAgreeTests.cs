@@ -1,0 +1,43 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace SharpInfer.Tests.Cli;
+
+/// <summary>A Q8_0 model generates the same tokens and log-prob bits whichever instructions the CPU offers (the
+/// kernels' arithmetic is the same on every path). The CLI runs as a child process with the runtime's AVX-VNNI off
+/// (<c>DOTNET_EnableAVXVNNI=0</c>: the sign-trick tiles, on an AVX-512 CPU the 512-bit ones of Zen 4 or Ice Lake) and
+/// with AVX-512 off (<c>DOTNET_EnableAVX512=0</c>, the AVX2 tiles; .NET 10 ignores the older
+/// <c>DOTNET_EnableAVX512F</c>); both must match the default process (vpdpbusd where the CPU has AVX-VNNI). The
+/// in-process kernel tests only see the paths of the CPU they run on; this covers the others end to end.</summary>
+public class IsaPathsAgreeTests
+{
+    private static JsonObject RunJson(string model, params (string Key, string Value)[] env)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "SharpInfer.Cli.dll"), "run", "-m", model, "-t", "2", "-n", "12",
+                                     "--temp", "0", "--json", "--logprobs", "3", "-p", "Once upon a time, in a quiet village by the sea, a small girl"])
+            psi.ArgumentList.Add(a);
+        foreach (var (key, value) in env) psi.Environment[key] = value;
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var stdout = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "run did not finish");   // hang guard
+        Assert.True(p.ExitCode == 0, stderr.Result);
+        return JsonNode.Parse(stdout)!.AsObject();
+    }
+
+    [Fact]
+    public void Q8_0_generates_the_same_bits_without_avx_vnni_or_avx512()
+    {
+        string model = TestModels.Get("mistral-tiny", "q8_0");
+        var native = RunJson(model);
+        Assert.Equal(12, native["generated_ids"]!.AsArray().Count);
+        Assert.Equal(12, native["top_logprobs"]!.AsArray().Count);
+        foreach (var env in new[] { ("DOTNET_EnableAVXVNNI", "0"), ("DOTNET_EnableAVX512", "0") })
+        {
+            var other = RunJson(model, env);
+            Assert.Equal(native["generated_ids"]!.ToJsonString(), other["generated_ids"]!.ToJsonString());
+            Assert.Equal(native["top_logprobs"]!.ToJsonString(), other["top_logprobs"]!.ToJsonString());
+        }
+    }
+}
