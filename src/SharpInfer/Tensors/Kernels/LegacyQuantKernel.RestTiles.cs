@@ -31,15 +31,19 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     private struct Two : ITokenCount { public static int Count => 2; }
     private struct Three : ITokenCount { public static int Count => 3; }
     private struct Four : ITokenCount { public static int Count => 4; }
+    private struct Five : ITokenCount { public static int Count => 5; }
+    private struct Six : ITokenCount { public static int Count => 6; }
+    private struct Seven : ITokenCount { public static int Count => 7; }
+    private struct Eight : ITokenCount { public static int Count => 8; }
 
-    /// <summary>The <paramref name="count"/> (0–3) tokens from <paramref name="t"/> of a 16-row group (<paramref name="negated"/>: see <c>Tile16</c>).</summary>
-    private static void Rest16(byte* pack, sbyte* negated, in ActivationView x, int t, int count, int nb, float* y, int yStride, int n)
+    /// <summary>The <paramref name="count"/> (0–3) tokens from <paramref name="t"/> of a 16-row group.</summary>
+    private static void Rest16(byte* pack, in ActivationView x, int t, int count, int nb, float* y, int yStride, int n)
     {
         switch (count)
         {
-            case 3: Tile16<Three>(pack, negated, x, t, nb, y, yStride, n); break;
-            case 2: Tile16<Two>(pack, negated, x, t, nb, y, yStride, n); break;
-            case 1: Tile16<One>(pack, negated, x, t, nb, y, yStride, n); break;
+            case 3: Gemm16<Three>(pack, x, t, nb, y, yStride, n); break;
+            case 2: Gemm16<Two>(pack, x, t, nb, y, yStride, n); break;
+            case 1: Gemm16<One>(pack, x, t, nb, y, yStride, n); break;
         }
     }
 

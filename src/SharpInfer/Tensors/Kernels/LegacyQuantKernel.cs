@@ -83,8 +83,8 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     private static int PackStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TF.HasMin ? 320 : 288; }
 
     /// <summary>Two 8-row groups of repacked blocks (prefill), or the seeds of up to 2 tokens (decode); then a
-    /// 4-token tile's negated activations (<see cref="Gemm16Wide{TN}"/>: 4·cols bytes).</summary>
-    public static long ScratchFloats(int cols) => (long)(cols / 32) * Math.Max(PackStride / 2, 8 * (GemmMinTokens - 1)) + cols + 32;
+    /// tile's negated activations (<see cref="Gemm16Wide{TN}"/>: 8·cols bytes).</summary>
+    public static long ScratchFloats(int cols) => (long)(cols / 32) * Math.Max(PackStride / 2, 8 * (GemmMinTokens - 1)) + 2L * cols + 32;
 
     /// <summary>Where in the scratch the negated activations of <see cref="Gemm16Wide{TN}"/> go: after two 8-row groups
     /// of repacked blocks (64-byte aligned; <paramref name="pack"/> is).</summary>
@@ -129,9 +129,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             {
                 int n = Math.Min(16, r1 - r);
                 Repack(w, r, n, nb, pack, 2);
-                int t = 0;
-                for (; t + 4 <= T; t += 4) Tile16<Four>(pack, NegatedScratch(pack, nb), x, t, nb, y + (long)t * yStride + r, yStride, n);
-                Rest16(pack, NegatedScratch(pack, nb), x, t, T - t, nb, y + (long)t * yStride + r, yStride, n);
+                Group16(pack, NegatedScratch(pack, nb), x, T, nb, y + r, yStride, n);
             }
         }
         for (; r < r1; r += 8)
@@ -183,11 +181,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             int n = Math.Min(rows, r1 - r);
             float* yr = y + r;
             int t = 0;
-            if (rows == 16)
-            {
-                for (; t + 4 <= T; t += 4) Tile16<Four>(pack, negated, x, t, nb, yr + (long)t * yStride, yStride, n);
-                Rest16(pack, negated, x, t, T - t, nb, yr + (long)t * yStride, yStride, n);
-            }
+            if (rows == 16) Group16(pack, negated, x, T, nb, yr, yStride, n);
             else
             {
                 for (; t + 4 <= T; t += 4) Gemm8x4(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
