@@ -13,7 +13,7 @@ namespace SharpInfer.Tensors.Kernels;
 /// layout's two 32-byte vectors side by side) and sign(x, q) becomes a select between x and −x under the mask q &lt; 0
 /// (vpblendmb; the mask is taken once per weight vector for all the tile's tokens, −x once per tile): four
 /// instructions per 64 products. Zen 4, C loops of the bare sequences on one core: 73 G multiply-adds a second for the
-/// 256-bit one, 110 G for this one; in the tile ~6–11% (docs/benchmarks.md).
+/// 256-bit one, 110 G for this one; pp512 of a Q8_0 model ~1.1× (docs/benchmarks.md, "Zen 4").
 /// </summary>
 /// <remarks>
 /// Bit-identical to <c>Gemm16&lt;TN&gt;</c>: the integer sums are exact either way (where q = 0 the sign trick zeroes x
