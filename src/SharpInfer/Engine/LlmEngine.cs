@@ -86,6 +86,8 @@ internal sealed partial class LlmEngine : IDisposable
     // Test hook: while reset, the loop still takes commands (adds, aborts) but runs no step, so a test can hold
     // requests in flight and act on them at a known point instead of racing the loop.
     private readonly ManualResetEventSlim _stepsAllowed = new(true);
+    /// <summary>Steps left before the loop holds itself (<see cref="AllowSteps"/>); −1: no limit.</summary>
+    private int _stepsLeft = -1;
     private Exception? _fatal;
     private EngineStats _stats = new();
     private double _wasteIntegral, _busySeconds, _concurrencyIntegral;
@@ -350,6 +352,7 @@ internal sealed partial class LlmEngine : IDisposable
                     continue;
                 }
                 Step();
+                if (Volatile.Read(ref _stepsLeft) > 0 && Interlocked.Decrement(ref _stepsLeft) == 0) _stepsAllowed.Reset();
             }
         }
         catch (Exception e)
@@ -823,6 +826,17 @@ internal sealed partial class LlmEngine : IDisposable
 
     internal void ResumeSteps()
     {
+        Volatile.Write(ref _stepsLeft, -1);
+        _stepsAllowed.Set();
+        _signal.Release();
+    }
+
+    /// <summary>Test hook: lets the loop run <paramref name="steps"/> more steps, then holds it as <see cref="HoldSteps"/>
+    /// does — so a test can have a request produce a few tokens and know it is still running, however slow the
+    /// machine or the test's own thread.</summary>
+    internal void AllowSteps(int steps)
+    {
+        Volatile.Write(ref _stepsLeft, steps);
         _stepsAllowed.Set();
         _signal.Release();
     }

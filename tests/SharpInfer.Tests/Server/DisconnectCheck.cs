@@ -12,15 +12,17 @@ internal static class DisconnectCheck
         body["stream"] = true;
         body["ignore_eos"] = true;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        // a prefill and a few decode steps, then the engine holds between steps (aborts are still taken): the request
+        // cannot run to its end before the client leaves, however slow the machine or this thread
+        s.Engine.AllowSteps(12);
         var res = await s.PostStreamAsync(path, body, cts.Token);
         var reader = new StreamReader(await res.Content.ReadAsStreamAsync(cts.Token));
         int deltas = 0;
         while (deltas < 3 && await reader.ReadLineAsync(cts.Token) is { } line)
             if (line.Contains(deltaMarker, StringComparison.Ordinal)) deltas++;
         Assert.Equal(3, deltas);
+        await WaitForAsync(() => s.Engine.Stats.Running == 1);   // the published stats lag a step behind
         Assert.Equal(1, s.Engine.Stats.Running);
-        // held between steps: the request cannot run to its end while the disconnect is noticed (aborts are still taken)
-        s.Engine.HoldSteps();
         cts.Cancel();
         reader.Dispose();
         res.Dispose();
@@ -28,5 +30,12 @@ internal static class DisconnectCheck
         var scrape = s.Host.Exporter!.Scrape();
         Assert.Contains("finished_reason=\"abort\"} 1", scrape);
         Assert.True(s.Engine.Stats.GenerationTokens < 1000);
+    }
+
+    /// <summary>Waits for a state (a hang guard, not a timing assumption).</summary>
+    public static async Task WaitForAsync(Func<bool> state)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (!state() && DateTime.UtcNow < deadline) await Task.Delay(5, TestContext.Current.CancellationToken);
     }
 }

@@ -26,6 +26,9 @@ public class LifecycleTests
     {
         await using var s = await ServerHarness.StartAsync(loopback: true);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        // a prefill and a few decode steps, then the engine holds between steps, so the request cannot run to
+        // max_tokens before the disconnect is noticed, however slow the machine (aborts are still taken while held)
+        s.Engine.AllowSteps(12);
         var res = await s.PostStreamAsync("v1/completions", LongStream(), cts.Token);
         var reader = ServerHarness.ReadSseAsync(res, cts.Token).GetAsyncEnumerator(cts.Token);
         for (int i = 0; i < 3; i++)
@@ -33,11 +36,9 @@ public class LifecycleTests
             Assert.True(await reader.MoveNextAsync());
             Assert.NotNull(reader.Current);
         }
+        await DisconnectCheck.WaitForAsync(() => s.Engine.Stats.Running == 1);   // the published stats lag a step behind
         Assert.True(s.Engine.Stats.KvBlocksUsed > 0, $"the request should hold KV blocks while it streams: {s.Engine.Stats}");
         Assert.Equal(1, s.Engine.Stats.Running);
-        // hold the engine between steps so the request cannot run to max_tokens while the disconnect is noticed
-        // (aborts are still taken while held)
-        s.Engine.HoldSteps();
         // the client goes away: its connection closes (see MaxResponseDrainSize in the harness)
         cts.Cancel();
         await reader.DisposeAsync();
