@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 
 namespace SharpInfer.Tests.Cli;
@@ -11,20 +10,9 @@ namespace SharpInfer.Tests.Cli;
 /// in-process kernel tests only see the paths of the CPU they run on; this covers the others end to end.</summary>
 public class IsaPathsAgreeTests
 {
-    private static JsonObject RunJson(string model, params (string Key, string Value)[] env)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "SharpInfer.Cli.dll"), "run", "-m", model, "-t", "2", "-n", "12",
-                                     "--temp", "0", "--json", "--logprobs", "3", "-p", "Once upon a time, in a quiet village by the sea, a small girl"])
-            psi.ArgumentList.Add(a);
-        foreach (var (key, value) in env) psi.Environment[key] = value;
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "run did not finish");   // hang guard
-        Assert.True(p.ExitCode == 0, stderr.Result);
-        return JsonNode.Parse(stdout)!.AsObject();
-    }
+    private static JsonObject RunJson(string model, params (string Key, string Value)[] env) =>
+        CliHarness.RunProcessJson(["run", "-m", model, "-t", "2", "-n", "12", "--temp", "0", "--json", "--logprobs", "3",
+                                   "-p", "Once upon a time, in a quiet village by the sea, a small girl"], env);
 
     [Fact]
     public void Q8_0_generates_the_same_bits_without_avx_vnni_or_avx512()

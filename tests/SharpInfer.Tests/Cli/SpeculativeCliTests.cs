@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 
 namespace SharpInfer.Tests.Cli;
@@ -8,19 +7,8 @@ namespace SharpInfer.Tests.Cli;
 public class SpeculativeCliTests
 {
     /// <summary>The CLI as a process (run writes its JSON to the process's stdout).</summary>
-    private static JsonObject RunJson(params string[] more)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "SharpInfer.Cli.dll"), "run", "-m", TestPaths.Stories260K, "-t", "1", "-n", "120",
-                                     "--temp", "0", "--json", .. more])
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "run did not finish");   // hang guard
-        Assert.True(p.ExitCode == 0, stderr.Result);
-        return JsonNode.Parse(stdout)!.AsObject();
-    }
+    private static JsonObject RunJson(params string[] more) =>
+        CliHarness.RunProcessJson(["run", "-m", TestPaths.Stories260K, "-t", "1", "-n", "120", "--temp", "0", "--json", .. more]);
 
     [Fact]
     public void DraftMaxGivesTheSameTextAndReportsProposals()
