@@ -39,7 +39,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         int t = 0;
         if (WideSignDot)
         {
-            for (; t + 8 <= T; t += 8) Gemm16Wide<Eight>(pack, negated, x, t, nb, y + (long)t * yStride, yStride, n);
+            for (; t + WideTileTokens <= T; t += WideTileTokens) Gemm16Wide<Eight>(pack, negated, x, t, nb, y + (long)t * yStride, yStride, n);
             float* yt = y + (long)t * yStride;
             switch (T - t)
             {
