@@ -108,7 +108,8 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         }
         if (w.Packed != null && w.PackRows == PackRowsFor(level) && r0 % w.PackRows == 0)
         {
-            ComputePacked(w, x, y, yStride, r0, r1, NegatedScratch((byte*)(((nint)scratch + 63) & ~(nint)63), 0));
+            // no repacking here: the whole scratch is free for the wide tiles' negated activations
+            ComputePacked(w, x, y, yStride, r0, r1, (sbyte*)(((nint)scratch + 63) & ~(nint)63));
             return;
         }
         byte* pack = (byte*)(((nint)scratch + 63) & ~(nint)63);
@@ -180,10 +181,10 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             byte* pack = w.Packed + (long)(r / rows) * groupBytes;
             int n = Math.Min(rows, r1 - r);
             float* yr = y + r;
-            int t = 0;
             if (rows == 16) Group16(pack, negated, x, T, nb, yr, yStride, n);
             else
             {
+                int t = 0;
                 for (; t + 4 <= T; t += 4) Gemm8x4(pack, x, t, nb, yr + (long)t * yStride, yStride, n);
                 Rest8(pack, x, t, T - t, nb, yr + (long)t * yStride, yStride, n);
             }
