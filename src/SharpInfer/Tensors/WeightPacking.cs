@@ -15,10 +15,11 @@ namespace SharpInfer.Tensors;
 /// <item>Q4_K: each super-block rewritten as <see cref="Q4_KPackedFormat"/> (scales and mins pre-expanded to bytes,
 /// nibbles ordered for one-mask unpacking of 64 elements), rows kept in order (<see cref="WeightMatrix.PackRows"/> =
 /// 1, the same layout for every instruction level); 148 instead of 144 bytes per 256 weights.</item>
+/// <item>Q4_0, Q4_1, IQ4_NL, MXFP4: groups of 8 rows with their nibble bytes interleaved in dwords and the block heads
+/// side by side, still 4 bits a weight and exactly as many bytes as the rows (LegacyQuantKernel.NibblePacked.cs): decode
+/// reads one contiguous stream with a row per vector lane, prefill unpacks it with two operations a vector.</item>
 /// </list>
-/// Q4_0-style formats are not packed: their tiles take one byte per weight, twice the nibble-packed size, which would
-/// cost decode more bandwidth than the batched steps gain. <c>SHARPINFER_NO_REPACK=1</c> turns packing off (like
-/// llama.cpp's <c>--no-repack</c>).
+/// <c>SHARPINFER_NO_REPACK=1</c> turns packing off (like llama.cpp's <c>--no-repack</c>).
 /// </summary>
 internal sealed unsafe class WeightPacking : IDisposable
 {
@@ -31,16 +32,30 @@ internal sealed unsafe class WeightPacking : IDisposable
 
     public static bool Disabled => Environment.GetEnvironmentVariable("SHARPINFER_NO_REPACK") == "1";
 
-    public static bool Supports(WeightMatrix w) => (w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0) || (w.Type == GgmlType.Q4_K && w.Cols % 256 == 0);
+    public static bool Supports(WeightMatrix w) =>
+        (w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0) || (w.Type == GgmlType.Q4_K && w.Cols % 256 == 0) || (IsNibbleFormat(w.Type) && w.Cols % 32 == 0);
 
-    /// <summary>Rows per packed group of <paramref name="w"/> at <paramref name="level"/> (0: no packed layout there).</summary>
+    /// <summary>The 4-bit formats packed as nibbles (see LegacyQuantKernel.NibblePacked.cs).</summary>
+    private static bool IsNibbleFormat(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.IQ4_NL or GgmlType.MXFP4;
+
+    /// <summary>Rows per packed group of <paramref name="w"/> at <paramref name="level"/> (0: no packed layout there).
+    /// The nibble layout serves every level with vector tiles; the scalar and portable paths read the mapped rows.</summary>
     public static int PackRowsFor(WeightMatrix w, IsaLevel level) =>
-        !Supports(w) ? 0 : w.Type == GgmlType.Q4_K ? 1 : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
+        !Supports(w) ? 0
+        : w.Type == GgmlType.Q4_K ? 1
+        : IsNibbleFormat(w.Type) ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
+        : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
 
     /// <summary>Bytes of the packed copy of <paramref name="w"/> with <paramref name="packRows"/>-row groups.</summary>
-    public static long PackedBytes(WeightMatrix w, int packRows) => w.Type == GgmlType.Q4_K
-        ? (long)w.Rows * Q4_KPackedRowBytes(w.Cols)
-        : LegacyQuantKernel<Q8_0Format>.PackedBytes(w.Rows, w.Cols, packRows);
+    public static long PackedBytes(WeightMatrix w, int packRows) => w.Type switch
+    {
+        GgmlType.Q4_K => (long)w.Rows * Q4_KPackedRowBytes(w.Cols),
+        GgmlType.Q4_0 => LegacyQuantKernel<Q4_0Format>.NibblePackedBytes(w.Rows, w.Cols),
+        GgmlType.Q4_1 => LegacyQuantKernel<Q4_1Format>.NibblePackedBytes(w.Rows, w.Cols),
+        GgmlType.IQ4_NL => LegacyQuantKernel<IQ4_NLFormat>.NibblePackedBytes(w.Rows, w.Cols),
+        GgmlType.MXFP4 => LegacyQuantKernel<MXFP4Format>.NibblePackedBytes(w.Rows, w.Cols),
+        _ => LegacyQuantKernel<Q8_0Format>.PackedBytes(w.Rows, w.Cols, packRows),
+    };
 
     /// <summary>Row stride of a packed Q4_K matrix.</summary>
     public static long Q4_KPackedRowBytes(int cols) => (long)(cols / 256) * Q4_KPackedFormat.Size;
@@ -48,7 +63,14 @@ internal sealed unsafe class WeightPacking : IDisposable
     /// <summary>Packs groups g0..g1 of <paramref name="m"/> into its copy at <paramref name="dst"/>.</summary>
     private static void PackGroups(WeightMatrix m, int packRows, int g0, int g1, byte* dst)
     {
-        if (m.Type == GgmlType.Q8_0) { LegacyQuantKernel<Q8_0Format>.Pack(m, packRows, g0, g1, dst); return; }
+        switch (m.Type)
+        {
+            case GgmlType.Q8_0: LegacyQuantKernel<Q8_0Format>.Pack(m, packRows, g0, g1, dst); return;
+            case GgmlType.Q4_0: LegacyQuantKernel<Q4_0Format>.PackNibbles(m, g0, g1, dst); return;
+            case GgmlType.Q4_1: LegacyQuantKernel<Q4_1Format>.PackNibbles(m, g0, g1, dst); return;
+            case GgmlType.IQ4_NL: LegacyQuantKernel<IQ4_NLFormat>.PackNibbles(m, g0, g1, dst); return;
+            case GgmlType.MXFP4: LegacyQuantKernel<MXFP4Format>.PackNibbles(m, g0, g1, dst); return;
+        }
         int nb = m.Cols / 256;
         long rowBytes = Q4_KPackedRowBytes(m.Cols);
         for (int r = g0; r < g1; r++)

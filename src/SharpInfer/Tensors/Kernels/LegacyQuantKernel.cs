@@ -106,13 +106,20 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
                 for (int t = 0; t < T; t++) y[(long)t * yStride + row] = DotPortable(w.Row(row), x, t, nb);
             return;
         }
-        if (w.Packed != null && w.PackRows == PackRowsFor(level) && r0 % w.PackRows == 0)
+        bool nibbles = ReadsNibblePacked(w, r0);
+        if (!nibbles && w.Packed != null && w.PackRows == PackRowsFor(level) && r0 % w.PackRows == 0)
         {
             // no repacking here: the whole scratch is free for the wide tiles' negated activations
             ComputePacked(w, x, y, yStride, r0, r1, (sbyte*)(((nint)scratch + 63) & ~(nint)63));
             return;
         }
         byte* pack = (byte*)(((nint)scratch + 63) & ~(nint)63);
+        if (T < GemmMinTokens && nibbles)
+        {
+            for (int row = r0; row < r1; row += 8)
+                for (int t = 0; t < T; t++) Gemv8Nibbles(NibbleGroup(w, row, nb), Math.Min(8, r1 - row), x, t, nb, y + (long)t * yStride + row);
+            return;
+        }
         if (T < GemmMinTokens)
         {
             int* offsets = (int*)pack;
@@ -383,6 +390,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Repack(WeightMatrix w, int r, int n, int nb, byte* pack, int groups)
     {
+        if (ReadsNibblePacked(w, r)) { RepackNibbles(w, r, nb, pack, groups); return; }
         // block by block, all groups (each block's bytes are written once, whole cache lines)
         var g0 = new Rows8(w, r, r + n - 1);
         var g1 = new Rows8(w, r + 8, r + n - 1);

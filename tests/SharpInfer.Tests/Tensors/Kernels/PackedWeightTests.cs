@@ -6,7 +6,7 @@ using SharpInfer.Tests.Models;
 
 namespace SharpInfer.Tests.Tensors.Kernels;
 
-/// <summary>Q8_0 and Q4_K matrices packed at load (<see cref="WeightPacking"/>): the kernels read the packed copy for every
+/// <summary>Q8_0, Q4_K and the 4-bit nibble formats packed at load (<see cref="WeightPacking"/>): the kernels read the packed copy for every
 /// token count and give the same bits as from the mapped rows, for row counts that do not fill the last group, row
 /// ranges split at group boundaries, and at the model level.</summary>
 public class PackedWeightTests
@@ -60,6 +60,65 @@ public class PackedWeightTests
                         AssertSameBits(want, a, $"rows {rows} T={tokens} {level} split at {split}");
                     }
             }
+    }
+
+    /// <summary>The 4-bit formats packed as nibbles (LegacyQuantKernel.NibblePacked.cs): same bits as from the mapped
+    /// rows on every vector level of this CPU, for 1–2 tokens (the decode kernel) and 3+ (the tiles, unpacked from the
+    /// layout), row counts that do not fill the last 8-row group, and row ranges split at a group boundary; the copy is
+    /// exactly the rows' size (rounded to whole groups).</summary>
+    [Theory]
+    [InlineData("Q4_0")]
+    [InlineData("Q4_1")]
+    [InlineData("IQ4_NL")]
+    [InlineData("MXFP4")]
+    public unsafe void PackedNibblesGiveTheBitsOfTheMappedRows(string typeName)
+    {
+        var type = Enum.Parse<GgmlType>(typeName);
+        Assert.NotEmpty(PackingLevels());
+        const int cols = 32 * 11;
+        var kernel = KernelRegistry.For(type, MatMulPrecision.Fast);
+        var scratch = new float[kernel.ScratchFloats(cols)];
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        foreach (int rows in new[] { 1, 7, 8, 9, 16, 17, 40 })
+        {
+            var rng = new Random(rows * 7 + (int)type);
+            var w = new byte[rowBytes * rows];
+            var f = new float[cols];
+            for (int r = 0; r < rows; r++)
+            {
+                for (int i = 0; i < cols; i++) f[i] = (float)KernelHarness.Gaussian(rng) * (r % 3 == 0 ? 1e-3f : 1f) + (r % 4 == 1 ? 0.5f : 0f);
+                if (r % 5 == 4) f.AsSpan(32, 32).Fill(-2f);   // a block of extreme codes
+                Quantize.Row(type, f, w.AsSpan((int)(r * rowBytes), (int)rowBytes));
+            }
+            fixed (byte* wp = w)
+                foreach (int tokens in new[] { 1, 2, 3, 4, 5, 9, 17 })
+                {
+                    var x = new float[tokens * cols];
+                    for (int i = 0; i < x.Length; i++) x[i] = (float)(KernelHarness.Gaussian(rng) * (i % 13 == 0 ? 6 : 1));
+                    using var input = new KernelHarness.QuantizedInput(kernel.Format, x, tokens, cols);
+                    foreach (var level in PackingLevels())
+                    {
+                        var mapped = new WeightMatrix("w", type, rows, cols, wp);
+                        var packed = new WeightMatrix("w", type, rows, cols, wp);
+                        using var packing = new WeightPacking();
+                        packing.Pack([packed], level);
+                        if (WeightPacking.Disabled) return;
+                        Assert.True(packed.Packed != null && packed.PackRows == 8);
+                        Assert.Equal(((rows + 7) / 8 * 8 * rowBytes + 4095) & ~4095L, packing.Bytes);
+                        var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
+                        AssertSameBits(want, Compute(kernel, packed, input.View, level, scratch, 0, rows), $"{type} rows {rows} T={tokens} {level}");
+                        foreach (int split in new[] { 8, 16 })
+                        {
+                            if (split >= rows) continue;
+                            var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
+                            var b = Compute(kernel, packed, input.View, level, scratch, split, rows);
+                            for (int t = 0; t < tokens; t++)
+                                for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
+                            AssertSameBits(want, a, $"{type} rows {rows} T={tokens} {level} split at {split}");
+                        }
+                    }
+                }
+        }
     }
 
     /// <summary>Q4_K packed as <see cref="Q4_KPackedFormat"/>: on every instruction path (scalar, portable, AVX2,
@@ -162,7 +221,7 @@ public class PackedWeightTests
             byte* first = m.Packed;
             packing.Pack([m], level);
             Assert.True(m.Packed == first && packing.Bytes == bytes);   // packed once
-            Assert.True(f16.Packed == null);                               // only Q8_0 has a packed layout
+            Assert.True(f16.Packed == null);                               // F16 has no packed layout
             packing.Dispose();
             Assert.True(m.Packed == null && m.PackRows == 0 && packing.Bytes == 0);
         }
