@@ -53,5 +53,20 @@ internal sealed unsafe class WeightMatrix
     public ReadOnlySpan<byte> RowSpan(int r) => new(Row(r), checked((int)RowBytes));
 
     /// <summary>Dequantizes one row to floats (exactly, like ggml's to_float).</summary>
-    public void DequantizeRow(int r, Span<float> dst) => Dequantize.Row(Type, RowSpan(r), dst[..Cols]);
+    public void DequantizeRow(int r, Span<float> dst)
+    {
+        // a packed copy that can give the row back is read instead of the mapped pages (released at load)
+        if (Packed != null && RowBytes <= MaxStackRowBytes)
+        {
+            byte* row = stackalloc byte[(int)RowBytes];
+            if (WeightPacking.TryCopyRow(this, r, row))
+            {
+                Dequantize.Row(Type, new ReadOnlySpan<byte>(row, (int)RowBytes), dst[..Cols]);
+                return;
+            }
+        }
+        Dequantize.Row(Type, RowSpan(r), dst[..Cols]);
+    }
+
+    private const int MaxStackRowBytes = 32 * 1024;
 }

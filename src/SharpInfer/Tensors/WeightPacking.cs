@@ -60,6 +60,21 @@ internal sealed unsafe class WeightPacking : IDisposable
     /// <summary>Row stride of a packed Q4_K matrix.</summary>
     public static long Q4_KPackedRowBytes(int cols) => (long)(cols / 256) * Q4_KPackedFormat.Size;
 
+    /// <summary>Copies row <paramref name="r"/> in the file's block layout from <paramref name="w"/>'s packed copy into
+    /// <paramref name="dst"/> (<see cref="WeightMatrix.RowBytes"/> bytes); false where the layout has no such copy-back.</summary>
+    public static bool TryCopyRow(WeightMatrix w, int r, byte* dst)
+    {
+        if (w.Packed == null || w.PackRows != LegacyQuantKernel<Q4_0Format>.NibbleGroupRows) return false;
+        switch (w.Type)
+        {
+            case GgmlType.Q4_0: LegacyQuantKernel<Q4_0Format>.CopyRowFromNibbles(w, r, dst); return true;
+            case GgmlType.Q4_1: LegacyQuantKernel<Q4_1Format>.CopyRowFromNibbles(w, r, dst); return true;
+            case GgmlType.IQ4_NL: LegacyQuantKernel<IQ4_NLFormat>.CopyRowFromNibbles(w, r, dst); return true;
+            case GgmlType.MXFP4: LegacyQuantKernel<MXFP4Format>.CopyRowFromNibbles(w, r, dst); return true;
+            default: return false;
+        }
+    }
+
     /// <summary>Packs groups g0..g1 of <paramref name="m"/> into its copy at <paramref name="dst"/>.</summary>
     private static void PackGroups(WeightMatrix m, int packRows, int g0, int g1, byte* dst)
     {

@@ -64,6 +64,22 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         }
     }
 
+    /// <summary>Row <paramref name="r"/>'s blocks back in the file's layout, from the nibble copy (embedding lookups of
+    /// a tied output matrix read the copy: its mapped pages were released at load, and faulting them back in, with
+    /// the kernel's fault-around, would grow resident memory with every distinct token).</summary>
+    public static void CopyRowFromNibbles(WeightMatrix w, int r, byte* dst)
+    {
+        int nb = w.Cols / 32, h = TF.QsOffset, i = r % 8;
+        byte* grp = NibbleGroup(w, r, nb);
+        for (int b = 0; b < nb; b++)
+        {
+            byte* o = grp + (long)b * NibbleGroupBytes;
+            byte* blk = dst + (long)b * TF.BlockBytes;
+            for (int k = 0; k < h; k++) blk[k] = o[128 + h * i + k];
+            for (int j = 0; j < 4; j++) *(uint*)(blk + h + 4 * j) = *(uint*)(o + 32 * j + 4 * i);
+        }
+    }
+
     /// <summary>The matrix is packed in the nibble layout and the row range starts at a group.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool ReadsNibblePacked(WeightMatrix w, int r0) =>

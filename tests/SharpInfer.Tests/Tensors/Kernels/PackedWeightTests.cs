@@ -65,7 +65,7 @@ public class PackedWeightTests
     /// <summary>The 4-bit formats packed as nibbles (LegacyQuantKernel.NibblePacked.cs): same bits as from the mapped
     /// rows on every vector level of this CPU, for 1–2 tokens (the decode kernel) and 3+ (the tiles, unpacked from the
     /// layout), row counts that do not fill the last 8-row group, and row ranges split at a group boundary; the copy is
-    /// exactly the rows' size (rounded to whole groups).</summary>
+    /// exactly the rows' size (rounded to whole groups), and each row dequantizes from it as from the file.</summary>
     [Theory]
     [InlineData("Q4_0")]
     [InlineData("Q4_1")]
@@ -107,6 +107,14 @@ public class PackedWeightTests
                         Assert.Equal(((rows + 7) / 8 * 8 * rowBytes + 4095) & ~4095L, packing.Bytes);
                         var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
                         AssertSameBits(want, Compute(kernel, packed, input.View, level, scratch, 0, rows), $"{type} rows {rows} T={tokens} {level}");
+                        if (tokens == 1)   // embedding lookups read the row back from the packed copy
+                            for (int r = 0; r < rows; r++)
+                            {
+                                float[] fromRows = new float[cols], fromPack = new float[cols];
+                                mapped.DequantizeRow(r, fromRows);
+                                packed.DequantizeRow(r, fromPack);
+                                AssertSameBits(fromRows, fromPack, $"{type} row {r} of {rows} dequantized");
+                            }
                         foreach (int split in new[] { 8, 16 })
                         {
                             if (split >= rows) continue;
