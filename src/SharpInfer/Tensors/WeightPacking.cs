@@ -64,7 +64,9 @@ internal sealed unsafe class WeightPacking : IDisposable
     /// <paramref name="dst"/> (<see cref="WeightMatrix.RowBytes"/> bytes); false where the layout has no such copy-back.</summary>
     public static bool TryCopyRow(WeightMatrix w, int r, byte* dst)
     {
-        if (w.Packed == null || w.PackRows != LegacyQuantKernel<Q4_0Format>.NibbleGroupRows) return false;
+        if (w.Packed == null) return false;
+        if (w.Type == GgmlType.Q8_0) { LegacyQuantKernel<Q8_0Format>.CopyRowFromPacked(w, r, dst); return true; }
+        if (w.PackRows != LegacyQuantKernel<Q4_0Format>.NibbleGroupRows) return false;
         switch (w.Type)
         {
             case GgmlType.Q4_0: LegacyQuantKernel<Q4_0Format>.CopyRowFromNibbles(w, r, dst); return true;

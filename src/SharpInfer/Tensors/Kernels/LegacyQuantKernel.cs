@@ -175,6 +175,25 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         }
     }
 
+    /// <summary>Row <paramref name="r"/> of a Q8_0 matrix packed by <see cref="Pack"/>, back in block_q8_0 form (embedding
+    /// lookups of a tied output matrix read the copy instead of faulting the released mapped pages back in): the
+    /// stored codes (u = q + 128, or q itself under <see cref="SignDot"/>) and the float scales, which were f16.</summary>
+    public static void CopyRowFromPacked(WeightMatrix w, int r, byte* dst)
+    {
+        int nb = w.Cols / 32, rows = w.PackRows, groups = rows / 8, step = 32 * groups, lane = r % 8;
+        long groupBytes = (long)nb * PackStride * groups;
+        byte* grp = w.Packed + (long)(r / rows) * groupBytes + 32 * ((r % rows) / 8) + 4 * lane;
+        byte flip = SignDot ? (byte)0 : (byte)0x80;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* src = grp + (long)b * PackStride * groups;
+            byte* blk = dst + (long)b * TF.BlockBytes;
+            *(ushort*)blk = BitConverter.HalfToUInt16Bits((Half)(*(float*)(src + 8 * step)));
+            for (int k = 0; k < 8; k++)
+                for (int e = 0; e < 4; e++) blk[TF.QsOffset + 4 * k + e] = (byte)(src[k * step + e] ^ flip);
+        }
+    }
+
     /// <summary>The tiles over a matrix packed at load, for every token count: no per-call repack. The first tile of a
     /// group streams it from memory; the group's other tiles find it in L1/L2. A task's groups are one contiguous
     /// stream, which the hardware prefetchers follow on their own (software prefetch ahead measured slower).</summary>

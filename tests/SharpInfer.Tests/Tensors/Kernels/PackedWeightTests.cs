@@ -51,6 +51,14 @@ public class PackedWeightTests
                         var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
                         var whole = Compute(kernel, packed, input.View, level, scratch, 0, rows);
                         AssertSameBits(want, whole, $"rows {rows} T={tokens} {level}");
+                        if (tokens == 1)   // embedding lookups read the row back from the packed copy
+                            for (int r = 0; r < rows; r++)
+                            {
+                                float[] fromRows = new float[cols], fromPack = new float[cols];
+                                mapped.DequantizeRow(r, fromRows);
+                                packed.DequantizeRow(r, fromPack);
+                                AssertSameBits(fromRows, fromPack, $"Q8_0 row {r} of {rows} dequantized, {level}");
+                            }
                         // two tasks split at a group boundary, as the matmul splits rows
                         int split = Math.Min(rows, group);
                         var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
