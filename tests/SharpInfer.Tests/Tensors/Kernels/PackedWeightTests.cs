@@ -51,14 +51,7 @@ public class PackedWeightTests
                         var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
                         var whole = Compute(kernel, packed, input.View, level, scratch, 0, rows);
                         AssertSameBits(want, whole, $"rows {rows} T={tokens} {level}");
-                        if (tokens == 1)   // embedding lookups read the row back from the packed copy
-                            for (int r = 0; r < rows; r++)
-                            {
-                                float[] fromRows = new float[cols], fromPack = new float[cols];
-                                mapped.DequantizeRow(r, fromRows);
-                                packed.DequantizeRow(r, fromPack);
-                                AssertSameBits(fromRows, fromPack, $"Q8_0 row {r} of {rows} dequantized, {level}");
-                            }
+                        if (tokens == 1) AssertRowsReadBack(mapped, packed, $"Q8_0, {level}");
                         // two tasks split at a group boundary, as the matmul splits rows
                         int split = Math.Min(rows, group);
                         var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
@@ -115,14 +108,7 @@ public class PackedWeightTests
                         Assert.Equal(((rows + 7) / 8 * 8 * rowBytes + 4095) & ~4095L, packing.Bytes);
                         var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
                         AssertSameBits(want, Compute(kernel, packed, input.View, level, scratch, 0, rows), $"{type} rows {rows} T={tokens} {level}");
-                        if (tokens == 1)   // embedding lookups read the row back from the packed copy
-                            for (int r = 0; r < rows; r++)
-                            {
-                                float[] fromRows = new float[cols], fromPack = new float[cols];
-                                mapped.DequantizeRow(r, fromRows);
-                                packed.DequantizeRow(r, fromPack);
-                                AssertSameBits(fromRows, fromPack, $"{type} row {r} of {rows} dequantized");
-                            }
+                        if (tokens == 1) AssertRowsReadBack(mapped, packed, $"{type}, {level}");
                         foreach (int split in new[] { 8, 16 })
                         {
                             if (split >= rows) continue;
@@ -273,6 +259,18 @@ public class PackedWeightTests
         fixed (float* sp = scratch)
             k.Compute(w, x, yp, w.Rows, r0, r1, level, sp);
         return y;
+    }
+
+    /// <summary>Embedding lookups read a row back from the packed copy: every row dequantizes to the mapped row's bits.</summary>
+    private static void AssertRowsReadBack(WeightMatrix mapped, WeightMatrix packed, string what)
+    {
+        float[] fromRows = new float[mapped.Cols], fromPack = new float[mapped.Cols];
+        for (int r = 0; r < mapped.Rows; r++)
+        {
+            mapped.DequantizeRow(r, fromRows);
+            packed.DequantizeRow(r, fromPack);
+            AssertSameBits(fromRows, fromPack, $"{what}: row {r} of {mapped.Rows} dequantized");
+        }
     }
 
     private static void AssertSameBits(float[] want, float[] got, string what)
