@@ -12,9 +12,12 @@ namespace SharpInfer.Tensors;
 /// floats), so a batched step multiplies straight from it instead of repacking every matrix on every call, and decode
 /// streams one contiguous buffer instead of 8–16 separate rows. The copy is 6% larger than the Q8_0 rows (float
 /// scales).</item>
-/// <item>Q4_K: each super-block rewritten as <see cref="Q4_KPackedFormat"/> (scales and mins pre-expanded to bytes,
-/// nibbles ordered for one-mask unpacking of 64 elements), rows kept in order (<see cref="WeightMatrix.PackRows"/> =
-/// 1, the same layout for every instruction level); 148 instead of 144 bytes per 256 weights.</item>
+/// <item>Q4_K: on the vector levels, groups of 8 rows with their code dwords interleaved and the scales, mins and
+/// halves of the 8 rows side by side (<see cref="Q4_KInterleaved"/>): decode computes a row per vector lane, prefill
+/// unpacks a group per call into the rows below. On the scalar and portable levels each super-block is rewritten as
+/// <see cref="Q4_KPackedFormat"/> (scales and mins pre-expanded to bytes, nibbles ordered for one-mask unpacking of
+/// 64 elements), rows kept in order (<see cref="WeightMatrix.PackRows"/> = 1). Both 148 instead of 144 bytes per 256
+/// weights.</item>
 /// <item>Q4_0, Q4_1, IQ4_NL, MXFP4: groups of 8 rows with their nibble bytes interleaved in dwords and the block heads
 /// side by side, still 4 bits a weight and exactly as many bytes as the rows (LegacyQuantKernel.NibblePacked.cs): decode
 /// reads one contiguous stream with a row per vector lane, prefill unpacks it with two operations a vector.</item>
@@ -42,14 +45,14 @@ internal sealed unsafe class WeightPacking : IDisposable
     /// The nibble layout serves every level with vector tiles; the scalar and portable paths read the mapped rows.</summary>
     public static int PackRowsFor(WeightMatrix w, IsaLevel level) =>
         !Supports(w) ? 0
-        : w.Type == GgmlType.Q4_K ? 1
+        : w.Type == GgmlType.Q4_K ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? Q4_KInterleaved.GroupRows : 1)
         : IsNibbleFormat(w.Type) ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
         : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
 
     /// <summary>Bytes of the packed copy of <paramref name="w"/> with <paramref name="packRows"/>-row groups.</summary>
     public static long PackedBytes(WeightMatrix w, int packRows) => w.Type switch
     {
-        GgmlType.Q4_K => (long)w.Rows * Q4_KPackedRowBytes(w.Cols),
+        GgmlType.Q4_K => packRows == Q4_KInterleaved.GroupRows ? Q4_KInterleaved.PackedBytes(w.Rows, w.Cols) : (long)w.Rows * Q4_KPackedRowBytes(w.Cols),
         GgmlType.Q4_0 => LegacyQuantKernel<Q4_0Format>.NibblePackedBytes(w.Rows, w.Cols),
         GgmlType.Q4_1 => LegacyQuantKernel<Q4_1Format>.NibblePackedBytes(w.Rows, w.Cols),
         GgmlType.IQ4_NL => LegacyQuantKernel<IQ4_NLFormat>.NibblePackedBytes(w.Rows, w.Cols),
@@ -66,6 +69,7 @@ internal sealed unsafe class WeightPacking : IDisposable
     {
         if (w.Packed == null) return false;
         if (w.Type == GgmlType.Q8_0) { LegacyQuantKernel<Q8_0Format>.CopyRowFromPacked(w, r, dst); return true; }
+        if (w.Type == GgmlType.Q4_K && w.PackRows == Q4_KInterleaved.GroupRows) { Q4_KInterleaved.CopyRow(w, r, dst); return true; }
         if (w.PackRows != LegacyQuantKernel<Q4_0Format>.NibbleGroupRows) return false;
         switch (w.Type)
         {
@@ -87,6 +91,7 @@ internal sealed unsafe class WeightPacking : IDisposable
             case GgmlType.Q4_1: LegacyQuantKernel<Q4_1Format>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.IQ4_NL: LegacyQuantKernel<IQ4_NLFormat>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.MXFP4: LegacyQuantKernel<MXFP4Format>.PackNibbles(m, g0, g1, dst); return;
+            case GgmlType.Q4_K when packRows == Q4_KInterleaved.GroupRows: Q4_KInterleaved.Pack(m, g0, g1, dst); return;
         }
         int nb = m.Cols / 256;
         long rowBytes = Q4_KPackedRowBytes(m.Cols);

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 
 namespace SharpInfer.Tests.Cli;
 
-/// <summary>A Q8_0 or Q4_0 model generates the same tokens and log-prob bits whichever instructions the CPU offers (the
+/// <summary>A Q8_0, Q4_0 or Q4_K_M model generates the same tokens and log-prob bits whichever instructions the CPU offers (the
 /// kernels' arithmetic is the same on every path). The CLI runs as a child process with the runtime's AVX-VNNI off
 /// (<c>DOTNET_EnableAVXVNNI=0</c>: the sign-trick tiles, on an AVX-512 CPU the 512-bit ones of Zen 4 or Ice Lake) and
 /// with AVX-512 off (<c>DOTNET_EnableAVX512=0</c>, the AVX2 tiles; .NET 10 ignores the older
@@ -17,6 +17,7 @@ public class IsaPathsAgreeTests
     [Theory]
     [InlineData("q8_0")]
     [InlineData("q4_0")]   // the nibble-packed decode: vpdpbusd, or without VNNI int16 block sums
+    [InlineData("q4_k_m")] // the interleaved Q4_K decode: vpdpwssd, or vpmaddwd without VNNI
     public void Generates_the_same_bits_without_avx_vnni_or_avx512(string type)
     {
         string model = TestModels.Get("mistral-tiny", type);

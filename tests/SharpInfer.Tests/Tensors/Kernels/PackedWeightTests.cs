@@ -123,17 +123,21 @@ public class PackedWeightTests
         }
     }
 
-    /// <summary>Q4_K packed as <see cref="Q4_KPackedFormat"/>: on every instruction path (scalar, portable, AVX2,
-    /// AVX-512 where the CPU has them) the same bits as from the mapped block_q4_K rows, for 1..9 tokens (the 4-row
-    /// decode tile, its 1-row remainder, the 4- and 8-token tiles and their remainders), row counts that are not a
-    /// multiple of 4 and row ranges split anywhere.</summary>
+    /// <summary>Q4_K packed for the scalar and portable levels (<see cref="Q4_KPackedFormat"/> rows) and for the vector
+    /// levels (<see cref="Q4_KInterleaved"/>, 8-row groups): on every instruction path of this CPU the same bits as from
+    /// the mapped block_q4_K rows, for 1..9 tokens (the 8-row decode kernel, the 4-row decode tile and its remainder,
+    /// the 4- and 8-token tiles on a group unpacked per call, and their remainders), row counts that do not fill the
+    /// last group, row ranges split as the matmul splits them (at a group; the scalar layout anywhere), and each row
+    /// read back from the interleaved copy dequantizes to the mapped row's bits.</summary>
     [Fact]
     public unsafe void PackedQ4_KGivesTheBitsOfTheMappedRows()
     {
+        Assert.NotEmpty(PackingLevels());   // CI's CPU has AVX2: the interleaved layout must be tested
         var kernel = KernelRegistry.For(GgmlType.Q4_K, MatMulPrecision.Fast);
-        foreach (var (rows, cols) in new[] { (1, 256), (5, 512), (9, 768), (16, 256), (19, 1280) })
+        foreach (var (rows, cols) in new[] { (1, 256), (5, 512), (8, 256), (9, 768), (16, 256), (19, 1280), (40, 512) })
         {
             long rowBytes = GgmlTypeInfo.RowSize(GgmlType.Q4_K, cols);
+            var scratch = new float[kernel.ScratchFloats(cols)];
             var rng = new Random(rows * 31 + cols);
             var w = new byte[rowBytes * rows];
             var f = new float[cols];
@@ -150,26 +154,36 @@ public class PackedWeightTests
                     for (int i = 0; i < x.Length; i++) x[i] = (float)(KernelHarness.Gaussian(rng) * (i % 13 == 0 ? 6 : 1));
                     using var input = new KernelHarness.QuantizedInput(kernel.Format, x, tokens, cols);
                     var mapped = new WeightMatrix("w", GgmlType.Q4_K, rows, cols, wp);
-                    var packed = new WeightMatrix("w", GgmlType.Q4_K, rows, cols, wp);
-                    using var packing = new WeightPacking();
-                    packing.Pack([packed], IsaLevel.Scalar);   // one layout for every level
-                    if (WeightPacking.Disabled) return;
-                    Assert.True(packed.Packed != null && packed.PackRows == 1);
-                    Assert.Equal((rows * (cols / 256) * 148L + 4095) & ~4095L, packing.Bytes);
                     float[]? scalar = null;
-                    foreach (var level in KernelHarness.Levels())
+                    foreach (var packLevel in PackingLevels().Prepend(IsaLevel.Scalar))
                     {
-                        var want = Compute(kernel, mapped, input.View, level, [], 0, rows);
-                        scalar ??= want;
-                        AssertSameBits(scalar, want, $"mapped rows {rows}x{cols} T={tokens} {level} vs the scalar path");
-                        AssertSameBits(want, Compute(kernel, packed, input.View, level, [], 0, rows), $"rows {rows}x{cols} T={tokens} {level}");
-                        // split as two threads would, at a row that is not a multiple of the 4-row tile
-                        int split = rows / 2 + (rows > 2 ? 1 : 0);
-                        var a = Compute(kernel, packed, input.View, level, [], 0, split);
-                        var b = Compute(kernel, packed, input.View, level, [], split, rows);
-                        for (int t = 0; t < tokens; t++)
-                            for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
-                        AssertSameBits(want, a, $"rows {rows}x{cols} T={tokens} {level} split at {split}");
+                        var packed = new WeightMatrix("w", GgmlType.Q4_K, rows, cols, wp);
+                        using var packing = new WeightPacking();
+                        packing.Pack([packed], packLevel);
+                        if (WeightPacking.Disabled) return;
+                        bool interleaved = packLevel != IsaLevel.Scalar;
+                        Assert.True(packed.Packed != null && packed.PackRows == (interleaved ? 8 : 1));
+                        long bytes = interleaved ? Q4_KInterleaved.PackedBytes(rows, cols) : rows * (cols / 256) * 148L;
+                        Assert.Equal((bytes + 4095) & ~4095L, packing.Bytes);
+                        if (interleaved && tokens == 1) AssertRowsReadBack(mapped, packed, $"Q4_K, {packLevel}");
+                        foreach (var level in KernelHarness.Levels())
+                        {
+                            var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
+                            scalar ??= want;
+                            AssertSameBits(scalar, want, $"mapped rows {rows}x{cols} T={tokens} {level} vs the scalar path");
+                            string what = $"rows {rows}x{cols} T={tokens} packed for {packLevel}, run at {level}";
+                            AssertSameBits(want, Compute(kernel, packed, input.View, level, scratch, 0, rows), what);
+                            // split as two threads would: at a group, and (the scalar layout) at a row inside the 4-row tile
+                            foreach (int split in interleaved ? new[] { 8, 16 } : new[] { rows / 2 + (rows > 2 ? 1 : 0) })
+                            {
+                                if (split >= rows) continue;
+                                var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
+                                var b = Compute(kernel, packed, input.View, level, scratch, split, rows);
+                                for (int t = 0; t < tokens; t++)
+                                    for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
+                                AssertSameBits(want, a, $"{what}, split at {split}");
+                            }
+                        }
                     }
                 }
         }

@@ -1,0 +1,298 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using SharpInfer.Runtime;
+
+namespace SharpInfer.Tensors.Kernels;
+
+/// <summary>
+/// Q4_K packed at load for the vector levels: groups of 8 rows, and per 256-column super-block
+/// (<see cref="GroupBlockBytes"/> = 1184 bytes, 4.625 bits a weight like <see cref="Q4_KPackedFormat"/>):
+/// <code>
+///   0..1023     codes: unit k (64 elements, k = 0..3) at 256k, its vector v (v = 0..7) at 256k + 32v: dword r is row
+///               r's block_q4_K bytes qs[32k + 4v .. 32k + 4v + 3], so the low nibbles are elements 64k + 4v..+3
+///               (sub-block 2k) and the high nibbles 64k + 32 + 4v..+3 (sub-block 2k + 1)
+///   1024..1087  6-bit scales as bytes: sc[r][j] at 1024 + 32·(j / 4) + 4r + j % 4
+///   1088..1151  mins as bytes: m[r][j] at 1088 + 16·(j / 2) + 2r + j % 2 (a zero-extending load gives the int16
+///               pairs (m[r][2k], m[r][2k + 1]) of the 8 rows)
+///   1152..1167  d of rows 0..7 (halves), 1168..1183 dmin
+/// </code>
+/// Decode (<see cref="Gemv8"/>) then computes a row per vector lane: per 32-element sub-block eight vpmaddubsw of a code
+/// vector by a broadcast of 4 activation bytes add up exactly in int16 (8 · 2 · 15 · 128 = 30,720 &lt; 32,768), then one
+/// vpmaddwd by the 8 rows' scales (one pshufb from a 32-byte load); no horizontal sums, no per-row unpacking of the
+/// 12-byte scale field, no per-row pointers. The 4-row tile it replaces spends two multiplies (vpmaddubsw, vpmaddwd)
+/// and a shuffle per 32 weights of a row, and a reduction tree per super-block. Prefill unpacks a group into 8 rows of
+/// <see cref="Q4_KPackedFormat"/> per call (<see cref="UnpackGroup"/>: nibble moves and an 8×8 dword transpose) and
+/// runs the K-quant tiles on them. The integers are the exact sums every other path computes and the float steps
+/// are <see cref="KQuant{TF}"/>'s, so results are bit-identical to the mapped rows on every path.
+/// </summary>
+internal static unsafe class Q4_KInterleaved
+{
+    public const int GroupRows = 8;
+    public const int GroupBlockBytes = 8 * Q4_KPackedFormat.Size;
+    private const int OffsetScales = 1024, OffsetMins = 1088, OffsetD = 1152, OffsetDMin = 1168;
+
+    /// <summary>How far ahead of the super-block it reads the decode kernel prefetches (never faults past the end).</summary>
+    private const int PrefetchBytes = 4096;
+
+    /// <summary>Bytes of a matrix in this layout (the last group padded to 8 rows).</summary>
+    public static long PackedBytes(int rows, int cols) => (long)((rows + 7) / 8) * (cols / 256) * GroupBlockBytes;
+
+    /// <summary>Per-thread scratch for the prefill path: a panel of groups unpacked into <see cref="Q4_KPackedFormat"/> rows.</summary>
+    public static long ScratchFloats(int cols) => (long)PanelRows(cols / 256) * (cols / 256) * Q4_KPackedFormat.Size / sizeof(float);
+
+    /// <summary>Rows unpacked per panel for the prefill tiles: about 160 KiB, well inside L2, so each token tile's
+    /// activations (from L1) meet many rows per pass (8 rows a pass streamed every token's activations once per group
+    /// from L3: pp512 10% slower than the rows' layout).</summary>
+    private static int PanelRows(int nb) => Math.Clamp(160 * 1024 / (nb * Q4_KPackedFormat.Size) / GroupRows * GroupRows, GroupRows, 64);
+
+    /// <summary>The vector paths read this layout when the row range starts at a group (as the matmul's tasks do).</summary>
+    public static bool Reads(IsaLevel level, int r0) => level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported && r0 % GroupRows == 0;
+
+    /// <summary>Writes row groups [<paramref name="g0"/>, <paramref name="g1"/>) of <paramref name="w"/> (block_q4_K rows)
+    /// into its copy at <paramref name="dst"/> (the last group's missing rows alias its last real row).</summary>
+    public static void Pack(WeightMatrix w, int g0, int g1, byte* dst)
+    {
+        int nb = w.Cols / 256;
+        for (int g = g0; g < g1; g++)
+            for (int b = 0; b < nb; b++)
+            {
+                byte* o = dst + ((long)g * nb + b) * GroupBlockBytes;
+                for (int i = 0; i < 8; i++)
+                {
+                    byte* blk = w.Row(Math.Min(g * 8 + i, w.Rows - 1)) + (long)b * BlockQ4_K.Size;
+                    *(ushort*)(o + OffsetD + 2 * i) = *(ushort*)blk;
+                    *(ushort*)(o + OffsetDMin + 2 * i) = *(ushort*)(blk + 2);
+                    var field = new ReadOnlySpan<byte>(blk + BlockQ4_K.OffsetScales, 12);
+                    for (int j = 0; j < 8; j++)
+                    {
+                        var (sc, m) = KScales.Get(field, j);
+                        o[OffsetScales + 32 * (j / 4) + 4 * i + j % 4] = (byte)sc;
+                        o[OffsetMins + 16 * (j / 2) + 2 * i + j % 2] = (byte)m;
+                    }
+                    for (int k = 0; k < 4; k++)
+                        for (int v = 0; v < 8; v++)
+                            *(uint*)(o + 256 * k + 32 * v + 4 * i) = *(uint*)(blk + BlockQ4_K.OffsetQs + 32 * k + 4 * v);
+                }
+            }
+    }
+
+    /// <summary>Row <paramref name="r"/> back as block_q4_K (embedding lookups of a tied matrix read the copy, not the
+    /// released mapped pages).</summary>
+    public static void CopyRow(WeightMatrix w, int r, byte* dst)
+    {
+        int nb = w.Cols / 256, i = r % 8;
+        Span<byte> sc = stackalloc byte[8], m = stackalloc byte[8];
+        for (int b = 0; b < nb; b++)
+        {
+            byte* o = Group(w, r, nb) + (long)b * GroupBlockBytes;
+            byte* blk = dst + (long)b * BlockQ4_K.Size;
+            *(ushort*)blk = *(ushort*)(o + OffsetD + 2 * i);
+            *(ushort*)(blk + 2) = *(ushort*)(o + OffsetDMin + 2 * i);
+            for (int j = 0; j < 8; j++)
+            {
+                sc[j] = o[OffsetScales + 32 * (j / 4) + 4 * i + j % 4];
+                m[j] = o[OffsetMins + 16 * (j / 2) + 2 * i + j % 2];
+            }
+            KScales.Pack(sc, m, new Span<byte>(blk + BlockQ4_K.OffsetScales, 12));
+            for (int k = 0; k < 4; k++)
+                for (int v = 0; v < 8; v++)
+                    *(uint*)(blk + BlockQ4_K.OffsetQs + 32 * k + 4 * v) = *(uint*)(o + 256 * k + 32 * v + 4 * i);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* Group(WeightMatrix w, int r, int nb) => w.Packed + (long)(r / 8) * nb * GroupBlockBytes;
+
+    /// <summary>Rows [r0, r1) × all tokens (r0 at a group, see <see cref="Reads"/>). Fewer tokens than a K-quant tile
+    /// takes: the decode kernel per token, group by group (a group's later tokens read it from L1/L2). Otherwise each
+    /// panel of groups is unpacked into <paramref name="scratch"/> and the tiles run on it.</summary>
+    public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
+    {
+        if (w.Cols % 256 != 0) throw new ArgumentException($"{w.Name}: {w.Cols} columns is not a multiple of 256");
+        int nb = w.Cols / 256, T = x.Tokens;
+        int tile = level >= IsaLevel.Avx512 && Avx512BW.IsSupported && Avx512F.VL.IsSupported ? 8 : 4;
+        if (T < tile)
+        {
+            for (int g = r0; g < r1; g += GroupRows)
+            {
+                byte* grp = Group(w, g, nb);
+                for (int t = 0; t < T; t++) Gemv8(grp, Math.Min(GroupRows, r1 - g), x, t, nb, y + (long)t * yStride + g);
+            }
+            return;
+        }
+        byte* rows = (byte*)scratch;
+        long rowBytes = (long)nb * Q4_KPackedFormat.Size;
+        int panel = PanelRows(nb);
+        for (int p = r0; p < r1; p += panel)
+        {
+            int n = Math.Min(panel, r1 - p);
+            for (int g = 0; g < n; g += GroupRows) UnpackGroup(Group(w, p + g, nb), nb, rows + g * rowBytes);
+            KQuant<Q4_KPackedFormat>.Compute(new KRows(rows, rowBytes), w.Cols, w.Name, x, y + p, yStride, 0, n, level);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Bcast4(sbyte* p) => Vector256.Create(*(int*)p).AsSByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> High(Vector256<byte> q) =>
+        Avx2.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & Vector256.Create((byte)0x0F);
+
+    /// <summary>int16 lanes (2i, 2i + 1) ← sc[row of dword i][j] from a 32-byte scale vector (rows 0..3 in the low
+    /// 128-bit lane, 4..7 in the high one, sub-blocks j % 4 side by side).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ScaleWords(Vector256<byte> s, int j)
+    {
+        uint c = (uint)(j & 3) * 0x00010001u | 0x80008000u;
+        var idx = Vector256.Create(c, c + 0x00040004u, c + 0x00080008u, c + 0x000C000Cu, c, c + 0x00040004u, c + 0x00080008u, c + 0x000C000Cu);
+        return Avx2.Shuffle(s, idx.AsByte()).AsInt16();
+    }
+
+    /// <summary>acc + vpmaddwd(a, b) (one vpdpwssd with AVX-VNNI: the same exact int32 sums).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> MulAddWords(Vector256<int> acc, Vector256<short> a, Vector256<short> b) =>
+        AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, a, b) : Avx2.Add(acc, Avx2.MultiplyAddAdjacent(a, b));
+
+    /// <summary>Unit k (64 elements, sub-blocks 2k and 2k + 1) of a super-block for the 8 rows, added to acc as
+    /// sc·Σ q·x per row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Unit(byte* p, sbyte* xb, Vector256<byte> sc, int k, Vector256<int> acc)
+    {
+        var m = Vector256.Create((byte)0x0F);
+        byte* q = p + 256 * k;
+        sbyte* xl = xb + 64 * k, xh = xl + 32;
+        Sse.Prefetch0(q + PrefetchBytes); Sse.Prefetch0(q + PrefetchBytes + 64);
+        Sse.Prefetch0(q + PrefetchBytes + 128); Sse.Prefetch0(q + PrefetchBytes + 192);
+        var q0 = Vector256.Load(q);
+        var lo = Avx2.MultiplyAddAdjacent(q0 & m, Bcast4(xl));
+        var hi = Avx2.MultiplyAddAdjacent(High(q0), Bcast4(xh));
+        var q1 = Vector256.Load(q + 32);
+        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(q1 & m, Bcast4(xl + 4)));
+        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(High(q1), Bcast4(xh + 4)));
+        var q2 = Vector256.Load(q + 64);
+        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(q2 & m, Bcast4(xl + 8)));
+        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(High(q2), Bcast4(xh + 8)));
+        var q3 = Vector256.Load(q + 96);
+        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(q3 & m, Bcast4(xl + 12)));
+        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(High(q3), Bcast4(xh + 12)));
+        var q4 = Vector256.Load(q + 128);
+        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(q4 & m, Bcast4(xl + 16)));
+        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(High(q4), Bcast4(xh + 16)));
+        var q5 = Vector256.Load(q + 160);
+        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(q5 & m, Bcast4(xl + 20)));
+        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(High(q5), Bcast4(xh + 20)));
+        var q6 = Vector256.Load(q + 192);
+        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(q6 & m, Bcast4(xl + 24)));
+        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(High(q6), Bcast4(xh + 24)));
+        var q7 = Vector256.Load(q + 224);
+        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(q7 & m, Bcast4(xl + 28)));
+        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(High(q7), Bcast4(xh + 28)));
+        acc = MulAddWords(acc, lo, ScaleWords(sc, 2 * k));
+        return MulAddWords(acc, hi, ScaleWords(sc, 2 * k + 1));
+    }
+
+    /// <summary>8 rows of a group (n real) × 1 token: y[r] for r &lt; n.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Gemv8(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
+    {
+        sbyte* xq = x.Q + (long)t * x.Cols;
+        short* bs = x.BSums + (long)t * (x.Cols / 16);
+        float* xd = x.D + (long)t * nb;
+        var acc0 = Vector256<float>.Zero;
+        var acc1 = Vector256<float>.Zero;
+        for (int b = 0; b < nb; b++)
+        {
+            byte* p = grp + (long)b * GroupBlockBytes;
+            sbyte* xb = xq + b * 256;
+            Sse.Prefetch0(p + PrefetchBytes + OffsetScales); Sse.Prefetch0(p + PrefetchBytes + OffsetScales + 64);
+            Sse.Prefetch0(p + PrefetchBytes + OffsetScales + 128);
+            var scA = Vector256.Load(p + OffsetScales);
+            var scB = Vector256.Load(p + OffsetScales + 32);
+            var isum = Unit(p, xb, scA, 0, Vector256<int>.Zero);
+            isum = Unit(p, xb, scA, 1, isum);
+            isum = Unit(p, xb, scB, 2, isum);
+            isum = Unit(p, xb, scB, 3, isum);
+            // M = Σ_j m_j·(bsums[2j] + bsums[2j+1]): the pair sums in int16 (|.| ≤ 32·128), dword k broadcast
+            var pairs = Avx2.HorizontalAdd(Vector256.Load(bs + 16 * b), Vector256.Load(bs + 16 * b)).AsInt32();
+            var msum = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(p + OffsetMins), Avx2.PermuteVar8x32(pairs, Vector256.Create(0)).AsInt16());
+            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 16), Avx2.PermuteVar8x32(pairs, Vector256.Create(1)).AsInt16());
+            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 32), Avx2.PermuteVar8x32(pairs, Vector256.Create(4)).AsInt16());
+            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 48), Avx2.PermuteVar8x32(pairs, Vector256.Create(5)).AsInt16());
+            // KQuant's float steps per lane: acc0 = fma(I, d·dx, acc0), acc1 = fma(M, (−dmin)·dx, acc1)
+            var dx = Vector256.Create(xd[b]);
+            var d = FloatConvert.LoadHalf8((ushort*)(p + OffsetD));
+            var ndm = (FloatConvert.LoadHalf8((ushort*)(p + OffsetDMin)).AsUInt32() ^ Vector256.Create(0x80000000u)).AsSingle();
+            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Avx.Multiply(d, dx), acc0);
+            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(msum), Avx.Multiply(ndm, dx), acc1);
+        }
+        var sum = Avx.Add(acc0, acc1);
+        if (n == 8) { Vector256.Store(sum, y); return; }
+        for (int i = 0; i < n; i++) y[i] = sum.GetElement(i);
+    }
+
+    /// <summary>The group's 8 rows as <see cref="Q4_KPackedFormat"/> rows at <paramref name="dst"/> (row stride
+    /// nb · 148): nibbles of units 2h and 2h + 1 merged as that format keeps them, then an 8×8 dword transpose.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void UnpackGroup(byte* grp, int nb, byte* dst)
+    {
+        long rowBytes = (long)nb * Q4_KPackedFormat.Size;
+        var m = Vector256.Create((byte)0x0F);
+        byte* lo = stackalloc byte[256];
+        byte* hi = stackalloc byte[256];
+        for (int b = 0; b < nb; b++)
+        {
+            byte* p = grp + (long)b * GroupBlockBytes;
+            byte* o = dst + (long)b * Q4_KPackedFormat.Size;
+            for (int h = 0; h < 2; h++)
+            {
+                for (int v = 0; v < 8; v++)
+                {
+                    var a = Vector256.Load(p + 512 * h + 32 * v);          // unit 2h: elements 128h + 4v.. (low), +32 (high)
+                    var c = Vector256.Load(p + 512 * h + 256 + 32 * v);    // unit 2h + 1: elements 128h + 64 + ..
+                    // packed byte i (i < 32) = code(128h + i) | code(128h + 64 + i) << 4; byte 32 + i: the +32 elements
+                    Vector256.Store((a & m) | Avx2.ShiftLeftLogical((c & m).AsUInt16(), 4).AsByte(), lo + 32 * v);
+                    Vector256.Store(High(a) | (c & Vector256.Create((byte)0xF0)), hi + 32 * v);
+                }
+                Transpose8x8(lo, o + 20 + 64 * h, rowBytes);
+                Transpose8x8(hi, o + 20 + 64 * h + 32, rowBytes);
+            }
+            for (int r = 0; r < 8; r++)
+            {
+                byte* row = o + r * rowBytes;
+                *(ushort*)row = *(ushort*)(p + OffsetD + 2 * r);
+                *(ushort*)(row + 2) = *(ushort*)(p + OffsetDMin + 2 * r);
+                *(uint*)(row + 4) = *(uint*)(p + OffsetScales + 4 * r);
+                *(uint*)(row + 8) = *(uint*)(p + OffsetScales + 32 + 4 * r);
+                for (int k = 0; k < 4; k++) *(ushort*)(row + 12 + 2 * k) = *(ushort*)(p + OffsetMins + 16 * k + 2 * r);
+            }
+        }
+    }
+
+    /// <summary>Eight 32-byte vectors at <paramref name="src"/> whose dword r belongs to row r → row r's 32 bytes at
+    /// dst + r·stride (vector v's dword as the row's dword v).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(byte* src, byte* dst, long stride)
+    {
+        var v0 = Vector256.Load((int*)src); var v1 = Vector256.Load((int*)(src + 32));
+        var v2 = Vector256.Load((int*)(src + 64)); var v3 = Vector256.Load((int*)(src + 96));
+        var v4 = Vector256.Load((int*)(src + 128)); var v5 = Vector256.Load((int*)(src + 160));
+        var v6 = Vector256.Load((int*)(src + 192)); var v7 = Vector256.Load((int*)(src + 224));
+        var t0 = Avx2.UnpackLow(v0, v1); var t1 = Avx2.UnpackHigh(v0, v1);
+        var t2 = Avx2.UnpackLow(v2, v3); var t3 = Avx2.UnpackHigh(v2, v3);
+        var t4 = Avx2.UnpackLow(v4, v5); var t5 = Avx2.UnpackHigh(v4, v5);
+        var t6 = Avx2.UnpackLow(v6, v7); var t7 = Avx2.UnpackHigh(v6, v7);
+        var u0 = Avx2.UnpackLow(t0.AsInt64(), t2.AsInt64()).AsInt32(); var u1 = Avx2.UnpackHigh(t0.AsInt64(), t2.AsInt64()).AsInt32();
+        var u2 = Avx2.UnpackLow(t1.AsInt64(), t3.AsInt64()).AsInt32(); var u3 = Avx2.UnpackHigh(t1.AsInt64(), t3.AsInt64()).AsInt32();
+        var u4 = Avx2.UnpackLow(t4.AsInt64(), t6.AsInt64()).AsInt32(); var u5 = Avx2.UnpackHigh(t4.AsInt64(), t6.AsInt64()).AsInt32();
+        var u6 = Avx2.UnpackLow(t5.AsInt64(), t7.AsInt64()).AsInt32(); var u7 = Avx2.UnpackHigh(t5.AsInt64(), t7.AsInt64()).AsInt32();
+        Vector256.Store(Avx2.Permute2x128(u0, u4, 0x20), (int*)dst);
+        Vector256.Store(Avx2.Permute2x128(u1, u5, 0x20), (int*)(dst + stride));
+        Vector256.Store(Avx2.Permute2x128(u2, u6, 0x20), (int*)(dst + 2 * stride));
+        Vector256.Store(Avx2.Permute2x128(u3, u7, 0x20), (int*)(dst + 3 * stride));
+        Vector256.Store(Avx2.Permute2x128(u0, u4, 0x31), (int*)(dst + 4 * stride));
+        Vector256.Store(Avx2.Permute2x128(u1, u5, 0x31), (int*)(dst + 5 * stride));
+        Vector256.Store(Avx2.Permute2x128(u2, u6, 0x31), (int*)(dst + 6 * stride));
+        Vector256.Store(Avx2.Permute2x128(u3, u7, 0x31), (int*)(dst + 7 * stride));
+    }
+}
