@@ -18,6 +18,8 @@ namespace SharpInfer.Tensors;
 /// <see cref="Q4_KPackedFormat"/> (scales and mins pre-expanded to bytes, nibbles ordered for one-mask unpacking of
 /// 64 elements), rows kept in order (<see cref="WeightMatrix.PackRows"/> = 1). Both 148 instead of 144 bytes per 256
 /// weights.</item>
+/// <item>Q6_K (vector levels only): groups of 8 rows with all their block bytes transposed by dwords
+/// (<see cref="Q6_KInterleaved"/>), exactly the rows' size.</item>
 /// <item>Q4_0, Q4_1, IQ4_NL, MXFP4: groups of 8 rows with their nibble bytes interleaved in dwords and the block heads
 /// side by side, still 4 bits a weight and exactly as many bytes as the rows (LegacyQuantKernel.NibblePacked.cs): decode
 /// reads one contiguous stream with a row per vector lane, prefill unpacks it with two operations a vector.</item>
@@ -36,7 +38,7 @@ internal sealed unsafe class WeightPacking : IDisposable
     public static bool Disabled => Environment.GetEnvironmentVariable("SHARPINFER_NO_REPACK") == "1";
 
     public static bool Supports(WeightMatrix w) =>
-        (w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0) || (w.Type == GgmlType.Q4_K && w.Cols % 256 == 0) || (IsNibbleFormat(w.Type) && w.Cols % 32 == 0);
+        (w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0) || (w.Type is GgmlType.Q4_K or GgmlType.Q6_K && w.Cols % 256 == 0) || (IsNibbleFormat(w.Type) && w.Cols % 32 == 0);
 
     /// <summary>The 4-bit formats packed as nibbles (see LegacyQuantKernel.NibblePacked.cs).</summary>
     private static bool IsNibbleFormat(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.IQ4_NL or GgmlType.MXFP4;
@@ -46,6 +48,7 @@ internal sealed unsafe class WeightPacking : IDisposable
     public static int PackRowsFor(WeightMatrix w, IsaLevel level) =>
         !Supports(w) ? 0
         : w.Type == GgmlType.Q4_K ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? Q4_KInterleaved.GroupRows : 1)
+        : w.Type == GgmlType.Q6_K ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? Q6_KInterleaved.GroupRows : 0)
         : IsNibbleFormat(w.Type) ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
         : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
 
@@ -53,6 +56,7 @@ internal sealed unsafe class WeightPacking : IDisposable
     public static long PackedBytes(WeightMatrix w, int packRows) => w.Type switch
     {
         GgmlType.Q4_K => packRows == Q4_KInterleaved.GroupRows ? Q4_KInterleaved.PackedBytes(w.Rows, w.Cols) : (long)w.Rows * Q4_KPackedRowBytes(w.Cols),
+        GgmlType.Q6_K => Q6_KInterleaved.PackedBytes(w.Rows, w.Cols),
         GgmlType.Q4_0 => LegacyQuantKernel<Q4_0Format>.NibblePackedBytes(w.Rows, w.Cols),
         GgmlType.Q4_1 => LegacyQuantKernel<Q4_1Format>.NibblePackedBytes(w.Rows, w.Cols),
         GgmlType.IQ4_NL => LegacyQuantKernel<IQ4_NLFormat>.NibblePackedBytes(w.Rows, w.Cols),
@@ -70,6 +74,7 @@ internal sealed unsafe class WeightPacking : IDisposable
         if (w.Packed == null) return false;
         if (w.Type == GgmlType.Q8_0) { LegacyQuantKernel<Q8_0Format>.CopyRowFromPacked(w, r, dst); return true; }
         if (w.Type == GgmlType.Q4_K && w.PackRows == Q4_KInterleaved.GroupRows) { Q4_KInterleaved.CopyRow(w, r, dst); return true; }
+        if (w.Type == GgmlType.Q6_K) { Q6_KInterleaved.CopyRow(w, r, dst); return true; }
         if (w.PackRows != LegacyQuantKernel<Q4_0Format>.NibbleGroupRows) return false;
         switch (w.Type)
         {
@@ -92,6 +97,7 @@ internal sealed unsafe class WeightPacking : IDisposable
             case GgmlType.IQ4_NL: LegacyQuantKernel<IQ4_NLFormat>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.MXFP4: LegacyQuantKernel<MXFP4Format>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.Q4_K when packRows == Q4_KInterleaved.GroupRows: Q4_KInterleaved.Pack(m, g0, g1, dst); return;
+            case GgmlType.Q6_K: Q6_KInterleaved.Pack(m, g0, g1, dst); return;
         }
         int nb = m.Cols / 256;
         long rowBytes = Q4_KPackedRowBytes(m.Cols);

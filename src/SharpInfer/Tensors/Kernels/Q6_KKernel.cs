@@ -11,8 +11,16 @@ internal sealed unsafe class Q6_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
-    public override void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch) =>
-        KQuant<Q6_KFormat>.Compute(w, x, y, yStride, r0, r1, level);
+    public override long ScratchFloats(int cols) => Q6_KInterleaved.ScratchFloats(cols);
+
+    /// <summary>Reads the 8-row interleaved copy packed at load (<see cref="Q6_KInterleaved"/>) on the vector levels.</summary>
+    public override void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
+    {
+        if (w.Packed != null && w.Type == GgmlType.Q6_K && w.PackRows == Q6_KInterleaved.GroupRows && Q6_KInterleaved.Reads(level, r0))
+            Q6_KInterleaved.Compute(w, x, y, yStride, r0, r1, level, scratch);
+        else
+            KQuant<Q6_KFormat>.Compute(w, x, y, yStride, r0, r1, level);
+    }
 }
 
 /// <summary>Unpacking of block_q6_K (see <see cref="BlockQ6_K"/>) for <see cref="KQuant{TF}"/>. Element e = 128h + 32k + l

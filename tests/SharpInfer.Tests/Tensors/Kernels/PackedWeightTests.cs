@@ -123,20 +123,24 @@ public class PackedWeightTests
         }
     }
 
-    /// <summary>Q4_K packed for the scalar and portable levels (<see cref="Q4_KPackedFormat"/> rows) and for the vector
-    /// levels (<see cref="Q4_KInterleaved"/>, 8-row groups): on every instruction path of this CPU the same bits as from
-    /// the mapped block_q4_K rows, for 1..9 tokens (the 8-row decode kernel, the 4-row decode tile and its remainder,
-    /// the 4- and 8-token tiles on a group unpacked per call, and their remainders), row counts that do not fill the
-    /// last group, row ranges split as the matmul splits them (at a group; the scalar layout anywhere), and each row
-    /// read back from the interleaved copy dequantizes to the mapped row's bits.</summary>
-    [Fact]
-    public unsafe void PackedQ4_KGivesTheBitsOfTheMappedRows()
+    /// <summary>Q4_K packed for the scalar and portable levels (<see cref="Q4_KPackedFormat"/> rows) and, like Q6_K, for
+    /// the vector levels (<see cref="Q4_KInterleaved"/>, <see cref="Q6_KInterleaved"/>: 8-row groups): on every
+    /// instruction path of this CPU the same bits as from the mapped block rows, for 1..9 tokens (the 8-row decode
+    /// kernel, the 4-row decode tile and its remainder, the 4- and 8-token tiles on a panel unpacked per call, and
+    /// their remainders), row counts that do not fill the last group, row ranges split as the matmul splits them (at a
+    /// group; the scalar layout anywhere), and each row read back from an interleaved copy dequantizes to the mapped
+    /// row's bits.</summary>
+    [Theory]
+    [InlineData("Q4_K")]
+    [InlineData("Q6_K")]
+    public unsafe void PackedKQuantsGiveTheBitsOfTheMappedRows(string typeName)
     {
+        var type = Enum.Parse<GgmlType>(typeName);
         Assert.NotEmpty(PackingLevels());   // CI's CPU has AVX2: the interleaved layout must be tested
-        var kernel = KernelRegistry.For(GgmlType.Q4_K, MatMulPrecision.Fast);
+        var kernel = KernelRegistry.For(type, MatMulPrecision.Fast);
         foreach (var (rows, cols) in new[] { (1, 256), (5, 512), (8, 256), (9, 768), (16, 256), (19, 1280), (40, 512) })
         {
-            long rowBytes = GgmlTypeInfo.RowSize(GgmlType.Q4_K, cols);
+            long rowBytes = GgmlTypeInfo.RowSize(type, cols);
             var scratch = new float[kernel.ScratchFloats(cols)];
             var rng = new Random(rows * 31 + cols);
             var w = new byte[rowBytes * rows];
@@ -145,7 +149,7 @@ public class PackedWeightTests
             {
                 for (int i = 0; i < cols; i++) f[i] = (float)KernelHarness.Gaussian(rng) * (r % 3 == 0 ? 1e-3f : 1f) + (r % 4 == 1 ? 0.7f : 0f);
                 if (r % 5 == 2) f.AsSpan(0, 64).Fill(-3f);   // sub-blocks at the extremes of the codes and scales
-                Quantize.Row(GgmlType.Q4_K, f, w.AsSpan((int)(r * rowBytes), (int)rowBytes));
+                Quantize.Row(type, f, w.AsSpan((int)(r * rowBytes), (int)rowBytes));
             }
             fixed (byte* wp = w)
                 for (int tokens = 1; tokens <= 9; tokens++)
@@ -153,19 +157,19 @@ public class PackedWeightTests
                     var x = new float[tokens * cols];
                     for (int i = 0; i < x.Length; i++) x[i] = (float)(KernelHarness.Gaussian(rng) * (i % 13 == 0 ? 6 : 1));
                     using var input = new KernelHarness.QuantizedInput(kernel.Format, x, tokens, cols);
-                    var mapped = new WeightMatrix("w", GgmlType.Q4_K, rows, cols, wp);
+                    var mapped = new WeightMatrix("w", type, rows, cols, wp);
                     float[]? scalar = null;
-                    foreach (var packLevel in PackingLevels().Prepend(IsaLevel.Scalar))
+                    foreach (var packLevel in type == GgmlType.Q4_K ? PackingLevels().Prepend(IsaLevel.Scalar) : PackingLevels())
                     {
-                        var packed = new WeightMatrix("w", GgmlType.Q4_K, rows, cols, wp);
+                        var packed = new WeightMatrix("w", type, rows, cols, wp);
                         using var packing = new WeightPacking();
                         packing.Pack([packed], packLevel);
                         if (WeightPacking.Disabled) return;
                         bool interleaved = packLevel != IsaLevel.Scalar;
                         Assert.True(packed.Packed != null && packed.PackRows == (interleaved ? 8 : 1));
-                        long bytes = interleaved ? Q4_KInterleaved.PackedBytes(rows, cols) : rows * (cols / 256) * 148L;
+                        long bytes = !interleaved ? rows * (cols / 256) * 148L : type == GgmlType.Q4_K ? Q4_KInterleaved.PackedBytes(rows, cols) : Q6_KInterleaved.PackedBytes(rows, cols);
                         Assert.Equal((bytes + 4095) & ~4095L, packing.Bytes);
-                        if (interleaved && tokens == 1) AssertRowsReadBack(mapped, packed, $"Q4_K, {packLevel}");
+                        if (interleaved && tokens == 1) AssertRowsReadBack(mapped, packed, $"{type}, {packLevel}");
                         foreach (var level in KernelHarness.Levels())
                         {
                             var want = Compute(kernel, mapped, input.View, level, scratch, 0, rows);
