@@ -39,12 +39,16 @@ internal static unsafe class Q4_KInterleaved
     public static long PackedBytes(int rows, int cols) => (long)((rows + 7) / 8) * (cols / 256) * GroupBlockBytes;
 
     /// <summary>Per-thread scratch for the prefill path: a panel of groups unpacked into <see cref="Q4_KPackedFormat"/> rows.</summary>
-    public static long ScratchFloats(int cols) => (long)PanelRows(cols / 256) * (cols / 256) * Q4_KPackedFormat.Size / sizeof(float);
+    public static long ScratchFloats(int cols) =>
+        cols < 256 ? 0 : Math.Max(PanelBytes, (long)GroupRows * (cols / 256) * Q4_KPackedFormat.Size) / sizeof(float);
+
+    /// <summary>The panels' byte budget: a panel of any narrower matrix fits the scratch of the widest.</summary>
+    private const int PanelBytes = 160 * 1024;
 
     /// <summary>Rows unpacked per panel for the prefill tiles: about 160 KiB, well inside L2, so each token tile's
     /// activations (from L1) meet many rows per pass (8 rows a pass streamed every token's activations once per group
     /// from L3: pp512 10% slower than the rows' layout).</summary>
-    private static int PanelRows(int nb) => Math.Clamp(160 * 1024 / (nb * Q4_KPackedFormat.Size) / GroupRows * GroupRows, GroupRows, 64);
+    private static int PanelRows(int nb) => Math.Clamp(PanelBytes / (nb * Q4_KPackedFormat.Size) / GroupRows * GroupRows, GroupRows, 64);
 
     /// <summary>The vector paths read this layout when the row range starts at a group (as the matmul's tasks do).</summary>
     public static bool Reads(IsaLevel level, int r0) => level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported && r0 % GroupRows == 0;

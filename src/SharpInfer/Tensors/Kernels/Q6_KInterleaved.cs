@@ -31,10 +31,14 @@ internal static unsafe class Q6_KInterleaved
     public static long PackedBytes(int rows, int cols) => (long)((rows + 7) / 8) * (cols / 256) * GroupBlockBytes;
 
     /// <summary>Per-thread scratch for the prefill path: a panel of groups unpacked into block_q6_K rows.</summary>
-    public static long ScratchFloats(int cols) => (long)PanelRows(cols / 256) * (cols / 256) * BlockQ6_K.Size / sizeof(float);
+    public static long ScratchFloats(int cols) =>
+        cols < 256 ? 0 : Math.Max(PanelBytes, (long)GroupRows * (cols / 256) * BlockQ6_K.Size) / sizeof(float);
+
+    /// <summary>The panels' byte budget: a panel of any narrower matrix fits the scratch of the widest.</summary>
+    private const int PanelBytes = 160 * 1024;
 
     /// <summary>Rows per prefill panel: about 160 KiB (see Q4_KInterleaved's panels).</summary>
-    private static int PanelRows(int nb) => Math.Clamp(160 * 1024 / (nb * BlockQ6_K.Size) / GroupRows * GroupRows, GroupRows, 64);
+    private static int PanelRows(int nb) => Math.Clamp(PanelBytes / (nb * BlockQ6_K.Size) / GroupRows * GroupRows, GroupRows, 64);
 
     public static bool Reads(IsaLevel level, int r0) => Q4_KInterleaved.Reads(level, r0);
 
