@@ -12,14 +12,15 @@ namespace SharpInfer.Tensors;
 /// floats), so a batched step multiplies straight from it instead of repacking every matrix on every call, and decode
 /// streams one contiguous buffer instead of 8–16 separate rows. The copy is 6% larger than the Q8_0 rows (float
 /// scales).</item>
-/// <item>Q4_K: on the vector levels, groups of 8 rows with their code dwords interleaved and the scales, mins and
+/// <item>Q4_K: on the AVX2 level, groups of 8 rows with their code dwords interleaved and the scales, mins and
 /// halves of the 8 rows side by side (<see cref="Q4_KInterleaved"/>): decode computes a row per vector lane, prefill
-/// unpacks a group per call into the rows below. On the scalar and portable levels each super-block is rewritten as
+/// unpacks a group per call into the rows below. On the other levels each super-block is rewritten as
 /// <see cref="Q4_KPackedFormat"/> (scales and mins pre-expanded to bytes, nibbles ordered for one-mask unpacking of
 /// 64 elements), rows kept in order (<see cref="WeightMatrix.PackRows"/> = 1). Both 148 instead of 144 bytes per 256
 /// weights.</item>
-/// <item>Q6_K (vector levels only): groups of 8 rows with all their block bytes transposed by dwords
-/// (<see cref="Q6_KInterleaved"/>), exactly the rows' size.</item>
+/// <item>Q6_K (AVX2 level only): groups of 8 rows with all their block bytes transposed by dwords
+/// (<see cref="Q6_KInterleaved"/>), exactly the rows' size. Q5_K (AVX2 level only): Q4_K's interleaved layout plus
+/// the fifth bits (<see cref="Q5_KInterleaved"/>), 180 instead of 176 bytes per row-super-block.</item>
 /// <item>Q4_0, Q4_1, IQ4_NL, MXFP4: groups of 8 rows with their nibble bytes interleaved in dwords and the block heads
 /// side by side, still 4 bits a weight and exactly as many bytes as the rows (LegacyQuantKernel.NibblePacked.cs): decode
 /// reads one contiguous stream with a row per vector lane, prefill unpacks it with two operations a vector.</item>
@@ -38,7 +39,7 @@ internal sealed unsafe class WeightPacking : IDisposable
     public static bool Disabled => Environment.GetEnvironmentVariable("SHARPINFER_NO_REPACK") == "1";
 
     public static bool Supports(WeightMatrix w) =>
-        (w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0) || (w.Type is GgmlType.Q4_K or GgmlType.Q6_K && w.Cols % 256 == 0) || (IsNibbleFormat(w.Type) && w.Cols % 32 == 0);
+        (w.Type == GgmlType.Q8_0 && w.Cols % 32 == 0) || (w.Type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K && w.Cols % 256 == 0) || (IsNibbleFormat(w.Type) && w.Cols % 32 == 0);
 
     /// <summary>The 4-bit formats packed as nibbles (see LegacyQuantKernel.NibblePacked.cs).</summary>
     private static bool IsNibbleFormat(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.IQ4_NL or GgmlType.MXFP4;
@@ -47,15 +48,21 @@ internal sealed unsafe class WeightPacking : IDisposable
     /// The nibble layout serves every level with vector tiles; the scalar and portable paths read the mapped rows.</summary>
     public static int PackRowsFor(WeightMatrix w, IsaLevel level) =>
         !Supports(w) ? 0
-        : w.Type == GgmlType.Q4_K ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? Q4_KInterleaved.GroupRows : 1)
-        : w.Type == GgmlType.Q6_K ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? Q6_KInterleaved.GroupRows : 0)
+        : w.Type == GgmlType.Q4_K ? (KQuantGroups(level) ? Q4_KInterleaved.GroupRows : 1)
+        : w.Type is GgmlType.Q5_K or GgmlType.Q6_K ? (KQuantGroups(level) ? 8 : 0)
         : IsNibbleFormat(w.Type) ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
         : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
+
+    /// <summary>The 8-row interleaved K-quant layouts (Q4_K, Q5_K, Q6_K) are used on the AVX2 level: measured there
+    /// (Zen 3). An AVX-512 CPU keeps the layouts its 512-bit tiles were tuned on (Q4_K's packed rows, the mapped Q5_K and
+    /// Q6_K rows) until the 256-bit group kernels are measured against them on such a CPU.</summary>
+    private static bool KQuantGroups(IsaLevel level) => LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 && level < IsaLevel.Avx512;
 
     /// <summary>Bytes of the packed copy of <paramref name="w"/> with <paramref name="packRows"/>-row groups.</summary>
     public static long PackedBytes(WeightMatrix w, int packRows) => w.Type switch
     {
         GgmlType.Q4_K => packRows == Q4_KInterleaved.GroupRows ? Q4_KInterleaved.PackedBytes(w.Rows, w.Cols) : (long)w.Rows * Q4_KPackedRowBytes(w.Cols),
+        GgmlType.Q5_K => Q5_KInterleaved.PackedBytes(w.Rows, w.Cols),
         GgmlType.Q6_K => Q6_KInterleaved.PackedBytes(w.Rows, w.Cols),
         GgmlType.Q4_0 => LegacyQuantKernel<Q4_0Format>.NibblePackedBytes(w.Rows, w.Cols),
         GgmlType.Q4_1 => LegacyQuantKernel<Q4_1Format>.NibblePackedBytes(w.Rows, w.Cols),
@@ -74,6 +81,7 @@ internal sealed unsafe class WeightPacking : IDisposable
         if (w.Packed == null) return false;
         if (w.Type == GgmlType.Q8_0) { LegacyQuantKernel<Q8_0Format>.CopyRowFromPacked(w, r, dst); return true; }
         if (w.Type == GgmlType.Q4_K && w.PackRows == Q4_KInterleaved.GroupRows) { Q4_KInterleaved.CopyRow(w, r, dst); return true; }
+        if (w.Type == GgmlType.Q5_K) { Q5_KInterleaved.CopyRow(w, r, dst); return true; }
         if (w.Type == GgmlType.Q6_K) { Q6_KInterleaved.CopyRow(w, r, dst); return true; }
         if (w.PackRows != LegacyQuantKernel<Q4_0Format>.NibbleGroupRows) return false;
         switch (w.Type)
@@ -97,6 +105,7 @@ internal sealed unsafe class WeightPacking : IDisposable
             case GgmlType.IQ4_NL: LegacyQuantKernel<IQ4_NLFormat>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.MXFP4: LegacyQuantKernel<MXFP4Format>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.Q4_K when packRows == Q4_KInterleaved.GroupRows: Q4_KInterleaved.Pack(m, g0, g1, dst); return;
+            case GgmlType.Q5_K: Q5_KInterleaved.Pack(m, g0, g1, dst); return;
             case GgmlType.Q6_K: Q6_KInterleaved.Pack(m, g0, g1, dst); return;
         }
         int nb = m.Cols / 256;

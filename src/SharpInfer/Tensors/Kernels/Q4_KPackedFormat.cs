@@ -5,7 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace SharpInfer.Tensors.Kernels;
 
 /// <summary>
-/// Q4_K super-blocks as <see cref="WeightPacking"/> stores them at load, so the K-quant tiles read codes and scales
+/// Q4_K super-blocks as <see cref="WeightPacking"/> stores them at load for the scalar and portable levels (and as
+/// <see cref="Q4_KInterleaved"/> unpacks a panel for the prefill tiles), so the K-quant tiles read codes and scales
 /// without the per-call unpacking that block_q4_K needs. 148 bytes per 256 weights (block_q4_K: 144), so decode
 /// traffic stays at 4.6 bits per weight:
 /// <code>

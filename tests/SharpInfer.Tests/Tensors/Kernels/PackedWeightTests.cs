@@ -123,8 +123,8 @@ public class PackedWeightTests
         }
     }
 
-    /// <summary>Q4_K packed for the scalar and portable levels (<see cref="Q4_KPackedFormat"/> rows) and, like Q6_K, for
-    /// the vector levels (<see cref="Q4_KInterleaved"/>, <see cref="Q6_KInterleaved"/>: 8-row groups): on every
+    /// <summary>Q4_K packed for the scalar and portable levels (<see cref="Q4_KPackedFormat"/> rows) and, like Q5_K and Q6_K, for
+    /// the vector levels (<see cref="Q4_KInterleaved"/>, <see cref="Q5_KInterleaved"/>, <see cref="Q6_KInterleaved"/>: 8-row groups): on every
     /// instruction path of this CPU the same bits as from the mapped block rows, for 1..9 tokens (the 8-row decode
     /// kernel, the 4-row decode tile and its remainder, the 4- and 8-token tiles on a panel unpacked per call, and
     /// their remainders), row counts that do not fill the last group, row ranges split as the matmul splits them (at a
@@ -132,12 +132,14 @@ public class PackedWeightTests
     /// row's bits.</summary>
     [Theory]
     [InlineData("Q4_K")]
+    [InlineData("Q5_K")]
     [InlineData("Q6_K")]
     public unsafe void PackedKQuantsGiveTheBitsOfTheMappedRows(string typeName)
     {
         var type = Enum.Parse<GgmlType>(typeName);
         Assert.NotEmpty(PackingLevels());   // CI's CPU has AVX2: the interleaved layout must be tested
         var kernel = KernelRegistry.For(type, MatMulPrecision.Fast);
+        int interleavedPacks = 0;
         foreach (var (rows, cols) in new[] { (1, 256), (5, 512), (8, 256), (9, 768), (16, 256), (19, 1280), (40, 512) })
         {
             long rowBytes = GgmlTypeInfo.RowSize(type, cols);
@@ -165,9 +167,16 @@ public class PackedWeightTests
                         using var packing = new WeightPacking();
                         packing.Pack([packed], packLevel);
                         if (WeightPacking.Disabled) return;
-                        bool interleaved = packLevel != IsaLevel.Scalar;
-                        Assert.True(packed.Packed != null && packed.PackRows == (interleaved ? 8 : 1));
-                        long bytes = !interleaved ? rows * (cols / 256) * 148L : type == GgmlType.Q4_K ? Q4_KInterleaved.PackedBytes(rows, cols) : Q6_KInterleaved.PackedBytes(rows, cols);
+                        int groupRows = WeightPacking.PackRowsFor(packed, packLevel);   // 8 on AVX2; AVX-512 keeps the older layouts
+                        if (groupRows == 0)
+                        {
+                            Assert.True(packed.Packed == null, $"{type} packed for {packLevel}");
+                            continue;
+                        }
+                        bool interleaved = groupRows == 8;
+                        if (interleaved) interleavedPacks++;
+                        Assert.True(packed.Packed != null && packed.PackRows == groupRows);
+                        long bytes = !interleaved ? rows * (cols / 256) * 148L : type == GgmlType.Q4_K ? Q4_KInterleaved.PackedBytes(rows, cols) : type == GgmlType.Q5_K ? Q5_KInterleaved.PackedBytes(rows, cols) : Q6_KInterleaved.PackedBytes(rows, cols);
                         Assert.Equal((bytes + 4095) & ~4095L, packing.Bytes);
                         if (interleaved && tokens == 1) AssertRowsReadBack(mapped, packed, $"{type}, {packLevel}");
                         foreach (var level in KernelHarness.Levels())
@@ -191,6 +200,7 @@ public class PackedWeightTests
                     }
                 }
         }
+        Assert.True(interleavedPacks > 0, $"{type}: no level of this CPU packed the interleaved layout");
     }
 
     /// <summary>Packing rewrites every block of a Q4_K row and nothing else: the packed codes, scales, mins and halves
