@@ -48,22 +48,22 @@ internal sealed unsafe class WeightPacking : IDisposable
     /// The nibble layout serves every level with vector tiles; the scalar and portable paths read the mapped rows.</summary>
     public static int PackRowsFor(WeightMatrix w, IsaLevel level) =>
         !Supports(w) ? 0
-        : w.Type == GgmlType.Q4_K ? (KQuantGroups(level) ? Q4_KInterleaved.GroupRows : 1)
-        : w.Type is GgmlType.Q5_K or GgmlType.Q6_K ? (KQuantGroups(level) ? 8 : 0)
+        : w.Type == GgmlType.Q4_K ? (UsesKQuantGroups(level) ? KQuantGroups.GroupRows : 1)
+        : w.Type is GgmlType.Q5_K or GgmlType.Q6_K ? (UsesKQuantGroups(level) ? 8 : 0)
         : IsNibbleFormat(w.Type) ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
         : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
 
     /// <summary>The 8-row interleaved K-quant layouts (Q4_K, Q5_K, Q6_K) are used on the AVX2 level: measured there
     /// (Zen 3). An AVX-512 CPU keeps the layouts its 512-bit tiles were tuned on (Q4_K's packed rows, the mapped Q5_K and
     /// Q6_K rows) until the 256-bit group kernels are measured against them on such a CPU.</summary>
-    private static bool KQuantGroups(IsaLevel level) => LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 && level < IsaLevel.Avx512;
+    private static bool UsesKQuantGroups(IsaLevel level) => LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 && level < IsaLevel.Avx512;
 
     /// <summary>Bytes of the packed copy of <paramref name="w"/> with <paramref name="packRows"/>-row groups.</summary>
     public static long PackedBytes(WeightMatrix w, int packRows) => w.Type switch
     {
-        GgmlType.Q4_K => packRows == Q4_KInterleaved.GroupRows ? Q4_KInterleaved.PackedBytes(w.Rows, w.Cols) : (long)w.Rows * Q4_KPackedRowBytes(w.Cols),
-        GgmlType.Q5_K => Q5_KInterleaved.PackedBytes(w.Rows, w.Cols),
-        GgmlType.Q6_K => Q6_KInterleaved.PackedBytes(w.Rows, w.Cols),
+        GgmlType.Q4_K => packRows == KQuantGroups.GroupRows ? KQuantGroups.PackedBytes<Q4_KInterleaved>(w.Rows, w.Cols) : (long)w.Rows * Q4_KPackedRowBytes(w.Cols),
+        GgmlType.Q5_K => KQuantGroups.PackedBytes<Q5_KInterleaved>(w.Rows, w.Cols),
+        GgmlType.Q6_K => KQuantGroups.PackedBytes<Q6_KInterleaved>(w.Rows, w.Cols),
         GgmlType.Q4_0 => LegacyQuantKernel<Q4_0Format>.NibblePackedBytes(w.Rows, w.Cols),
         GgmlType.Q4_1 => LegacyQuantKernel<Q4_1Format>.NibblePackedBytes(w.Rows, w.Cols),
         GgmlType.IQ4_NL => LegacyQuantKernel<IQ4_NLFormat>.NibblePackedBytes(w.Rows, w.Cols),
@@ -80,7 +80,7 @@ internal sealed unsafe class WeightPacking : IDisposable
     {
         if (w.Packed == null) return false;
         if (w.Type == GgmlType.Q8_0) { LegacyQuantKernel<Q8_0Format>.CopyRowFromPacked(w, r, dst); return true; }
-        if (w.Type == GgmlType.Q4_K && w.PackRows == Q4_KInterleaved.GroupRows) { Q4_KInterleaved.CopyRow(w, r, dst); return true; }
+        if (w.Type == GgmlType.Q4_K && w.PackRows == KQuantGroups.GroupRows) { Q4_KInterleaved.CopyRow(w, r, dst); return true; }
         if (w.Type == GgmlType.Q5_K) { Q5_KInterleaved.CopyRow(w, r, dst); return true; }
         if (w.Type == GgmlType.Q6_K) { Q6_KInterleaved.CopyRow(w, r, dst); return true; }
         if (w.PackRows != LegacyQuantKernel<Q4_0Format>.NibbleGroupRows) return false;
@@ -104,7 +104,7 @@ internal sealed unsafe class WeightPacking : IDisposable
             case GgmlType.Q4_1: LegacyQuantKernel<Q4_1Format>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.IQ4_NL: LegacyQuantKernel<IQ4_NLFormat>.PackNibbles(m, g0, g1, dst); return;
             case GgmlType.MXFP4: LegacyQuantKernel<MXFP4Format>.PackNibbles(m, g0, g1, dst); return;
-            case GgmlType.Q4_K when packRows == Q4_KInterleaved.GroupRows: Q4_KInterleaved.Pack(m, g0, g1, dst); return;
+            case GgmlType.Q4_K when packRows == KQuantGroups.GroupRows: Q4_KInterleaved.Pack(m, g0, g1, dst); return;
             case GgmlType.Q5_K: Q5_KInterleaved.Pack(m, g0, g1, dst); return;
             case GgmlType.Q6_K: Q6_KInterleaved.Pack(m, g0, g1, dst); return;
         }

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using SharpInfer.Runtime;
+using static SharpInfer.Tensors.Kernels.KQuantGroups;
 
 namespace SharpInfer.Tensors.Kernels;
 
@@ -26,32 +27,15 @@ namespace SharpInfer.Tensors.Kernels;
 /// runs the K-quant tiles on them. The integers are the exact sums every other path computes and the float steps
 /// are <see cref="KQuant{TF}"/>'s, so results are bit-identical to the mapped rows on every path.
 /// </summary>
-internal static unsafe class Q4_KInterleaved
+internal unsafe struct Q4_KInterleaved : IKQuantGroupLayout
 {
-    public const int GroupRows = 8;
-    public const int GroupBlockBytes = 8 * Q4_KPackedFormat.Size;
+    public const int GroupRows = KQuantGroups.GroupRows;
+    public static int GroupBlockBytes => 8 * Q4_KPackedFormat.Size;
+    public static int RowBlockBytes => Q4_KPackedFormat.Size;
     private const int OffsetScales = 1024, OffsetMins = 1088, OffsetD = 1152, OffsetDMin = 1168;
 
     /// <summary>How far ahead of the super-block it reads the decode kernel prefetches (never faults past the end).</summary>
     private const int PrefetchBytes = 4096;
-
-    /// <summary>Bytes of a matrix in this layout (the last group padded to 8 rows).</summary>
-    public static long PackedBytes(int rows, int cols) => (long)((rows + 7) / 8) * (cols / 256) * GroupBlockBytes;
-
-    /// <summary>Per-thread scratch for the prefill path: a panel of groups unpacked into <see cref="Q4_KPackedFormat"/> rows.</summary>
-    public static long ScratchFloats(int cols) =>
-        cols < 256 ? 0 : Math.Max(PanelBytes, (long)GroupRows * (cols / 256) * Q4_KPackedFormat.Size) / sizeof(float);
-
-    /// <summary>The panels' byte budget: a panel of any narrower matrix fits the scratch of the widest.</summary>
-    private const int PanelBytes = 160 * 1024;
-
-    /// <summary>Rows unpacked per panel for the prefill tiles: about 160 KiB, well inside L2, so each token tile's
-    /// activations (from L1) meet many rows per pass (8 rows a pass streamed every token's activations once per group
-    /// from L3: pp512 10% slower than the rows' layout).</summary>
-    private static int PanelRows(int nb) => Math.Clamp(PanelBytes / (nb * Q4_KPackedFormat.Size) / GroupRows * GroupRows, GroupRows, 64);
-
-    /// <summary>The vector paths read this layout when the row range starts at a group (as the matmul's tasks do).</summary>
-    public static bool Reads(IsaLevel level, int r0) => level >= IsaLevel.Avx2 && Avx2.IsSupported && Fma.IsSupported && r0 % GroupRows == 0;
 
     /// <summary>Writes row groups [<paramref name="g0"/>, <paramref name="g1"/>) of <paramref name="w"/> (block_q4_K rows)
     /// into its copy at <paramref name="dst"/> (the last group's missing rows alias its last real row).</summary>
@@ -89,7 +73,7 @@ internal static unsafe class Q4_KInterleaved
         Span<byte> sc = stackalloc byte[8], m = stackalloc byte[8];
         for (int b = 0; b < nb; b++)
         {
-            byte* o = Group(w, r, nb) + (long)b * GroupBlockBytes;
+            byte* o = Group<Q4_KInterleaved>(w, r, nb) + (long)b * GroupBlockBytes;
             byte* blk = dst + (long)b * BlockQ4_K.Size;
             *(ushort*)blk = *(ushort*)(o + OffsetD + 2 * i);
             *(ushort*)(blk + 2) = *(ushort*)(o + OffsetDMin + 2 * i);
@@ -105,58 +89,12 @@ internal static unsafe class Q4_KInterleaved
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte* Group(WeightMatrix w, int r, int nb) => w.Packed + (long)(r / 8) * nb * GroupBlockBytes;
-
-    /// <summary>Rows [r0, r1) × all tokens (r0 at a group, see <see cref="Reads"/>). Fewer tokens than a K-quant tile
-    /// takes: the decode kernel per token, group by group (a group's later tokens read it from L1/L2). Otherwise each
-    /// panel of groups is unpacked into <paramref name="scratch"/> and the tiles run on it.</summary>
-    public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
-    {
-        if (w.Cols % 256 != 0) throw new ArgumentException($"{w.Name}: {w.Cols} columns is not a multiple of 256");
-        int nb = w.Cols / 256, T = x.Tokens;
-        int tile = level >= IsaLevel.Avx512 && Avx512BW.IsSupported && Avx512F.VL.IsSupported ? 8 : 4;
-        if (T < tile)
-        {
-            for (int g = r0; g < r1; g += GroupRows)
-            {
-                byte* grp = Group(w, g, nb);
-                for (int t = 0; t < T; t++) Gemv8(grp, Math.Min(GroupRows, r1 - g), x, t, nb, y + (long)t * yStride + g);
-            }
-            return;
-        }
-        byte* rows = (byte*)scratch;
-        long rowBytes = (long)nb * Q4_KPackedFormat.Size;
-        int panel = PanelRows(nb);
-        for (int p = r0; p < r1; p += panel)
-        {
-            int n = Math.Min(panel, r1 - p);
-            for (int g = 0; g < n; g += GroupRows) UnpackGroup(Group(w, p + g, nb), nb, rows + g * rowBytes);
-            KQuant<Q4_KPackedFormat>.Compute(new KRows(rows, rowBytes), w.Cols, w.Name, x, y + p, yStride, 0, n, level);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> Bcast4(sbyte* p) => Vector256.Create(*(int*)p).AsSByte();
+    public static void ComputeRows(KRows rows, int cols, string name, in ActivationView x, float* y, int yStride, int r1, IsaLevel level) =>
+        KQuant<Q4_KPackedFormat>.Compute(rows, cols, name, x, y, yStride, 0, r1, level);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> High(Vector256<byte> q) =>
         Avx2.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & Vector256.Create((byte)0x0F);
-
-    /// <summary>int16 lanes (2i, 2i + 1) ← sc[row of dword i][j] from a 32-byte scale vector (rows 0..3 in the low
-    /// 128-bit lane, 4..7 in the high one, sub-blocks j % 4 side by side).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> ScaleWords(Vector256<byte> s, int j)
-    {
-        uint c = (uint)(j & 3) * 0x00010001u | 0x80008000u;
-        var idx = Vector256.Create(c, c + 0x00040004u, c + 0x00080008u, c + 0x000C000Cu, c, c + 0x00040004u, c + 0x00080008u, c + 0x000C000Cu);
-        return Avx2.Shuffle(s, idx.AsByte()).AsInt16();
-    }
-
-    /// <summary>acc + vpmaddwd(a, b) (one vpdpwssd with AVX-VNNI: the same exact int32 sums).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> MulAddWords(Vector256<int> acc, Vector256<short> a, Vector256<short> b) =>
-        AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, a, b) : Avx2.Add(acc, Avx2.MultiplyAddAdjacent(a, b));
 
     /// <summary>Unit k (64 elements, sub-blocks 2k and 2k + 1) of a super-block for the 8 rows, added to acc as
     /// sc·Σ q·x per row.</summary>
@@ -198,7 +136,7 @@ internal static unsafe class Q4_KInterleaved
 
     /// <summary>8 rows of a group (n real) × 1 token: y[r] for r &lt; n.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Gemv8(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
+    public static void Gemv8(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
     {
         sbyte* xq = x.Q + (long)t * x.Cols;
         short* bs = x.BSums + (long)t * (x.Cols / 16);
@@ -217,28 +155,16 @@ internal static unsafe class Q4_KInterleaved
             isum = Unit(p, xb, scA, 1, isum);
             isum = Unit(p, xb, scB, 2, isum);
             isum = Unit(p, xb, scB, 3, isum);
-            // M = Σ_j m_j·(bsums[2j] + bsums[2j+1]): the pair sums in int16 (|.| ≤ 32·128), dword k broadcast
-            var pairs = Avx2.HorizontalAdd(Vector256.Load(bs + 16 * b), Vector256.Load(bs + 16 * b)).AsInt32();
-            var msum = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(p + OffsetMins), Avx2.PermuteVar8x32(pairs, Vector256.Create(0)).AsInt16());
-            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 16), Avx2.PermuteVar8x32(pairs, Vector256.Create(1)).AsInt16());
-            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 32), Avx2.PermuteVar8x32(pairs, Vector256.Create(4)).AsInt16());
-            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 48), Avx2.PermuteVar8x32(pairs, Vector256.Create(5)).AsInt16());
-            // KQuant's float steps per lane: acc0 = fma(I, d·dx, acc0), acc1 = fma(M, (−dmin)·dx, acc1)
-            var dx = Vector256.Create(xd[b]);
-            var d = FloatConvert.LoadHalf8((ushort*)(p + OffsetD));
-            var ndm = (FloatConvert.LoadHalf8((ushort*)(p + OffsetDMin)).AsUInt32() ^ Vector256.Create(0x80000000u)).AsSingle();
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Avx.Multiply(d, dx), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(msum), Avx.Multiply(ndm, dx), acc1);
+            var msum = MinsSum(p + OffsetMins, bs + 16 * b);
+            StepWithMins(isum, msum, (ushort*)(p + OffsetD), (ushort*)(p + OffsetDMin), xd[b], ref acc0, ref acc1);
         }
-        var sum = Avx.Add(acc0, acc1);
-        if (n == 8) { Vector256.Store(sum, y); return; }
-        for (int i = 0; i < n; i++) y[i] = sum.GetElement(i);
+        Store(Avx.Add(acc0, acc1), y, n);
     }
 
     /// <summary>The group's 8 rows as <see cref="Q4_KPackedFormat"/> rows at <paramref name="dst"/> (row stride
     /// nb · 148): nibbles of units 2h and 2h + 1 merged as that format keeps them, then an 8×8 dword transpose.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void UnpackGroup(byte* grp, int nb, byte* dst)
+    public static void UnpackGroup(byte* grp, int nb, byte* dst)
     {
         long rowBytes = (long)nb * Q4_KPackedFormat.Size;
         var m = Vector256.Create((byte)0x0F);

@@ -11,15 +11,15 @@ internal sealed unsafe class Q4_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
-    public override long ScratchFloats(int cols) => Q4_KInterleaved.ScratchFloats(cols);
+    public override long ScratchFloats(int cols) => KQuantGroups.ScratchFloats<Q4_KInterleaved>(cols);
 
     /// <summary>Reads the copy packed at load when there is one: the 8-row interleaved layout on the vector levels
     /// (<see cref="Q4_KInterleaved"/>), <see cref="Q4_KPackedFormat"/> rows otherwise: the same bits, less unpacking.</summary>
     public override void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
     {
         byte* packed = w.Packed;
-        if (packed != null && w.Type == GgmlType.Q4_K && w.PackRows == Q4_KInterleaved.GroupRows && Q4_KInterleaved.Reads(level, r0))
-            Q4_KInterleaved.Compute(w, x, y, yStride, r0, r1, level, scratch);
+        if (packed != null && w.Type == GgmlType.Q4_K && w.PackRows == KQuantGroups.GroupRows && KQuantGroups.Reads(level, r0))
+            KQuantGroups.Compute<Q4_KInterleaved>(w, x, y, yStride, r0, r1, level, scratch);
         else if (packed != null && w.Type == GgmlType.Q4_K && w.PackRows == 1)
             KQuant<Q4_KPackedFormat>.Compute(new KRows(packed, WeightPacking.Q4_KPackedRowBytes(w.Cols)), w.Cols, w.Name, x, y, yStride, r0, r1, level);
         else

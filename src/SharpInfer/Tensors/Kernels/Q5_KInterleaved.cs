@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using SharpInfer.Runtime;
+using static SharpInfer.Tensors.Kernels.KQuantGroups;
 
 namespace SharpInfer.Tensors.Kernels;
 
@@ -20,25 +21,13 @@ namespace SharpInfer.Tensors.Kernels;
 /// each vpmaddwd by the rows' scales. Prefill unpacks a panel of groups back into block_q5_K rows per call. Same
 /// integers and float steps as <see cref="KQuant{TF}"/>: the mapped rows' bits.
 /// </summary>
-internal static unsafe class Q5_KInterleaved
+internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
 {
-    public const int GroupRows = 8;
-    public const int GroupBlockBytes = 1440;
+    public const int GroupRows = KQuantGroups.GroupRows;
+    public static int GroupBlockBytes => 1440;
+    public static int RowBlockBytes => BlockQ5_K.Size;
     private const int OffsetQh = 1024, OffsetScales = 1280, OffsetMins = 1344, OffsetD = 1408, OffsetDMin = 1424;
     private const int PrefetchBytes = 4096;
-    private const int PanelBytes = 160 * 1024;
-
-    public static long PackedBytes(int rows, int cols) => (long)((rows + 7) / 8) * (cols / 256) * GroupBlockBytes;
-
-    public static long ScratchFloats(int cols) =>
-        cols < 256 ? 0 : Math.Max(PanelBytes, (long)GroupRows * (cols / 256) * BlockQ5_K.Size) / sizeof(float);
-
-    private static int PanelRows(int nb) => Math.Clamp(PanelBytes / (nb * BlockQ5_K.Size) / GroupRows * GroupRows, GroupRows, 64);
-
-    public static bool Reads(IsaLevel level, int r0) => Q4_KInterleaved.Reads(level, r0);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte* Group(WeightMatrix w, int r, int nb) => w.Packed + (long)(r / 8) * nb * GroupBlockBytes;
 
     public static void Pack(WeightMatrix w, int g0, int g1, byte* dst)
     {
@@ -71,7 +60,7 @@ internal static unsafe class Q5_KInterleaved
     public static void CopyRow(WeightMatrix w, int r, byte* dst)
     {
         int nb = w.Cols / 256;
-        for (int b = 0; b < nb; b++) CopyRowBlock(Group(w, r, nb) + (long)b * GroupBlockBytes, r % 8, dst + (long)b * BlockQ5_K.Size);
+        for (int b = 0; b < nb; b++) CopyRowBlock(Group<Q5_KInterleaved>(w, r, nb) + (long)b * GroupBlockBytes, r % 8, dst + (long)b * BlockQ5_K.Size);
     }
 
     private static void CopyRowBlock(byte* o, int i, byte* blk)
@@ -91,34 +80,8 @@ internal static unsafe class Q5_KInterleaved
         for (int v = 0; v < 8; v++) *(uint*)(blk + BlockQ5_K.OffsetQh + 4 * v) = *(uint*)(o + OffsetQh + 32 * v + 4 * i);
     }
 
-    /// <summary>Rows [r0, r1) × all tokens, as <see cref="Q4_KInterleaved.Compute"/>.</summary>
-    public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
-    {
-        if (w.Cols % 256 != 0) throw new ArgumentException($"{w.Name}: {w.Cols} columns is not a multiple of 256");
-        int nb = w.Cols / 256, T = x.Tokens;
-        int tile = level >= IsaLevel.Avx512 && Avx512BW.IsSupported && Avx512F.VL.IsSupported ? 8 : 4;
-        if (T < tile)
-        {
-            for (int g = r0; g < r1; g += GroupRows)
-            {
-                byte* grp = Group(w, g, nb);
-                for (int t = 0; t < T; t++) Gemv8(grp, Math.Min(GroupRows, r1 - g), x, t, nb, y + (long)t * yStride + g);
-            }
-            return;
-        }
-        byte* rows = (byte*)scratch;
-        long rowBytes = (long)nb * BlockQ5_K.Size;
-        int panel = PanelRows(nb);
-        for (int p = r0; p < r1; p += panel)
-        {
-            int n = Math.Min(panel, r1 - p);
-            for (int g = 0; g < n; g += GroupRows) UnpackGroup(Group(w, p + g, nb), nb, rows + g * rowBytes);
-            KQuant<Q5_KFormat>.Compute(new KRows(rows, rowBytes), w.Cols, w.Name, x, y + p, yStride, 0, n, level);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> Bcast4(sbyte* p) => Vector256.Create(*(int*)p).AsSByte();
+    public static void ComputeRows(KRows rows, int cols, string name, in ActivationView x, float* y, int yStride, int r1, IsaLevel level) =>
+        KQuant<Q5_KFormat>.Compute(rows, cols, name, x, y, yStride, 0, r1, level);
 
     /// <summary>Bit (4 − s) of every byte moved to bit 4 (the fifth bit of a code), other bits cleared.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -137,19 +100,6 @@ internal static unsafe class Q5_KInterleaved
         };
         return v.AsByte() & Vector256.Create((byte)0x10);
     }
-
-    /// <summary>int16 lanes (2i, 2i + 1) ← sc[row of dword i][j] (see Q4_KInterleaved).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> ScaleWords(Vector256<byte> s, int j)
-    {
-        uint c = (uint)(j & 3) * 0x00010001u | 0x80008000u;
-        var idx = Vector256.Create(c, c + 0x00040004u, c + 0x00080008u, c + 0x000C000Cu, c, c + 0x00040004u, c + 0x00080008u, c + 0x000C000Cu);
-        return Avx2.Shuffle(s, idx.AsByte()).AsInt16();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> MulAddWords(Vector256<int> acc, Vector256<short> a, Vector256<short> b) =>
-        AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, a, b) : Avx2.Add(acc, Avx2.MultiplyAddAdjacent(a, b));
 
     /// <summary>Vector v of unit k: sub-block 2k (low nibbles, qh bit 2k) into lo, 2k + 1 (high, bit 2k + 1) into hi.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -191,7 +141,7 @@ internal static unsafe class Q5_KInterleaved
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Gemv8(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
+    public static void Gemv8(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
     {
         sbyte* xq = x.Q + (long)t * x.Cols;
         short* bs = x.BSums + (long)t * (x.Cols / 16);
@@ -209,26 +159,16 @@ internal static unsafe class Q5_KInterleaved
             isum = Unit(p, xb, scA, 1, isum);
             isum = Unit(p, xb, scB, 2, isum);
             isum = Unit(p, xb, scB, 3, isum);
-            var pairs = Avx2.HorizontalAdd(Vector256.Load(bs + 16 * b), Vector256.Load(bs + 16 * b)).AsInt32();
-            var msum = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(p + OffsetMins), Avx2.PermuteVar8x32(pairs, Vector256.Create(0)).AsInt16());
-            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 16), Avx2.PermuteVar8x32(pairs, Vector256.Create(1)).AsInt16());
-            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 32), Avx2.PermuteVar8x32(pairs, Vector256.Create(4)).AsInt16());
-            msum = MulAddWords(msum, Avx2.ConvertToVector256Int16(p + OffsetMins + 48), Avx2.PermuteVar8x32(pairs, Vector256.Create(5)).AsInt16());
-            var dx = Vector256.Create(xd[b]);
-            var d = FloatConvert.LoadHalf8((ushort*)(p + OffsetD));
-            var ndm = (FloatConvert.LoadHalf8((ushort*)(p + OffsetDMin)).AsUInt32() ^ Vector256.Create(0x80000000u)).AsSingle();
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Avx.Multiply(d, dx), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(msum), Avx.Multiply(ndm, dx), acc1);
+            var msum = MinsSum(p + OffsetMins, bs + 16 * b);
+            StepWithMins(isum, msum, (ushort*)(p + OffsetD), (ushort*)(p + OffsetDMin), xd[b], ref acc0, ref acc1);
         }
-        var sum = Avx.Add(acc0, acc1);
-        if (n == 8) { Vector256.Store(sum, y); return; }
-        for (int i = 0; i < n; i++) y[i] = sum.GetElement(i);
+        Store(Avx.Add(acc0, acc1), y, n);
     }
 
     /// <summary>The group's 8 rows back as block_q5_K rows at <paramref name="dst"/> (row stride nb · 176): codes and
     /// fifth bits by dword transposes, the scale fields re-encoded.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void UnpackGroup(byte* grp, int nb, byte* dst)
+    public static void UnpackGroup(byte* grp, int nb, byte* dst)
     {
         long rowBytes = (long)nb * BlockQ5_K.Size;
         Span<byte> sc = stackalloc byte[8], m = stackalloc byte[8];

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using SharpInfer.Runtime;
+using static SharpInfer.Tensors.Kernels.KQuantGroups;
 
 namespace SharpInfer.Tensors.Kernels;
 
@@ -21,29 +22,13 @@ namespace SharpInfer.Tensors.Kernels;
 /// −32·Σ sc_j·bsums_j of <see cref="Q6_KFormat"/>. Prefill unpacks a panel of groups back into block_q6_K rows per
 /// call (transposes only). Same integers and float steps as <see cref="KQuant{TF}"/>: the mapped rows' bits.
 /// </summary>
-internal static unsafe class Q6_KInterleaved
+internal unsafe struct Q6_KInterleaved : IKQuantGroupLayout
 {
-    public const int GroupRows = 8;
-    public const int GroupBlockBytes = 8 * BlockQ6_K.Size;
+    public const int GroupRows = KQuantGroups.GroupRows;
+    public static int GroupBlockBytes => 8 * BlockQ6_K.Size;
+    public static int RowBlockBytes => BlockQ6_K.Size;
     private const int OffsetQh = 1024, OffsetScales = 1536, OffsetD = 1664;
     private const int PrefetchBytes = 4096;
-
-    public static long PackedBytes(int rows, int cols) => (long)((rows + 7) / 8) * (cols / 256) * GroupBlockBytes;
-
-    /// <summary>Per-thread scratch for the prefill path: a panel of groups unpacked into block_q6_K rows.</summary>
-    public static long ScratchFloats(int cols) =>
-        cols < 256 ? 0 : Math.Max(PanelBytes, (long)GroupRows * (cols / 256) * BlockQ6_K.Size) / sizeof(float);
-
-    /// <summary>The panels' byte budget: a panel of any narrower matrix fits the scratch of the widest.</summary>
-    private const int PanelBytes = 160 * 1024;
-
-    /// <summary>Rows per prefill panel: about 160 KiB (see Q4_KInterleaved's panels).</summary>
-    private static int PanelRows(int nb) => Math.Clamp(PanelBytes / (nb * BlockQ6_K.Size) / GroupRows * GroupRows, GroupRows, 64);
-
-    public static bool Reads(IsaLevel level, int r0) => Q4_KInterleaved.Reads(level, r0);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte* Group(WeightMatrix w, int r, int nb) => w.Packed + (long)(r / 8) * nb * GroupBlockBytes;
 
     /// <summary>Byte offset in a group block of the dword holding bytes o..o+3 of row i's block_q6_K (o &lt; 208, a
     /// multiple of 4).</summary>
@@ -77,45 +62,19 @@ internal static unsafe class Q6_KInterleaved
         int nb = w.Cols / 256, i = r % 8;
         for (int b = 0; b < nb; b++)
         {
-            byte* o = Group(w, r, nb) + (long)b * GroupBlockBytes;
+            byte* o = Group<Q6_KInterleaved>(w, r, nb) + (long)b * GroupBlockBytes;
             byte* blk = dst + (long)b * BlockQ6_K.Size;
             for (int k = 0; k < BlockQ6_K.OffsetD; k += 4) *(uint*)(blk + k) = *(uint*)(o + DwordOffset(k, i));
             *(ushort*)(blk + BlockQ6_K.OffsetD) = *(ushort*)(o + OffsetD + 2 * i);
         }
     }
 
-    /// <summary>Rows [r0, r1) × all tokens, as <see cref="Q4_KInterleaved.Compute"/>.</summary>
-    public static void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
-    {
-        if (w.Cols % 256 != 0) throw new ArgumentException($"{w.Name}: {w.Cols} columns is not a multiple of 256");
-        int nb = w.Cols / 256, T = x.Tokens;
-        int tile = level >= IsaLevel.Avx512 && Avx512BW.IsSupported && Avx512F.VL.IsSupported ? 8 : 4;
-        if (T < tile)
-        {
-            for (int g = r0; g < r1; g += GroupRows)
-            {
-                byte* grp = Group(w, g, nb);
-                for (int t = 0; t < T; t++) Gemv8(grp, Math.Min(GroupRows, r1 - g), x, t, nb, y + (long)t * yStride + g);
-            }
-            return;
-        }
-        byte* rows = (byte*)scratch;
-        long rowBytes = (long)nb * BlockQ6_K.Size;
-        int panel = PanelRows(nb);
-        for (int p = r0; p < r1; p += panel)
-        {
-            int n = Math.Min(panel, r1 - p);
-            for (int g = 0; g < n; g += GroupRows) UnpackGroup(Group(w, p + g, nb), nb, rows + g * rowBytes);
-            KQuant<Q6_KFormat>.Compute(new KRows(rows, rowBytes), w.Cols, w.Name, x, y + p, yStride, 0, n, level);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> Bcast4(sbyte* p) => Vector256.Create(*(int*)p).AsSByte();
+    public static void ComputeRows(KRows rows, int cols, string name, in ActivationView x, float* y, int yStride, int r1, IsaLevel level) =>
+        KQuant<Q6_KFormat>.Compute(rows, cols, name, x, y, yStride, 0, r1, level);
 
     /// <summary>int16 lanes (2i, 2i + 1) ← sc[row of dword i][j], sign-extended (byte placed high, shifted down).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> ScaleWords(Vector256<byte> s, int j)
+    private static Vector256<short> SignedScaleWords(Vector256<byte> s, int j)
     {
         uint c = 0x00800080u | (uint)(j & 3) * 0x01000100u;
         var idx = Vector256.Create(c, c + 0x04000400u, c + 0x08000800u, c + 0x0C000C00u, c, c + 0x04000400u, c + 0x08000800u, c + 0x0C000C00u);
@@ -131,10 +90,6 @@ internal static unsafe class Q6_KInterleaved
         var idx = Vector256.Create(c, c + 0x04000400u, c + 0x08000800u, c + 0x0C000C00u, c, c + 0x04000400u, c + 0x08000800u, c + 0x0C000C00u);
         return Avx2.Shuffle(s, idx.AsByte()).AsInt16();
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> MulAddWords(Vector256<int> acc, Vector256<short> a, Vector256<short> b) =>
-        AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, a, b) : Avx2.Add(acc, Avx2.MultiplyAddAdjacent(a, b));
 
     /// <summary>Elements 4v..4v+3 of each 32-element quarter of half h: the four code vectors (k = 0..3) times their
     /// activation bytes, added to the int16 sums s0..s3.</summary>
@@ -166,15 +121,15 @@ internal static unsafe class Q6_KInterleaved
         Step(p, xh, h, 2 * q, ref s0, ref s1, ref s2, ref s3);
         Step(p, xh, h, 2 * q + 1, ref s0, ref s1, ref s2, ref s3);
         // sub-block j = 8h + 2k + q/2: scale vector 2h + k/2 (scLo: k = 0, 1; scHi: k = 2, 3), byte j % 4
-        acc = MulAddWords(acc, s0, ScaleWords(scLo, q / 2));
-        acc = MulAddWords(acc, s1, ScaleWords(scLo, 2 + q / 2));
-        acc = MulAddWords(acc, s2, ScaleWords(scHi, q / 2));
-        return MulAddWords(acc, s3, ScaleWords(scHi, 2 + q / 2));
+        acc = MulAddWords(acc, s0, SignedScaleWords(scLo, q / 2));
+        acc = MulAddWords(acc, s1, SignedScaleWords(scLo, 2 + q / 2));
+        acc = MulAddWords(acc, s2, SignedScaleWords(scHi, q / 2));
+        return MulAddWords(acc, s3, SignedScaleWords(scHi, 2 + q / 2));
     }
 
     /// <summary>8 rows of a group (n real) × 1 token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Gemv8(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
+    public static void Gemv8(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
     {
         sbyte* xq = x.Q + (long)t * x.Cols;
         short* bs = x.BSums + (long)t * (x.Cols / 16);
@@ -209,13 +164,12 @@ internal static unsafe class Q6_KInterleaved
             var d = FloatConvert.LoadHalf8((ushort*)(p + OffsetD));
             acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Avx.Multiply(d, Vector256.Create(xd[b])), acc);
         }
-        if (n == 8) { Vector256.Store(acc, y); return; }
-        for (int i = 0; i < n; i++) y[i] = acc.GetElement(i);
+        Store(acc, y, n);
     }
 
     /// <summary>The group's 8 rows back as block_q6_K rows at <paramref name="dst"/> (row stride nb · 210).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void UnpackGroup(byte* grp, int nb, byte* dst)
+    public static void UnpackGroup(byte* grp, int nb, byte* dst)
     {
         long rowBytes = (long)nb * BlockQ6_K.Size;
         for (int b = 0; b < nb; b++)

@@ -11,13 +11,13 @@ internal sealed unsafe class Q6_KKernel : MatMulKernel
 {
     public override ActivationFormat Format => ActivationFormat.Q8_K;
 
-    public override long ScratchFloats(int cols) => Q6_KInterleaved.ScratchFloats(cols);
+    public override long ScratchFloats(int cols) => KQuantGroups.ScratchFloats<Q6_KInterleaved>(cols);
 
     /// <summary>Reads the 8-row interleaved copy packed at load (<see cref="Q6_KInterleaved"/>) on the vector levels.</summary>
     public override void Compute(WeightMatrix w, in ActivationView x, float* y, int yStride, int r0, int r1, IsaLevel level, float* scratch)
     {
-        if (w.Packed != null && w.Type == GgmlType.Q6_K && w.PackRows == Q6_KInterleaved.GroupRows && Q6_KInterleaved.Reads(level, r0))
-            Q6_KInterleaved.Compute(w, x, y, yStride, r0, r1, level, scratch);
+        if (w.Packed != null && w.Type == GgmlType.Q6_K && w.PackRows == KQuantGroups.GroupRows && KQuantGroups.Reads(level, r0))
+            KQuantGroups.Compute<Q6_KInterleaved>(w, x, y, yStride, r0, r1, level, scratch);
         else
             KQuant<Q6_KFormat>.Compute(w, x, y, yStride, r0, r1, level);
     }

@@ -176,7 +176,7 @@ public class PackedWeightTests
                         bool interleaved = groupRows == 8;
                         if (interleaved) interleavedPacks++;
                         Assert.True(packed.Packed != null && packed.PackRows == groupRows);
-                        long bytes = !interleaved ? rows * (cols / 256) * 148L : type == GgmlType.Q4_K ? Q4_KInterleaved.PackedBytes(rows, cols) : type == GgmlType.Q5_K ? Q5_KInterleaved.PackedBytes(rows, cols) : Q6_KInterleaved.PackedBytes(rows, cols);
+                        long bytes = !interleaved ? rows * (cols / 256) * 148L : type == GgmlType.Q4_K ? KQuantGroups.PackedBytes<Q4_KInterleaved>(rows, cols) : type == GgmlType.Q5_K ? KQuantGroups.PackedBytes<Q5_KInterleaved>(rows, cols) : KQuantGroups.PackedBytes<Q6_KInterleaved>(rows, cols);
                         Assert.Equal((bytes + 4095) & ~4095L, packing.Bytes);
                         if (interleaved && tokens == 1) AssertRowsReadBack(mapped, packed, $"{type}, {packLevel}");
                         foreach (var level in KernelHarness.Levels())
