@@ -83,6 +83,52 @@ internal static unsafe class KQuantGroups
         }
     }
 
+    /// <summary>Row i's bytes src[0, 4·dwords) into dword lane i of consecutive 32-byte vectors at dst (its dword d at
+    /// dst + 32d + 4i): how every grouped layout stores a row's codes.</summary>
+    public static void ToLane(byte* src, int dwords, byte* dst, int i)
+    {
+        for (int d = 0; d < dwords; d++) *(uint*)(dst + 32 * d + 4 * i) = *(uint*)(src + 4 * d);
+    }
+
+    /// <summary>The inverse of <see cref="ToLane"/>.</summary>
+    public static void FromLane(byte* src, int i, int dwords, byte* dst)
+    {
+        for (int d = 0; d < dwords; d++) *(uint*)(dst + 4 * d) = *(uint*)(src + 32 * d + 4 * i);
+    }
+
+    /// <summary>Bytes of a Q4_K/Q5_K group's head: 8 rows' scale bytes (64), min bytes (64), d (16), dmin (16).</summary>
+    public const int HeadBytes = 160;
+    public const int HeadMins = 64, HeadD = 128, HeadDMin = 144;
+
+    /// <summary>Row i's super-block head (block_q4_K/q5_K: d, dmin, the 12-byte 6-bit scale field) into a group's head:
+    /// sc[i][j] at 32·(j / 4) + 4i + j % 4, m[i][j] at 64 + 16·(j / 2) + 2i + j % 2, the halves side by side.</summary>
+    public static void PutHead(byte* blk, byte* head, int i)
+    {
+        *(ushort*)(head + HeadD + 2 * i) = *(ushort*)blk;
+        *(ushort*)(head + HeadDMin + 2 * i) = *(ushort*)(blk + 2);
+        var field = new ReadOnlySpan<byte>(blk + BlockQ4_K.OffsetScales, 12);
+        for (int j = 0; j < 8; j++)
+        {
+            var (sc, m) = KScales.Get(field, j);
+            head[32 * (j / 4) + 4 * i + j % 4] = (byte)sc;
+            head[HeadMins + 16 * (j / 2) + 2 * i + j % 2] = (byte)m;
+        }
+    }
+
+    /// <summary>The inverse of <see cref="PutHead"/> (the scale field re-encoded).</summary>
+    public static void GetHead(byte* head, int i, byte* blk)
+    {
+        Span<byte> sc = stackalloc byte[8], m = stackalloc byte[8];
+        *(ushort*)blk = *(ushort*)(head + HeadD + 2 * i);
+        *(ushort*)(blk + 2) = *(ushort*)(head + HeadDMin + 2 * i);
+        for (int j = 0; j < 8; j++)
+        {
+            sc[j] = head[32 * (j / 4) + 4 * i + j % 4];
+            m[j] = head[HeadMins + 16 * (j / 2) + 2 * i + j % 2];
+        }
+        KScales.Pack(sc, m, new Span<byte>(blk + BlockQ4_K.OffsetScales, 12));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<sbyte> Bcast4(sbyte* p) => Vector256.Create(*(int*)p).AsSByte();
 

@@ -32,7 +32,7 @@ internal unsafe struct Q4_KInterleaved : IKQuantGroupLayout
     public const int GroupRows = KQuantGroups.GroupRows;
     public static int GroupBlockBytes => 8 * Q4_KPackedFormat.Size;
     public static int RowBlockBytes => Q4_KPackedFormat.Size;
-    private const int OffsetScales = 1024, OffsetMins = 1088, OffsetD = 1152, OffsetDMin = 1168;
+    private const int OffsetScales = 1024, OffsetMins = OffsetScales + HeadMins, OffsetD = OffsetScales + HeadD, OffsetDMin = OffsetScales + HeadDMin;
 
     /// <summary>How far ahead of the super-block it reads the decode kernel prefetches (never faults past the end).</summary>
     private const int PrefetchBytes = 4096;
@@ -49,18 +49,8 @@ internal unsafe struct Q4_KInterleaved : IKQuantGroupLayout
                 for (int i = 0; i < 8; i++)
                 {
                     byte* blk = w.Row(Math.Min(g * 8 + i, w.Rows - 1)) + (long)b * BlockQ4_K.Size;
-                    *(ushort*)(o + OffsetD + 2 * i) = *(ushort*)blk;
-                    *(ushort*)(o + OffsetDMin + 2 * i) = *(ushort*)(blk + 2);
-                    var field = new ReadOnlySpan<byte>(blk + BlockQ4_K.OffsetScales, 12);
-                    for (int j = 0; j < 8; j++)
-                    {
-                        var (sc, m) = KScales.Get(field, j);
-                        o[OffsetScales + 32 * (j / 4) + 4 * i + j % 4] = (byte)sc;
-                        o[OffsetMins + 16 * (j / 2) + 2 * i + j % 2] = (byte)m;
-                    }
-                    for (int k = 0; k < 4; k++)
-                        for (int v = 0; v < 8; v++)
-                            *(uint*)(o + 256 * k + 32 * v + 4 * i) = *(uint*)(blk + BlockQ4_K.OffsetQs + 32 * k + 4 * v);
+                    PutHead(blk, o + OffsetScales, i);
+                    ToLane(blk + BlockQ4_K.OffsetQs, 32, o, i);
                 }
             }
     }
@@ -70,22 +60,12 @@ internal unsafe struct Q4_KInterleaved : IKQuantGroupLayout
     public static void CopyRow(WeightMatrix w, int r, byte* dst)
     {
         int nb = w.Cols / 256, i = r % 8;
-        Span<byte> sc = stackalloc byte[8], m = stackalloc byte[8];
         for (int b = 0; b < nb; b++)
         {
             byte* o = Group<Q4_KInterleaved>(w, r, nb) + (long)b * GroupBlockBytes;
             byte* blk = dst + (long)b * BlockQ4_K.Size;
-            *(ushort*)blk = *(ushort*)(o + OffsetD + 2 * i);
-            *(ushort*)(blk + 2) = *(ushort*)(o + OffsetDMin + 2 * i);
-            for (int j = 0; j < 8; j++)
-            {
-                sc[j] = o[OffsetScales + 32 * (j / 4) + 4 * i + j % 4];
-                m[j] = o[OffsetMins + 16 * (j / 2) + 2 * i + j % 2];
-            }
-            KScales.Pack(sc, m, new Span<byte>(blk + BlockQ4_K.OffsetScales, 12));
-            for (int k = 0; k < 4; k++)
-                for (int v = 0; v < 8; v++)
-                    *(uint*)(blk + BlockQ4_K.OffsetQs + 32 * k + 4 * v) = *(uint*)(o + 256 * k + 32 * v + 4 * i);
+            GetHead(o + OffsetScales, i, blk);
+            FromLane(o, i, 32, blk + BlockQ4_K.OffsetQs);
         }
     }
 

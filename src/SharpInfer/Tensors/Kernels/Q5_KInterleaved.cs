@@ -26,7 +26,7 @@ internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
     public const int GroupRows = KQuantGroups.GroupRows;
     public static int GroupBlockBytes => 1440;
     public static int RowBlockBytes => BlockQ5_K.Size;
-    private const int OffsetQh = 1024, OffsetScales = 1280, OffsetMins = 1344, OffsetD = 1408, OffsetDMin = 1424;
+    private const int OffsetQh = 1024, OffsetScales = 1280, OffsetMins = OffsetScales + HeadMins, OffsetD = OffsetScales + HeadD, OffsetDMin = OffsetScales + HeadDMin;
     private const int PrefetchBytes = 4096;
 
     public static void Pack(WeightMatrix w, int g0, int g1, byte* dst)
@@ -39,19 +39,9 @@ internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
                 for (int i = 0; i < 8; i++)
                 {
                     byte* blk = w.Row(Math.Min(g * 8 + i, w.Rows - 1)) + (long)b * BlockQ5_K.Size;
-                    *(ushort*)(o + OffsetD + 2 * i) = *(ushort*)blk;
-                    *(ushort*)(o + OffsetDMin + 2 * i) = *(ushort*)(blk + 2);
-                    var field = new ReadOnlySpan<byte>(blk + BlockQ5_K.OffsetScales, 12);
-                    for (int j = 0; j < 8; j++)
-                    {
-                        var (sc, m) = KScales.Get(field, j);
-                        o[OffsetScales + 32 * (j / 4) + 4 * i + j % 4] = (byte)sc;
-                        o[OffsetMins + 16 * (j / 2) + 2 * i + j % 2] = (byte)m;
-                    }
-                    for (int k = 0; k < 4; k++)
-                        for (int v = 0; v < 8; v++)
-                            *(uint*)(o + 256 * k + 32 * v + 4 * i) = *(uint*)(blk + BlockQ5_K.OffsetQs + 32 * k + 4 * v);
-                    for (int v = 0; v < 8; v++) *(uint*)(o + OffsetQh + 32 * v + 4 * i) = *(uint*)(blk + BlockQ5_K.OffsetQh + 4 * v);
+                    PutHead(blk, o + OffsetScales, i);
+                    ToLane(blk + BlockQ5_K.OffsetQs, 32, o, i);
+                    ToLane(blk + BlockQ5_K.OffsetQh, 8, o + OffsetQh, i);
                 }
             }
     }
@@ -65,19 +55,9 @@ internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
 
     private static void CopyRowBlock(byte* o, int i, byte* blk)
     {
-        Span<byte> sc = stackalloc byte[8], m = stackalloc byte[8];
-        *(ushort*)blk = *(ushort*)(o + OffsetD + 2 * i);
-        *(ushort*)(blk + 2) = *(ushort*)(o + OffsetDMin + 2 * i);
-        for (int j = 0; j < 8; j++)
-        {
-            sc[j] = o[OffsetScales + 32 * (j / 4) + 4 * i + j % 4];
-            m[j] = o[OffsetMins + 16 * (j / 2) + 2 * i + j % 2];
-        }
-        KScales.Pack(sc, m, new Span<byte>(blk + BlockQ5_K.OffsetScales, 12));
-        for (int k = 0; k < 4; k++)
-            for (int v = 0; v < 8; v++)
-                *(uint*)(blk + BlockQ5_K.OffsetQs + 32 * k + 4 * v) = *(uint*)(o + 256 * k + 32 * v + 4 * i);
-        for (int v = 0; v < 8; v++) *(uint*)(blk + BlockQ5_K.OffsetQh + 4 * v) = *(uint*)(o + OffsetQh + 32 * v + 4 * i);
+        GetHead(o + OffsetScales, i, blk);
+        FromLane(o, i, 32, blk + BlockQ5_K.OffsetQs);
+        FromLane(o + OffsetQh, i, 8, blk + BlockQ5_K.OffsetQh);
     }
 
     public static void ComputeRows(KRows rows, int cols, string name, in ActivationView x, float* y, int yStride, int r1, IsaLevel level) =>
@@ -171,25 +151,13 @@ internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
     public static void UnpackGroup(byte* grp, int nb, byte* dst)
     {
         long rowBytes = (long)nb * BlockQ5_K.Size;
-        Span<byte> sc = stackalloc byte[8], m = stackalloc byte[8];
         for (int b = 0; b < nb; b++)
         {
             byte* p = grp + (long)b * GroupBlockBytes;
             byte* o = dst + (long)b * BlockQ5_K.Size;
             for (int k = 0; k < 4; k++) DwordTranspose.Rows8(p + 256 * k, o + BlockQ5_K.OffsetQs + 32 * k, rowBytes);
             DwordTranspose.Rows8(p + OffsetQh, o + BlockQ5_K.OffsetQh, rowBytes);
-            for (int r = 0; r < 8; r++)
-            {
-                byte* row = o + r * rowBytes;
-                *(ushort*)row = *(ushort*)(p + OffsetD + 2 * r);
-                *(ushort*)(row + 2) = *(ushort*)(p + OffsetDMin + 2 * r);
-                for (int j = 0; j < 8; j++)
-                {
-                    sc[j] = p[OffsetScales + 32 * (j / 4) + 4 * r + j % 4];
-                    m[j] = p[OffsetMins + 16 * (j / 2) + 2 * r + j % 2];
-                }
-                KScales.Pack(sc, m, new Span<byte>(row + BlockQ5_K.OffsetScales, 12));
-            }
+            for (int r = 0; r < 8; r++) GetHead(p + OffsetScales, r, o + r * rowBytes);
         }
     }
 }

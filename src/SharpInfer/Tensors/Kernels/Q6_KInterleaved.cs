@@ -30,14 +30,6 @@ internal unsafe struct Q6_KInterleaved : IKQuantGroupLayout
     private const int OffsetQh = 1024, OffsetScales = 1536, OffsetD = 1664;
     private const int PrefetchBytes = 4096;
 
-    /// <summary>Byte offset in a group block of the dword holding bytes o..o+3 of row i's block_q6_K (o &lt; 208, a
-    /// multiple of 4).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int DwordOffset(int o, int i) =>
-        o < BlockQ6_K.OffsetQh ? 256 * (o / 32) + 32 * (o % 32 / 4) + 4 * i
-        : o < BlockQ6_K.OffsetScales ? OffsetQh + 256 * ((o - BlockQ6_K.OffsetQh) / 32) + 32 * ((o - BlockQ6_K.OffsetQh) % 32 / 4) + 4 * i
-        : OffsetScales + 32 * ((o - BlockQ6_K.OffsetScales) / 4) + 4 * i;
-
     /// <summary>Writes row groups [<paramref name="g0"/>, <paramref name="g1"/>) of <paramref name="w"/> into its copy
     /// (the last group's missing rows alias its last real row).</summary>
     public static void Pack(WeightMatrix w, int g0, int g1, byte* dst)
@@ -50,7 +42,7 @@ internal unsafe struct Q6_KInterleaved : IKQuantGroupLayout
                 for (int i = 0; i < 8; i++)
                 {
                     byte* blk = w.Row(Math.Min(g * 8 + i, w.Rows - 1)) + (long)b * BlockQ6_K.Size;
-                    for (int k = 0; k < BlockQ6_K.OffsetD; k += 4) *(uint*)(o + DwordOffset(k, i)) = *(uint*)(blk + k);
+                    ToLane(blk, BlockQ6_K.OffsetD / 4, o, i);   // ql, qh and the scales: their dword d at 32d + 4i
                     *(ushort*)(o + OffsetD + 2 * i) = *(ushort*)(blk + BlockQ6_K.OffsetD);
                 }
             }
@@ -64,7 +56,7 @@ internal unsafe struct Q6_KInterleaved : IKQuantGroupLayout
         {
             byte* o = Group<Q6_KInterleaved>(w, r, nb) + (long)b * GroupBlockBytes;
             byte* blk = dst + (long)b * BlockQ6_K.Size;
-            for (int k = 0; k < BlockQ6_K.OffsetD; k += 4) *(uint*)(blk + k) = *(uint*)(o + DwordOffset(k, i));
+            FromLane(o, i, BlockQ6_K.OffsetD / 4, blk);
             *(ushort*)(blk + BlockQ6_K.OffsetD) = *(ushort*)(o + OffsetD + 2 * i);
         }
     }
