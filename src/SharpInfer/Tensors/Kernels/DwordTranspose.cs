@@ -16,6 +16,14 @@ internal static unsafe class DwordTranspose
         var v2 = Vector256.Load((int*)(src + 64)); var v3 = Vector256.Load((int*)(src + 96));
         var v4 = Vector256.Load((int*)(src + 128)); var v5 = Vector256.Load((int*)(src + 160));
         var v6 = Vector256.Load((int*)(src + 192)); var v7 = Vector256.Load((int*)(src + 224));
+        Store8(v0, v1, v2, v3, v4, v5, v6, v7, dst, stride);
+    }
+
+    /// <summary>Eight vectors whose dword r belongs to row r → row r's 32 bytes at dst + r·stride.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store8(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3,
+                              Vector256<int> v4, Vector256<int> v5, Vector256<int> v6, Vector256<int> v7, byte* dst, long stride)
+    {
         var t0 = Avx2.UnpackLow(v0, v1); var t1 = Avx2.UnpackHigh(v0, v1);
         var t2 = Avx2.UnpackLow(v2, v3); var t3 = Avx2.UnpackHigh(v2, v3);
         var t4 = Avx2.UnpackLow(v4, v5); var t5 = Avx2.UnpackHigh(v4, v5);

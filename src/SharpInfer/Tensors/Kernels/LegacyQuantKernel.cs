@@ -468,23 +468,7 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
             var u2 = Stored(TF.Unpack(p2 + o)).AsInt32(); var u3 = Stored(TF.Unpack(p3 + o)).AsInt32();
             var u4 = Stored(TF.Unpack(p4 + o)).AsInt32(); var u5 = Stored(TF.Unpack(p5 + o)).AsInt32();
             var u6 = Stored(TF.Unpack(p6 + o)).AsInt32(); var u7 = Stored(TF.Unpack(p7 + o)).AsInt32();
-            // 8×8 dword transpose
-            var t0 = Avx2.UnpackLow(u0, u1); var t1 = Avx2.UnpackHigh(u0, u1);
-            var t2 = Avx2.UnpackLow(u2, u3); var t3 = Avx2.UnpackHigh(u2, u3);
-            var t4 = Avx2.UnpackLow(u4, u5); var t5 = Avx2.UnpackHigh(u4, u5);
-            var t6 = Avx2.UnpackLow(u6, u7); var t7 = Avx2.UnpackHigh(u6, u7);
-            var s0 = Avx2.UnpackLow(t0.AsInt64(), t2.AsInt64()).AsInt32(); var s1 = Avx2.UnpackHigh(t0.AsInt64(), t2.AsInt64()).AsInt32();
-            var s2 = Avx2.UnpackLow(t1.AsInt64(), t3.AsInt64()).AsInt32(); var s3 = Avx2.UnpackHigh(t1.AsInt64(), t3.AsInt64()).AsInt32();
-            var s4 = Avx2.UnpackLow(t4.AsInt64(), t6.AsInt64()).AsInt32(); var s5 = Avx2.UnpackHigh(t4.AsInt64(), t6.AsInt64()).AsInt32();
-            var s6 = Avx2.UnpackLow(t5.AsInt64(), t7.AsInt64()).AsInt32(); var s7 = Avx2.UnpackHigh(t5.AsInt64(), t7.AsInt64()).AsInt32();
-            Vector256.Store(Avx2.Permute2x128(s0, s4, 0x20), (int*)dst);
-            Vector256.Store(Avx2.Permute2x128(s1, s5, 0x20), (int*)(dst + step));
-            Vector256.Store(Avx2.Permute2x128(s2, s6, 0x20), (int*)(dst + 2 * step));
-            Vector256.Store(Avx2.Permute2x128(s3, s7, 0x20), (int*)(dst + 3 * step));
-            Vector256.Store(Avx2.Permute2x128(s0, s4, 0x31), (int*)(dst + 4 * step));
-            Vector256.Store(Avx2.Permute2x128(s1, s5, 0x31), (int*)(dst + 5 * step));
-            Vector256.Store(Avx2.Permute2x128(s2, s6, 0x31), (int*)(dst + 6 * step));
-            Vector256.Store(Avx2.Permute2x128(s3, s7, 0x31), (int*)(dst + 7 * step));
+            DwordTranspose.Store8(u0, u1, u2, u3, u4, u5, u6, u7, dst, step);
         }
         var heads = Vector256.Create(*(int*)(p0 + o), *(int*)(p1 + o), *(int*)(p2 + o), *(int*)(p3 + o),
             *(int*)(p4 + o), *(int*)(p5 + o), *(int*)(p6 + o), *(int*)(p7 + o));
