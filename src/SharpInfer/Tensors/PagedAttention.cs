@@ -24,7 +24,9 @@ namespace SharpInfer.Tensors;
 /// on the vector paths (<see cref="MathF.Exp"/> on the scalar path); l = l·c + Σp; and o = o·c + Σ p_j·v_j with 4
 /// accumulators taking positions in turn, where c = e^(m_old − m_new). Positions past the sequence end inside the
 /// last block are masked to −∞. Every operation depends only on the token's query, its length and the cached
-/// keys/values, so results are batch- and chunking-invariant on every path.
+/// keys/values, so results are batch- and chunking-invariant on every path. The AVX2 path does the AVX-512 path's
+/// 16-lane arithmetic (each 16-lane accumulator as two 8-lane halves, the same reduction tree), so the two give the same
+/// bits: a model's output does not depend on which of the two CPUs runs it. The portable path (non-x86) has its own order.
 /// </remarks>
 internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
 {
@@ -818,15 +820,19 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 var g4 = Vector128.Max(mx.GetLower(), mx.GetUpper());
                 float mOld = m[h], mNew = MathF.Max(mOld, MathF.Max(MathF.Max(g4[0], g4[1]), MathF.Max(g4[2], g4[3])));
                 float corr = mOld == float.NegativeInfinity ? 0f : VecMath.Exp(Vector128.CreateScalarUnsafe(mOld - mNew)).ToScalar();
+                // Σp in the AVX-512 path's 16 lanes (sp is a multiple of 16), as two halves
                 var vm = Vector256.Create(mNew);
-                var psum = Vector256<float>.Zero;
-                for (int c = 0; c < sp; c += 8)
+                Vector256<float> psum = Vector256<float>.Zero, pupper = Vector256<float>.Zero;
+                for (int c = 0; c < sp; c += 16)
                 {
                     var p = VecMath.Exp(Vector256.Load(sc + c) - vm);
                     p.Store(sc + c);
                     psum += p;
+                    p = VecMath.Exp(Vector256.Load(sc + c + 8) - vm);
+                    p.Store(sc + c + 8);
+                    pupper += p;
                 }
-                l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum);
+                l[h] = l[h] * corr + Kernels.MatMulKernel.HorizontalSum(psum + pupper);
                 m[h] = mNew;
                 corrs[h] = corr;
             }
@@ -837,62 +843,77 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         }
 
         /// <summary>One head's scaled scores against keys [0, n) of a widened block (−∞ up to the padded width):
-        /// groups of 4 keys (one accumulator each over the head dimension, then <see cref="Kernels.MatMulKernel.HorizontalSum(Vector256{float})"/>),
-        /// the rest one key at a time.</summary>
+        /// groups of 4 keys, each with the AVX-512 path's 16 lanes as two accumulators (dimensions c..c+7 and c+8..c+15
+        /// of every 16), added and reduced with its tree, so both paths give the same bits; the rest one key at a time.</summary>
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void ScoresOne(float* K, float* qh, float* sc, int n, int n4, int sp, int D, float scale)
         {
-            int D8 = D & ~7, j = 0;
+            int D16 = D & ~15, j = 0;
             for (; j + 4 <= n4; j += 4)
             {
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Vector256<float> u0 = default, u1 = default, u2 = default, u3 = default;
                 float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
-                for (int c = 0; c < D8; c += 8)
+                for (int c = 0; c < D16; c += 16)
                 {
-                    var qv = Vector256.Load(qh + c);
-                    a0 = Fma.MultiplyAdd(qv, Vector256.Load(k0 + c), a0);
-                    a1 = Fma.MultiplyAdd(qv, Vector256.Load(k1 + c), a1);
-                    a2 = Fma.MultiplyAdd(qv, Vector256.Load(k2 + c), a2);
-                    a3 = Fma.MultiplyAdd(qv, Vector256.Load(k3 + c), a3);
+                    var ql = Vector256.Load(qh + c);
+                    var qu = Vector256.Load(qh + c + 8);
+                    a0 = Fma.MultiplyAdd(ql, Vector256.Load(k0 + c), a0);
+                    u0 = Fma.MultiplyAdd(qu, Vector256.Load(k0 + c + 8), u0);
+                    a1 = Fma.MultiplyAdd(ql, Vector256.Load(k1 + c), a1);
+                    u1 = Fma.MultiplyAdd(qu, Vector256.Load(k1 + c + 8), u1);
+                    a2 = Fma.MultiplyAdd(ql, Vector256.Load(k2 + c), a2);
+                    u2 = Fma.MultiplyAdd(qu, Vector256.Load(k2 + c + 8), u2);
+                    a3 = Fma.MultiplyAdd(ql, Vector256.Load(k3 + c), a3);
+                    u3 = Fma.MultiplyAdd(qu, Vector256.Load(k3 + c + 8), u3);
                 }
-                StoreScores(Reduce4(a0, a1, a2, a3), qh, k0, sc + j, D, scale);
+                StoreScores(Reduce4(a0 + u0, a1 + u1, a2 + u2, a3 + u3), qh, k0, sc + j, D, scale);
             }
             ScoresTail(K, qh, sc, j, n, sp, D, scale);
         }
 
-        /// <summary><see cref="ScoresOne"/> for two heads: 8 accumulators, each key vector loaded once.</summary>
+        /// <summary><see cref="ScoresOne"/> for two heads, two keys at a time (8 accumulators; 16 would not fit the
+        /// registers), each key vector loaded once for both.</summary>
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void ScoresPair(float* K, float* qa, float* qb, float* sca, float* scb, int n, int n4, int sp, int D, float scale)
         {
-            int D8 = D & ~7, j = 0;
-            for (; j + 4 <= n4; j += 4)
+            int D16 = D & ~15, j = 0;
+            for (; j + 2 <= n4; j += 2)
             {
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-                float* k0 = K + j * D, k1 = k0 + D, k2 = k1 + D, k3 = k2 + D;
-                for (int c = 0; c < D8; c += 8)
+                Vector256<float> a0 = default, a1 = default, au0 = default, au1 = default;
+                Vector256<float> b0 = default, b1 = default, bu0 = default, bu1 = default;
+                float* k0 = K + j * D, k1 = k0 + D;
+                for (int c = 0; c < D16; c += 16)
                 {
-                    var qva = Vector256.Load(qa + c);
-                    var qvb = Vector256.Load(qb + c);
+                    var qal = Vector256.Load(qa + c);
+                    var qbl = Vector256.Load(qb + c);
                     var x = Vector256.Load(k0 + c);
-                    a0 = Fma.MultiplyAdd(qva, x, a0);
-                    b0 = Fma.MultiplyAdd(qvb, x, b0);
+                    a0 = Fma.MultiplyAdd(qal, x, a0);
+                    b0 = Fma.MultiplyAdd(qbl, x, b0);
                     x = Vector256.Load(k1 + c);
-                    a1 = Fma.MultiplyAdd(qva, x, a1);
-                    b1 = Fma.MultiplyAdd(qvb, x, b1);
-                    x = Vector256.Load(k2 + c);
-                    a2 = Fma.MultiplyAdd(qva, x, a2);
-                    b2 = Fma.MultiplyAdd(qvb, x, b2);
-                    x = Vector256.Load(k3 + c);
-                    a3 = Fma.MultiplyAdd(qva, x, a3);
-                    b3 = Fma.MultiplyAdd(qvb, x, b3);
+                    a1 = Fma.MultiplyAdd(qal, x, a1);
+                    b1 = Fma.MultiplyAdd(qbl, x, b1);
+                    var qau = Vector256.Load(qa + c + 8);
+                    var qbu = Vector256.Load(qb + c + 8);
+                    x = Vector256.Load(k0 + c + 8);
+                    au0 = Fma.MultiplyAdd(qau, x, au0);
+                    bu0 = Fma.MultiplyAdd(qbu, x, bu0);
+                    x = Vector256.Load(k1 + c + 8);
+                    au1 = Fma.MultiplyAdd(qau, x, au1);
+                    bu1 = Fma.MultiplyAdd(qbu, x, bu1);
                 }
-                // both groups reduced before the head-dimension tail, a call: accumulators live across a call are
-                // kept on the stack, and the JIT then stored the second head's four at every step of the loop above
-                var sa = Reduce4(a0, a1, a2, a3);
-                var sb = Reduce4(b0, b1, b2, b3);
-                StoreScores(sa, qa, k0, sca + j, D, scale);
-                StoreScores(sb, qb, k0, scb + j, D, scale);
+                // lanes: keys j and j + 1 of head a, then of head b; the head dimension's tail as DimTail adds it
+                var s = Reduce4(a0 + au0, a1 + au1, b0 + bu0, b1 + bu1);
+                float s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+                for (int d = D16; d < D; d++)
+                {
+                    s0 = MathF.FusedMultiplyAdd(qa[d], k0[d], s0);
+                    s1 = MathF.FusedMultiplyAdd(qa[d], k1[d], s1);
+                    s2 = MathF.FusedMultiplyAdd(qb[d], k0[d], s2);
+                    s3 = MathF.FusedMultiplyAdd(qb[d], k1[d], s3);
+                }
+                sca[j] = s0 * scale; sca[j + 1] = s1 * scale;
+                scb[j] = s2 * scale; scb[j + 1] = s3 * scale;
             }
             ScoresTail(K, qa, sca, j, n, sp, D, scale);
             ScoresTail(K, qb, scb, j, n, sp, D, scale);
@@ -902,8 +923,8 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void StoreScores(Vector128<float> s, float* qh, float* k0, float* sc, int D, float scale)
         {
-            int D8 = D & ~7;
-            if (D8 < D) s = DimTail(s, qh, k0, D8, D);
+            int D16 = D & ~15;
+            if (D16 < D) s = DimTail(s, qh, k0, D16, D);
             (s * Vector128.Create(scale)).Store(sc);
         }
 
@@ -932,14 +953,18 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void ScoresTail(float* K, float* qh, float* sc, int j, int n, int sp, int D, float scale)
         {
-            int D8 = D & ~7;
+            int D16 = D & ~15;
             for (; j < n; j++)
             {
-                var a = Vector256<float>.Zero;
+                Vector256<float> a = Vector256<float>.Zero, u = Vector256<float>.Zero;
                 float* kj = K + j * D;
-                for (int c = 0; c < D8; c += 8) a = Fma.MultiplyAdd(Vector256.Load(qh + c), Vector256.Load(kj + c), a);
-                float s = Kernels.MatMulKernel.HorizontalSum(a);
-                for (int d = D8; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
+                for (int c = 0; c < D16; c += 16)
+                {
+                    a = Fma.MultiplyAdd(Vector256.Load(qh + c), Vector256.Load(kj + c), a);
+                    u = Fma.MultiplyAdd(Vector256.Load(qh + c + 8), Vector256.Load(kj + c + 8), u);
+                }
+                float s = Kernels.MatMulKernel.HorizontalSum(a + u);
+                for (int d = D16; d < D; d++) s = MathF.FusedMultiplyAdd(qh[d], kj[d], s);
                 sc[j] = s * scale;
             }
             for (j = n; j < sp; j++) sc[j] = float.NegativeInfinity;
@@ -950,9 +975,9 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void PvOne(float* V, float* sc, float* oh, float corr, int n, int D)
         {
-            int D8 = D & ~7;
+            int D16 = D & ~15;   // the AVX-512 path's vector columns; the rest by PvTail as there
             var vcorr = Vector256.Create(corr);
-            for (int c = 0; c < D8; c += 8)
+            for (int c = 0; c < D16; c += 8)
             {
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 float* vc = V + c;
@@ -969,17 +994,17 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 if (jj + 2 < n) a2 = Fma.MultiplyAdd(Vector256.Create(sc[jj + 2]), Vector256.Load(vc + (jj + 2) * D), a2);
                 Fma.MultiplyAdd(Vector256.Load(oh + c), vcorr, (a0 + a1) + (a2 + a3)).Store(oh + c);
             }
-            if (D8 < D) PvTail(sc, V, oh, n, D8, D, corr);
+            if (D16 < D) PvTail(sc, V, oh, n, D16, D, corr);
         }
 
         /// <summary><see cref="PvOne"/> for two heads: each value vector loaded once for both.</summary>
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void PvPair(float* V, float* pa, float* pb, float* oa, float* ob, float corrA, float corrB, int n, int D)
         {
-            int D8 = D & ~7;
+            int D16 = D & ~15;   // the AVX-512 path's vector columns; the rest by PvTail as there
             var vca = Vector256.Create(corrA);
             var vcb = Vector256.Create(corrB);
-            for (int c = 0; c < D8; c += 8)
+            for (int c = 0; c < D16; c += 8)
             {
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
@@ -1021,10 +1046,10 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 Fma.MultiplyAdd(Vector256.Load(oa + c), vca, (a0 + a1) + (a2 + a3)).Store(oa + c);
                 Fma.MultiplyAdd(Vector256.Load(ob + c), vcb, (b0 + b1) + (b2 + b3)).Store(ob + c);
             }
-            if (D8 < D)
+            if (D16 < D)
             {
-                PvTail(pa, V, oa, n, D8, D, corrA);
-                PvTail(pb, V, ob, n, D8, D, corrB);
+                PvTail(pa, V, oa, n, D16, D, corrA);
+                PvTail(pb, V, ob, n, D16, D, corrB);
             }
         }
     }

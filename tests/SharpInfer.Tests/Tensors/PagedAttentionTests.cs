@@ -153,6 +153,47 @@ public unsafe class PagedAttentionTests
         }
     }
 
+    /// <summary>The AVX2 path does the AVX-512 path's 16-lane arithmetic (two 8-lane halves, the same reduction tree),
+    /// so a model gives the same tokens and log-probs on either CPU (IsaPathsAgreeTests checks that end to end; a
+    /// Q8_K-activation model is sensitive to a one-ulp difference in attention). Every length of 1–60 positions,
+    /// head-dimension tails, one to four heads a group. On a CPU without AVX-512 only the AVX2 path runs.</summary>
+    [Theory]
+    [InlineData(KvDataType.F16, 16, 2, 64)]
+    [InlineData(KvDataType.F16, 16, 1, 64)]
+    [InlineData(KvDataType.F16, 16, 4, 128)]
+    [InlineData(KvDataType.F16, 8, 3, 80)]
+    [InlineData(KvDataType.F16, 32, 2, 40)]
+    [InlineData(KvDataType.F32, 16, 2, 72)]
+    [InlineData(KvDataType.Q8_0, 16, 2, 64)]
+    public void Avx2AndAvx512GiveTheSameBits(KvDataType type, int bs, int group, int D)
+    {
+        var levels = KernelHarness.Levels().Where(l => l >= IsaLevel.Avx2).ToArray();
+        Assert.NotEmpty(levels);
+        for (int seed = 0; seed < 6; seed++)
+        {
+            var (cache, table) = MakeCache(1, D, bs, 60, type, seed, out _, out _);
+            using var owned = cache;
+            var rng = new Random(seed);
+            var q = new float[group * D];
+            for (int i = 0; i < q.Length; i++) q[i] = (float)KernelHarness.Gaussian(rng) * (seed % 3 + 1);
+            var scratch = new float[PagedAttention.ScratchFloats(group, D, bs)];
+            for (int len = 1; len <= 60; len++)
+            {
+                float[]? first = null;
+                foreach (var level in levels)
+                {
+                    var o = new float[group * D];
+                    fixed (float* qp = q) fixed (float* op = o) fixed (float* sp = scratch)
+                        PagedAttention.Attend(cache, 0, 0, table, len, qp, op, group, D, 0.125f, sp, level);
+                    first ??= o;
+                    for (int i = 0; i < o.Length; i++)
+                        Assert.True(BitConverter.SingleToInt32Bits(first[i]) == BitConverter.SingleToInt32Bits(o[i]),
+                            $"seed {seed} length {len} output {i}: {levels[0]} {first[i]:R}, {level} {o[i]:R}");
+                }
+            }
+        }
+    }
+
     [Theory]
     [InlineData(16, 2, 128)]
     [InlineData(8, 4, 64)]
