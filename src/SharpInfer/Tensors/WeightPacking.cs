@@ -12,14 +12,14 @@ namespace SharpInfer.Tensors;
 /// floats), so a batched step multiplies straight from it instead of repacking every matrix on every call, and decode
 /// streams one contiguous buffer instead of 8–16 separate rows. The copy is 6% larger than the Q8_0 rows (float
 /// scales).</item>
-/// <item>Q4_K: on the AVX2 level, groups of 8 rows with their code dwords interleaved and the scales, mins and
+/// <item>Q4_K: on the AVX2 and AVX-512 levels, groups of 8 rows with their code dwords interleaved and the scales, mins and
 /// halves of the 8 rows side by side (<see cref="Q4_KInterleaved"/>): decode computes a row per vector lane, prefill
-/// unpacks a group per call into the rows below. On the other levels each super-block is rewritten as
+/// unpacks a group per call into the rows below. On the portable and scalar levels each super-block is rewritten as
 /// <see cref="Q4_KPackedFormat"/> (scales and mins pre-expanded to bytes, nibbles ordered for one-mask unpacking of
 /// 64 elements), rows kept in order (<see cref="WeightMatrix.PackRows"/> = 1). Both 148 instead of 144 bytes per 256
 /// weights.</item>
-/// <item>Q6_K (AVX2 level only): groups of 8 rows with all their block bytes transposed by dwords
-/// (<see cref="Q6_KInterleaved"/>), exactly the rows' size. Q5_K (AVX2 level only): Q4_K's interleaved layout plus
+/// <item>Q6_K (AVX2 and AVX-512 levels): groups of 8 rows with all their block bytes transposed by dwords
+/// (<see cref="Q6_KInterleaved"/>), exactly the rows' size. Q5_K (the same levels): Q4_K's interleaved layout plus
 /// the fifth bits (<see cref="Q5_KInterleaved"/>), 180 instead of 176 bytes per row-super-block.</item>
 /// <item>Q4_0, Q4_1, IQ4_NL, MXFP4: groups of 8 rows with their nibble bytes interleaved in dwords and the block heads
 /// side by side, still 4 bits a weight and exactly as many bytes as the rows (LegacyQuantKernel.NibblePacked.cs): decode
@@ -53,10 +53,10 @@ internal sealed unsafe class WeightPacking : IDisposable
         : IsNibbleFormat(w.Type) ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
         : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
 
-    /// <summary>The 8-row interleaved K-quant layouts (Q4_K, Q5_K, Q6_K) are used on the AVX2 level: measured there
-    /// (Zen 3). An AVX-512 CPU keeps the layouts its 512-bit tiles were tuned on (Q4_K's packed rows, the mapped Q5_K and
-    /// Q6_K rows) until the 256-bit group kernels are measured against them on such a CPU.</summary>
-    private static bool UsesKQuantGroups(IsaLevel level) => LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 && level < IsaLevel.Avx512;
+    /// <summary>The 8-row interleaved K-quant layouts (Q4_K, Q5_K, Q6_K) serve the AVX2 and AVX-512 levels: their
+    /// 256-bit decode kernel beat the 512-bit tiles on the older layouts on Zen 5 too (Q4_K_M tg128 1.24–1.28×, pp512
+    /// unchanged, docs/benchmarks.md), as on Zen 3.</summary>
+    private static bool UsesKQuantGroups(IsaLevel level) => LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0;
 
     /// <summary>Bytes of the packed copy of <paramref name="w"/> with <paramref name="packRows"/>-row groups.</summary>
     public static long PackedBytes(WeightMatrix w, int packRows) => w.Type switch

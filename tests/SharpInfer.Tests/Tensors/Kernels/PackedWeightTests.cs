@@ -167,7 +167,7 @@ public class PackedWeightTests
                         using var packing = new WeightPacking();
                         packing.Pack([packed], packLevel);
                         if (WeightPacking.Disabled) return;
-                        int groupRows = WeightPacking.PackRowsFor(packed, packLevel);   // 8 on AVX2; AVX-512 keeps the older layouts
+                        int groupRows = WeightPacking.PackRowsFor(packed, packLevel);   // 8 on the vector levels; Q4_K packs whole rows for the scalar level
                         if (groupRows == 0)
                         {
                             Assert.True(packed.Packed == null, $"{type} packed for {packLevel}");
