@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using SharpInfer.Runtime;
 
 namespace SharpInfer.Tensors.Kernels;
 
@@ -97,12 +98,14 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         : Avx2.ConvertToVector256Int32(heads);
 
     /// <summary>How far ahead of the block it reads the decode kernel prefetches (prefetches never fault, so running
-    /// past the copy's end is harmless).</summary>
-    private const int PrefetchBytes = 2048;
+    /// past the copy's end is harmless): 2 KiB on the AVX2 level (Zen 3, kernel-micro: better than 1 or 4 KiB), 4 KiB
+    /// on AVX-512 (Zen 5, llama3.2-1b q4_0 tg128 in six alternated pairs: +11% over 2 KiB, 8 KiB between the two;
+    /// docs/benchmarks.md). The newer server cores keep more lines in flight.</summary>
+    private static int NibblePrefetchBytes(IsaLevel level) => level >= IsaLevel.Avx512 ? 4096 : 2048;
 
     /// <summary>8 packed rows (n real) × 1 token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Gemv8Nibbles(byte* grp, int n, in ActivationView x, int t, int nb, float* y)
+    private static void Gemv8Nibbles(byte* grp, int n, in ActivationView x, int t, int nb, float* y, int prefetch)
     {
         sbyte* xq = x.Q + (long)t * x.Cols;
         float* xd = x.D + (long)t * nb;
@@ -113,9 +116,9 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         for (int b = 0; b < nb; b++)
         {
             byte* p = grp + (long)b * NibbleGroupBytes;
-            // ~14 blocks ahead: each of this block's cache lines gets its prefetch (2 KiB ahead measured better
-            // than 1 or 4 KiB; without it, 1.1–1.5× slower in kernel-micro: the hardware prefetcher alone leaves it waiting)
-            Sse.Prefetch0(p + PrefetchBytes); Sse.Prefetch0(p + PrefetchBytes + 64); Sse.Prefetch0(p + PrefetchBytes + 128);
+            // each of this block's cache lines gets its prefetch, 14 or 28 blocks ahead (without it, 1.1–1.5× slower in
+            // kernel-micro on Zen 3: the hardware prefetcher alone leaves it waiting)
+            Sse.Prefetch0(p + prefetch); Sse.Prefetch0(p + prefetch + 64); Sse.Prefetch0(p + prefetch + 128);
             sbyte* xb = xq + b * 32;
             var q0 = Vector256.Load(p); var q1 = Vector256.Load(p + 32);
             var q2 = Vector256.Load(p + 64); var q3 = Vector256.Load(p + 96);

@@ -116,8 +116,9 @@ internal static unsafe partial class LegacyQuantKernel<TF> where TF : struct, IL
         byte* pack = (byte*)(((nint)scratch + 63) & ~(nint)63);
         if (T < GemmMinTokens && nibbles)
         {
+            int prefetch = NibblePrefetchBytes(level);
             for (int row = r0; row < r1; row += 8)
-                for (int t = 0; t < T; t++) Gemv8Nibbles(NibbleGroup(w, row, nb), Math.Min(8, r1 - row), x, t, nb, y + (long)t * yStride + row);
+                for (int t = 0; t < T; t++) Gemv8Nibbles(NibbleGroup(w, row, nb), Math.Min(8, r1 - row), x, t, nb, y + (long)t * yStride + row, prefetch);
             return;
         }
         if (T < GemmMinTokens)
