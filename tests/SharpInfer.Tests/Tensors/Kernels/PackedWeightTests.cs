@@ -53,12 +53,7 @@ public class PackedWeightTests
                         AssertSameBits(want, whole, $"rows {rows} T={tokens} {level}");
                         if (tokens == 1) AssertRowsReadBack(mapped, packed, $"Q8_0, {level}");
                         // two tasks split at a group boundary, as the matmul splits rows
-                        int split = Math.Min(rows, group);
-                        var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
-                        var b = Compute(kernel, packed, input.View, level, scratch, split, rows);
-                        for (int t = 0; t < tokens; t++)
-                            for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
-                        AssertSameBits(want, a, $"rows {rows} T={tokens} {level} split at {split}");
+                        AssertSplitGivesTheSameBits(kernel, packed, input.View, level, scratch, Math.Min(rows, group), want, $"rows {rows} T={tokens} {level}");
                     }
             }
     }
@@ -110,14 +105,7 @@ public class PackedWeightTests
                         AssertSameBits(want, Compute(kernel, packed, input.View, level, scratch, 0, rows), $"{type} rows {rows} T={tokens} {level}");
                         if (tokens == 1) AssertRowsReadBack(mapped, packed, $"{type}, {level}");
                         foreach (int split in new[] { 8, 16 })
-                        {
-                            if (split >= rows) continue;
-                            var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
-                            var b = Compute(kernel, packed, input.View, level, scratch, split, rows);
-                            for (int t = 0; t < tokens; t++)
-                                for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
-                            AssertSameBits(want, a, $"{type} rows {rows} T={tokens} {level} split at {split}");
-                        }
+                            if (split < rows) AssertSplitGivesTheSameBits(kernel, packed, input.View, level, scratch, split, want, $"{type} rows {rows} T={tokens} {level}");
                     }
                 }
         }
@@ -188,14 +176,7 @@ public class PackedWeightTests
                             AssertSameBits(want, Compute(kernel, packed, input.View, level, scratch, 0, rows), what);
                             // split as two threads would: at a group, and (the scalar layout) at a row inside the 4-row tile
                             foreach (int split in interleaved ? new[] { 8, 16 } : new[] { rows / 2 + (rows > 2 ? 1 : 0) })
-                            {
-                                if (split >= rows) continue;
-                                var a = Compute(kernel, packed, input.View, level, scratch, 0, split);
-                                var b = Compute(kernel, packed, input.View, level, scratch, split, rows);
-                                for (int t = 0; t < tokens; t++)
-                                    for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
-                                AssertSameBits(want, a, $"{what}, split at {split}");
-                            }
+                                if (split < rows) AssertSplitGivesTheSameBits(kernel, packed, input.View, level, scratch, split, want, what);
                         }
                     }
                 }
@@ -278,6 +259,18 @@ public class PackedWeightTests
         Assert.Equal(b.Length, a.Length);
         for (int i = 0; i < a.Length; i++)
             AssertSameBits(b[i], a[i], $"logits of token {i}");
+    }
+
+    /// <summary>Rows [0, split) and [split, rows) computed as two tasks, as the matmul splits rows between threads, give
+    /// the bits of the whole matrix (<paramref name="want"/>).</summary>
+    private static void AssertSplitGivesTheSameBits(MatMulKernel k, WeightMatrix w, ActivationView x, IsaLevel level, float[] scratch, int split, float[] want, string what)
+    {
+        int rows = w.Rows;
+        var a = Compute(k, w, x, level, scratch, 0, split);
+        var b = Compute(k, w, x, level, scratch, split, rows);
+        for (int t = 0; t < x.Tokens; t++)
+            for (int r = split; r < rows; r++) a[t * rows + r] = b[t * rows + r];
+        AssertSameBits(want, a, $"{what}, split at {split}");
     }
 
     private static unsafe float[] Compute(MatMulKernel k, WeightMatrix w, ActivationView x, IsaLevel level, float[] scratch, int r0, int r1)
