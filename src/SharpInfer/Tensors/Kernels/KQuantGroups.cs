@@ -31,6 +31,11 @@ internal static unsafe class KQuantGroups
 {
     public const int GroupRows = 8;
 
+    /// <summary>How far ahead of the super-block it reads each decode kernel prefetches (prefetches never fault past the
+    /// end): 8 KiB. Zen 3: 2 KiB slower, 4 and 8 KiB alike; Zen 5 (llama-1.1b-spm q4_k_m tg128, seven alternated pairs):
+    /// 8 KiB 4–13% faster than 4 KiB in every pair, 16 KiB slower (docs/benchmarks.md).</summary>
+    public const int DecodePrefetchBytes = 8192;
+
     /// <summary>The prefill panels' byte budget: ~160 KiB, well inside L2, so each token tile's activations (from L1) meet
     /// many rows per pass (8 rows a pass streamed every token's activations once per group from L3: pp512 10% slower),
     /// and a panel of any narrower matrix fits the scratch sized for the widest.</summary>

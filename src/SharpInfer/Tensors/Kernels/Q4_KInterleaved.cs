@@ -34,8 +34,6 @@ internal unsafe struct Q4_KInterleaved : IKQuantGroupLayout
     public static int RowBlockBytes => Q4_KPackedFormat.Size;
     private const int OffsetScales = 1024, OffsetMins = OffsetScales + HeadMins, OffsetD = OffsetScales + HeadD, OffsetDMin = OffsetScales + HeadDMin;
 
-    /// <summary>How far ahead of the super-block it reads the decode kernel prefetches (never faults past the end).</summary>
-    private const int PrefetchBytes = 4096;
 
     /// <summary>Writes row groups [<paramref name="g0"/>, <paramref name="g1"/>) of <paramref name="w"/> (block_q4_K rows)
     /// into its copy at <paramref name="dst"/> (the last group's missing rows alias its last real row).</summary>
@@ -84,8 +82,8 @@ internal unsafe struct Q4_KInterleaved : IKQuantGroupLayout
         var m = Vector256.Create((byte)0x0F);
         byte* q = p + 256 * k;
         sbyte* xl = xb + 64 * k, xh = xl + 32;
-        Sse.Prefetch0(q + PrefetchBytes); Sse.Prefetch0(q + PrefetchBytes + 64);
-        Sse.Prefetch0(q + PrefetchBytes + 128); Sse.Prefetch0(q + PrefetchBytes + 192);
+        Sse.Prefetch0(q + DecodePrefetchBytes); Sse.Prefetch0(q + DecodePrefetchBytes + 64);
+        Sse.Prefetch0(q + DecodePrefetchBytes + 128); Sse.Prefetch0(q + DecodePrefetchBytes + 192);
         var q0 = Vector256.Load(q);
         var lo = Avx2.MultiplyAddAdjacent(q0 & m, Bcast4(xl));
         var hi = Avx2.MultiplyAddAdjacent(High(q0), Bcast4(xh));
@@ -127,8 +125,8 @@ internal unsafe struct Q4_KInterleaved : IKQuantGroupLayout
         {
             byte* p = grp + (long)b * GroupBlockBytes;
             sbyte* xb = xq + b * 256;
-            Sse.Prefetch0(p + PrefetchBytes + OffsetScales); Sse.Prefetch0(p + PrefetchBytes + OffsetScales + 64);
-            Sse.Prefetch0(p + PrefetchBytes + OffsetScales + 128);
+            Sse.Prefetch0(p + DecodePrefetchBytes + OffsetScales); Sse.Prefetch0(p + DecodePrefetchBytes + OffsetScales + 64);
+            Sse.Prefetch0(p + DecodePrefetchBytes + OffsetScales + 128);
             var scA = Vector256.Load(p + OffsetScales);
             var scB = Vector256.Load(p + OffsetScales + 32);
             var isum = Unit(p, xb, scA, 0, Vector256<int>.Zero);

@@ -27,7 +27,6 @@ internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
     public static int GroupBlockBytes => 1440;
     public static int RowBlockBytes => BlockQ5_K.Size;
     private const int OffsetQh = 1024, OffsetScales = 1280, OffsetMins = OffsetScales + HeadMins, OffsetD = OffsetScales + HeadD, OffsetDMin = OffsetScales + HeadDMin;
-    private const int PrefetchBytes = 4096;
 
     public static void Pack(WeightMatrix w, int g0, int g1, byte* dst)
     {
@@ -108,8 +107,8 @@ internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Unit(byte* p, sbyte* xb, Vector256<byte> sc, int k, Vector256<int> acc)
     {
-        Sse.Prefetch0(p + PrefetchBytes + 256 * k); Sse.Prefetch0(p + PrefetchBytes + 256 * k + 64);
-        Sse.Prefetch0(p + PrefetchBytes + 256 * k + 128); Sse.Prefetch0(p + PrefetchBytes + 256 * k + 192);
+        Sse.Prefetch0(p + DecodePrefetchBytes + 256 * k); Sse.Prefetch0(p + DecodePrefetchBytes + 256 * k + 64);
+        Sse.Prefetch0(p + DecodePrefetchBytes + 256 * k + 128); Sse.Prefetch0(p + DecodePrefetchBytes + 256 * k + 192);
         var sLo = ScaleWords(sc, 2 * k);
         var sHi = ScaleWords(sc, 2 * k + 1);
         Quad(p, xb, k, 0, out var lo, out var hi);
@@ -132,7 +131,7 @@ internal unsafe struct Q5_KInterleaved : IKQuantGroupLayout
         {
             byte* p = grp + (long)b * GroupBlockBytes;
             sbyte* xb = xq + b * 256;
-            for (int o = OffsetQh; o < GroupBlockBytes; o += 64) Sse.Prefetch0(p + PrefetchBytes + o);
+            for (int o = OffsetQh; o < GroupBlockBytes; o += 64) Sse.Prefetch0(p + DecodePrefetchBytes + o);
             var scA = Vector256.Load(p + OffsetScales);
             var scB = Vector256.Load(p + OffsetScales + 32);
             var isum = Unit(p, xb, scA, 0, Vector256<int>.Zero);

@@ -28,7 +28,6 @@ internal unsafe struct Q6_KInterleaved : IKQuantGroupLayout
     public static int GroupBlockBytes => 8 * BlockQ6_K.Size;
     public static int RowBlockBytes => BlockQ6_K.Size;
     private const int OffsetQh = 1024, OffsetScales = 1536, OffsetD = 1664;
-    private const int PrefetchBytes = 4096;
 
     /// <summary>Writes row groups [<paramref name="g0"/>, <paramref name="g1"/>) of <paramref name="w"/> into its copy
     /// (the last group's missing rows alias its last real row).</summary>
@@ -130,7 +129,7 @@ internal unsafe struct Q6_KInterleaved : IKQuantGroupLayout
         for (int b = 0; b < nb; b++)
         {
             byte* p = grp + (long)b * GroupBlockBytes;
-            for (int o = 0; o < GroupBlockBytes; o += 64) Sse.Prefetch0(p + PrefetchBytes + o);
+            for (int o = 0; o < GroupBlockBytes; o += 64) Sse.Prefetch0(p + DecodePrefetchBytes + o);
             sbyte* xb = xq + b * 256;
             var sc0 = Vector256.Load(p + OffsetScales); var sc1 = Vector256.Load(p + OffsetScales + 32);
             var sc2 = Vector256.Load(p + OffsetScales + 64); var sc3 = Vector256.Load(p + OffsetScales + 96);
