@@ -45,18 +45,18 @@ internal sealed unsafe class WeightPacking : IDisposable
     private static bool IsNibbleFormat(GgmlType t) => t is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.IQ4_NL or GgmlType.MXFP4;
 
     /// <summary>Rows per packed group of <paramref name="w"/> at <paramref name="level"/> (0: no packed layout there).
-    /// The nibble layout serves every level with vector tiles; the scalar and portable paths read the mapped rows.</summary>
+    /// The nibble and grouped K-quant layouts serve every level with vector tiles (the K-quant groups' 256-bit decode
+    /// kernel beat the 512-bit tiles on the older layouts on Zen 5 too: Q4_K_M tg128 1.24–1.28×, docs/benchmarks.md);
+    /// the scalar and portable paths read the mapped rows (Q4_K: its packed rows).</summary>
     public static int PackRowsFor(WeightMatrix w, IsaLevel level) =>
         !Supports(w) ? 0
-        : w.Type == GgmlType.Q4_K ? (UsesKQuantGroups(level) ? KQuantGroups.GroupRows : 1)
-        : w.Type is GgmlType.Q5_K or GgmlType.Q6_K ? (UsesKQuantGroups(level) ? 8 : 0)
-        : IsNibbleFormat(w.Type) ? (LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0 ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
+        : w.Type == GgmlType.Q4_K ? (HasVectorTiles(level) ? KQuantGroups.GroupRows : 1)
+        : w.Type is GgmlType.Q5_K or GgmlType.Q6_K ? (HasVectorTiles(level) ? KQuantGroups.GroupRows : 0)
+        : IsNibbleFormat(w.Type) ? (HasVectorTiles(level) ? LegacyQuantKernel<Q4_0Format>.NibbleGroupRows : 0)
         : LegacyQuantKernel<Q8_0Format>.PackRowsFor(level);
 
-    /// <summary>The 8-row interleaved K-quant layouts (Q4_K, Q5_K, Q6_K) serve the AVX2 and AVX-512 levels: their
-    /// 256-bit decode kernel beat the 512-bit tiles on the older layouts on Zen 5 too (Q4_K_M tg128 1.24–1.28×, pp512
-    /// unchanged, docs/benchmarks.md), as on Zen 3.</summary>
-    private static bool UsesKQuantGroups(IsaLevel level) => LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0;
+    /// <summary>The level has the int8 vector tiles (AVX2 or AVX-512): the one condition every interleaved layout needs.</summary>
+    private static bool HasVectorTiles(IsaLevel level) => LegacyQuantKernel<Q8_0Format>.PackRowsFor(level) > 0;
 
     /// <summary>Bytes of the packed copy of <paramref name="w"/> with <paramref name="packRows"/>-row groups.</summary>
     public static long PackedBytes(WeightMatrix w, int packRows) => w.Type switch
