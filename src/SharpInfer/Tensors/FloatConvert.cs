@@ -71,6 +71,30 @@ internal static unsafe class FloatConvert
     public static Vector512<float> LoadFiniteHalf16(ushort* p) =>
         ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)) << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector512.Create(TwoPow112);
 
+    /// <summary><see cref="LoadFiniteHalf16"/> without its last multiplication: 16 finite halves h as the floats
+    /// h·2^-112, exactly (normal halves become normal floats, subnormal halves subnormal ones). A product with a
+    /// factor pre-scaled by 2^112 is then the same real number as the product of the halves' values, so an FMA over
+    /// it rounds to the same bits, for one instruction less per 16 halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadFiniteHalf16Scaled(ushort* p) =>
+        ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)) << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle();
+
+    /// <summary>The factor that undoes <see cref="LoadFiniteHalf16Scaled"/>'s 2^-112 when folded into the other operand.</summary>
+    public const float HalfScaleUp = TwoPow112;
+
+    /// <summary>Whether every one of <paramref name="count"/> values is finite with |x| &lt; 2^16, so that x·2^112 (the
+    /// other operand of the scaled F16 form) is finite too.</summary>
+    public static bool ScalesUpFinite(float* x, long count)
+    {
+        long i = 0;
+        var lim = Vector256.Create(65536f);
+        for (; i + 8 <= count; i += 8)
+            if (!Vector256.LessThanAll(Vector256.Abs(Vector256.Load(x + i)), lim)) return false;
+        for (; i < count; i++)
+            if (!(MathF.Abs(x[i]) < 65536f)) return false;
+        return true;
+    }
+
     /// <summary>8 finite halves → 8 floats (AVX2), as <see cref="LoadFiniteHalf16"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> LoadFiniteHalf8(ushort* p) =>

@@ -195,23 +195,37 @@ public unsafe class PagedAttentionTests
     }
 
     [Theory]
-    [InlineData(16, 2, 128)]
-    [InlineData(8, 4, 64)]
-    public void HeadPairsOnFiniteHalvesGiveTheBitsOfTheWideningPath(int bs, int group, int D)
+    [InlineData(16, 2, 128, 1f)]
+    [InlineData(8, 4, 64, 1f)]
+    [InlineData(16, 2, 128, 1e-30f)]     // tiny queries: q·2^112 of the scaled form is exact down to subnormal q
+    [InlineData(16, 2, 128, 70000f)]     // |q| ≥ 2^16: q·2^112 would overflow, so the pairs read exact halves instead
+    public void HeadPairsOnFiniteHalvesGiveTheBitsOfTheWideningPath(int bs, int group, int D, float qScale)
     {
-        // the head-pair kernels read F16 keys/values directly; a cache marked non-finite takes the widening path
+        // the head-pair kernels read F16 keys/values directly (on AVX-512 as h·2^-112 against q and p scaled by
+        // 2^112); a cache marked non-finite takes the widening path
         const int length = 45;
         var (cache, table) = MakeCache(1, D, bs, length, KvDataType.F16, seed: 4, out _, out _);
         var (marked, _) = MakeCache(1, D, bs, length, KvDataType.F16, seed: 4, out _, out _);
         using var a = cache;
         using var b = marked;
+        // subnormal halves (and a few zeros) in every fifth position of both caches: the scaled form must keep them exact
+        var rng = new Random(9);
+        for (int p = 2; p < length; p += 5)
+            for (int d = 0; d < D; d++)
+            {
+                ushort h = (ushort)(rng.Next(0, 0x400) | (rng.Next(2) << 15));
+                ((ushort*)cache.KeyBlock(0, table[p / bs], 0))[(p % bs) * D + d] = h;
+                ((ushort*)marked.KeyBlock(0, table[p / bs], 0))[(p % bs) * D + d] = h;
+                ((ushort*)cache.ValueBlock(0, table[p / bs], 0))[(p % bs) * D + d] = (ushort)(h ^ 0x8000);
+                ((ushort*)marked.ValueBlock(0, table[p / bs], 0))[(p % bs) * D + d] = (ushort)(h ^ 0x8000);
+            }
         for (int i = 0; i < table.Count; i++)   // same blocks, same bytes in the written slots (the shuffle is seeded)
         {
             int bytes = Math.Min(bs, length - i * bs) * D * 2;
             Assert.True(new ReadOnlySpan<byte>(cache.KeyBlock(0, table[i], 0), bytes).SequenceEqual(new ReadOnlySpan<byte>(marked.KeyBlock(0, table[i], 0), bytes)));
         }
         marked.MarkNonFinite();
-        var q = Enumerable.Range(0, group * D).Select(i => (float)Math.Cos(i * 0.37)).ToArray();
+        var q = Enumerable.Range(0, group * D).Select(i => (float)Math.Cos(i * 0.37) * (i % 7 == 3 ? qScale : 1f)).ToArray();
         var scratch = new float[PagedAttention.ScratchFloats(group, D, bs)];
         foreach (var level in KernelHarness.Levels())
             foreach (int len in new[] { 1, 3, bs, bs + 2, length })

@@ -255,18 +255,6 @@ internal sealed unsafe class FloatKernel : MatMulKernel
         return false;
     }
 
-    /// <summary>Whether every activation of the first <paramref name="tokens"/> tokens is finite with |x| &lt; 2^16,
-    /// so x·2^112 is finite (the scaled F16 decode form).</summary>
-    private static bool ScaledFormSafe(float* x, long count)
-    {
-        long i = 0;
-        var lim = Vector256.Create(65536f);
-        for (; i + 8 <= count; i += 8)
-            if (!Vector256.LessThanAll(Vector256.Abs(Vector256.Load(x + i)), lim)) return false;
-        for (; i < count; i++)
-            if (!(MathF.Abs(x[i]) < 65536f)) return false;
-        return true;
-    }
 
     internal interface IW4 { static abstract Vector128<float> Load(byte* row, int k); }
     internal struct F32x4 : IW4 { [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(byte* row, int k) => Vector128.Load((float*)row + k); }
@@ -289,7 +277,7 @@ internal sealed unsafe class FloatKernel : MatMulKernel
             if (T < PackMinTokens)
             {
                 // decode: stream each group of rows once, widening in registers
-                bool scaled = typeof(TW) == typeof(F16x16) && ScaledFormSafe(x.F32, (long)T * cols) && !HasSpecialHalves(w);
+                bool scaled = typeof(TW) == typeof(F16x16) && FloatConvert.ScalesUpFinite(x.F32, (long)T * cols) && !HasSpecialHalves(w);
                 // one token: 8 rows per tile (8 weight streams in flight, 8 independent FMA chains)
                 int r8 = r0;
                 if (T == 1)
@@ -569,7 +557,7 @@ internal sealed unsafe class FloatKernel : MatMulKernel
 
             if (T < PackMinTokens)
             {
-                bool scaled = typeof(TW) == typeof(F16x8) && ScaledFormSafe(x.F32, (long)T * cols) && !HasSpecialHalves(w);
+                bool scaled = typeof(TW) == typeof(F16x8) && FloatConvert.ScalesUpFinite(x.F32, (long)T * cols) && !HasSpecialHalves(w);
                 for (int r = r0; r < rq; r += 4)
                     for (int kb = 0; kb < nFull; kb += KBlock)
                     {
