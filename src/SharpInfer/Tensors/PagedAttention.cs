@@ -311,27 +311,22 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
     /// blocks once, 32 KiB apart in the arena, so the hardware prefetcher sees only 4 KiB runs.</summary>
     private const int L2PrefetchBlocks = 6;
 
-    /// <summary><see cref="PrefetchBlock"/> into L2 (prefetcht1).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchBlockL2(IKvCache cache, int layer, int kvHead, BlockTable table, int b, int nBlocks, int length)
-    {
-        if (b >= nBlocks || !Sse.IsSupported) return;
-        int rows = Math.Min(cache.BlockSize, length - b * cache.BlockSize);
-        long kBytes = rows * cache.KeyFormat.RowBytes(cache.HeadDim), vBytes = rows * cache.ValueFormat.RowBytes(cache.HeadDim);
-        byte* k = cache.KeyBlock(layer, table[b], kvHead), v = cache.ValueBlock(layer, table[b], kvHead);
-        for (long i = 0; i < kBytes; i += 64) Sse.Prefetch1(k + i);
-        for (long i = 0; i < vBytes; i += 64) Sse.Prefetch1(v + i);
-    }
-
     /// <summary>Asks for the next block's keys and values while this one is computed: a sequence's blocks are
-    /// anywhere in the arena, so the hardware prefetcher cannot run ahead across a block boundary.</summary>
+    /// anywhere in the arena, so the hardware prefetcher cannot run ahead across a block boundary. Into L1, or with
+    /// <paramref name="l2"/> into L2 (prefetcht1, for blocks further ahead).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchBlock(IKvCache cache, int layer, int kvHead, BlockTable table, int b, int nBlocks, int length)
+    private static void PrefetchBlock(IKvCache cache, int layer, int kvHead, BlockTable table, int b, int nBlocks, int length, bool l2 = false)
     {
         if (b >= nBlocks || !Sse.IsSupported) return;
         int rows = Math.Min(cache.BlockSize, length - b * cache.BlockSize);
         long kBytes = rows * cache.KeyFormat.RowBytes(cache.HeadDim), vBytes = rows * cache.ValueFormat.RowBytes(cache.HeadDim);
         byte* k = cache.KeyBlock(layer, table[b], kvHead), v = cache.ValueBlock(layer, table[b], kvHead);
+        if (l2)
+        {
+            for (long i = 0; i < kBytes; i += 64) Sse.Prefetch1(k + i);
+            for (long i = 0; i < vBytes; i += 64) Sse.Prefetch1(v + i);
+            return;
+        }
         for (long i = 0; i < kBytes; i += 64) Sse.Prefetch0(k + i);
         for (long i = 0; i < vBytes; i += 64) Sse.Prefetch0(v + i);
     }
@@ -554,7 +549,7 @@ internal sealed unsafe class PagedAttention : IParallelWork, IDisposable
                 if (b + 1 < nBlocks)
                 {
                     PrefetchBlock(cache, layer, kvHead, table, b + 2, nBlocks, length);
-                    PrefetchBlockL2(cache, layer, kvHead, table, b + L2PrefetchBlocks, nBlocks, length);
+                    PrefetchBlock(cache, layer, kvHead, table, b + L2PrefetchBlocks, nBlocks, length, l2: true);
                     PairScores<TH>(cache, layer, kvHead, table, b + 1, length, q, next, groupSize, D, vscale);
                 }
                 if (TH.Scaled)     // p·2^112 against values read as v·2^-112 (p ≤ 1: finite, and exact)
