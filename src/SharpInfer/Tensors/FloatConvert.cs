@@ -68,8 +68,7 @@ internal static unsafe class FloatConvert
     /// shift and only copies of it in bits 30..28, which the mask clears, so 4 instructions do what
     /// <see cref="LoadHalf16"/> needs 10 for; wrong for infinities and NaNs (they come out as large finite values).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadFiniteHalf16(ushort* p) =>
-        ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)) << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector512.Create(TwoPow112);
+    public static Vector512<float> LoadFiniteHalf16(ushort* p) => LoadFiniteHalf16Scaled(p) * Vector512.Create(TwoPow112);
 
     /// <summary><see cref="LoadFiniteHalf16"/> without its last multiplication: 16 finite halves h as the floats
     /// h·2^-112, exactly (normal halves become normal floats, subnormal halves subnormal ones). A product with a

@@ -178,13 +178,7 @@ internal sealed unsafe class FloatKernel : MatMulKernel
     }
     internal struct F16Scaled16 : IW16
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load(byte* row, int k)
-        {
-            // sign-extended, bits 28-31 of v << 13 are all the sign: one shift and one and give sign | em << 13
-            var v = Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + k));
-            return ((v << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle();
-        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(byte* row, int k) => FloatConvert.LoadFiniteHalf16Scaled((ushort*)row + k);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ScaleX(Vector512<float> x) => x * Vector512.Create(TwoPow112);
     }
     /// <summary>Exact widening of finite halves (no infinity/NaN in the matrix): the scaled form times 2^112, which is
